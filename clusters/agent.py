@@ -1,0 +1,242 @@
+"""The join-and-lease agent: how a member cluster stays part of the federation by itself.
+
+On start the agent makes sure the federation has this cluster's ``Cluster`` object (created
+when missing, its spec merge-patched when it drifted), then renews the ``Lease``
+``federation-system/<name>`` every lease period. It re-checks the Cluster object every few
+renewals and after any failure, so a member whose Cluster was deleted, or whose federation
+API restarted with an empty store, joins again without help: the level-triggered answer to
+"what if the federation forgot me?".
+
+Failures are retried with exponential backoff and jitter (tenacity), capped at two seconds:
+a federation that comes back should see its members within a lease period or two. Each
+change of state (joined, unreachable, back, partitioned) is logged once, not every retry.
+While the chaos switch ``partitioned`` is on, the agent stays silent, as a member cut off
+from the control plane would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from clusters.chaos import Chaos
+from federation.client import APIClient
+from federation.meta import now_micro
+from federation.status import APIError
+
+log = logging.getLogger("ubernetes.cluster.agent")
+
+CLUSTERS = "/apis/federation/v1beta1/clusters"
+LEASE_NAMESPACE = "federation-system"
+LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
+ENSURE_EVERY = 5  # renewals between checks that the Cluster object still exists
+
+
+class _Retry(Exception):
+    """Anything that should be retried with backoff (wraps the original error)."""
+
+
+def cluster_object(*, name: str, provider: str, region: str, advertise: str, federation_name: str) -> dict[str, Any]:
+    """The Cluster object this member registers (status belongs to the health controller)."""
+    return {
+        "apiVersion": "federation/v1beta1",
+        "kind": "Cluster",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "federation.kubernetes.io/federation-name": federation_name,
+                "topology.kubernetes.io/region": region,
+                "ubernetes.io/provider": provider,
+            },
+        },
+        "spec": {
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": advertise}],
+            "provider": provider,
+        },
+    }
+
+
+def drifted(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any] | None:
+    """The merge patch that brings ``current`` back to ``desired`` (spec and our labels), or None."""
+    patch: dict[str, Any] = {}
+    cur_spec = current.get("spec") or {}
+    spec = {k: v for k, v in desired["spec"].items() if cur_spec.get(k) != v}
+    if spec:
+        patch["spec"] = spec
+    cur_labels = (current.get("metadata") or {}).get("labels") or {}
+    labels = {k: v for k, v in desired["metadata"]["labels"].items() if cur_labels.get(k) != v}
+    if labels:
+        patch["metadata"] = {"labels": labels}
+    return patch or None
+
+
+def describe(err: BaseException) -> str:
+    if isinstance(err, _Retry) and err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, APIError):
+        return f"{err.code} {err.reason}: {err.message}"
+    if isinstance(err, asyncio.TimeoutError):
+        return "timed out"
+    return f"{type(err).__name__}: {err}".strip()
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        federation: str,
+        name: str,
+        provider: str,
+        region: str,
+        advertise: str,
+        federation_name: str = "myfed",
+        lease_period: float = 1.0,
+        lease_duration: int = 5,
+        chaos: Chaos | None = None,
+        timeout: float = 2.0,
+        max_backoff: float = 2.0,
+    ) -> None:
+        self.federation = federation
+        self.name = name
+        self.lease_period = lease_period
+        self.lease_duration = lease_duration
+        self.chaos = chaos or Chaos()
+        self.max_backoff = max_backoff
+        self.desired = cluster_object(
+            name=name, provider=provider, region=region, advertise=advertise, federation_name=federation_name
+        )
+        self.client = APIClient(federation, timeout=timeout)
+        self.joined = False
+        self._need_ensure = True
+        self._renewals = 0
+        self._failing: str | None = None  # description of the current failure, if any
+        self._partitioned = False
+
+    # ---- one step, no loops: testable on its own
+
+    async def ensure_cluster(self) -> None:
+        path = f"{CLUSTERS}/{self.name}"
+        try:
+            current = await self.client.get(path)
+        except APIError as err:
+            if err.code != 404:
+                raise
+            try:
+                await self.client.post(CLUSTERS, self.desired)
+                log.info("joined federation %s as Cluster %s", self.federation, self.name)
+                return
+            except APIError as err2:
+                if err2.code != 409:
+                    raise
+                current = await self.client.get(path)
+        patch = drifted(current, self.desired)
+        if patch:
+            await self.client.patch(path, patch)
+            log.info("updated Cluster %s at %s: %s", self.name, self.federation, ", ".join(sorted(patch)))
+        elif not self.joined:
+            log.info("Cluster %s already registered at %s", self.name, self.federation)
+
+    async def renew_lease(self) -> None:
+        spec = {"holderIdentity": self.name, "leaseDurationSeconds": self.lease_duration, "renewTime": now_micro()}
+        try:
+            await self.client.patch(f"{LEASES}/{self.name}", {"spec": spec})
+        except APIError as err:
+            if err.code != 404:
+                raise
+            lease = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
+                "spec": {**spec, "acquireTime": spec["renewTime"], "leaseTransitions": 0},
+            }
+            try:
+                await self.client.post(LEASES, lease)
+            except APIError as err2:
+                if err2.code != 409:
+                    raise
+                await self.client.patch(f"{LEASES}/{self.name}", {"spec": spec})
+            self._need_ensure = True  # a lost lease may mean a federation with a fresh store
+
+    async def step(self) -> None:
+        """Ensure the Cluster when due, then renew the lease once. Raises _Retry on failure."""
+        if self.chaos.partitioned:
+            if not self._partitioned:
+                log.warning("partitioned from the control plane (chaos): not renewing the lease")
+                self._partitioned = True
+            self._need_ensure = True
+            return
+        if self._partitioned:
+            log.warning("partition healed: renewing the lease again")
+            self._partitioned = False
+        try:
+            if self._need_ensure or self._renewals >= ENSURE_EVERY:
+                await self.ensure_cluster()
+                self._need_ensure = False
+                self._renewals = 0
+            await self.renew_lease()
+            self._renewals += 1
+        except asyncio.CancelledError:
+            raise
+        except (APIError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as err:
+            self._need_ensure = True
+            raise _Retry(describe(err)) from err
+        if self._failing is not None:
+            log.info("federation %s reachable again; Cluster %s and its lease are in place", self.federation, self.name)
+            self._failing = None
+        if not self.joined:
+            log.info("lease %s/%s renewed every %gs (duration %ds)", LEASE_NAMESPACE, self.name, self.lease_period, self.lease_duration)
+            self.joined = True
+
+    def _before_sleep(self, retry_state: Any) -> None:
+        err = retry_state.outcome.exception() if retry_state.outcome else None
+        text = describe(err) if err else "unknown error"
+        if self._failing is None:
+            log.warning("federation %s: %s; retrying with backoff (max %gs)", self.federation, text, self.max_backoff)
+        elif self._failing != text:
+            log.info("federation %s still failing: %s", self.federation, text)
+        self._failing = text
+
+    # ---- the loop
+
+    async def run(self) -> None:
+        while True:
+            async for attempt in AsyncRetrying(
+                wait=wait_exponential_jitter(initial=0.1, max=self.max_backoff, jitter=0.25),
+                retry=retry_if_exception_type(_Retry),
+                before_sleep=self._before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    await self.step()
+            await asyncio.sleep(self.lease_period)
+
+    async def unjoin(self, *, timeout: float = 3.0) -> None:
+        """Best effort: delete our Cluster and Lease so the federation forgets us at once."""
+
+        async def delete(path: str, what: str) -> None:
+            try:
+                await self.client.delete(path, timeout=timeout)
+                log.info("unjoined: deleted %s", what)
+            except APIError as err:
+                if err.code != 404:
+                    log.warning("unjoin: could not delete %s: %s", what, describe(err))
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+                log.warning("unjoin: could not delete %s: %s", what, describe(err))
+
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(
+                    delete(f"{CLUSTERS}/{self.name}", f"Cluster {self.name}"),
+                    delete(f"{LEASES}/{self.name}", f"Lease {LEASE_NAMESPACE}/{self.name}"),
+                ),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            log.warning("unjoin: federation did not answer within %gs", timeout)
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,842 @@
+"""The simulated objects of one member cluster, in memory, and the pure helpers they need.
+
+A member cluster is a process, not a real Kubernetes: it holds Nodes, Services, Pods,
+Endpoints and Events as Kubernetes-shaped dicts and changes them only through the methods
+here, so every rule (validation, defaulting, resourceVersion, generation, pod readiness,
+endpoints) lives in one place and can be tested without sockets or an event loop.
+
+Pods are simulated without Deployments or selectors: every Service (except ExternalName)
+owns N pods, N from its annotation ``ubernetes.io/pods`` or the cluster's default. Pods are
+spread over the zones round-robin and become Ready a fixed delay after they are created
+(:meth:`ClusterState.reconcile` flips them; the caller sleeps until
+:meth:`ClusterState.next_deadline`). Endpoints list the ready pods' IPs.
+
+Time is injected (``clock``) so tests can step it. Nothing here is thread-safe: the process
+runs one asyncio loop and every call happens on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import time
+import uuid
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from federation.meta import (
+    check_dns_label,
+    check_label_key,
+    check_label_name,
+    check_label_value,
+    merge_patch,
+    now_rfc3339,
+    parse_selector,
+    selector_matches,
+)
+from federation.status import APIError, already_exists, conflict, invalid, not_found
+
+PODS_ANNOTATION = "ubernetes.io/pods"
+SERVICE_LABEL = "ubernetes.io/service"
+MAX_PODS_PER_SERVICE = 1000
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+NODE_PORT_RANGE = (30000, 32767)
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public")
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+# --------------------------------------------------------------------------- address pools
+
+
+class AddressPool:
+    """Hands out addresses of a CIDR, lowest free first, so allocation is deterministic.
+
+    The network and broadcast addresses are skipped for prefixes shorter than /31; the first
+    usable address is handed out like any other. ``allocate`` is idempotent per owner.
+    """
+
+    def __init__(self, cidr: str, *, skip: int = 0) -> None:
+        self.network = ipaddress.ip_network(cidr, strict=False)
+        hosts = list(self.network.hosts()) if self.network.num_addresses > 2 else list(self.network)
+        self._hosts = [str(h) for h in hosts][skip:]
+        self._by_owner: dict[Any, str] = {}
+        self._owner_of: dict[str, Any] = {}
+
+    def __contains__(self, address: str) -> bool:
+        try:
+            return ipaddress.ip_address(address) in self.network
+        except ValueError:
+            return False
+
+    @property
+    def size(self) -> int:
+        return len(self._hosts)
+
+    def owners(self) -> list[Any]:
+        return list(self._by_owner)
+
+    def owner(self, address: str) -> Any:
+        return self._owner_of.get(address)
+
+    def address_of(self, owner: Any) -> str | None:
+        return self._by_owner.get(owner)
+
+    def allocate(self, owner: Any, requested: str | None = None) -> str | None:
+        """The owner's address: the one it has, else ``requested`` if free, else the lowest free.
+
+        Returns None when the pool is exhausted or ``requested`` is taken or outside the pool.
+        """
+        current = self._by_owner.get(owner)
+        if current is not None and (not requested or requested == current):
+            return current
+        if current is not None:
+            self.release(owner)
+        if requested:
+            if requested not in self._hosts or requested in self._owner_of:
+                return None
+            chosen = requested
+        else:
+            chosen = next((h for h in self._hosts if h not in self._owner_of), None)
+            if chosen is None:
+                return None
+        self._by_owner[owner] = chosen
+        self._owner_of[chosen] = owner
+        return chosen
+
+    def release(self, owner: Any) -> str | None:
+        address = self._by_owner.pop(owner, None)
+        if address is not None:
+            self._owner_of.pop(address, None)
+        return address
+
+
+def default_pod_cidr(cluster_name: str) -> str:
+    """10.<n>.0.0/16 with n in 20..219 derived from the name, so clusters rarely share one."""
+    return f"10.{zlib.crc32(cluster_name.encode()) % 200 + 20}.0.0/16"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_ip(value: Any) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def validate_metadata(meta: Any, errors: list[tuple[str, str]], *, namespaced: bool = True) -> None:
+    if not isinstance(meta, dict):
+        errors.append(("metadata", "Invalid value: must be an object"))
+        return
+    name = meta.get("name")
+    if not name:
+        errors.append(("metadata.name", "Required value: name or generateName is required"))
+    elif not isinstance(name, str):
+        errors.append(("metadata.name", "Invalid value: must be a string"))
+    else:
+        problem = check_dns_label(name)
+        if problem:
+            errors.append(("metadata.name", f'Invalid value: "{name}": {problem}'))
+    if namespaced:
+        ns = meta.get("namespace")
+        if ns is not None and (not isinstance(ns, str) or check_dns_label(ns)):
+            errors.append(("metadata.namespace", f"Invalid value: {ns!r}: must be a DNS-1123 label"))
+    for which in ("labels", "annotations"):
+        values = meta.get(which)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            errors.append((f"metadata.{which}", "Invalid value: must be a map of strings"))
+            continue
+        for k, v in values.items():
+            problem = check_label_key(k)
+            if problem:
+                errors.append((f"metadata.{which}", f'Invalid value: "{k}": {problem}'))
+            if which == "labels":
+                problem = check_label_value(v)
+                if problem:
+                    errors.append((f"metadata.labels[{k}]", f"Invalid value: {v!r}: {problem}"))
+            elif not isinstance(v, str):
+                errors.append((f"metadata.annotations[{k}]", f"Invalid value: {v!r}: must be a string"))
+    pods = (meta.get("annotations") or {}).get(PODS_ANNOTATION) if isinstance(meta.get("annotations"), dict) else None
+    if pods is not None:
+        if not isinstance(pods, str) or not pods.isdigit() or int(pods) > MAX_PODS_PER_SERVICE:
+            errors.append(
+                (
+                    f"metadata.annotations[{PODS_ANNOTATION}]",
+                    f"Invalid value: {pods!r}: must be an integer between 0 and {MAX_PODS_PER_SERVICE}",
+                )
+            )
+
+
+def validate_service(obj: Any) -> list[tuple[str, str]]:
+    """Field errors of a Service, as (path, message) pairs, Kubernetes' wording where we can."""
+    errors: list[tuple[str, str]] = []
+    if not isinstance(obj, dict):
+        return [("", "Invalid value: the object must be a JSON object")]
+    validate_metadata(obj.get("metadata"), errors)
+    spec = obj.get("spec")
+    if spec is None:
+        errors.append(("spec", "Required value"))
+        return errors
+    if not isinstance(spec, dict):
+        errors.append(("spec", "Invalid value: must be an object"))
+        return errors
+    stype = spec.get("type", "ClusterIP")
+    if stype not in SERVICE_TYPES:
+        errors.append(("spec.type", f'Unsupported value: "{stype}": supported values: ' + ", ".join(f'"{t}"' for t in SERVICE_TYPES)))
+    if stype == "ExternalName":
+        ext = spec.get("externalName")
+        if not ext or not isinstance(ext, str) or check_label_name(ext.rstrip(".")):
+            errors.append(("spec.externalName", f"Invalid value: {ext!r}: must be a DNS-1123 subdomain"))
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ip not in (None, "", "None") and not _check_ip(cluster_ip):
+        errors.append(("spec.clusterIP", f"Invalid value: {cluster_ip!r}: must be empty, 'None', or a valid IP address"))
+    lb_ip = spec.get("loadBalancerIP")
+    if lb_ip not in (None, "") and not _check_ip(lb_ip):
+        errors.append(("spec.loadBalancerIP", f"Invalid value: {lb_ip!r}: must be a valid IP address"))
+    affinity = spec.get("sessionAffinity", "None")
+    if affinity not in ("None", "ClientIP"):
+        errors.append(("spec.sessionAffinity", f'Unsupported value: "{affinity}": supported values: "ClientIP", "None"'))
+    selector = spec.get("selector")
+    if selector is not None:
+        if not isinstance(selector, dict):
+            errors.append(("spec.selector", "Invalid value: must be a map of strings"))
+        else:
+            for k, v in selector.items():
+                problem = check_label_key(k) or check_label_value(v)
+                if problem:
+                    errors.append((f"spec.selector[{k}]", f"Invalid value: {v!r}: {problem}"))
+    ports = spec.get("ports")
+    if ports is None or ports == []:
+        if stype != "ExternalName" and cluster_ip != "None":
+            errors.append(("spec.ports", "Required value"))
+        return errors
+    if not isinstance(ports, list):
+        errors.append(("spec.ports", "Invalid value: must be a list"))
+        return errors
+    seen_names: set[str] = set()
+    seen_ports: set[tuple[int, str]] = set()
+    for i, port in enumerate(ports):
+        path = f"spec.ports[{i}]"
+        if not isinstance(port, dict):
+            errors.append((path, "Invalid value: must be an object"))
+            continue
+        name = port.get("name")
+        if name in (None, ""):
+            if len(ports) > 1:
+                errors.append((f"{path}.name", "Required value"))
+        elif not isinstance(name, str) or check_dns_label(name):
+            errors.append((f"{path}.name", f"Invalid value: {name!r}: must be a DNS-1123 label"))
+        elif name in seen_names:
+            errors.append((f"{path}.name", f'Duplicate value: "{name}"'))
+        else:
+            seen_names.add(name)
+        number = port.get("port")
+        if number is None:
+            errors.append((f"{path}.port", "Required value"))
+        elif not _is_int(number) or not 1 <= number <= 65535:
+            errors.append((f"{path}.port", f"Invalid value: {json_repr(number)}: must be between 1 and 65535, inclusive"))
+        protocol = port.get("protocol", "TCP")
+        if protocol not in PROTOCOLS:
+            errors.append((f"{path}.protocol", f'Unsupported value: {json_repr(protocol)}: supported values: "SCTP", "TCP", "UDP"'))
+        if _is_int(number) and protocol in PROTOCOLS:
+            if (number, protocol) in seen_ports:
+                errors.append((path, f'Duplicate value: {{"port": {number}, "protocol": "{protocol}"}}'))
+            seen_ports.add((number, protocol))
+        target = port.get("targetPort")
+        if target is not None:
+            if _is_int(target):
+                if not 1 <= target <= 65535:
+                    errors.append((f"{path}.targetPort", f"Invalid value: {target}: must be between 1 and 65535, inclusive"))
+            elif not isinstance(target, str) or not target or len(target) > 15 or check_dns_label(target):
+                errors.append((f"{path}.targetPort", f"Invalid value: {json_repr(target)}: must be a port number or an IANA service name"))
+        node_port = port.get("nodePort")
+        if node_port not in (None, 0):
+            if stype not in ("NodePort", "LoadBalancer"):
+                errors.append((f"{path}.nodePort", "Forbidden: may not be used when `type` is 'ClusterIP'"))
+            elif not _is_int(node_port) or not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
+                errors.append((f"{path}.nodePort", f"Invalid value: {json_repr(node_port)}: provided port is not in the valid range. The range of valid ports is 30000-32767"))
+    return errors
+
+
+def json_repr(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- cluster state
+
+
+@dataclass
+class Topology:
+    """Where the cluster is: fixed for the life of the process."""
+
+    name: str
+    region: str
+    zones: list[str]
+    provider: str
+    nodes_per_zone: int = 1
+    pods_per_service: int = 2
+    pod_ready_delay: float = 0.5
+    pod_cidr: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.pod_cidr:
+            self.pod_cidr = default_pod_cidr(self.name)
+
+
+@dataclass
+class _PodSim:
+    """What the simulation knows about a pod beyond its object."""
+
+    key: Key
+    service: Key
+    zone: str
+    node: str
+    ip: str
+    ready_at: float
+    ready: bool = False
+
+
+@dataclass
+class ClusterState:
+    """All objects of one member cluster. Mutations bump resourceVersion and call ``on_change``."""
+
+    topology: Topology
+    clock: Callable[[], float] = time.monotonic
+    on_change: Callable[[], None] = lambda: None
+    # chaos hook (issue 5): "ns/name" of a service -> number of its pods forced unready
+    forced_unready: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._rv = 0
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.namespaces: dict[str, dict[str, Any]] = {}
+        self.services: dict[Key, dict[str, Any]] = {}
+        self.pods: dict[Key, dict[str, Any]] = {}
+        self.endpoints: dict[Key, dict[str, Any]] = {}
+        self.events: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+        self._sims: dict[Key, _PodSim] = {}
+        pod_net = ipaddress.ip_network(self.topology.pod_cidr, strict=False)
+        base = int(pod_net.network_address)
+        # nodes take the first /24 of the pod CIDR (.0.10 upwards), pods the rest (.1.0 upwards)
+        self._pod_ips = AddressPool(self.topology.pod_cidr, skip=255)
+        self._cluster_ips = AddressPool("10.96.0.0/16", skip=9)
+        self._node_ports: set[int] = set()
+        for ns in DEFAULT_NAMESPACES:
+            self.ensure_namespace(ns)
+        self._make_nodes(base)
+
+    # ---- bookkeeping
+
+    def next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    @property
+    def resource_version(self) -> str:
+        return str(self._rv)
+
+    def _new_meta(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name}
+        if namespace is not None:
+            meta["namespace"] = namespace
+        meta.update(uid=str(uuid.uuid4()), resourceVersion=self.next_rv(), creationTimestamp=now_rfc3339())
+        return meta
+
+    # ---- nodes
+
+    def _make_nodes(self, base: int) -> None:
+        t = self.topology
+        i = 0
+        for zone in t.zones:
+            for n in range(t.nodes_per_zone):
+                name = f"{t.name}-{zone}-node-{n}"
+                ip = str(ipaddress.ip_address(base + 10 + i))
+                i += 1
+                now = now_rfc3339()
+                self.nodes[name] = {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        **self._new_meta(name),
+                        "labels": {
+                            "kubernetes.io/hostname": name,
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                            "topology.kubernetes.io/zone": zone,
+                            "topology.kubernetes.io/region": t.region,
+                            "failure-domain.beta.kubernetes.io/zone": zone,
+                            "failure-domain.beta.kubernetes.io/region": t.region,
+                            "node.kubernetes.io/instance-type": "ubernetes.sim",
+                        },
+                    },
+                    "spec": {"providerID": f"{t.provider}://{t.region}/{zone}/{name}", "podCIDR": t.pod_cidr},
+                    "status": {
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "True",
+                                "reason": "KubeletReady",
+                                "message": "kubelet is posting ready status (simulated)",
+                                "lastHeartbeatTime": now,
+                                "lastTransitionTime": now,
+                            }
+                        ],
+                        "addresses": [
+                            {"type": "InternalIP", "address": ip},
+                            {"type": "Hostname", "address": name},
+                        ],
+                        "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                        "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                        "nodeInfo": {"kubeletVersion": "v1.32.0-ubernetes", "operatingSystem": "linux", "architecture": "amd64"},
+                    },
+                }
+
+    def nodes_in_zone(self, zone: str) -> list[str]:
+        return [n for n, o in self.nodes.items() if o["metadata"]["labels"]["topology.kubernetes.io/zone"] == zone]
+
+    # ---- namespaces
+
+    def ensure_namespace(self, name: str) -> dict[str, Any]:
+        if name not in self.namespaces:
+            self.namespaces[name] = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {**self._new_meta(name), "labels": {"kubernetes.io/metadata.name": name}},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            }
+        return self.namespaces[name]
+
+    def create_namespace(self, body: Any) -> dict[str, Any]:
+        errors: list[tuple[str, str]] = []
+        validate_metadata(body.get("metadata") if isinstance(body, dict) else None, errors, namespaced=False)
+        name = ((body or {}).get("metadata") or {}).get("name") if isinstance(body, dict) else None
+        if errors:
+            raise invalid("Namespace", str(name or ""), errors)
+        if name in self.namespaces:
+            raise already_exists("namespaces", name)
+        ns = self.ensure_namespace(name)
+        labels = (body["metadata"].get("labels") or {})
+        ns["metadata"]["labels"].update(labels)
+        return ns
+
+    # ---- services
+
+    def create_service(self, namespace: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise APIError(400, "the request body must be a JSON object (a Service)")
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {}) if isinstance(obj.get("metadata", {}), dict) else obj.get("metadata")
+        if isinstance(meta, dict):
+            if not meta.get("name") and isinstance(meta.get("generateName"), str):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            if meta.get("namespace") not in (None, namespace):
+                raise APIError(
+                    400,
+                    f"the namespace of the provided object does not match the namespace sent on the request ({meta['namespace']} != {namespace})",
+                )
+        _check_kind(obj, "Service")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        errors = validate_service(obj)
+        if errors:
+            raise invalid("Service", str(name or ""), errors)
+        key = (namespace, name)
+        if key in self.services:
+            raise already_exists("services", name)
+        self._allocate_ips(key, obj, None)
+        self._default_spec(obj["spec"])
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                **self._new_meta(name, namespace),
+                "generation": 1,
+                **{k: v for k, v in meta.items() if k in ("labels", "annotations", "ownerReferences", "finalizers")},
+            },
+            "spec": obj["spec"],
+            "status": {"loadBalancer": {}},
+        }
+        self.ensure_namespace(namespace)
+        self.services[key] = obj
+        self._sync_pods(key)
+        self.on_change()
+        return obj
+
+    def get_service(self, namespace: str, name: str) -> dict[str, Any]:
+        try:
+            return self.services[(namespace, name)]
+        except KeyError:
+            raise not_found("services", name) from None
+
+    def replace_service(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise APIError(400, "the request body must be a JSON object (a Service)")
+        _check_kind(body, "Service")
+        meta = body.get("metadata")
+        if isinstance(meta, dict):
+            if meta.get("name") not in (None, name):
+                raise APIError(400, f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+            if meta.get("namespace") not in (None, namespace):
+                raise APIError(
+                    400,
+                    f"the namespace of the provided object does not match the namespace sent on the request ({meta['namespace']} != {namespace})",
+                )
+        return self._update_service(namespace, name, copy.deepcopy(body), body_rv=(meta or {}).get("resourceVersion") if isinstance(meta, dict) else None)
+
+    def patch_service(self, namespace: str, name: str, patch: Any) -> dict[str, Any]:
+        current = self.get_service(namespace, name)
+        if not isinstance(patch, dict):
+            raise APIError(400, "a merge patch must be a JSON object")
+        pmeta = patch.get("metadata") if isinstance(patch.get("metadata"), dict) else {}
+        for immutable in ("name", "namespace", "uid"):
+            if immutable in pmeta and pmeta[immutable] != current["metadata"].get(immutable):
+                raise invalid("Service", name, [(f"metadata.{immutable}", "Invalid value: field is immutable")])
+        merged = merge_patch(copy.deepcopy(current), patch)
+        body_rv = pmeta.get("resourceVersion")
+        if isinstance(merged.get("metadata"), dict):
+            merged["metadata"]["resourceVersion"] = body_rv
+        return self._update_service(namespace, name, merged, body_rv=body_rv)
+
+    def _update_service(self, namespace: str, name: str, obj: dict[str, Any], *, body_rv: Any) -> dict[str, Any]:
+        current = self.get_service(namespace, name)
+        if body_rv not in (None, "") and str(body_rv) != current["metadata"]["resourceVersion"]:
+            raise conflict("services", name)
+        obj.setdefault("metadata", {})
+        if isinstance(obj["metadata"], dict):
+            obj["metadata"]["name"] = name
+        errors = validate_service(obj)
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        old_ip = current["spec"].get("clusterIP")
+        if spec.get("clusterIP") not in (None, "", old_ip) and current["spec"].get("type") != "ExternalName":
+            errors.append(("spec.clusterIP", f'Invalid value: "{spec.get("clusterIP")}": field is immutable'))
+        if errors:
+            raise invalid("Service", name, errors)
+        self._allocate_ips((namespace, name), obj, current)
+        self._default_spec(obj["spec"])
+        meta = obj["metadata"]
+        new_meta = dict(current["metadata"])
+        for k in ("labels", "annotations", "ownerReferences", "finalizers"):
+            if k in meta:
+                new_meta[k] = meta[k]
+            else:
+                new_meta.pop(k, None)
+        changed_spec = obj["spec"] != current["spec"]
+        if not changed_spec and new_meta == current["metadata"]:
+            return current  # a no-op update keeps its resourceVersion, as the API server does
+        if changed_spec:
+            new_meta["generation"] = current["metadata"].get("generation", 1) + 1
+        new_meta["resourceVersion"] = self.next_rv()
+        updated = {"apiVersion": "v1", "kind": "Service", "metadata": new_meta, "spec": obj["spec"], "status": current["status"]}
+        self._release_node_ports(current, keep=updated)
+        self.services[(namespace, name)] = updated
+        self._sync_pods((namespace, name))
+        self.on_change()
+        return updated
+
+    def delete_service(self, namespace: str, name: str) -> dict[str, Any]:
+        key = (namespace, name)
+        obj = self.get_service(namespace, name)
+        del self.services[key]
+        self._cluster_ips.release(key)
+        self._release_node_ports(obj, keep=None)
+        self._sync_pods(key)
+        self.endpoints.pop(key, None)
+        self.on_change()
+        return obj
+
+    def set_load_balancer_status(self, key: Key, ingress: list[dict[str, Any]]) -> bool:
+        """Write ``status.loadBalancer``; returns True if it changed (and bumps resourceVersion)."""
+        svc = self.services.get(key)
+        if svc is None:
+            return False
+        wanted = {"ingress": ingress} if ingress else {}
+        if svc["status"].get("loadBalancer") == wanted:
+            return False
+        svc = copy.deepcopy(svc)
+        svc["status"]["loadBalancer"] = wanted
+        svc["metadata"]["resourceVersion"] = self.next_rv()
+        self.services[key] = svc
+        return True
+
+    def _default_spec(self, spec: dict[str, Any]) -> None:
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec["type"] != "ExternalName":
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", port.get("port"))
+
+    def _allocate_ips(self, key: Key, obj: dict[str, Any], current: dict[str, Any] | None) -> None:
+        spec = obj["spec"]
+        if spec.get("type") == "ExternalName":
+            self._cluster_ips.release(key)
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+        elif spec.get("clusterIP") == "None":
+            spec["clusterIPs"] = ["None"]
+        else:
+            ip = (current or {}).get("spec", {}).get("clusterIP") or self._cluster_ips.address_of(key)
+            if not ip or ip == "None":
+                ip = self._cluster_ips.allocate(key, spec.get("clusterIP") or None) or self._cluster_ips.allocate(key)
+            spec["clusterIP"] = ip
+            spec["clusterIPs"] = [ip]
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in ((current or {}).get("spec", {}).get("ports") or [])}
+        for port in spec.get("ports") or []:
+            if spec.get("type") in ("NodePort", "LoadBalancer"):
+                if not port.get("nodePort"):
+                    port["nodePort"] = old_ports.get((port.get("port"), port.get("protocol", "TCP"))) or self._free_node_port()
+                self._node_ports.add(port["nodePort"])
+            else:
+                port.pop("nodePort", None)
+
+    def _free_node_port(self) -> int:
+        for p in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1):
+            if p not in self._node_ports:
+                return p
+        raise APIError(422, "no free node port in 30000-32767", reason="Invalid")
+
+    def _release_node_ports(self, old: dict[str, Any], keep: dict[str, Any] | None) -> None:
+        kept = {p.get("nodePort") for p in ((keep or {}).get("spec", {}).get("ports") or [])}
+        for p in old["spec"].get("ports") or []:
+            if p.get("nodePort") and p["nodePort"] not in kept:
+                self._node_ports.discard(p["nodePort"])
+
+    # ---- pods and endpoints
+
+    def desired_pods(self, svc: dict[str, Any]) -> int:
+        if svc["spec"].get("type") == "ExternalName":
+            return 0
+        value = (svc["metadata"].get("annotations") or {}).get(PODS_ANNOTATION)
+        return int(value) if value is not None else self.topology.pods_per_service
+
+    def _sync_pods(self, key: Key) -> None:
+        """Create or delete the service's pods to match its desired count (new pods start unready)."""
+        ns, name = key
+        svc = self.services.get(key)
+        want = self.desired_pods(svc) if svc else 0
+        mine = sorted((s for s in self._sims.values() if s.service == key), key=lambda s: _pod_index(s.key[1]))
+        for sim in mine[want:]:
+            self._pod_ips.release(sim.key)
+            del self._sims[sim.key]
+            self.pods.pop(sim.key, None)
+        have = {_pod_index(s.key[1]) for s in mine[:want]}
+        zones = self.topology.zones
+        for i in range(want):
+            if i in have:
+                continue
+            zone = zones[i % len(zones)]
+            nodes = self.nodes_in_zone(zone)
+            node = nodes[(i // len(zones)) % len(nodes)]
+            pod_key = (ns, f"{name}-{i}")
+            ip = self._pod_ips.allocate(pod_key)
+            if ip is None:
+                self.record_event(svc, "Warning", "FailedCreatePod", "pod CIDR exhausted")
+                break
+            sim = _PodSim(pod_key, key, zone, node, ip, ready_at=self.clock() + self.topology.pod_ready_delay)
+            self._sims[pod_key] = sim
+            self.pods[pod_key] = self._pod_object(svc, sim, i)
+        self._refresh_readiness()
+
+    def _pod_object(self, svc: dict[str, Any], sim: _PodSim, index: int) -> dict[str, Any]:
+        ns, name = sim.key
+        labels = {SERVICE_LABEL: svc["metadata"]["name"], **(svc["spec"].get("selector") or {})}
+        ports = [
+            {"containerPort": p["targetPort"] if _is_int(p.get("targetPort")) else p["port"], "protocol": p.get("protocol", "TCP")}
+            for p in svc["spec"].get("ports") or []
+        ]
+        now = now_rfc3339()
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                **self._new_meta(name, ns),
+                "labels": labels,
+                "annotations": {"ubernetes.io/zone": sim.zone},
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Service", "name": svc["metadata"]["name"], "uid": svc["metadata"]["uid"]}
+                ],
+            },
+            "spec": {
+                "nodeName": sim.node,
+                "containers": [{"name": "app", "image": "ubernetes/echo:sim", "ports": ports}],
+            },
+            "status": {
+                "phase": "Running",
+                "podIP": sim.ip,
+                "podIPs": [{"ip": sim.ip}],
+                "hostIP": self.nodes[sim.node]["status"]["addresses"][0]["address"],
+                "startTime": now,
+                "conditions": _pod_conditions(False, now),
+                "containerStatuses": [{"name": "app", "ready": False, "restartCount": 0, "image": "ubernetes/echo:sim", "started": True}],
+            },
+        }
+
+    def next_deadline(self) -> float | None:
+        """The monotonic time of the next pod that will turn Ready on its own, if any."""
+        pending = [s.ready_at for s in self._sims.values() if not s.ready and s.ready_at > self.clock()]
+        return min(pending) if pending else None
+
+    def reconcile(self) -> bool:
+        """Flip pods whose delay has passed (or whose chaos state changed); refresh endpoints.
+
+        Returns True when anything changed.
+        """
+        return self._refresh_readiness()
+
+    def _refresh_readiness(self) -> bool:
+        now = self.clock()
+        changed = False
+        forced: dict[Key, int] = {}
+        for ref, count in self.forced_unready.items():
+            ns, _, name = ref.partition("/")
+            forced[(ns, name)] = int(count)
+        per_service: dict[Key, list[_PodSim]] = {}
+        for sim in self._sims.values():
+            per_service.setdefault(sim.service, []).append(sim)
+        for key, sims in per_service.items():
+            sims.sort(key=lambda s: _pod_index(s.key[1]))
+            n_forced = forced.get(key, 0)
+            for idx, sim in enumerate(sims):
+                ready = now >= sim.ready_at and idx >= n_forced
+                if ready != sim.ready:
+                    sim.ready = ready
+                    pod = self.pods[sim.key]
+                    stamp = now_rfc3339()
+                    pod["status"]["conditions"] = _pod_conditions(ready, stamp)
+                    pod["status"]["containerStatuses"][0]["ready"] = ready
+                    pod["metadata"]["resourceVersion"] = self.next_rv()
+                    changed = True
+        for key in list(self.services):
+            changed |= self._sync_endpoints(key)
+        return changed
+
+    def _sync_endpoints(self, key: Key) -> bool:
+        svc = self.services[key]
+        if svc["spec"].get("type") == "ExternalName":
+            return self.endpoints.pop(key, None) is not None
+        sims = sorted((s for s in self._sims.values() if s.service == key), key=lambda s: _pod_index(s.key[1]))
+
+        def address(sim: _PodSim) -> dict[str, Any]:
+            return {
+                "ip": sim.ip,
+                "nodeName": sim.node,
+                "targetRef": {"kind": "Pod", "namespace": key[0], "name": sim.key[1], "uid": self.pods[sim.key]["metadata"]["uid"]},
+            }
+
+        ready = [address(s) for s in sims if s.ready]
+        not_ready = [address(s) for s in sims if not s.ready]
+        ports = [
+            {
+                **({"name": p["name"]} if p.get("name") else {}),
+                "port": p["targetPort"] if _is_int(p.get("targetPort")) else p["port"],
+                "protocol": p.get("protocol", "TCP"),
+            }
+            for p in svc["spec"].get("ports") or []
+        ]
+        subset: dict[str, Any] = {}
+        if ready:
+            subset["addresses"] = ready
+        if not_ready:
+            subset["notReadyAddresses"] = not_ready
+        subsets = [{**subset, "ports": ports}] if subset else []
+        existing = self.endpoints.get(key)
+        if existing is not None and existing["subsets"] == subsets and existing["metadata"].get("labels") == svc["metadata"].get("labels"):
+            return False
+        meta = existing["metadata"] if existing else self._new_meta(key[1], key[0])
+        meta = {**meta, "resourceVersion": self.next_rv() if existing else meta["resourceVersion"]}
+        if svc["metadata"].get("labels"):
+            meta["labels"] = dict(svc["metadata"]["labels"])
+        else:
+            meta.pop("labels", None)
+        self.endpoints[key] = {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta, "subsets": subsets}
+        return True
+
+    def ready_pods(self, key: Key) -> list[dict[str, Any]]:
+        """The service's ready pods with where they run (for the data plane)."""
+        sims = sorted((s for s in self._sims.values() if s.service == key and s.ready), key=lambda s: _pod_index(s.key[1]))
+        return [{"name": s.key[1], "ip": s.ip, "zone": s.zone, "node": s.node} for s in sims]
+
+    # ---- events
+
+    def record_event(self, obj: dict[str, Any] | None, type_: str, reason: str, message: str) -> dict[str, Any] | None:
+        """Record a Kubernetes Event about ``obj``; repeats bump ``count`` like the real recorder."""
+        if obj is None:
+            return None
+        meta = obj["metadata"]
+        ns = meta.get("namespace", "default")
+        ident = (ns, obj["kind"], meta["name"], meta.get("uid"), reason, message)
+        now = now_rfc3339()
+        event = self.events.get(ident)
+        if event is not None:
+            event["count"] += 1
+            event["lastTimestamp"] = now
+            event["metadata"]["resourceVersion"] = self.next_rv()
+            self.events.move_to_end(ident)
+            return event
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": self._new_meta(f"{meta['name']}.{uuid.uuid4().hex[:16]}", ns),
+            "involvedObject": {"kind": obj["kind"], "namespace": ns, "name": meta["name"], "uid": meta.get("uid"), "apiVersion": "v1"},
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": "ubernetes-cluster", "host": self.topology.name},
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+        }
+        self.events[ident] = event
+        while len(self.events) > 1000:
+            self.events.popitem(last=False)
+        return event
+
+
+def _check_kind(obj: dict[str, Any], kind: str) -> None:
+    if obj.get("kind") not in (None, kind):
+        raise APIError(400, f'the kind of the object ({obj.get("kind")}) does not match the endpoint ({kind})')
+    if obj.get("apiVersion") not in (None, "v1"):
+        raise APIError(400, f'the apiVersion of the object ({obj.get("apiVersion")}) does not match the endpoint (v1)')
+
+
+def _pod_index(name: str) -> int:
+    return int(name.rsplit("-", 1)[1])
+
+
+def _pod_conditions(ready: bool, stamp: str) -> list[dict[str, Any]]:
+    r = "True" if ready else "False"
+    return [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+        {"type": "Initialized", "status": "True", "lastTransitionTime": stamp},
+        {"type": "ContainersReady", "status": r, "lastTransitionTime": stamp},
+        {"type": "Ready", "status": r, "lastTransitionTime": stamp},
+    ]
+
+
+def filter_by_selector(items: Iterable[dict[str, Any]], selector: str | None) -> list[dict[str, Any]]:
+    """Objects whose labels match a label selector string (raises SelectorError when malformed)."""
+    reqs = parse_selector(selector)
+    return [o for o in items if selector_matches(reqs, o["metadata"].get("labels"))]

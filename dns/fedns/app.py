@@ -1,0 +1,162 @@
+"""The responder as one object: view, handler, listeners, sync and status, started and
+stopped together.
+
+:class:`Responder` is what ``ubernetes dns`` runs and what tests start in-process on an
+ephemeral port (``Settings(listen="127.0.0.1:0")``, then read ``responder.port``).
+:func:`serve` runs one until an event is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from fedns.handler import Handler
+from fedns.server import DNSServer
+from fedns.status import StatusServer
+from fedns.view import ZoneView
+from fedns.zone import CLUSTERSET, ZoneConfig
+
+log = logging.getLogger("fedns")
+
+DEFAULT_FEDERATION = "http://127.0.0.1:8080"
+DEFAULT_LISTEN = "127.0.0.1:1053"
+
+
+def split_host_port(text: str, *, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT``, ``HOST`` or ``:PORT`` as (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif text.count(":") > 1:
+        host, port = text, ""
+    else:
+        host, port = text, ""
+    host = host or "127.0.0.1"
+    if port and not (port.isdigit() and 0 <= int(port) <= 65535):
+        raise ValueError(f"{text!r}: the port must be a number between 0 and 65535")
+    return host, int(port) if port else default_port
+
+
+@dataclass
+class Settings:
+    federation: str | None = DEFAULT_FEDERATION  # None: no sync (static records only)
+    listen: str = DEFAULT_LISTEN
+    domain: str = "example.com"
+    zones: tuple[str, ...] = (CLUSTERSET,)
+    negative_ttl: int = 5
+    ns_ttl: int = 60
+    ns_address: str | None = None  # default: the listen address, or 127.0.0.1 on a wildcard
+    tcp_idle_timeout: float = 10.0
+    max_tcp_connections: int = 256
+    status_listen: str | None = None
+    records: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] = field(default_factory=list)
+    max_backoff: float = 2.0
+
+    def zone_config(self) -> ZoneConfig:
+        host, _ = split_host_port(self.listen, default_port=1053)
+        ns_address = self.ns_address
+        if ns_address is None:
+            try:
+                addr = ipaddress.ip_address(host)
+                ns_address = "127.0.0.1" if addr.is_unspecified else str(addr)
+            except ValueError:
+                ns_address = "127.0.0.1"
+        return ZoneConfig(
+            apexes=(self.domain, *self.zones),
+            ns_address=ns_address,
+            negative_ttl=self.negative_ttl,
+            ns_ttl=self.ns_ttl,
+        )
+
+
+class Responder:
+    """The DNS responder; ``async with Responder(settings) as r:`` serves on ``r.port``."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings or Settings(**overrides)
+        self.view = ZoneView(self.settings.zone_config())
+        self.handler = Handler(self.view)
+        self.server: DNSServer | None = None
+        self.sync = None
+        self.status: StatusServer | None = None
+        self._client = None
+        self._sync_task: asyncio.Task | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "start() the responder first"
+        return self.server.port
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.settings.listen, default_port=1053)[0]
+
+    async def start(self) -> "Responder":
+        s = self.settings
+        if s.records:
+            self.view.replace(s.records)
+            await self.view.settled()
+        host, port = split_host_port(s.listen, default_port=1053)
+        self.server = DNSServer(
+            self.handler.handle,
+            host=host,
+            port=port,
+            idle_timeout=s.tcp_idle_timeout,
+            max_connections=s.max_tcp_connections,
+        )
+        await self.server.start()
+        if s.federation:
+            from federation.client import APIClient
+
+            from fedns.sync import RecordSync
+
+            self._client = APIClient(s.federation)
+            self.sync = RecordSync(self._client, self.view, max_backoff=s.max_backoff)
+            self._sync_task = asyncio.get_running_loop().create_task(self.sync.run(), name="fedns-sync")
+        if s.status_listen:
+            shost, sport = split_host_port(s.status_listen, default_port=0)
+            self.status = StatusServer(self, host=shost, port=sport)
+            await self.status.start()
+        return self
+
+    async def stop(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            try:
+                await self._sync_task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._sync_task = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self.status is not None:
+            await self.status.close()
+            self.status = None
+        if self.server is not None:
+            await self.server.close()
+        await self.view.close()
+
+    async def __aenter__(self) -> "Responder":
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event) -> None:
+    """Run a responder until ``stop`` is set."""
+    responder = Responder(settings)
+    await responder.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await responder.stop()

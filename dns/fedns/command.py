@@ -1,0 +1,133 @@
+"""``ubernetes dns``: the DNS responder as a command (also ``python -m fedns``).
+
+Only option parsing, logging set-up and signal handling live here; everything else is
+:class:`fedns.app.Responder`. It prints ``serving DNS on HOST:PORT (udp+tcp)`` to stderr
+once both listeners are bound (with the real port when ``--listen`` asks for port 0),
+and stops cleanly with exit code 0 on SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fedns.app import DEFAULT_FEDERATION, DEFAULT_LISTEN, Settings, serve, split_host_port
+from fedns.zone import CLUSTERSET
+
+
+def _load_records(path: str) -> list[dict[str, Any]]:
+    """DNSRecord objects, a DNSRecordList, or bare specs, from a YAML or JSON file."""
+    import yaml
+
+    specs: list[dict[str, Any]] = []
+    for doc in yaml.safe_load_all(Path(path).read_text()):
+        if doc is None:
+            continue
+        items = doc.get("items", doc) if isinstance(doc, dict) and "items" in doc else doc
+        for item in items if isinstance(items, list) else [items]:
+            if isinstance(item, dict):
+                specs.append(item.get("spec", item))
+    return specs
+
+
+def _run(settings: Settings) -> None:
+    try:
+        import uvloop  # optional: faster event loop
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop=stop)
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
+
+
+@click.command("dns", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--federation",
+    default=None,
+    metavar="URL",
+    help=f"Federation API to list and watch DNSRecords from (default {DEFAULT_FEDERATION}, "
+    "or the global --server). An empty string serves --records only.",
+)
+@click.option("--listen", default=DEFAULT_LISTEN, show_default=True, metavar="HOST:PORT", help="UDP and TCP address; port 0 picks one.")
+@click.option("--domain", default="example.com", show_default=True, help="The federation's DNS domain (a zone we are authoritative for).")
+@click.option(
+    "--zone",
+    "zones",
+    multiple=True,
+    default=(CLUSTERSET.rstrip("."),),
+    show_default=True,
+    help="Another zone to serve (repeatable; giving any replaces the default).",
+)
+@click.option("--negative-ttl", default=5, show_default=True, type=click.IntRange(0, 2**31 - 1), help="SOA minimum: seconds NXDOMAIN and NODATA are cached.")
+@click.option("--ns-address", default=None, metavar="IP", help="Address of ns1.<zone> (glue); default the listen address.")
+@click.option("--tcp-idle-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds before an idle TCP connection is closed.")
+@click.option("--max-tcp-connections", default=256, show_default=True, type=click.IntRange(min=1), help="Concurrent TCP connections; more are closed at once.")
+@click.option("--status-listen", default=None, metavar="HOST:PORT", help="Serve JSON status at http://HOST:PORT/status (off by default).")
+@click.option("--records", "records_file", default=None, type=click.Path(exists=True, dir_okay=False), help="Serve DNSRecords from a YAML/JSON file as well (static).")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def dns(
+    ctx: click.Context,
+    federation: str | None,
+    listen: str,
+    domain: str,
+    zones: tuple[str, ...],
+    negative_ttl: int,
+    ns_address: str | None,
+    tcp_idle_timeout: float,
+    max_tcp_connections: int,
+    status_listen: str | None,
+    records_file: str | None,
+    log_level: str,
+) -> None:
+    """Answer DNS for the federation's services over UDP and TCP."""
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if federation is None:
+        federation = ((ctx.obj or {}).get("server") if ctx.obj else None) or DEFAULT_FEDERATION
+    try:
+        split_host_port(listen, default_port=1053)
+        if status_listen:
+            split_host_port(status_listen, default_port=0)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    settings = Settings(
+        federation=federation or None,
+        listen=listen,
+        domain=domain,
+        zones=tuple(z for z in zones if z),
+        negative_ttl=negative_ttl,
+        ns_address=ns_address,
+        tcp_idle_timeout=tcp_idle_timeout,
+        max_tcp_connections=max_tcp_connections,
+        status_listen=status_listen,
+        records=_load_records(records_file) if records_file else [],
+    )
+    try:
+        settings.zone_config()
+    except ValueError as err:
+        raise click.UsageError(f"invalid zone settings: {err}") from None
+    try:
+        _run(settings)
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on {listen}: {err.strerror or err}") from None
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,174 @@
+"""DNSRecord specs from the federation API, checked and turned into record sets.
+
+The federation's DNS controller writes one ``DNSRecord`` object per record set
+(``{"name", "type", "ttl", "targets"}``, see docs/architecture.md). The responder must
+never fail because one object is wrong, so this module validates each spec on its own:
+a bad spec is left out with a message that names the object, the field and the problem,
+and every good one is kept. Specs that name the same record set are merged (targets in
+order, duplicates dropped, the smallest TTL), because two writers briefly disagreeing
+must not make a name disappear.
+
+Pure: no I/O, no clock. Names come out absolute and lower case, and rdata in DNS
+presentation format, ready for :mod:`fedns.zone`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import dns.exception
+import dns.name
+
+TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT")
+DEFAULT_TTL = 5
+MAX_TTL = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    """One record set: an owner name, a type, a TTL and its rdata in presentation format."""
+
+    name: str  # absolute, lower case: "web.default.myfed.svc.example.com."
+    type: str  # "A", "AAAA", "CNAME", "SRV", "TXT", and for built-ins "SOA", "NS", "HINFO"
+    ttl: int
+    rdatas: tuple[str, ...]
+
+
+class InvalidRecord(ValueError):
+    """A DNSRecord spec that cannot be served; the message says where and why."""
+
+
+def canonical_name(text: str) -> str:
+    """An absolute, lower-case name; raises ValueError with the reason when it is not a name."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("must be a non-empty DNS name")
+    text = text.strip()
+    if not text.endswith("."):
+        text += "."
+    try:
+        return dns.name.from_text(text).canonicalize().to_text()
+    except dns.exception.DNSException as err:
+        raise ValueError(f"{text!r} is not a valid DNS name ({err})") from None
+
+
+def txt_presentation(value: str) -> str:
+    """One TXT target as presentation text: quoted, escaped, split into 255-byte strings."""
+    data = value.encode("utf-8")
+    chunks = [data[i : i + 255] for i in range(0, len(data), 255)] or [b""]
+    out = []
+    for chunk in chunks:
+        parts = []
+        for byte in chunk:
+            if byte in (0x22, 0x5C):  # " and \
+                parts.append("\\" + chr(byte))
+            elif 0x20 <= byte < 0x7F:
+                parts.append(chr(byte))
+            else:
+                parts.append(f"\\{byte:03d}")
+        out.append('"' + "".join(parts) + '"')
+    return " ".join(out)
+
+
+def _target(rtype: str, value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRecord(f"{where}: must be a string, not {type(value).__name__}")
+    if rtype == "A":
+        try:
+            return str(ipaddress.IPv4Address(value.strip()))
+        except ValueError:
+            raise InvalidRecord(f"{where}: {value!r} is not an IPv4 address") from None
+    if rtype == "AAAA":
+        try:
+            return str(ipaddress.IPv6Address(value.strip()))
+        except ValueError:
+            raise InvalidRecord(f"{where}: {value!r} is not an IPv6 address") from None
+    if rtype == "CNAME":
+        try:
+            return canonical_name(value)
+        except ValueError as err:
+            raise InvalidRecord(f"{where}: {err}") from None
+    if rtype == "SRV":
+        fields = value.split()
+        if len(fields) != 4:
+            raise InvalidRecord(f'{where}: {value!r} must be "priority weight port target."')
+        numbers = []
+        for label, text in zip(("priority", "weight", "port"), fields[:3]):
+            if not text.isdigit() or int(text) > 65535:
+                raise InvalidRecord(f"{where}: {label} {text!r} must be between 0 and 65535")
+            numbers.append(int(text))
+        try:
+            target = canonical_name(fields[3])
+        except ValueError as err:
+            raise InvalidRecord(f"{where}: target {err}") from None
+        return f"{numbers[0]} {numbers[1]} {numbers[2]} {target}"
+    if rtype == "TXT":
+        return txt_presentation(value)
+    raise AssertionError(rtype)
+
+
+def parse_spec(spec: Mapping[str, Any], *, source: str | None = None) -> RecordSet:
+    """One DNSRecord ``spec`` as a :class:`RecordSet`, or :class:`InvalidRecord`.
+
+    ``source`` names the object in messages (for example its ``metadata.name``).
+    """
+    who = f'dnsrecord "{source}"' if source else "dnsrecord"
+    if not isinstance(spec, Mapping):
+        raise InvalidRecord(f"{who}: spec must be an object")
+    try:
+        name = canonical_name(spec.get("name"))  # type: ignore[arg-type]
+    except ValueError as err:
+        raise InvalidRecord(f"{who}: spec.name: {err}") from None
+    rtype = spec.get("type")
+    if not isinstance(rtype, str) or rtype.upper() not in TYPES:
+        raise InvalidRecord(f"{who}: spec.type: {rtype!r} must be one of {', '.join(TYPES)}")
+    rtype = rtype.upper()
+    ttl = spec.get("ttl", DEFAULT_TTL)
+    if ttl is None:
+        ttl = DEFAULT_TTL
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
+        raise InvalidRecord(f"{who}: spec.ttl: {ttl!r} must be an integer between 0 and {MAX_TTL}")
+    targets = spec.get("targets")
+    if not isinstance(targets, (list, tuple)) or not targets:
+        raise InvalidRecord(f"{who}: spec.targets: must be a non-empty list")
+    rdatas: list[str] = []
+    for i, value in enumerate(targets):
+        rdata = _target(rtype, value, f"{who}: spec.targets[{i}]")
+        if rdata not in rdatas:
+            rdatas.append(rdata)
+    if rtype == "CNAME" and len(rdatas) != 1:
+        raise InvalidRecord(f"{who}: spec.targets: a CNAME has exactly one target, not {len(rdatas)}")
+    return RecordSet(name, rtype, ttl, tuple(rdatas))
+
+
+def collect(
+    specs: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
+) -> tuple[list[RecordSet], list[str]]:
+    """Valid record sets (merged per name and type, sorted) and one message per bad spec.
+
+    ``specs`` is a list of specs, or a mapping from object name to spec (the responder's
+    view keyed by ``metadata.name``), so messages can name the object.
+    """
+    items = specs.items() if isinstance(specs, Mapping) else ((None, s) for s in specs)
+    merged: dict[tuple[str, str], RecordSet] = {}
+    problems: list[str] = []
+    for source, spec in items:
+        try:
+            rs = parse_spec(spec, source=source)
+        except InvalidRecord as err:
+            problems.append(str(err))
+            continue
+        key = (rs.name, rs.type)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = rs
+        else:
+            if rs.type == "CNAME" and old.rdatas != rs.rdatas:
+                problems.append(
+                    f"{rs.name} CNAME: conflicting targets {old.rdatas[0]} and {rs.rdatas[0]}; keeping {old.rdatas[0]}"
+                )
+                continue
+            rdatas = old.rdatas + tuple(r for r in rs.rdatas if r not in old.rdatas)
+            merged[key] = RecordSet(rs.name, rs.type, min(old.ttl, rs.ttl), rdatas)
+    return [merged[k] for k in sorted(merged)], problems

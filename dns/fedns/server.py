@@ -1,0 +1,191 @@
+"""UDP and TCP listeners on one address and port, feeding :class:`~fedns.handler.Handler`.
+
+Thin on purpose: all protocol decisions live in the handler, so this module is only
+about sockets.
+
+- UDP: one datagram, one reply. Stock asyncio reads every datagram with
+  ``recvfrom(256 KiB)``, a buffer above glibc's mmap threshold that costs an mmap and
+  munmap per packet; setting the transport's ``max_size`` to 65535 halved the fast
+  path's cost (../shared/notes/dns-fast-path.md). uvloop does not need it.
+- TCP (RFC 7766): many length-prefixed queries may arrive in one read (pipelining);
+  all their replies go out in one write, which is what makes TCP fast. A connection
+  idle for ``idle_timeout`` seconds is closed; beyond ``max_connections`` new
+  connections are closed at once. A client that does not read its replies stops us
+  reading its queries (flow control), so memory stays bounded.
+
+Port 0 binds an ephemeral UDP port and then TCP on the same number, retrying when that
+TCP port is taken, so tests and launchers get one port for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from typing import Callable
+
+log = logging.getLogger("fedns.server")
+
+HandleFn = Callable[..., "bytes | None"]
+
+
+class _UDP(asyncio.DatagramProtocol):
+    def __init__(self, handle: HandleFn) -> None:
+        self.handle = handle
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        try:
+            transport.max_size = 65535  # type: ignore[attr-defined]
+        except AttributeError:  # uvloop's transport: reads are sized right already
+            pass
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        reply = self.handle(data, tcp=False)
+        if reply is not None:
+            try:
+                self.transport.sendto(reply, addr)  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+    def error_received(self, exc: Exception) -> None:  # ICMP errors from earlier sends
+        pass
+
+
+class _TCP(asyncio.Protocol):
+    def __init__(self, server: "DNSServer") -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.last_activity = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if len(self.server.connections) >= self.server.max_connections:
+            self.server.rejected += 1
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.server.connections.add(self)
+        self.last_activity = self.loop.time()
+        self.timer = self.loop.call_later(self.server.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        idle = self.loop.time() - self.last_activity
+        if idle >= self.server.idle_timeout:
+            self.transport.close()  # type: ignore[union-attr]
+        else:
+            self.timer = self.loop.call_later(self.server.idle_timeout - idle, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.loop.time()
+        buf = self.buffer + data if self.buffer else data
+        handle = self.server.handle
+        replies = []
+        i, n = 0, len(buf)
+        while n - i >= 2:
+            length = (buf[i] << 8) | buf[i + 1]
+            if n - i - 2 < length:
+                break
+            reply = handle(buf[i + 2 : i + 2 + length], tcp=True)
+            i += 2 + length
+            if reply is not None:
+                replies.append(len(reply).to_bytes(2, "big"))
+                replies.append(reply)
+        self.buffer = buf[i:]
+        if replies:
+            self.transport.write(b"".join(replies))  # type: ignore[union-attr]
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+        self.buffer = b""
+
+
+class DNSServer:
+    """Serve ``handle(wire, tcp=...)`` over UDP and TCP on ``host:port`` (0: ephemeral)."""
+
+    def __init__(
+        self,
+        handle: HandleFn,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1053,
+        idle_timeout: float = 10.0,
+        max_connections: int = 256,
+    ) -> None:
+        self.handle = handle
+        self.host = host
+        self.port = port
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.connections: set[_TCP] = set()
+        self.rejected = 0
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        udp_sock, tcp_sock = self._bind()
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UDP(self.handle), sock=udp_sock)
+        self._tcp = await loop.create_server(lambda: _TCP(self), sock=tcp_sock, backlog=1024)
+        log.info("serving DNS on %s (udp+tcp)", self.address)
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def _bind(self) -> tuple[socket.socket, socket.socket]:
+        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
+        family, _, _, _, sockaddr = infos[0]
+        attempts = 50 if self.port == 0 else 1
+        for attempt in range(attempts):
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                udp.bind(sockaddr)
+                port = udp.getsockname()[1]
+                try:
+                    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                except OSError:
+                    pass
+                tcp = socket.socket(family, socket.SOCK_STREAM)
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    tcp.bind((sockaddr[0], port) + tuple(sockaddr[2:]))
+                    tcp.listen(1024)
+                except OSError as err:
+                    tcp.close()
+                    if err.errno == errno.EADDRINUSE and attempt + 1 < attempts:
+                        udp.close()
+                        continue
+                    raise
+            except OSError:
+                udp.close()
+                raise
+            udp.setblocking(False)
+            tcp.setblocking(False)
+            self.port = port
+            return udp, tcp
+        raise OSError(errno.EADDRINUSE, f"no free port for both UDP and TCP on {self.host}")
+
+    async def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._tcp is not None:
+            self._tcp.close()
+            for conn in list(self.connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
+            await self._tcp.wait_closed()
+            self._tcp = None

@@ -1,0 +1,58 @@
+"""The ``ubernetes`` command: one click group that gathers every component's command.
+
+Each component owns its command in its own module (the API server here, the member
+cluster in ``clusters.command``, the DNS responder in ``fedns.command``, the
+kubectl-style verbs in ``federation.cli_kubectl``); this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# (module, attribute) of every subcommand; imported when the group is built.
+COMMANDS = [
+    ("federation.apiserver_command", "federation_apiserver"),
+    ("federation.launcher", "up"),
+    ("clusters.command", "cluster"),
+    ("fedns.command", "dns"),
+    ("federation.cli_kubectl", "COMMANDS"),
+]
+
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ubernetes")
+@click.option(
+    "--server",
+    "-s",
+    envvar="UBERNETES_SERVER",
+    default=None,
+    help=f"Federation API URL (env UBERNETES_SERVER; default {DEFAULT_SERVER}).",
+)
+@click.pass_context
+def main(ctx: click.Context, server: str | None) -> None:
+    """ubernetes: an emulator of Kubernetes Cluster Federation."""
+    ctx.ensure_object(dict)
+    ctx.obj["server"] = server
+
+
+def _register() -> None:
+    for module_name, attr in COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:
+                continue
+            raise
+        found = getattr(module, attr, None)
+        if found is None:
+            continue
+        for cmd in found if isinstance(found, (list, tuple)) else [found]:
+            main.add_command(cmd)
+
+
+_register()

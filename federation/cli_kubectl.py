@@ -1,0 +1,698 @@
+"""The kubectl-style verbs: ``ubernetes get | describe | apply | delete``.
+
+A thin shell: it resolves a resource type, talks to the federation API over plain HTTP
+and hands the objects to the pure printers in :mod:`federation.printers`. It is
+synchronous (urllib) on purpose: a CLI makes a handful of requests one after another, and
+keeping asyncio out makes connection errors easy to turn into kubectl's one-line messages.
+
+Behaviour follows kubectl where kubectl has an answer: exit status 1 on any error, errors
+on stderr as ``Error from server (<reason>): <message>`` from the server's ``Status``,
+``apply`` as a create or a three-way JSON merge patch recorded in the
+``kubectl.kubernetes.io/last-applied-configuration`` annotation (so it prints
+``created``, ``configured`` or ``unchanged``), and ``--server`` accepted before or after
+the verb, as kubectl's global flags are.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, NoReturn
+
+import click
+import yaml
+
+from federation import printers
+from federation.client import error_from_response
+from federation.status import APIError
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+REQUEST_TIMEOUT = 10.0
+# Server-owned metadata that apply neither compares nor sends back.
+SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "selfLink", "managedFields", "deletionTimestamp")
+
+
+# --- resource types -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    api_version: str
+    plural: str
+    singular: str
+    aliases: tuple[str, ...]
+    namespaced: bool
+
+    @property
+    def group(self) -> str:
+        return self.api_version.split("/", 1)[0] if "/" in self.api_version else ""
+
+    @property
+    def qualified(self) -> str:
+        """kubectl's ``<resource>.<group>`` as in ``service/web`` and ``cluster.federation/c1``."""
+        return f"{self.singular}.{self.group}" if self.group else self.singular
+
+    def path(self, *, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/apis/{self.api_version}" if self.group else f"/api/{self.api_version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{urllib.parse.quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{urllib.parse.quote(name, safe='')}"
+        return base
+
+
+RESOURCES = [
+    Resource("Cluster", "federation/v1beta1", "clusters", "cluster", ("clusters", "cluster", "cl"), False),
+    Resource("Service", "v1", "services", "service", ("services", "service", "svc"), True),
+    Resource("DNSRecord", "federation/v1beta1", "dnsrecords", "dnsrecord", ("dnsrecords", "dnsrecord", "dnsr"), False),
+    Resource("Lease", "coordination.k8s.io/v1", "leases", "lease", ("leases", "lease"), True),
+    Resource("Event", "v1", "events", "event", ("events", "event", "ev"), True),
+]
+EVENTS = RESOURCES[-1]
+# Controllers record events of cluster-scoped objects here (federation.events.EVENT_NAMESPACE).
+CLUSTER_EVENT_NAMESPACE = "default"
+BY_ALIAS = {alias: r for r in RESOURCES for alias in r.aliases + (r.qualified, f"{r.plural}.{r.group}" if r.group else r.plural)}
+BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
+
+
+def known_kinds() -> str:
+    return ", ".join(f"{r.kind} ({r.api_version})" for r in RESOURCES)
+
+
+# --- errors and output ----------------------------------------------------------------
+
+
+class ConnectionFailed(Exception):
+    """The server could not be reached at all; every verb stops on it."""
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def server_error(err: APIError, *, context: str = "") -> str:
+    return f"Error from server ({err.reason}): {context}{err.message}"
+
+
+# --- HTTP -----------------------------------------------------------------------------
+
+
+class Server:
+    """Blocking JSON requests against one federation API; errors become :class:`APIError`."""
+
+    def __init__(self, url: str) -> None:
+        if "://" not in url:
+            url = "http://" + url
+        self.url = url.rstrip("/")
+        parsed = urllib.parse.urlsplit(self.url)
+        self.host = parsed.hostname or "127.0.0.1"
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self.address = f"{self.host}:{port}"
+        # Like Go's ProxyFromEnvironment, never send loopback traffic through a proxy.
+        handlers = [urllib.request.ProxyHandler({})] if _is_loopback(self.host) else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        url = self.url + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with self._opener.open(req, timeout=REQUEST_TIMEOUT) as resp:
+                text = resp.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as err:
+            raise error_from_response(err.code, err.read().decode("utf-8", "replace")) from None
+        except urllib.error.URLError as err:
+            if isinstance(err.reason, ConnectionRefusedError):
+                raise ConnectionFailed(
+                    f"The connection to the server {self.address} was refused - did you specify the right host or port?"
+                ) from None
+            raise ConnectionFailed(f"Unable to connect to the server: {err.reason}") from None
+        except (TimeoutError, OSError) as err:
+            raise ConnectionFailed(f"Unable to connect to the server: {err}") from None
+        if not text:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ConnectionFailed(f"error: the server at {self.url} did not answer with JSON: {text[:200]!r}") from None
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body=body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_server(ctx: click.Context, server: str | None) -> Server:
+    """The command's ``--server`` wins over the group's, then UBERNETES_SERVER, then the default."""
+    if not server:
+        root = ctx.find_root()
+        server = (root.obj or {}).get("server") if isinstance(root.obj, dict) else None
+    return Server(server or os.environ.get("UBERNETES_SERVER") or DEFAULT_SERVER)
+
+
+def server_option(fn: Any) -> Any:
+    return click.option(
+        "--server",
+        "-s",
+        "server",
+        default=None,
+        metavar="URL",
+        help=f"Federation API URL; overrides the global --server (env UBERNETES_SERVER, default {DEFAULT_SERVER}).",
+    )(fn)
+
+
+def namespace_option(fn: Any) -> Any:
+    return click.option("--namespace", "-n", "namespace", default=None, help="Namespace (default: default).")(fn)
+
+
+# --- shared helpers -------------------------------------------------------------------
+
+
+def resolve_type(text: str) -> Resource:
+    res = BY_ALIAS.get(text.lower())
+    if res is None:
+        fail(f'error: the server doesn\'t have a resource type "{text}"')
+    return res
+
+
+def split_type_and_names(resource: str, names: tuple[str, ...]) -> tuple[Resource, list[str]]:
+    """Accept ``get service web`` and ``get service/web`` alike."""
+    if "/" in resource:
+        type_text, _, name = resource.partition("/")
+        if names:
+            fail("error: there is no need to specify a resource type as a separate argument when passing arguments in resource/name form")
+        return resolve_type(type_text), [name]
+    return resolve_type(resource), list(names)
+
+
+def with_type(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """List items may come without apiVersion and kind; printed objects always carry them."""
+    if "apiVersion" in obj and "kind" in obj:
+        return obj
+    return {"apiVersion": res.api_version, "kind": res.kind, **obj}
+
+
+def print_objects(
+    res: Resource,
+    objs: list[dict[str, Any]],
+    *,
+    output: str | None,
+    all_namespaces: bool,
+    single: bool,
+    namespace: str,
+) -> None:
+    objs = [with_type(res, o) for o in objs]
+    if output in ("json", "yaml"):
+        doc: Any = objs[0] if single and len(objs) == 1 else {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": objs,
+            "metadata": {"resourceVersion": ""},
+        }
+        if output == "json":
+            click.echo(json.dumps(doc, indent=4))
+        else:
+            click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False), nl=False)
+        return
+    if output == "name":
+        for o in objs:
+            click.echo(f"{res.qualified}/{(o.get('metadata') or {}).get('name', '')}")
+        return
+    if not objs:
+        if res.namespaced and not all_namespaces:
+            click.echo(f"No resources found in {namespace} namespace.", err=True)
+        else:
+            click.echo("No resources found", err=True)
+        return
+    now = datetime.now(timezone.utc)
+    if res is EVENTS:
+        objs = printers.sort_events(objs)
+    click.echo(
+        printers.table(res.plural, objs, now, all_namespaces=all_namespaces and res.namespaced, wide=output == "wide"),
+        nl=False,
+    )
+
+
+# --- get ------------------------------------------------------------------------------
+
+
+@click.command("get", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("resource", metavar="TYPE[/NAME]")
+@click.argument("names", nargs=-1)
+@namespace_option
+@click.option("--all-namespaces", "-A", is_flag=True, help="List across all namespaces.")
+@click.option("--selector", "-l", default=None, help="Label selector, e.g. app=web,tier!=db.")
+@click.option("--output", "-o", type=click.Choice(["wide", "yaml", "json", "name"]), default=None)
+@server_option
+@click.pass_context
+def get(
+    ctx: click.Context,
+    resource: str,
+    names: tuple[str, ...],
+    namespace: str | None,
+    all_namespaces: bool,
+    selector: str | None,
+    output: str | None,
+    server: str | None,
+) -> None:
+    """Show clusters, services, dnsrecords or leases (kubectl get).
+
+    \b
+    ubernetes get clusters
+    ubernetes get services -A -o wide
+    ubernetes get service web -o yaml
+    """
+    res, wanted = split_type_and_names(resource, names)
+    api = resolve_server(ctx, server)
+    ns = namespace or "default"
+    if wanted and all_namespaces:
+        fail("error: a resource cannot be retrieved by name across all namespaces")
+    try:
+        if wanted:
+            objs, errors = [], []
+            for name in wanted:
+                try:
+                    objs.append(api.get(res.path(namespace=ns, name=name)))
+                except APIError as err:
+                    errors.append(server_error(err))
+            if objs or not errors:
+                print_objects(res, objs, output=output, all_namespaces=False, single=len(wanted) == 1, namespace=ns)
+            for line in errors:
+                click.echo(line, err=True)
+            if errors:
+                sys.exit(1)
+            return
+        params = {"labelSelector": selector} if selector else None
+        path = res.path(namespace=None if all_namespaces else ns)
+        body = api.get(path, params=params) or {}
+        items = [i for i in body.get("items") or [] if isinstance(i, dict)]
+        print_objects(res, items, output=output, all_namespaces=all_namespaces, single=False, namespace=ns)
+    except APIError as err:
+        fail(server_error(err))
+    except ConnectionFailed as err:
+        fail(str(err))
+
+
+# --- describe -------------------------------------------------------------------------
+
+
+def fetch_events(api: Server, res: Resource, namespace: str) -> list[dict[str, Any]]:
+    """The events recorded where ``res`` objects' events live; none if they cannot be read."""
+    try:
+        body = api.get(EVENTS.path(namespace=namespace if res.namespaced else CLUSTER_EVENT_NAMESPACE)) or {}
+    except (APIError, ConnectionFailed):
+        return []
+    return [e for e in body.get("items") or [] if isinstance(e, dict)]
+
+
+@click.command("describe", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("resource", metavar="TYPE[/NAME]")
+@click.argument("names", nargs=-1)
+@namespace_option
+@click.option("--selector", "-l", default=None, help="Label selector, when no name is given.")
+@server_option
+@click.pass_context
+def describe(
+    ctx: click.Context, resource: str, names: tuple[str, ...], namespace: str | None, selector: str | None, server: str | None
+) -> None:
+    """Show a cluster or a service in detail (kubectl describe).
+
+    \b
+    ubernetes describe cluster aws-us-east-1a
+    ubernetes describe service web -n default
+    """
+    res, wanted = split_type_and_names(resource, names)
+    describer = printers.DESCRIBERS.get(res.plural)
+    if describer is None:
+        fail(f'error: describe does not support resource type "{res.plural}"; try: get {res.plural} -o yaml')
+    api = resolve_server(ctx, server)
+    ns = namespace or "default"
+    failed = False
+    try:
+        if wanted:
+            objs = []
+            for name in wanted:
+                try:
+                    objs.append(api.get(res.path(namespace=ns, name=name)))
+                except APIError as err:
+                    click.echo(server_error(err), err=True)
+                    failed = True
+        else:
+            params = {"labelSelector": selector} if selector else None
+            objs = (api.get(res.path(namespace=ns), params=params) or {}).get("items") or []
+            if not objs:
+                click.echo(f"No resources found in {ns} namespace." if res.namespaced else "No resources found", err=True)
+    except APIError as err:
+        fail(server_error(err))
+    except ConnectionFailed as err:
+        fail(str(err))
+    events = fetch_events(api, res, ns) if objs else []
+    now = datetime.now(timezone.utc)
+    texts = [describer(o, printers.events_for(o, events), now).rstrip("\n") for o in (with_type(res, o) for o in objs)]
+    click.echo("\n\n".join(texts) + ("\n" if texts else ""), nl=False)
+    if failed:
+        sys.exit(1)
+
+
+# --- apply ----------------------------------------------------------------------------
+
+
+@dataclass
+class Document:
+    source: str  # file name, or "STDIN"
+    index: int  # 1-based position in its source
+    body: Any
+
+
+class ParseError(Exception):
+    pass
+
+
+def read_sources(filenames: Iterable[str]) -> list[tuple[str, str]]:
+    """(source name, text) for every -f: a file, a directory's manifests, or ``-`` for stdin."""
+    out = []
+    for name in filenames:
+        if name == "-":
+            out.append(("STDIN", sys.stdin.read()))
+            continue
+        path = Path(name)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+        else:
+            files = [path]
+        for f in files:
+            try:
+                out.append((str(f), f.read_text()))
+            except OSError as err:
+                raise ParseError(f'error: the path "{f}" does not exist' if not f.exists() else f"error: {f}: {err.strerror}") from None
+    return out
+
+
+def parse_documents(source: str, text: str) -> list[Document]:
+    """Every object in a YAML stream or a JSON document; ``kind: List`` is expanded."""
+    bodies: list[Any]
+    stripped = text.lstrip()
+    try:
+        if source.endswith(".json") or stripped.startswith(("{", "[")):
+            try:
+                parsed = json.loads(text)
+                bodies = parsed if isinstance(parsed, list) else [parsed]
+            except ValueError:
+                bodies = list(yaml.safe_load_all(text))
+        else:
+            bodies = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as err:
+        raise ParseError(f"error: error parsing {source}: {_yaml_problem(err)}") from None
+    docs = []
+    for body in bodies:
+        if body is None:
+            continue
+        if isinstance(body, dict) and body.get("kind") == "List" and isinstance(body.get("items"), list):
+            docs += [Document(source, len(docs) + 1, item) for item in body["items"]]
+        else:
+            docs.append(Document(source, len(docs) + 1, body))
+    return docs
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{(context + ': ') if context else ''}{problem}"
+
+
+def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in obj.items() if k != "status"}
+    meta = dict(out.get("metadata") or {})
+    for key in SERVER_METADATA:
+        meta.pop(key, None)
+    out["metadata"] = meta
+    return out
+
+
+def with_last_applied(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object plus its own JSON in the last-applied annotation, as kubectl apply records it."""
+    meta = dict(obj.get("metadata") or {})
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != printers.LAST_APPLIED_ANNOTATION}
+    recorded = {**obj, "metadata": {**meta, "annotations": annotations}}
+    if not annotations:
+        recorded["metadata"].pop("annotations")
+    annotations = {**annotations, printers.LAST_APPLIED_ANNOTATION: json.dumps(recorded, sort_keys=True, separators=(",", ":"))}
+    return {**obj, "metadata": {**meta, "annotations": annotations}}
+
+
+def covers(current: Any, wanted: Any) -> bool:
+    """Whether ``current`` already holds everything ``wanted`` says (server defaults aside)."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(covers(current.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(current, list) and len(current) == len(wanted) and all(covers(c, w) for c, w in zip(current, wanted))
+    return current == wanted
+
+
+def three_way_patch(original: dict[str, Any] | None, modified: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch taking ``current`` to ``modified``.
+
+    Fields the last apply set (``original``) and this one leaves out are removed; fields
+    nobody applied (server defaults, other writers) are left alone; lists are replaced
+    whole, as merge patch does, but only when they differ in what this apply says.
+    """
+    patch: dict[str, Any] = {}
+    original = original if isinstance(original, dict) else {}
+    for key in original:
+        if key not in modified and key in current:
+            patch[key] = None
+    for key, value in modified.items():
+        cur = current.get(key)
+        if isinstance(value, dict) and isinstance(cur, dict):
+            sub = three_way_patch(original.get(key) if isinstance(original.get(key), dict) else None, value, cur)
+            if sub:
+                patch[key] = sub
+        elif not covers(cur, value):
+            patch[key] = value
+    return patch
+
+
+def apply_document(api: Server, doc: Document, namespace: str | None) -> tuple[str | None, str | None]:
+    """Apply one object; returns (line for stdout, error line for stderr)."""
+    where = f'"{doc.source}"' + (f" (document {doc.index})" if doc.index > 1 else "")
+    body = doc.body
+    if not isinstance(body, dict):
+        return None, f"error: error validating {where}: the document is a {type(body).__name__}, not an object"
+    missing = [f for f in ("apiVersion", "kind") if not body.get(f)]
+    if missing:
+        return None, f"error: error validating {where}: {', '.join(f + ' not set' for f in missing)}"
+    api_version, kind = str(body["apiVersion"]), str(body["kind"])
+    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    name = meta.get("name")
+    res = BY_KIND.get((api_version, kind))
+    if res is None:
+        return None, (
+            f'error: resource mapping not found for name: "{name or ""}" from {where}: '
+            f'no matches for kind "{kind}" in version "{api_version}" (known kinds: {known_kinds()})'
+        )
+    if not name or not isinstance(name, str):
+        return None, f"error: error validating {where}: {kind} metadata.name is required"
+    ns = None
+    if res.namespaced:
+        doc_ns = meta.get("namespace")
+        if namespace and doc_ns and doc_ns != namespace:
+            return None, (
+                f'error: the namespace from the provided object "{doc_ns}" does not match the namespace '
+                f'"{namespace}". You must pass \'--namespace={doc_ns}\' to perform this operation.'
+            )
+        ns = doc_ns or namespace or "default"
+        body = {**body, "metadata": {**meta, "namespace": ns}}
+    label = f"{res.qualified}/{name}"
+    modified = with_last_applied(strip_server_fields(body))
+    try:
+        current = api.get(res.path(namespace=ns, name=name))
+    except APIError as err:
+        if err.code != 404:
+            return None, server_error(err, context=f"error when retrieving current configuration of {where}: ")
+        current = None
+    if current is None:
+        try:
+            api.post(res.path(namespace=ns), modified)
+        except APIError as err:
+            return None, server_error(err, context=f"error when creating {where}: ")
+        return f"{label} created", None
+    annotations = ((current.get("metadata") or {}).get("annotations") or {})
+    try:
+        original = json.loads(annotations.get(printers.LAST_APPLIED_ANNOTATION) or "null")
+    except ValueError:
+        original = None
+    patch = three_way_patch(original, modified, current)
+    if not patch:
+        return f"{label} unchanged", None
+    try:
+        api.patch(res.path(namespace=ns, name=name), patch)
+    except APIError as err:
+        return None, server_error(err, context=f"error when applying patch to {where}: ")
+    return f"{label} configured", None
+
+
+@click.command("apply", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--filename", "-f", "filenames", multiple=True, required=True, help="A YAML or JSON file, a directory, or - for stdin.")
+@namespace_option
+@server_option
+@click.pass_context
+def apply(ctx: click.Context, filenames: tuple[str, ...], namespace: str | None, server: str | None) -> None:
+    """Create or update objects from YAML or JSON (kubectl apply).
+
+    \b
+    ubernetes apply -f web.yaml
+    cat web.yaml | ubernetes apply -f -
+    """
+    try:
+        docs = [d for source, text in read_sources(filenames) for d in parse_documents(source, text)]
+    except ParseError as err:
+        fail(str(err))
+    if not docs:
+        fail("error: no objects passed to apply")
+    api = resolve_server(ctx, server)
+    failed = False
+    for doc in docs:
+        try:
+            line, error = apply_document(api, doc, namespace)
+        except ConnectionFailed as err:
+            fail(str(err))
+        if line:
+            click.echo(line)
+        if error:
+            click.echo(error, err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+
+
+# --- delete ---------------------------------------------------------------------------
+
+
+@click.command("delete", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("resource", required=False, metavar="TYPE[/NAME]")
+@click.argument("names", nargs=-1)
+@namespace_option
+@click.option("--filename", "-f", "filenames", multiple=True, help="Delete the objects a file names.")
+@click.option("--selector", "-l", default=None, help="Delete every object matching a label selector.")
+@click.option("--ignore-not-found", is_flag=True, help="Treat a missing object as deleted.")
+@server_option
+@click.pass_context
+def delete(
+    ctx: click.Context,
+    resource: str | None,
+    names: tuple[str, ...],
+    namespace: str | None,
+    filenames: tuple[str, ...],
+    selector: str | None,
+    ignore_not_found: bool,
+    server: str | None,
+) -> None:
+    """Delete services or clusters by name, by selector, or as a file names them (kubectl delete).
+
+    \b
+    ubernetes delete service web
+    ubernetes delete cluster gcp-europe-west1-b
+    ubernetes delete -f web.yaml
+    """
+    targets: list[tuple[Resource, str | None, str]] = []  # (type, namespace, name)
+    errors: list[str] = []
+    if filenames:
+        if resource:
+            fail("error: a resource type cannot be given together with --filename")
+        try:
+            docs = [d for source, text in read_sources(filenames) for d in parse_documents(source, text)]
+        except ParseError as err:
+            fail(str(err))
+        for doc in docs:
+            body = doc.body if isinstance(doc.body, dict) else {}
+            res = BY_KIND.get((str(body.get("apiVersion")), str(body.get("kind"))))
+            meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+            if res is None or not meta.get("name"):
+                errors.append(
+                    f'error: no matches for kind "{body.get("kind")}" in version "{body.get("apiVersion")}" '
+                    f'in "{doc.source}" (known kinds: {known_kinds()})'
+                    if res is None
+                    else f'error: "{doc.source}": metadata.name is required'
+                )
+                continue
+            ns = (meta.get("namespace") or namespace or "default") if res.namespaced else None
+            targets.append((res, ns, meta["name"]))
+    elif resource:
+        res, wanted = split_type_and_names(resource, names)
+        ns = (namespace or "default") if res.namespaced else None
+        if not wanted and not selector:
+            fail("error: resource(s) were provided, but no name was specified (give a name or -l SELECTOR)")
+        targets += [(res, ns, name) for name in wanted]
+    else:
+        fail("error: you must provide one or more resources by argument or filename")
+    api = resolve_server(ctx, server)
+    try:
+        if selector and resource and not filenames:
+            res = resolve_type(resource.partition("/")[0])
+            ns = (namespace or "default") if res.namespaced else None
+            items = (api.get(res.path(namespace=ns), params={"labelSelector": selector}) or {}).get("items") or []
+            if not items and not targets:
+                click.echo("No resources found", err=True)
+            targets += [(res, ns, (i.get("metadata") or {}).get("name", "")) for i in items]
+        for res, ns, name in targets:
+            try:
+                api.delete(res.path(namespace=ns, name=name))
+            except APIError as err:
+                if err.code == 404 and ignore_not_found:
+                    continue
+                errors.append(server_error(err))
+                continue
+            click.echo(f'{res.qualified} "{name}" deleted')
+    except APIError as err:
+        errors.append(server_error(err))
+    except ConnectionFailed as err:
+        fail(str(err))
+    for line in errors:
+        click.echo(line, err=True)
+    if errors:
+        sys.exit(1)
+
+
+COMMANDS = [get, describe, apply, delete]

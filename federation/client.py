@@ -1,0 +1,125 @@
+"""A small asynchronous client for Kubernetes-shaped HTTP APIs.
+
+Used by the member clusters (join and lease), the DNS responder (list and watch), the
+controllers (talking to member clusters) and the CLI. Errors come back as
+:class:`federation.status.APIError` built from the server's ``Status`` body, so callers
+branch on ``err.code`` (404, 409, 410) instead of parsing text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator
+
+import aiohttp
+
+from federation.status import APIError
+
+
+class APIClient:
+    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "APIClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            self._session = aiohttp.ClientSession(headers=headers)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Any:
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else {}
+        t = aiohttp.ClientTimeout(total=timeout or self.timeout)
+        async with self.session.request(
+            method, self.base_url + path, data=data, params=params, headers=headers, timeout=t
+        ) as resp:
+            text = await resp.text()
+            if resp.status >= 400:
+                raise error_from_response(resp.status, text)
+            if not text:
+                return None
+            if resp.content_type == "application/json":
+                return json.loads(text)
+            return text
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, body: Any, **kw: Any) -> Any:
+        return await self.request("POST", path, body=body, **kw)
+
+    async def put(self, path: str, body: Any, **kw: Any) -> Any:
+        return await self.request("PUT", path, body=body, **kw)
+
+    async def patch(self, path: str, body: Any, **kw: Any) -> Any:
+        return await self.request("PATCH", path, body=body, content_type="application/merge-patch+json", **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Any:
+        return await self.request("DELETE", path, **kw)
+
+    async def watch(
+        self, path: str, *, resource_version: str | None = None, timeout: float | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield watch events (``{"type", "object"}``) until the server ends the stream.
+
+        A 410 arrives either as an HTTP error or as an ``ERROR`` event; both raise
+        :class:`APIError` with code 410 so the caller relists.
+        """
+        params = {"watch": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        t = aiohttp.ClientTimeout(total=timeout, sock_connect=self.timeout)
+        async with self.session.get(self.base_url + path, params=params, timeout=t) as resp:
+            if resp.status >= 400:
+                raise error_from_response(resp.status, await resp.text())
+            async for line in resp.content:
+                line = line.strip()
+                if not line:
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    obj = event.get("object") or {}
+                    raise APIError(int(obj.get("code", 500)), obj.get("message", "watch error"), reason=obj.get("reason"))
+                yield event
+
+
+def error_from_response(status: int, text: str) -> APIError:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        details = body.get("details") or {}
+        return APIError(
+            status,
+            body.get("message", text),
+            reason=body.get("reason"),
+            kind=details.get("kind"),
+            name=details.get("name"),
+            causes=details.get("causes"),
+        )
+    return APIError(status, text.strip() or f"HTTP {status}")

@@ -1,0 +1,189 @@
+"""Cluster health: probe every member's ``/healthz``, watch its lease, write its conditions.
+
+Each period every cluster is probed concurrently with a timeout; the result (and an expired
+lease, which counts as unreachable) is folded into :mod:`federation.health`'s state machine,
+and the ``Ready``/``Offline`` conditions are written when they change. Zones and region are
+read from the member's node labels and refreshed. The status of a steady cluster is
+rewritten only every ``probe_time_refresh`` seconds, to keep ``lastProbeTime`` meaningful
+without a write per probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from federation import health
+from federation.controllers.members import MemberClients
+from federation.events import record_event
+from federation.meta import now_rfc3339, parse_time
+from federation.registry import Registry
+from federation.resources import CLUSTERS, LEASES
+from federation.settings import Settings
+from federation.status import APIError
+
+log = logging.getLogger("federation.health")
+
+ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
+REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region")
+
+
+def zones_and_region(nodes: list[dict[str, Any]]) -> tuple[list[str], str]:
+    zones: set[str] = set()
+    regions: set[str] = set()
+    for node in nodes:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        for key in ZONE_LABELS:
+            if labels.get(key):
+                zones.add(labels[key])
+                break
+        for key in REGION_LABELS:
+            if labels.get(key):
+                regions.add(labels[key])
+                break
+    return sorted(zones), (sorted(regions)[0] if regions else "")
+
+
+class HealthController:
+    def __init__(self, registry: Registry, settings: Settings, members: MemberClients) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.members = members
+        self.states: dict[str, health.HealthState] = {}
+        self._last_write: dict[str, float] = {}
+        self._last_zones: dict[str, float] = {}
+
+    async def reconcile(self) -> None:
+        clusters, _ = self.registry.list(CLUSTERS)
+        names = {c["metadata"]["name"] for c in clusters}
+        for gone in set(self.states) - names:
+            self.states.pop(gone, None)
+            self._last_write.pop(gone, None)
+            self._last_zones.pop(gone, None)
+        await asyncio.gather(*(self._check(c) for c in clusters))
+
+    async def _probe(self, cluster: dict[str, Any]) -> tuple[str, str]:
+        client = self.members.for_cluster(cluster)
+        if client is None:
+            return health.UNREACHABLE, "the cluster has no server address"
+        try:
+            body = await client.get("/healthz", timeout=self.settings.health_timeout)
+        except APIError as err:
+            return health.NOT_OK, f"/healthz responded with {err.code}: {err.message[:80]}"
+        except (asyncio.TimeoutError, OSError) as err:
+            return health.UNREACHABLE, f"probe failed: {type(err).__name__} {err}".strip()
+        except Exception as err:  # noqa: BLE001 - aiohttp's many client errors
+            return health.UNREACHABLE, f"probe failed: {type(err).__name__}: {err}"
+        if isinstance(body, str) and body.strip() == "ok":
+            return health.OK, "/healthz responded with ok"
+        return health.NOT_OK, f"/healthz responded with {str(body)[:80]!r}"
+
+    def _lease_expired(self, name: str) -> bool:
+        lease = self.registry.find(LEASES, self.settings.lease_namespace, name)
+        spec = (lease or {}).get("spec") or {}
+        if not spec.get("renewTime"):
+            return False
+        try:
+            renewed = parse_time(spec["renewTime"])
+        except ValueError:
+            return False
+        age = (datetime.now(timezone.utc) - renewed).total_seconds()
+        return age > float(spec.get("leaseDurationSeconds") or 5)
+
+    async def _check(self, cluster: dict[str, Any]) -> None:
+        name = cluster["metadata"]["name"]
+        result, message = await self._probe(cluster)
+        if result == health.OK and self._lease_expired(name):
+            result, message = health.UNREACHABLE, "the cluster's lease expired"
+        state = self.states.get(name)
+        if state is None:
+            stored = health.phase_from_conditions((cluster.get("status") or {}).get("conditions"))
+            state = health.HealthState(phase=stored)
+        new = health.observe(
+            state,
+            result,
+            message,
+            failure_threshold=self.settings.failure_threshold,
+            success_threshold=self.settings.success_threshold,
+        )
+        self.states[name] = new
+        zones = region = None
+        now = time.monotonic()
+        if result == health.OK and now - self._last_zones.get(name, 0) >= self.settings.zones_refresh:
+            zones, region = await self._read_topology(cluster)
+            if zones is not None:
+                self._last_zones[name] = now
+        await self._write_status(name, new, changed=new.phase != state.phase, zones=zones, region=region)
+
+    async def _read_topology(self, cluster: dict[str, Any]) -> tuple[list[str] | None, str | None]:
+        client = self.members.for_cluster(cluster)
+        try:
+            nodes = await client.get("/api/v1/nodes", timeout=self.settings.health_timeout)  # type: ignore[union-attr]
+        except Exception as err:  # noqa: BLE001
+            log.debug("reading nodes of %s failed: %s", cluster["metadata"]["name"], err)
+            return None, None
+        return zones_and_region((nodes or {}).get("items") or [])
+
+    async def _write_status(
+        self, name: str, state: health.HealthState, *, changed: bool, zones: list[str] | None, region: str | None
+    ) -> None:
+        # Re-read: the cluster may have been patched while we probed.
+        cluster = self.registry.find(CLUSTERS, "", name)
+        if cluster is None:
+            return
+        now_mono = time.monotonic()
+        status = copy.deepcopy(cluster.get("status") or {})
+        topology_changed = (zones is not None and status.get("zones") != zones) or (
+            region is not None and status.get("region") != region
+        )
+        stale = now_mono - self._last_write.get(name, 0) >= self.settings.probe_time_refresh
+        wanted = health.conditions_for(state.phase, state.message)
+        current = {c.get("type"): c for c in status.get("conditions") or []}
+        conditions_differ = any(
+            (current.get(t) or {}).get("status") != s or (current.get(t) or {}).get("reason") != r
+            for t, (s, r, _) in wanted.items()
+        )
+        if not (changed or conditions_differ or topology_changed or stale):
+            return
+        now = now_rfc3339()
+        conditions = []
+        for ctype, (cstatus, reason, message) in wanted.items():
+            old = current.get(ctype) or {}
+            transition = old.get("lastTransitionTime") if old.get("status") == cstatus else now
+            conditions.append(
+                {
+                    "type": ctype,
+                    "status": cstatus,
+                    "reason": reason,
+                    "message": message,
+                    "lastProbeTime": now,
+                    "lastTransitionTime": transition or now,
+                }
+            )
+        status["conditions"] = conditions
+        if zones is not None:
+            status["zones"] = zones
+        if region is not None:
+            status["region"] = region
+        new = copy.deepcopy(cluster)
+        new["status"] = status
+        try:
+            self.registry.put_if_changed(CLUSTERS, "", name, new)
+        except APIError as err:
+            if err.code in (404, 409):
+                return  # deleted or changed under us; the next period decides again
+            raise
+        self._last_write[name] = now_mono
+        if changed or conditions_differ:
+            log.info("cluster %s is now %s: %s", name, state.phase, state.message)
+            record_event(
+                self.registry,
+                involved=new,
+                reason=f"Cluster{state.phase}",
+                message=f"cluster {name} is {state.phase}: {state.message}",
+                type_="Normal" if state.phase == health.READY else "Warning",
+            )

@@ -1,0 +1,177 @@
+"""Service propagation: every federated Service exists in every Ready member cluster.
+
+Per Ready cluster and per reconcile: list the member's copies (by the federation label),
+create the missing, replace the drifted, delete the ones whose federated Service is gone;
+then read each copy's load-balancer ingress and ready endpoints to build its *shard*. The
+shards are written to the federated Service's ``status.shards``, and the healthy shards'
+ingresses are aggregated into ``status.loadBalancer.ingress``. Federation v1.7 kept the
+shards in the annotation ``federation.kubernetes.io/service-ingresses``; status is the
+better home, because a user's replace of the object keeps status, while it would wipe an
+annotation and blank the service's DNS records until the next reconcile.
+
+A cluster that is not Ready is left alone; its last-known shard stays on the annotation,
+marked ``clusterReady: false``, and the DNS planner leaves it out. A cluster that left the
+federation loses its shard at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+from federation import health
+from federation.controllers.members import MemberClients
+from federation.events import record_event
+from federation.registry import Registry
+from federation.resources import CLUSTERS, SERVICES
+from federation.settings import Settings
+from federation.status import APIError
+
+log = logging.getLogger("federation.propagation")
+
+FEDERATION_LABEL = "federation.kubernetes.io/federation-name"
+OWNER_ANNOTATION = "federation.kubernetes.io/owner"
+# Annotations that belong to the federation object only, never copied to members.
+PRIVATE_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration")
+
+
+def member_copy(fed_service: dict[str, Any], federation: str) -> dict[str, Any]:
+    """The object the federation wants in each member for a federated Service."""
+    meta = fed_service["metadata"]
+    labels = dict(meta.get("labels") or {})
+    labels[FEDERATION_LABEL] = federation
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in PRIVATE_ANNOTATIONS}
+    annotations[OWNER_ANNOTATION] = f"{meta['namespace']}/{meta['name']}"
+    spec = copy.deepcopy(fed_service.get("spec") or {})
+    for key in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
+        spec.pop(key, None)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels, "annotations": annotations},
+        "spec": spec,
+    }
+
+
+def drifted(desired: dict[str, Any], actual: dict[str, Any]) -> bool:
+    """True when the member's copy differs in anything the federation sets."""
+    a_meta, d_meta = actual.get("metadata") or {}, desired["metadata"]
+    if (a_meta.get("labels") or {}) != d_meta["labels"]:
+        return True
+    if any((a_meta.get("annotations") or {}).get(k) != v for k, v in d_meta["annotations"].items()):
+        return True
+    a_spec = actual.get("spec") or {}
+    return any(a_spec.get(k) != v for k, v in desired["spec"].items())
+
+
+def shard_of(cluster: str, copy_: dict[str, Any] | None, endpoints: dict[str, Any] | None) -> dict[str, Any]:
+    ingress = ((copy_ or {}).get("status") or {}).get("loadBalancer", {}).get("ingress") or []
+    ready = 0
+    for subset in (endpoints or {}).get("subsets") or []:
+        ready += len(subset.get("addresses") or [])
+    return {"cluster": cluster, "ingress": ingress, "readyEndpoints": ready}
+
+
+class PropagationController:
+    def __init__(self, registry: Registry, settings: Settings, members: MemberClients) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.members = members
+
+    async def reconcile(self) -> None:
+        clusters, _ = self.registry.list(CLUSTERS)
+        services, _ = self.registry.list(SERVICES)
+        ready = [c for c in clusters if health.is_ready(c)]
+        results = await asyncio.gather(*(self._sync_cluster(c, services) for c in ready), return_exceptions=True)
+        observed: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        for cluster, result in zip(ready, results):
+            name = cluster["metadata"]["name"]
+            if isinstance(result, BaseException):
+                log.debug("propagation to %s failed: %s", name, result)
+                continue
+            observed[name] = result
+        self._write_shards(clusters, observed)
+
+    async def _sync_cluster(
+        self, cluster: dict[str, Any], services: list[dict[str, Any]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        cname = cluster["metadata"]["name"]
+        client = self.members.for_cluster(cluster)
+        if client is None:
+            return {}
+        fed = self.settings.federation_name
+        selector = {"labelSelector": f"{FEDERATION_LABEL}={fed}"}
+        copies = (await client.get("/api/v1/services", params=selector)).get("items") or []
+        existing = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in copies}
+        wanted = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in services}
+        for key, fed_service in wanted.items():
+            desired = member_copy(fed_service, fed)
+            path = f"/api/v1/namespaces/{key[0]}/services/{key[1]}"
+            actual = existing.get(key)
+            try:
+                if actual is None:
+                    existing[key] = await client.post(f"/api/v1/namespaces/{key[0]}/services", desired)
+                    log.info("created service %s/%s in cluster %s", key[0], key[1], cname)
+                    record_event(self.registry, involved=fed_service, reason="CreatedInCluster",
+                                 message=f"created service {key[0]}/{key[1]} in cluster {cname}")
+                elif drifted(desired, actual):
+                    update = copy.deepcopy(actual)
+                    update["metadata"]["labels"] = desired["metadata"]["labels"]
+                    update["metadata"].setdefault("annotations", {}).update(desired["metadata"]["annotations"])
+                    update["spec"] = {**(actual.get("spec") or {}), **desired["spec"]}
+                    existing[key] = await client.put(path, update)
+                    log.info("updated service %s/%s in cluster %s", key[0], key[1], cname)
+                    record_event(self.registry, involved=fed_service, reason="UpdatedInCluster",
+                                 message=f"updated service {key[0]}/{key[1]} in cluster {cname}")
+            except APIError as err:
+                log.warning("service %s/%s in cluster %s: %s", key[0], key[1], cname, err.message)
+        for key in set(existing) - set(wanted):
+            try:
+                await client.delete(f"/api/v1/namespaces/{key[0]}/services/{key[1]}")
+                log.info("deleted service %s/%s from cluster %s", key[0], key[1], cname)
+            except APIError as err:
+                if err.code != 404:
+                    log.warning("deleting service %s/%s from %s: %s", key[0], key[1], cname, err.message)
+            existing.pop(key, None)
+        endpoints = (await client.get("/api/v1/endpoints")).get("items") or []
+        by_key = {(e["metadata"].get("namespace"), e["metadata"]["name"]): e for e in endpoints}
+        return {key: shard_of(cname, existing.get(key), by_key.get(key)) for key in wanted}
+
+    def _write_shards(self, clusters: list[dict[str, Any]], observed: dict[str, dict[tuple[str, str], dict]]) -> None:
+        ready_names = {c["metadata"]["name"] for c in clusters if health.is_ready(c)}
+        joined = {c["metadata"]["name"] for c in clusters}
+        services, _ = self.registry.list(SERVICES)
+        for service in services:
+            meta = service["metadata"]
+            key = (meta["namespace"], meta["name"])
+            previous = {
+                s["cluster"]: s
+                for s in (service.get("status") or {}).get("shards") or []
+                if isinstance(s, dict) and "cluster" in s
+            }
+            shards = []
+            for cname in sorted(joined):
+                if cname in observed and key in observed[cname]:
+                    shard = dict(observed[cname][key])
+                elif cname in previous:
+                    shard = dict(previous[cname])
+                else:
+                    continue
+                shard["clusterReady"] = cname in ready_names
+                shard["healthy"] = bool(shard["clusterReady"] and shard.get("ingress") and shard.get("readyEndpoints", 0) > 0)
+                shards.append(shard)
+            ingress = []
+            for shard in shards:
+                if shard["healthy"]:
+                    ingress.extend(shard["ingress"])
+            new = copy.deepcopy(service)
+            status = new.setdefault("status", {})
+            status["loadBalancer"] = {"ingress": ingress} if ingress else {}
+            status["shards"] = shards
+            try:
+                self.registry.put_if_changed(SERVICES, meta["namespace"], meta["name"], new)
+            except APIError as err:
+                if err.code not in (404, 409):
+                    raise

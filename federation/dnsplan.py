@@ -1,0 +1,177 @@
+"""The DNS record planner: pure, from (clusters, services, shards) to record sets.
+
+Names follow Federation v1 (zone.region form):
+
+    zone    <svc>.<ns>.<fed>.svc.<zone>.<region>.<domain>
+    region  <svc>.<ns>.<fed>.svc.<region>.<domain>
+    global  <svc>.<ns>.<fed>.svc.<domain>
+
+and the multi-cluster services alias (KEP-1645) ``<svc>.<ns>.svc.clusterset.local``.
+
+Each level answers A (and AAAA) records for the healthy shards inside it. A zone with none
+answers a CNAME to its region name, a region with none a CNAME to the global name, and the
+global name with none has no record at all. Unlike Federation v1, every zone of a
+multi-zone cluster gets its zone name, and a record exists only while a joined cluster
+makes it meaningful: a deleted service or an unjoined cluster leaves nothing behind.
+
+SRV records name every named port at every level that has addresses:
+``_<port>._<proto>.<level name>`` pointing at that level's name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    name: str
+    region: str
+    zones: tuple[str, ...]
+    usable: bool
+
+
+@dataclass(frozen=True)
+class Shard:
+    cluster: str
+    ips: tuple[str, ...]
+    ready_endpoints: int
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    name: str
+    namespace: str
+    shards: tuple[Shard, ...]
+    ports: tuple[Port, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    name: str  # absolute, lower case
+    type: str
+    ttl: int
+    targets: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def object_name(self) -> str:
+        """The DNSRecord object's name: ``<type>.<fqdn without the final dot>``."""
+        return f"{self.type.lower()}.{self.name.rstrip('.')}"
+
+
+CLUSTERSET = "clusterset.local."
+
+
+def zone_name(svc: str, ns: str, fed: str, zone: str, region: str, domain: str) -> str:
+    return f"{svc}.{ns}.{fed}.svc.{zone}.{region}.{domain}".lower()
+
+
+def region_name(svc: str, ns: str, fed: str, region: str, domain: str) -> str:
+    return f"{svc}.{ns}.{fed}.svc.{region}.{domain}".lower()
+
+
+def global_name(svc: str, ns: str, fed: str, domain: str) -> str:
+    return f"{svc}.{ns}.{fed}.svc.{domain}".lower()
+
+
+def clusterset_name(svc: str, ns: str) -> str:
+    return f"{svc}.{ns}.svc.{CLUSTERSET}".lower()
+
+
+def _split_families(ips: list[str]) -> tuple[list[str], list[str]]:
+    v4, v6 = [], []
+    for ip in ips:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            continue
+        (v4 if addr.version == 4 else v6).append(str(addr))
+    return sorted(set(v4), key=_ip_key), sorted(set(v6), key=_ip_key)
+
+
+def _ip_key(ip: str) -> int:
+    return int(ipaddress.ip_address(ip))
+
+
+def healthy_shards(service: ServiceInfo, clusters: dict[str, ClusterInfo]) -> list[Shard]:
+    """A shard is healthy when its cluster is usable and it has an ingress and a ready endpoint."""
+    return [
+        s
+        for s in service.shards
+        if s.cluster in clusters and clusters[s.cluster].usable and s.ips and s.ready_endpoints > 0
+    ]
+
+
+def plan_records(
+    *,
+    federation: str,
+    domain: str,
+    ttl: int,
+    clusters: list[ClusterInfo],
+    services: list[ServiceInfo],
+    clusterset: bool = True,
+) -> list[RecordSet]:
+    """Every record set the federation should serve, sorted by (name, type)."""
+    domain = domain.strip(".").lower() + "."
+    fed = federation.lower()
+    by_name = {c.name: c for c in clusters}
+    # Every (region, zone) where some joined cluster lives, usable or not.
+    places: dict[str, set[str]] = {}
+    for c in clusters:
+        if c.region:
+            places.setdefault(c.region, set()).update(c.zones)
+    out: list[RecordSet] = []
+
+    def addresses(name: str, ips: list[str]) -> list[RecordSet]:
+        v4, v6 = _split_families(ips)
+        sets = []
+        if v4:
+            sets.append(RecordSet(name, "A", ttl, tuple(v4)))
+        if v6:
+            sets.append(RecordSet(name, "AAAA", ttl, tuple(v6)))
+        return sets
+
+    def srv(name: str, service: ServiceInfo) -> list[RecordSet]:
+        return [
+            RecordSet(f"_{p.name}._{p.protocol.lower()}.{name}", "SRV", ttl, (f"0 100 {p.port} {name}",))
+            for p in service.ports
+            if p.name
+        ]
+
+    for service in services:
+        healthy = healthy_shards(service, by_name)
+        all_ips = [ip for s in healthy for ip in s.ips]
+        gname = global_name(service.name, service.namespace, fed, domain)
+        global_sets = addresses(gname, all_ips)
+        out += global_sets
+        if global_sets:
+            out += srv(gname, service)
+        if clusterset and global_sets:
+            cname = clusterset_name(service.name, service.namespace)
+            out += addresses(cname, all_ips)
+            out += srv(cname, service)
+        for region, zones in sorted(places.items()):
+            rname = region_name(service.name, service.namespace, fed, region, domain)
+            in_region = [s for s in healthy if by_name[s.cluster].region == region]
+            region_sets = addresses(rname, [ip for s in in_region for ip in s.ips])
+            if region_sets:
+                out += region_sets + srv(rname, service)
+            else:
+                out.append(RecordSet(rname, "CNAME", ttl, (gname,)))
+            for zone in sorted(zones):
+                zname = zone_name(service.name, service.namespace, fed, zone, region, domain)
+                in_zone = [s for s in in_region if zone in by_name[s.cluster].zones]
+                zone_sets = addresses(zname, [ip for s in in_zone for ip in s.ips])
+                if zone_sets:
+                    out += zone_sets + srv(zname, service)
+                else:
+                    out.append(RecordSet(zname, "CNAME", ttl, (rname,)))
+    return sorted(out, key=lambda r: (r.name, r.type))

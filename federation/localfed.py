@@ -1,0 +1,274 @@
+"""A local federation of real processes: API server, DNS responder and member clusters.
+
+Used by ``ubernetes up``, by the integration tests and by the failover experiments, so the
+three start, break and stop a federation the same way. Every child is its own OS process
+(``python -m federation ...``) that dies with its parent (``PR_SET_PDEATHSIG``), gets
+SIGTERM on a clean stop and SIGKILL if it does not go in time: no orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ctypes
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from federation.client import APIClient
+from federation.health import is_ready
+from federation.status import APIError
+from federation.topology import ClusterSpec, Topology
+
+LogSink = Callable[[str, str], None]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
+    """A port free for TCP (and UDP, when asked) on ``host``."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not udp_too:
+            return port
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port found")
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: asyncio.subprocess.Process | None = None
+    reader: asyncio.Task[None] | None = None
+    lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=400))
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+class LocalFederation:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        api_port: int = 0,
+        dns_port: int = 0,
+        cluster_ports: dict[str, int] | None = None,
+        store: str = ":memory:",
+        apiserver_args: list[str] | None = None,
+        cluster_args: list[str] | None = None,
+        dns_args: list[str] | None = None,
+        log_sink: LogSink | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.topology = topology
+        self.host = host
+        self.api_port = api_port or free_port(host)
+        self.dns_port = dns_port or free_port(host, udp_too=True)
+        self.cluster_ports = dict(cluster_ports or {})
+        for spec in topology.clusters:
+            self.cluster_ports.setdefault(spec.name, free_port(host))
+        self.store = store
+        self.apiserver_args = apiserver_args or []
+        self.cluster_args = cluster_args or []
+        self.dns_args = dns_args or []
+        self.log_sink = log_sink
+        self.children: dict[str, Child] = {}
+        self.api = APIClient(self.api_url, timeout=3.0)
+
+    # -------------------------------------------------------------- addresses
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    def cluster_url(self, name: str) -> str:
+        return f"http://{self.host}:{self.cluster_ports[name]}"
+
+    def spec(self, name: str) -> ClusterSpec:
+        for spec in self.topology.clusters:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    # -------------------------------------------------------------- processes
+
+    async def _spawn(self, name: str, argv: list[str]) -> Child:
+        child = self.children.get(name)
+        if child is not None and child.running:
+            return child
+        child = Child(name, argv)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        child.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "federation", *argv,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,
+        )
+        child.reader = asyncio.create_task(self._pump(child))
+        self.children[name] = child
+        return child
+
+    async def _pump(self, child: Child) -> None:
+        assert child.proc is not None and child.proc.stdout is not None
+        async for raw in child.proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            child.lines.append(line)
+            if self.log_sink is not None:
+                self.log_sink(child.name, line)
+
+    async def stop_child(self, name: str, *, kill: bool = False, timeout: float = 5.0) -> int | None:
+        child = self.children.get(name)
+        if child is None or child.proc is None:
+            return None
+        if child.proc.returncode is None:
+            try:
+                child.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                await asyncio.wait_for(child.proc.wait(), timeout)
+            except asyncio.TimeoutError:
+                child.proc.kill()
+                await child.proc.wait()
+        if child.reader is not None:
+            try:
+                await asyncio.wait_for(child.reader, 2.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                child.reader.cancel()
+        return child.proc.returncode
+
+    def logs(self, name: str) -> str:
+        child = self.children.get(name)
+        return "\n".join(child.lines) if child else ""
+
+    # -------------------------------------------------------------- components
+
+    async def start_api(self) -> None:
+        argv = [
+            "federation-apiserver",
+            "--listen", f"{self.host}:{self.api_port}",
+            "--store", self.store,
+            "--federation-name", self.topology.federation,
+            "--dns-domain", self.topology.domain,
+            *self.apiserver_args,
+        ]
+        await self._spawn("apiserver", argv)
+        await self.wait_for(self._api_up, 20, "the federation API to answer")
+
+    async def _api_up(self) -> bool:
+        try:
+            return (await self.api.get("/healthz", timeout=1.0)) == "ok"
+        except Exception:  # noqa: BLE001
+            return False
+
+    async def start_dns(self) -> None:
+        argv = [
+            "dns",
+            "--federation", self.api_url,
+            "--listen", f"{self.host}:{self.dns_port}",
+            "--domain", self.topology.domain,
+            *self.dns_args,
+        ]
+        await self._spawn("dns", argv)
+
+    async def start_cluster(self, name: str) -> None:
+        spec = self.spec(name)
+        argv = [
+            "cluster",
+            "--name", spec.name,
+            "--region", spec.region,
+            "--zones", ",".join(spec.zones),
+            "--provider", spec.provider,
+            "--listen", f"{self.host}:{self.cluster_ports[name]}",
+            "--lb-pool", spec.lb_pool,
+            "--federation", self.api_url,
+            "--federation-name", self.topology.federation,
+            "--nodes-per-zone", str(spec.nodes_per_zone),
+            "--pods-per-service", str(spec.pods_per_service),
+            *self.cluster_args,
+        ]
+        await self._spawn(name, argv)
+
+    async def kill_cluster(self, name: str) -> None:
+        await self.stop_child(name, kill=True)
+
+    async def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> None:
+        await self.start_api()
+        await self.start_dns()
+        await asyncio.gather(*(self.start_cluster(c.name) for c in self.topology.clusters))
+        if wait_ready:
+            await self.wait_clusters_ready([c.name for c in self.topology.clusters], timeout=timeout)
+
+    async def apply_objects(self) -> list[dict[str, Any]]:
+        created = []
+        for obj in self.topology.objects:
+            ns = (obj.get("metadata") or {}).get("namespace") or "default"
+            try:
+                created.append(await self.api.post(f"/api/v1/namespaces/{ns}/services", obj))
+            except APIError as err:
+                if err.code != 409:
+                    raise
+        return created
+
+    async def stop(self) -> None:
+        names = [n for n in self.children if n not in ("apiserver", "dns")]
+        await asyncio.gather(*(self.stop_child(n) for n in names))
+        await asyncio.gather(*(self.stop_child(n) for n in ("dns", "apiserver") if n in self.children))
+        await self.api.close()
+
+    async def __aenter__(self) -> "LocalFederation":
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    # -------------------------------------------------------------- waiting
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+            await asyncio.sleep(interval)
+
+    async def clusters(self) -> dict[str, dict[str, Any]]:
+        items = (await self.api.get("/apis/federation/v1beta1/clusters")).get("items") or []
+        return {c["metadata"]["name"]: c for c in items}
+
+    async def wait_clusters_ready(self, names: list[str], timeout: float = 30.0) -> None:
+        async def all_ready() -> bool:
+            try:
+                found = await self.clusters()
+            except Exception:  # noqa: BLE001
+                return False
+            return all(n in found and is_ready(found[n]) and (found[n].get("status") or {}).get("zones") for n in names)
+
+        await self.wait_for(all_ready, timeout, f"clusters {', '.join(names)} to be Ready")

@@ -1,0 +1,207 @@
+"""Kubernetes object semantics on top of the store, shared by the HTTP layer and controllers.
+
+Creating an object fills in uid, creationTimestamp and generation; replacing it keeps what
+the caller may not change (status through the main resource, uid, creation time) and bumps
+generation when the spec changed; a stale resourceVersion is a conflict. Controllers call
+this layer directly (they run in the API server's process), so their writes produce the
+same watch events as a client's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from typing import Any
+
+from federation import status as st
+from federation.meta import now_rfc3339
+from federation.resources import Resource, validate_metadata
+from federation.store import Event, StoreConflict, StoreNotFound, Store
+
+
+class WatchHub:
+    """Fans store events out to watchers and wakes controllers.
+
+    Each watcher gets a bounded queue; a watcher that falls too far behind is closed with
+    a 410 so that it relists, instead of the server buffering without limit.
+    """
+
+    def __init__(self, max_queue: int = 10_000) -> None:
+        self.max_queue = max_queue
+        self._queues: set[asyncio.Queue[Event | None]] = set()
+        self._changed = asyncio.Event()
+
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        q: asyncio.Queue[Event | None] = asyncio.Queue(self.max_queue)
+        self._queues.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[Event | None]) -> None:
+        self._queues.discard(q)
+
+    def publish(self, event: Event) -> None:
+        for q in list(self._queues):
+            try:
+                q.put_nowait(event)
+            except asyncio.QueueFull:
+                self._queues.discard(q)
+                # Make room for the end-of-stream marker; the watcher relists after a 410.
+                while not q.empty():
+                    q.get_nowait()
+                q.put_nowait(None)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_change(self, timeout: float) -> None:
+        """Return at the next store change or after ``timeout`` seconds, whichever comes first."""
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+class Registry:
+    def __init__(self, store: Store, hub: WatchHub) -> None:
+        self.store = store
+        self.hub = hub
+
+    # -------------------------------------------------------------- reads
+
+    def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any]:
+        obj = self.store.get(res.key, namespace, name)
+        if obj is None:
+            raise st.not_found(res.plural, name, res.group)
+        return obj
+
+    def find(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.store.get(res.key, namespace, name)
+
+    def list(self, res: Resource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        return self.store.list(res.key, namespace)
+
+    # -------------------------------------------------------------- writes
+
+    def _check(self, res: Resource, obj: dict[str, Any]) -> None:
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        errs = validate_metadata(obj, namespaced=res.namespaced, name_check=res.name_check)
+        if not errs:
+            errs = res.validate(obj)
+        if errs:
+            raise st.invalid(res.kind, name, errs, res.group)
+
+    def _publish(self, event: Event) -> None:
+        self.hub.publish(event)
+
+    def create(self, res: Resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        obj["apiVersion"] = res.api_version
+        obj["kind"] = res.kind
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise st.invalid(res.kind, "", [("metadata", "Invalid value: must be an object")], res.group)
+        if not meta.get("name") and isinstance(meta.get("generateName"), str):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if res.namespaced:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        res.default(obj)
+        self._check(res, obj)
+        for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(key, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        meta["generation"] = 1
+        try:
+            stored, event = self.store.create(res.key, namespace if res.namespaced else "", meta["name"], obj)
+        except StoreConflict:
+            raise st.already_exists(res.plural, meta["name"], res.group) from None
+        self._publish(event)
+        return stored
+
+    def replace(
+        self, res: Resource, namespace: str, name: str, obj: dict[str, Any], *, subresource: str = ""
+    ) -> dict[str, Any]:
+        """PUT semantics. ``subresource="status"`` changes only status; otherwise status is kept."""
+        ns = namespace if res.namespaced else ""
+        current = self.store.get(res.key, ns, name)
+        if current is None:
+            raise st.not_found(res.plural, name, res.group)
+        obj = copy.deepcopy(obj)
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            raise st.invalid(res.kind, name, [("metadata", "Required value")], res.group)
+        if meta.get("name", name) != name:
+            raise st.APIError(
+                400, f'the name of the object ({meta.get("name")}) does not match the name on the URL ({name})',
+                kind=res.plural, name=name,
+            )
+        rv_text = meta.get("resourceVersion")
+        expected = None
+        if rv_text not in (None, ""):
+            try:
+                expected = int(rv_text)
+            except (TypeError, ValueError):
+                raise st.invalid(
+                    res.kind, name, [("metadata.resourceVersion", f"Invalid value: {rv_text!r}: must be an integer")]
+                ) from None
+        if subresource == "status":
+            new = copy.deepcopy(current)
+            new["status"] = obj.get("status", {})
+        else:
+            new = obj
+            new["apiVersion"] = res.api_version
+            new["kind"] = res.kind
+            new_meta = new["metadata"]
+            new_meta["name"] = name
+            if res.namespaced:
+                new_meta["namespace"] = namespace
+            for key in ("uid", "creationTimestamp", "deletionTimestamp"):
+                if key in current["metadata"]:
+                    new_meta[key] = current["metadata"][key]
+            if "status" in current:
+                new["status"] = current["status"]
+            else:
+                new.pop("status", None)
+            res.default(new)
+            self._check(res, new)
+            generation = current["metadata"].get("generation", 1)
+            if new.get("spec") != current.get("spec"):
+                generation += 1
+            new_meta["generation"] = generation
+        return self._update(res, ns, name, new, expected)
+
+    def _update(self, res: Resource, ns: str, name: str, new: dict[str, Any], expected: int | None) -> dict[str, Any]:
+        try:
+            stored, event = self.store.update(res.key, ns, name, new, expected)
+        except StoreConflict:
+            raise st.conflict(res.plural, name, res.group) from None
+        except StoreNotFound:
+            raise st.not_found(res.plural, name, res.group) from None
+        self._publish(event)
+        return stored
+
+    def put_if_changed(self, res: Resource, namespace: str, name: str, new: dict[str, Any]) -> dict[str, Any]:
+        """Controllers' write: store ``new`` (metadata, spec and status as given) unless identical."""
+        ns = namespace if res.namespaced else ""
+        current = self.store.get(res.key, ns, name)
+        if current is None:
+            raise st.not_found(res.plural, name, res.group)
+        comparable = copy.deepcopy(new)
+        comparable["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
+        if comparable == current:
+            return current
+        return self._update(res, ns, name, new, int(new["metadata"]["resourceVersion"]))
+
+    def delete(self, res: Resource, namespace: str, name: str, *, expected_rv: int | None = None) -> dict[str, Any]:
+        ns = namespace if res.namespaced else ""
+        try:
+            old, event = self.store.delete(res.key, ns, name, expected_rv)
+        except StoreNotFound:
+            raise st.not_found(res.plural, name, res.group) from None
+        except StoreConflict:
+            raise st.conflict(res.plural, name, res.group) from None
+        self._publish(event)
+        return old

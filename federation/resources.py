@@ -1,0 +1,313 @@
+"""The kinds the federation API serves: where they live, their defaults and their validation.
+
+Validation collects every bad field before answering, as Kubernetes' ``field.ErrorList``
+does, so one ``Invalid`` Status tells the user everything that is wrong with an object.
+Member clusters validate their services with :func:`validate_service` too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from federation.meta import check_dns_label, check_label_key, check_label_name, check_label_value, parse_time
+
+Errors = list[tuple[str, str]]
+
+DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+RECORD_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT")
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    singular: str = ""
+    validate: Callable[[dict[str, Any]], Errors] = field(default=lambda obj: [])
+    default: Callable[[dict[str, Any]], None] = field(default=lambda obj: None)
+    name_check: Callable[[str], str | None] = check_label_name
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def key(self) -> str:
+        """The store's name for this resource (group-qualified plural)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def qualified(self) -> str:
+        """How Status messages name the resource: ``services`` or ``clusters.federation``."""
+        return self.key
+
+    def base_path(self, namespace: str | None = None) -> str:
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace is not None:
+            return f"{root}/namespaces/{namespace}/{self.plural}"
+        return f"{root}/{self.plural}"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_metadata(obj: dict[str, Any], *, namespaced: bool, name_check: Callable[[str], str | None]) -> Errors:
+    errs: Errors = []
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return [("metadata", "Required value: must be an object")]
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        errs.append(("metadata.name", "Required value: name or generateName is required"))
+    else:
+        problem = name_check(name)
+        if problem:
+            errs.append(("metadata.name", f"Invalid value: {name!r}: {problem}"))
+    if namespaced:
+        ns = meta.get("namespace")
+        if isinstance(ns, str) and check_dns_label(ns):
+            errs.append(("metadata.namespace", f"Invalid value: {ns!r}: {check_dns_label(ns)}"))
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            errs.append((f"metadata.{key}", "Invalid value: must be a map of strings"))
+            continue
+        for k, v in value.items():
+            problem = check_label_key(k)
+            if problem:
+                errs.append((f"metadata.{key}", f"Invalid value: {k!r}: {problem}"))
+            if key == "labels":
+                vp = check_label_value(v)
+                if vp:
+                    errs.append((f"metadata.labels", f"Invalid value: {v!r}: {vp}"))
+            elif not isinstance(v, str):
+                errs.append((f"metadata.annotations", f"Invalid value: {k!r}: must be a string"))
+    return errs
+
+
+def check_dns1035(name: str) -> str | None:
+    if len(name) > 63:
+        return "must be no more than 63 characters"
+    if not DNS1035_LABEL.match(name):
+        return (
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+            "start with an alphabetic character, and end with an alphanumeric character"
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------- Service
+
+
+def default_service(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            number = port.get("port")
+            if _is_int(number) and 1 <= number <= 65535:
+                port.setdefault("targetPort", number)
+
+
+def validate_service(obj: dict[str, Any]) -> Errors:
+    errs: Errors = []
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    stype = spec.get("type", "ClusterIP")
+    if stype not in SERVICE_TYPES:
+        errs.append(("spec.type", f"Unsupported value: {stype!r}: supported values: {', '.join(SERVICE_TYPES)}"))
+    ports = spec.get("ports")
+    if stype != "ExternalName":
+        if not isinstance(ports, list) or not ports:
+            errs.append(("spec.ports", "Required value"))
+            ports = []
+    names: set[str] = set()
+    for i, port in enumerate(ports or []):
+        path = f"spec.ports[{i}]"
+        if not isinstance(port, dict):
+            errs.append((path, "Invalid value: must be an object"))
+            continue
+        number = port.get("port")
+        if not _is_int(number) or not 1 <= number <= 65535:
+            errs.append((f"{path}.port", f"Invalid value: {number!r}: must be between 1 and 65535, inclusive"))
+        proto = port.get("protocol", "TCP")
+        if proto not in PROTOCOLS:
+            errs.append((f"{path}.protocol", f"Unsupported value: {proto!r}: supported values: TCP, UDP, SCTP"))
+        pname = port.get("name")
+        if pname is not None:
+            if not isinstance(pname, str) or check_dns_label(pname):
+                errs.append((f"{path}.name", f"Invalid value: {pname!r}: must be a DNS-1123 label"))
+            elif pname in names:
+                errs.append((f"{path}.name", f"Duplicate value: {pname!r}"))
+            else:
+                names.add(pname)
+        elif len(ports) > 1:
+            errs.append((f"{path}.name", "Required value: ports must be named when there is more than one"))
+        target = port.get("targetPort")
+        if target is not None:
+            if _is_int(target):
+                if not 1 <= target <= 65535:
+                    errs.append((f"{path}.targetPort", f"Invalid value: {target!r}: must be between 1 and 65535, inclusive"))
+            elif not isinstance(target, str) or check_dns_label(target):
+                errs.append((f"{path}.targetPort", f"Invalid value: {target!r}: must be a port number or a port name"))
+        node_port = port.get("nodePort")
+        if node_port is not None and (not _is_int(node_port) or not 1 <= node_port <= 65535):
+            errs.append((f"{path}.nodePort", f"Invalid value: {node_port!r}: must be between 1 and 65535, inclusive"))
+    selector = spec.get("selector")
+    if selector is not None:
+        if not isinstance(selector, dict):
+            errs.append(("spec.selector", "Invalid value: must be a map of strings"))
+        else:
+            for k, v in selector.items():
+                if check_label_key(k):
+                    errs.append(("spec.selector", f"Invalid value: {k!r}: {check_label_key(k)}"))
+                if check_label_value(v):
+                    errs.append(("spec.selector", f"Invalid value: {v!r}: {check_label_value(v)}"))
+    return errs
+
+
+# ---------------------------------------------------------------------------- Cluster
+
+
+def validate_cluster(obj: dict[str, Any]) -> Errors:
+    errs: Errors = []
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    addrs = spec.get("serverAddressByClientCIDRs")
+    if not isinstance(addrs, list) or not addrs:
+        errs.append(("spec.serverAddressByClientCIDRs", "Required value: at least one server address"))
+        addrs = []
+    for i, entry in enumerate(addrs):
+        path = f"spec.serverAddressByClientCIDRs[{i}]"
+        if not isinstance(entry, dict):
+            errs.append((path, "Invalid value: must be an object"))
+            continue
+        cidr = entry.get("clientCIDR")
+        try:
+            ipaddress.ip_network(str(cidr), strict=False)
+        except ValueError:
+            errs.append((f"{path}.clientCIDR", f"Invalid value: {cidr!r}: must be a CIDR such as 0.0.0.0/0"))
+        server = entry.get("serverAddress")
+        if not isinstance(server, str) or not re.match(r"^(https?://)?[^\s/]+(:\d+)?(/.*)?$", server or ""):
+            errs.append((f"{path}.serverAddress", f"Invalid value: {server!r}: must be host:port or a URL"))
+    provider = spec.get("provider")
+    if provider is not None and (not isinstance(provider, str) or check_dns_label(provider)):
+        errs.append(("spec.provider", f"Invalid value: {provider!r}: must be a DNS-1123 label such as aws or gcp"))
+    return errs
+
+
+# ---------------------------------------------------------------------------- Lease
+
+
+def validate_lease(obj: dict[str, Any]) -> Errors:
+    errs: Errors = []
+    spec = obj.get("spec")
+    if spec is None:
+        return []
+    if not isinstance(spec, dict):
+        return [("spec", "Invalid value: must be an object")]
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and (not _is_int(duration) or duration <= 0):
+        errs.append(("spec.leaseDurationSeconds", f"Invalid value: {duration!r}: must be greater than 0"))
+    for key in ("renewTime", "acquireTime"):
+        value = spec.get(key)
+        if value is not None:
+            try:
+                parse_time(str(value))
+            except ValueError:
+                errs.append((f"spec.{key}", f"Invalid value: {value!r}: must be an RFC 3339 time"))
+    return errs
+
+
+# ---------------------------------------------------------------------------- DNSRecord
+
+
+def _dns_name_problem(name: Any) -> str | None:
+    if not isinstance(name, str) or not name.endswith("."):
+        return "must be an absolute DNS name ending in '.'"
+    labels = name[:-1].split(".")
+    if len(name) > 254 or any(not 0 < len(label) <= 63 for label in labels):
+        return "must be a valid DNS name (labels of 1 to 63 characters, at most 255 in all)"
+    return None
+
+
+def validate_dnsrecord(obj: dict[str, Any]) -> Errors:
+    errs: Errors = []
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    problem = _dns_name_problem(spec.get("name"))
+    if problem:
+        errs.append(("spec.name", f"Invalid value: {spec.get('name')!r}: {problem}"))
+    rtype = spec.get("type")
+    if rtype not in RECORD_TYPES:
+        errs.append(("spec.type", f"Unsupported value: {rtype!r}: supported values: {', '.join(RECORD_TYPES)}"))
+    ttl = spec.get("ttl")
+    if not _is_int(ttl) or not 0 <= ttl <= 2**31 - 1:
+        errs.append(("spec.ttl", f"Invalid value: {ttl!r}: must be between 0 and 2147483647"))
+    targets = spec.get("targets")
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+        errs.append(("spec.targets", "Required value: a non-empty list of strings"))
+        return errs
+    for i, target in enumerate(targets):
+        path = f"spec.targets[{i}]"
+        try:
+            if rtype == "A":
+                ipaddress.IPv4Address(target)
+            elif rtype == "AAAA":
+                ipaddress.IPv6Address(target)
+        except ValueError:
+            errs.append((path, f"Invalid value: {target!r}: must be an IPv{4 if rtype == 'A' else 6} address"))
+        if rtype == "CNAME" and _dns_name_problem(target):
+            errs.append((path, f"Invalid value: {target!r}: {_dns_name_problem(target)}"))
+    if rtype == "CNAME" and len(targets) != 1:
+        errs.append(("spec.targets", "Invalid value: a CNAME has exactly one target"))
+    return errs
+
+
+# ---------------------------------------------------------------------------- Event
+
+
+def validate_event(obj: dict[str, Any]) -> Errors:
+    errs: Errors = []
+    if not isinstance(obj.get("involvedObject"), dict):
+        errs.append(("involvedObject", "Required value"))
+    return errs
+
+
+CLUSTERS = Resource(
+    "federation", "v1beta1", "clusters", "Cluster", False, short_names=("cl",), singular="cluster",
+    validate=validate_cluster,
+)
+SERVICES = Resource(
+    "", "v1", "services", "Service", True, short_names=("svc",), singular="service",
+    validate=validate_service, default=default_service, name_check=check_dns1035,
+)
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", True, singular="lease", validate=validate_lease)
+DNSRECORDS = Resource(
+    "federation", "v1beta1", "dnsrecords", "DNSRecord", False, short_names=("dnsr",), singular="dnsrecord",
+    validate=validate_dnsrecord,
+)
+EVENTS = Resource("", "v1", "events", "Event", True, short_names=("ev",), singular="event", validate=validate_event)
+
+ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS]
