@@ -68,14 +68,10 @@ async def chaos_middleware(request: web.Request, handler: Handler) -> web.Stream
     chaos = request.app[CHAOS]
     if chaos.partitioned or (request.path == "/healthz" and chaos.drop_probe()):
         _drop(request)
-        raise _Dropped()
+        return web.Response(status=503)  # never sent: the transport is already gone
     if chaos.apiLatency > 0:
         await asyncio.sleep(chaos.apiLatency)
     return await handler(request)
-
-
-class _Dropped(Exception):
-    """The connection was dropped on purpose (chaos); nothing must be written."""
 
 
 def _drop(request: web.Request) -> None:
@@ -89,8 +85,6 @@ async def status_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except APIError as err:
         return status_response(err.to_status())
-    except _Dropped:
-        raise
     except web.HTTPException as err:
         if err.status < 400:
             raise
@@ -119,7 +113,7 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise APIError(400, "the request body is empty; expected a JSON object")
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise APIError(400, "the request body is not UTF-8 JSON") from None
     except json.JSONDecodeError as err:

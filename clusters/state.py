@@ -522,6 +522,7 @@ class ClusterState:
         obj.setdefault("metadata", {})
         if isinstance(obj["metadata"], dict):
             obj["metadata"]["name"] = name
+        _drop_type_dependent_fields(obj, current)
         errors = validate_service(obj)
         spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
         old_ip = current["spec"].get("clusterIP")
@@ -820,6 +821,20 @@ def _check_kind(obj: dict[str, Any], kind: str) -> None:
         raise APIError(400, f'the kind of the object ({obj.get("kind")}) does not match the endpoint ({kind})')
     if obj.get("apiVersion") not in (None, "v1"):
         raise APIError(400, f'the apiVersion of the object ({obj.get("apiVersion")}) does not match the endpoint (v1)')
+
+
+def _drop_type_dependent_fields(obj: dict[str, Any], current: dict[str, Any]) -> None:
+    """Clear node ports a type change made meaningless, as the API server's service strategy does."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or spec.get("type", "ClusterIP") in ("NodePort", "LoadBalancer"):
+        return
+    old = {p.get("nodePort") for p in current["spec"].get("ports") or []}
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict) and port.get("nodePort") in old:
+            port.pop("nodePort", None)
+    if spec.get("type") == "ExternalName" and spec.get("clusterIP") == current["spec"].get("clusterIP"):
+        spec.pop("clusterIP", None)
+        spec.pop("clusterIPs", None)
 
 
 def _pod_index(name: str) -> int:

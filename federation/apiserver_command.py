@@ -50,10 +50,12 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
         settings.federation_name, settings.domain, host, port, store_path,
     )
     members = MemberClients(timeout=settings.health_timeout)
+    # Propagation gets its own clients with a longer timeout than a health probe.
+    propagation_members = MemberClients(timeout=max(2.0, settings.health_timeout))
     tasks: list[asyncio.Task[None]] = []
     if controllers:
         health = HealthController(registry, settings, members)
-        propagation = PropagationController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout)))
+        propagation = PropagationController(registry, settings, propagation_members)
         dns = DNSRecordController(registry, settings)
         tasks = [
             asyncio.create_task(run_forever("health", health.reconcile, hub=None, period=settings.health_period)),
@@ -72,6 +74,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await members.close()
+    await propagation_members.close()
     await runner.cleanup()
     store.close()
 

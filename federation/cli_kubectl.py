@@ -31,6 +31,7 @@ import click
 import yaml
 
 from federation import printers
+from federation.meta import covers
 from federation.client import error_from_response
 from federation.status import APIError
 
@@ -295,7 +296,7 @@ def get(
     output: str | None,
     server: str | None,
 ) -> None:
-    """Show clusters, services, dnsrecords or leases (kubectl get).
+    """Show clusters, services, dnsrecords, leases or events (kubectl get).
 
     \b
     ubernetes get clusters
@@ -480,15 +481,6 @@ def with_last_applied(obj: dict[str, Any]) -> dict[str, Any]:
         recorded["metadata"].pop("annotations")
     annotations = {**annotations, printers.LAST_APPLIED_ANNOTATION: json.dumps(recorded, sort_keys=True, separators=(",", ":"))}
     return {**obj, "metadata": {**meta, "annotations": annotations}}
-
-
-def covers(current: Any, wanted: Any) -> bool:
-    """Whether ``current`` already holds everything ``wanted`` says (server defaults aside)."""
-    if isinstance(wanted, dict):
-        return isinstance(current, dict) and all(covers(current.get(k), v) for k, v in wanted.items())
-    if isinstance(wanted, list):
-        return isinstance(current, list) and len(current) == len(wanted) and all(covers(c, w) for c, w in zip(current, wanted))
-    return current == wanted
 
 
 def three_way_patch(original: dict[str, Any] | None, modified: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:

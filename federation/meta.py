@@ -154,3 +154,21 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
+
+
+def covers(current: Any, wanted: Any) -> bool:
+    """Whether ``current`` already holds everything ``wanted`` says (server defaults aside).
+
+    Dicts compare by the keys ``wanted`` has; lists element by element at equal length.
+    ``kubectl apply`` uses it to say ``unchanged``; propagation uses it to see drift in a
+    member's copy without counting the fields the member filled in (nodePort, clusterIP).
+    """
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(covers(current.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return (
+            isinstance(current, list)
+            and len(current) == len(wanted)
+            and all(covers(c, w) for c, w in zip(current, wanted))
+        )
+    return current == wanted

@@ -24,6 +24,7 @@ from typing import Any
 from federation import health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
+from federation.meta import covers
 from federation.registry import Registry
 from federation.resources import CLUSTERS, SERVICES
 from federation.settings import Settings
@@ -34,7 +35,7 @@ log = logging.getLogger("federation.propagation")
 FEDERATION_LABEL = "federation.kubernetes.io/federation-name"
 OWNER_ANNOTATION = "federation.kubernetes.io/owner"
 # Annotations that belong to the federation object only, never copied to members.
-PRIVATE_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration")
+PRIVATE_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
 def member_copy(fed_service: dict[str, Any], federation: str) -> dict[str, Any]:
@@ -62,8 +63,7 @@ def drifted(desired: dict[str, Any], actual: dict[str, Any]) -> bool:
         return True
     if any((a_meta.get("annotations") or {}).get(k) != v for k, v in d_meta["annotations"].items()):
         return True
-    a_spec = actual.get("spec") or {}
-    return any(a_spec.get(k) != v for k, v in desired["spec"].items())
+    return not covers(actual.get("spec") or {}, desired["spec"])
 
 
 def shard_of(cluster: str, copy_: dict[str, Any] | None, endpoints: dict[str, Any] | None) -> dict[str, Any]:
