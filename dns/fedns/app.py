@@ -112,6 +112,11 @@ class Responder:
             max_connections=s.max_tcp_connections,
         )
         await self.server.start()
+        log.info(
+            "authoritative for %s; %s",
+            ", ".join(self.view.config.apexes),
+            f"records from {s.federation}" if s.federation else "static records only",
+        )
         if s.federation:
             from federation.client import APIClient
 

@@ -71,14 +71,14 @@ class RecordSync:
         return ceiling * (0.5 + 0.5 * self.rng())
 
     async def run(self) -> None:
-        attempt = 0
+        attempt = gone = 0
         while True:
             try:
                 if self.resource_version is None:
                     await self.relist()
                 started = time.monotonic()
                 events = await self.watch_once()
-                attempt = 0
+                attempt = gone = 0
                 if events == 0 and time.monotonic() - started < 0.5:
                     await asyncio.sleep(self.first_backoff)  # a server that ends watches at once
             except asyncio.CancelledError:
@@ -87,6 +87,9 @@ class RecordSync:
                 if err.code == 410:
                     log.info("watch of %s expired (410 Gone); relisting", self.path)
                     self.resource_version = None
+                    gone += 1
+                    if gone > 1:  # 410 even from a fresh list: do not spin
+                        await asyncio.sleep(self.backoff(gone - 1))
                     continue
                 attempt = await self._failed(attempt, f"{err.code} {err.message}")
             except Exception as err:  # connection refused, reset, bad JSON, ...

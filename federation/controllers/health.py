@@ -74,10 +74,12 @@ class HealthController:
             body = await client.get("/healthz", timeout=self.settings.health_timeout)
         except APIError as err:
             return health.NOT_OK, f"/healthz responded with {err.code}: {err.message[:80]}"
-        except (asyncio.TimeoutError, OSError) as err:
-            return health.UNREACHABLE, f"probe failed: {type(err).__name__} {err}".strip()
-        except Exception as err:  # noqa: BLE001 - aiohttp's many client errors
-            return health.UNREACHABLE, f"probe failed: {type(err).__name__}: {err}"
+        except asyncio.TimeoutError:
+            return health.UNREACHABLE, f"/healthz did not answer within {self.settings.health_timeout:g}s"
+        except Exception as err:  # noqa: BLE001 - OSError and aiohttp's many client errors
+            cause = getattr(err, "os_error", None) or err
+            reason = getattr(cause, "strerror", None) or str(cause) or type(err).__name__
+            return health.UNREACHABLE, f"cannot reach {client.base_url}: {reason}"
         if isinstance(body, str) and body.strip() == "ok":
             return health.OK, "/healthz responded with ok"
         return health.NOT_OK, f"/healthz responded with {str(body)[:80]!r}"
