@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import click
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from clusters.agent import Agent
 from clusters.api import make_app
@@ -139,6 +140,20 @@ def setup_logging(name: str, level: str) -> None:
         force=True,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(_MalformedRequestFilter())
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a garbage request as an ERROR with a traceback; one WARNING line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            first = (str(exc.message).strip().splitlines() or [""])[0]
+            record.msg, record.args = "rejected a malformed HTTP request: %s %s", (exc.code, first)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 async def serve(opts: Options) -> None:

@@ -592,6 +592,15 @@ class ClusterState:
 
     def _allocate_ips(self, key: Key, obj: dict[str, Any], current: dict[str, Any] | None) -> None:
         spec = obj["spec"]
+        mine = {p.get("nodePort") for p in ((current or {}).get("spec", {}).get("ports") or [])}
+        if spec.get("type") in ("NodePort", "LoadBalancer"):
+            taken = [
+                (f"spec.ports[{i}].nodePort", f"Invalid value: {p['nodePort']}: provided port is already allocated")
+                for i, p in enumerate(spec.get("ports") or [])
+                if p.get("nodePort") and p["nodePort"] in self._node_ports and p["nodePort"] not in mine
+            ]
+            if taken:
+                raise invalid("Service", key[1], taken)
         if spec.get("type") == "ExternalName":
             self._cluster_ips.release(key)
             spec.pop("clusterIP", None)
@@ -829,8 +838,9 @@ def _drop_type_dependent_fields(obj: dict[str, Any], current: dict[str, Any]) ->
     if not isinstance(spec, dict) or spec.get("type", "ClusterIP") in ("NodePort", "LoadBalancer"):
         return
     old = {p.get("nodePort") for p in current["spec"].get("ports") or []}
-    for port in spec.get("ports") or []:
-        if isinstance(port, dict) and port.get("nodePort") in old:
+    ports = spec.get("ports")
+    for port in ports if isinstance(ports, list) else []:
+        if isinstance(port, dict) and _is_int(port.get("nodePort")) and port["nodePort"] in old:
             port.pop("nodePort", None)
     if spec.get("type") == "ExternalName" and spec.get("clusterIP") == current["spec"].get("clusterIP"):
         spec.pop("clusterIP", None)

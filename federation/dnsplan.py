@@ -55,11 +55,23 @@ class ServiceInfo:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where an address lives, so the responder can order answers by the client's topology."""
+
+    target: str
+    cluster: str
+    region: str
+    zones: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RecordSet:
     name: str  # absolute, lower case
     type: str
     ttl: int
     targets: tuple[str, ...] = field(default_factory=tuple)
+    # For A and AAAA: the placement of every target (same order as targets).
+    placements: tuple[Placement, ...] = ()
 
     @property
     def object_name(self) -> str:
@@ -101,6 +113,16 @@ def _ip_key(ip: str) -> int:
     return int(ipaddress.ip_address(ip))
 
 
+def where_of(where: dict[str, Placement], ip: str) -> Placement:
+    """The placement of ``ip``, whichever spelling (``::1`` or ``0::1``) the shard used."""
+    if ip in where:
+        return where[ip]
+    for raw, placement in where.items():
+        if ipaddress.ip_address(raw) == ipaddress.ip_address(ip):
+            return placement
+    raise KeyError(ip)
+
+
 def healthy_shards(service: ServiceInfo, clusters: dict[str, ClusterInfo]) -> list[Shard]:
     """A shard is healthy when its cluster is usable and it has an ingress and a ready endpoint."""
     return [
@@ -130,13 +152,19 @@ def plan_records(
             places.setdefault(c.region, set()).update(c.zones)
     out: list[RecordSet] = []
 
-    def addresses(name: str, ips: list[str]) -> list[RecordSet]:
-        v4, v6 = _split_families(ips)
+    def addresses(name: str, shards: list[Shard]) -> list[RecordSet]:
+        where: dict[str, Placement] = {}
+        for shard in shards:
+            info = by_name[shard.cluster]
+            for ip in shard.ips:
+                where.setdefault(ip, Placement(ip, info.name, info.region, info.zones))
+        v4, v6 = _split_families(list(where))
         sets = []
-        if v4:
-            sets.append(RecordSet(name, "A", ttl, tuple(v4)))
-        if v6:
-            sets.append(RecordSet(name, "AAAA", ttl, tuple(v6)))
+        for rtype, family in (("A", v4), ("AAAA", v6)):
+            if family:
+                placements = tuple(Placement(str(ip), where_of(where, ip).cluster, where_of(where, ip).region,
+                                             where_of(where, ip).zones) for ip in family)
+                sets.append(RecordSet(name, rtype, ttl, tuple(family), placements))
         return sets
 
     def srv(name: str, service: ServiceInfo) -> list[RecordSet]:
@@ -148,20 +176,19 @@ def plan_records(
 
     for service in services:
         healthy = healthy_shards(service, by_name)
-        all_ips = [ip for s in healthy for ip in s.ips]
         gname = global_name(service.name, service.namespace, fed, domain)
-        global_sets = addresses(gname, all_ips)
+        global_sets = addresses(gname, healthy)
         out += global_sets
         if global_sets:
             out += srv(gname, service)
         if clusterset and global_sets:
             cname = clusterset_name(service.name, service.namespace)
-            out += addresses(cname, all_ips)
+            out += addresses(cname, healthy)
             out += srv(cname, service)
         for region, zones in sorted(places.items()):
             rname = region_name(service.name, service.namespace, fed, region, domain)
             in_region = [s for s in healthy if by_name[s.cluster].region == region]
-            region_sets = addresses(rname, [ip for s in in_region for ip in s.ips])
+            region_sets = addresses(rname, in_region)
             if region_sets:
                 out += region_sets + srv(rname, service)
             else:
@@ -169,7 +196,7 @@ def plan_records(
             for zone in sorted(zones):
                 zname = zone_name(service.name, service.namespace, fed, zone, region, domain)
                 in_zone = [s for s in in_region if zone in by_name[s.cluster].zones]
-                zone_sets = addresses(zname, [ip for s in in_zone for ip in s.ips])
+                zone_sets = addresses(zname, in_zone)
                 if zone_sets:
                     out += zone_sets + srv(zname, service)
                 else:

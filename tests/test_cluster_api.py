@@ -350,6 +350,23 @@ def test_sigint_exits_zero_and_bad_flags_fail():
         bad.close()
 
 
+def test_garbage_bytes_do_not_hurt(cluster):
+    port = free_port()
+    http("POST", cluster.url + NS + "/services", lb_service("garbage", port))
+    ip = get_ingress(cluster, "garbage")["ip"]
+    for target in (("127.0.0.1", cluster.port), (ip, port)):
+        for payload in (b"\x16\x03\x01\x02\x00" + bytes(range(256)), b"GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", b"\x00" * 10000):
+            with socket.create_connection(target, timeout=2) as s:
+                s.sendall(payload)
+                try:
+                    s.recv(100)
+                except OSError:
+                    pass
+    assert http("GET", cluster.url + "/healthz")[1] == "ok"
+    wait_until(lambda: http("GET", f"http://{ip}:{port}/")[0] == 200, timeout=5, what="LB still answering")
+    http("DELETE", cluster.url + NS + "/services/garbage")
+
+
 def test_no_tracebacks_in_logs(cluster):
     """Runs last in this module: nothing above (malformed input, chaos) made the cluster log a crash."""
     assert http("GET", cluster.url + "/healthz")[1] == "ok"

@@ -248,3 +248,17 @@ def test_cluster_object_and_drift():
     assert drifted(current, desired) is None
     moved = {**desired, "spec": {**desired["spec"], "serverAddressByClientCIDRs": []}}
     assert drifted(moved, desired) == {"spec": {"serverAddressByClientCIDRs": desired["spec"]["serverAddressByClientCIDRs"]}}
+
+
+def test_node_port_conflict_and_type_change_drops_node_ports():
+    state, _ = make_state()
+    a = state.create_service("default", {"metadata": {"name": "a"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}})
+    with pytest.raises(APIError) as err:
+        state.create_service("default", {"metadata": {"name": "b"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}})
+    assert err.value.code == 422 and "already allocated" in err.value.message
+    assert ("default", "b") not in state.services
+    # replacing with its own node port is fine
+    state.replace_service("default", "a", a)
+    b = state.patch_service("default", "a", {"spec": {"type": "ClusterIP"}})
+    assert "nodePort" not in b["spec"]["ports"][0]
+    state.create_service("default", {"metadata": {"name": "b"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}})

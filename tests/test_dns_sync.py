@@ -342,3 +342,13 @@ async def test_with_the_real_federation_api_server(tmp_path):
 
 async def _rcode(port: int, name: str, rcode: int) -> bool:
     return (await ask(port, name)).rcode() == rcode
+
+
+async def test_static_records_are_served_beside_the_federation(api):
+    static = [record("static.example.com.", ["127.0.0.50"])]
+    async with Responder(Settings(listen="127.0.0.1:0", federation=api.url, records=static)) as r:
+        await eventually(lambda: _is(addresses(r.port, G), ["127.10.1.1"]))
+        assert await addresses(r.port, "static.example.com.") == ["127.0.0.50"]
+        api.put("a.more", record("more.example.com.", ["127.0.0.51"]))
+        await eventually(lambda: _is(addresses(r.port, "more.example.com."), ["127.0.0.51"]), within=1.0)
+        assert await addresses(r.port, "static.example.com.") == ["127.0.0.50"]

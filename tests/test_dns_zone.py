@@ -14,7 +14,7 @@ import pytest
 from fedns.records import collect
 from fedns.table import build_table
 from fedns.view import ZoneView
-from fedns.zone import ANY, NOERROR, NXDOMAIN, REFUSED, Zone, ZoneConfig, to_wire
+from fedns.zone import NOERROR, NXDOMAIN, REFUSED, Zone, ZoneConfig, to_wire
 
 G = "web.default.myfed.svc.example.com."
 R = "web.default.myfed.svc.us-east-1.example.com."

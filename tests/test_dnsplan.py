@@ -135,3 +135,15 @@ def test_names_are_lower_case_and_ttl_applied():
     )
     assert all(r.name == r.name.lower() and r.ttl == 7 for r in records)
     assert {r.name for r in records} >= {"web.default.myfed.svc.us-east-1a.us-east-1.example.com."}
+
+
+def test_address_records_carry_each_target_placement():
+    records = plan_records(
+        federation=FED, domain=DOMAIN, ttl=5, clusters=[A1, G1],
+        services=[svc(Shard("a1", ("127.10.1.1",), 1), Shard("g1", ("127.10.3.1",), 1))],
+    )
+    glob = next(r for r in records if r.name == GL and r.type == "A")
+    assert [(p.target, p.cluster, p.region, p.zones) for p in glob.placements] == [
+        ("127.10.1.1", "a1", "us-east-1", ("us-east-1a",)),
+        ("127.10.3.1", "g1", "europe-west1", ("europe-west1-b",)),
+    ]

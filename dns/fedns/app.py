@@ -56,6 +56,7 @@ class Settings:
     tcp_idle_timeout: float = 10.0
     max_tcp_connections: int = 256
     status_listen: str | None = None
+    # Served beside the federation's records, whatever it says (``--records FILE``).
     records: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] = field(default_factory=list)
     max_backoff: float = 2.0
 
@@ -101,7 +102,7 @@ class Responder:
     async def start(self) -> "Responder":
         s = self.settings
         if s.records:
-            self.view.replace(s.records)
+            self.view.set_static(s.records)
             await self.view.settled()
         host, port = split_host_port(s.listen, default_port=1053)
         self.server = DNSServer(

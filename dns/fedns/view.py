@@ -38,7 +38,8 @@ class ZoneView:
         self.config = config
         self.debounce = debounce
         self.clock = clock
-        self.specs: dict[str, Mapping[str, Any]] = {}
+        self.specs: dict[str, Mapping[str, Any]] = {}  # from the federation, by object name
+        self.static: dict[str, Mapping[str, Any]] = {}  # from --records, served beside them
         self.serial = int(clock())
         self.recordsets: list[RecordSet] = []
         self.problems: list[str] = []
@@ -58,6 +59,16 @@ class ZoneView:
         self.specs = dict(specs)
         self._changed()
 
+    def set_static(self, specs: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> None:
+        """Records served whatever the federation says (a file given with ``--records``)."""
+        if not isinstance(specs, Mapping):
+            specs = {f"static-{i}": s for i, s in enumerate(specs)}
+        self.static = dict(specs)
+        self._changed()
+
+    def all_specs(self) -> dict[str, Mapping[str, Any]]:
+        return {**self.static, **self.specs} if self.static else self.specs
+
     def put(self, name: str, spec: Mapping[str, Any]) -> None:
         if self.specs.get(name) != spec:
             self.specs[name] = spec
@@ -71,14 +82,12 @@ class ZoneView:
 
     def rebuild_now(self) -> bool:
         """Build synchronously from the current specs; True when the records changed."""
-        recordsets, problems = collect(self.specs)
-        zone_problems: list[str] = []
-        if recordsets == self.recordsets and self.table is not None:
+        recordsets, problems = collect(self.all_specs())
+        if recordsets == self.recordsets:
             return False
         serial = max(self.serial + 1, int(self.clock()))
         table = build_table(self.config, recordsets, serial, previous=self.table)
-        zone_problems = table.zone.problems
-        self._swap(table, recordsets, problems + zone_problems)
+        self._swap(table, recordsets, problems + table.zone.problems)
         return True
 
     def _swap(self, table: AnswerTable, recordsets: list[RecordSet], problems: list[str]) -> None:
@@ -106,7 +115,7 @@ class ZoneView:
             await asyncio.sleep(self.debounce)
             while self._dirty:
                 self._dirty = False
-                recordsets, problems = collect(self.specs)
+                recordsets, problems = collect(self.all_specs())
                 if recordsets == self.recordsets:
                     continue
                 serial = max(self.serial + 1, int(self.clock()))

@@ -44,11 +44,17 @@ def service_info(service: dict[str, Any]) -> dnsplan.ServiceInfo:
 
 
 def record_object(record: dnsplan.RecordSet) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": record.name, "type": record.type, "ttl": record.ttl, "targets": list(record.targets)}
+    if record.placements:
+        spec["placements"] = [
+            {"target": p.target, "cluster": p.cluster, "region": p.region, "zones": list(p.zones)}
+            for p in record.placements
+        ]
     return {
         "apiVersion": DNSRECORDS.api_version,
         "kind": DNSRECORDS.kind,
         "metadata": {"name": record.object_name, "labels": {"federation.kubernetes.io/record-type": record.type}},
-        "spec": {"name": record.name, "type": record.type, "ttl": record.ttl, "targets": list(record.targets)},
+        "spec": spec,
     }
 
 
