@@ -96,8 +96,14 @@ async def wait_dns(fed, name, predicate, timeout=15.0, rdtype="A"):
     raise AssertionError(f"DNS for {name} never matched; last answer:\n{last}")
 
 
-def lb_ip(fed, cluster):
-    return fed.spec(cluster).lb_pool.rsplit(".", 1)[0]
+async def member_copies(fed, name="web", namespace="default"):
+    """(HTTP status, body) of the service's copy in every member cluster."""
+    out = []
+    async with aiohttp.ClientSession() as session:
+        for c in fed.topology.clusters:
+            async with session.get(f"{fed.cluster_url(c.name)}/api/v1/namespaces/{namespace}/services/{name}") as r:
+                out.append((r.status, await r.json()))
+    return out
 
 
 async def test_three_clusters_join_ready_with_zones_and_regions(fed):
@@ -125,18 +131,12 @@ async def test_service_applied_from_yaml_reaches_every_member(fed, tmp_path):
     assert proc.returncode == 0, err.decode()
     assert "service/web created" in out.decode()
 
-    async with aiohttp.ClientSession() as session:
-        async def in_every_member():
-            for c in fed.topology.clusters:
-                async with session.get(f"{fed.cluster_url(c.name)}/api/v1/namespaces/default/services/web") as r:
-                    if r.status != 200:
-                        return False
-                    body = await r.json()
-                    if not (body.get("status") or {}).get("loadBalancer", {}).get("ingress"):
-                        return False
-            return True
+    async def in_every_member():
+        copies = await member_copies(fed)
+        return all(code == 200 and (body.get("status") or {}).get("loadBalancer", {}).get("ingress")
+                   for code, body in copies)
 
-        await fed.wait_for(in_every_member, 15, "the service in every member")
+    await fed.wait_for(in_every_member, 15, "the service in every member")
 
     async def three_shards():
         svc = await fed.api.get("/api/v1/namespaces/default/services/web")
@@ -159,10 +159,9 @@ async def test_service_applied_from_yaml_reaches_every_member(fed, tmp_path):
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 async def test_dns_answers_the_hierarchy(fed, tcp):
     await wait_dns(fed, GLOBAL, lambda r: len(answer_of(r).get((GLOBAL, "A"), [])) == 3)
-    ips = {c.name: None for c in fed.topology.clusters}
-    for c in fed.topology.clusters:
-        ips[c.name] = (await fed.api.get(f"/api/v1/namespaces/default/services/web"))  # noqa: F841
-    shards = {s["cluster"]: s["ingress"][0]["ip"] for s in ips["aws-us-east-1a"]["status"]["shards"]}
+    federated = await fed.api.get("/api/v1/namespaces/default/services/web")
+    shards = {s["cluster"]: s["ingress"][0]["ip"] for s in federated["status"]["shards"]}
+    assert set(shards) == {c.name for c in fed.topology.clusters}
     expect = {
         GLOBAL: sorted(shards.values()),
         REGION_EAST: sorted([shards["aws-us-east-1a"], shards["aws-us-east-1b"]]),
@@ -284,12 +283,7 @@ async def test_deleting_the_service_leaves_no_record_behind(fed):
     records = await fed.api.get("/apis/federation/v1beta1/dnsrecords")
     assert records["items"] == []
 
-    async with aiohttp.ClientSession() as session:
-        async def gone_everywhere():
-            for c in fed.topology.clusters:
-                async with session.get(f"{fed.cluster_url(c.name)}/api/v1/namespaces/default/services/web") as r:
-                    if r.status != 404:
-                        return False
-            return True
+    async def gone_everywhere():
+        return all(code == 404 for code, _ in await member_copies(fed))
 
-        await fed.wait_for(gone_everywhere, 10, "the copies to be deleted")
+    await fed.wait_for(gone_everywhere, 10, "the copies to be deleted")

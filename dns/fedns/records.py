@@ -34,6 +34,21 @@ class RecordSet:
     type: str  # "A", "AAAA", "CNAME", "SRV", "TXT", and for built-ins "SOA", "NS", "HINFO"
     ttl: int
     rdatas: tuple[str, ...]
+    # A and AAAA only: where targets live, for topology-aware answers (fedns.topology).
+    placements: tuple["Placement", ...] = ()
+    # Set by fedns.topology on a per-client copy: sizes of the nearest-first groups of
+    # ``rdatas``; round robin rotates inside each group. () means one group.
+    tiers: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one A/AAAA target lives: ``spec.placements[]`` of a DNSRecord."""
+
+    target: str
+    cluster: str
+    region: str
+    zones: tuple[str, ...]
 
 
 class InvalidRecord(ValueError):
@@ -139,7 +154,30 @@ def parse_spec(spec: Mapping[str, Any], *, source: str | None = None) -> RecordS
             rdatas.append(rdata)
     if rtype == "CNAME" and len(rdatas) != 1:
         raise InvalidRecord(f"{who}: spec.targets: a CNAME has exactly one target, not {len(rdatas)}")
-    return RecordSet(name, rtype, ttl, tuple(rdatas))
+    placements = _placements(spec.get("placements"), rdatas) if rtype in ("A", "AAAA") else ()
+    return RecordSet(name, rtype, ttl, tuple(rdatas), placements)
+
+
+def _placements(raw: Any, rdatas: list[str]) -> tuple[Placement, ...]:
+    """The placements of the targets we serve. Placements only order answers, so a malformed
+    entry is skipped rather than losing the record set."""
+    if not isinstance(raw, (list, tuple)):
+        return ()
+    out: dict[str, Placement] = {}
+    for item in raw:
+        if not isinstance(item, Mapping):
+            continue
+        try:
+            target = str(ipaddress.ip_address(str(item.get("target", "")).strip()))
+        except ValueError:
+            continue
+        zones = item.get("zones") or ()
+        if target not in rdatas or target in out or not isinstance(zones, (list, tuple)):
+            continue
+        out[target] = Placement(
+            target, str(item.get("cluster") or ""), str(item.get("region") or ""), tuple(str(z) for z in zones)
+        )
+    return tuple(out[t] for t in rdatas if t in out)
 
 
 def collect(
@@ -170,5 +208,7 @@ def collect(
                 )
                 continue
             rdatas = old.rdatas + tuple(r for r in rs.rdatas if r not in old.rdatas)
-            merged[key] = RecordSet(rs.name, rs.type, min(old.ttl, rs.ttl), rdatas)
+            known = {p.target for p in old.placements}
+            placements = old.placements + tuple(p for p in rs.placements if p.target not in known)
+            merged[key] = RecordSet(rs.name, rs.type, min(old.ttl, rs.ttl), rdatas, placements)
     return [merged[k] for k in sorted(merged)], problems

@@ -1,0 +1,190 @@
+"""API discovery as a real API server serves it, built from a list of resource definitions.
+
+kubectl learns what a server offers before it does anything else: ``/api`` and ``/apis``
+(legacy ``APIVersions`` / ``APIGroupList``, then one ``APIResourceList`` per
+group-version), or, when its ``Accept`` header asks for it, the aggregated
+``APIGroupDiscoveryList`` of ``apidiscovery.k8s.io/v2`` (one request instead of one per
+group-version). Everything here is a pure function of a list of
+:class:`federation.resources.Resource`, so the federation and every member cluster
+answer discovery from their own resource tables with the same code.
+
+What a ``Resource`` does not say (verbs, categories, subresources) comes from keyword
+arguments with the defaults a Kubernetes API server would give: every verb, a
+``status`` subresource, and the ``all`` category for services (so ``kubectl get all``
+shows them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from federation.resources import Resource
+
+ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+READ_VERBS = ["get", "list", "watch"]
+STATUS_VERBS = ["get", "patch", "update"]
+DEFAULT_CATEGORIES: Mapping[str, list[str]] = {"services": ["all"], "pods": ["all"], "deployments": ["all"],
+                                               "replicasets": ["all"], "clusters": ["federation"]}
+
+AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+
+
+def group_versions(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+    """(group, version) pairs in first-seen order; the core group is ``""``."""
+    seen: list[tuple[str, str]] = []
+    for res in resources:
+        if (res.group, res.version) not in seen:
+            seen.append((res.group, res.version))
+    return seen
+
+
+def _verbs(res: Resource, verbs: Mapping[str, Sequence[str]] | None) -> list[str]:
+    return sorted((verbs or {}).get(res.plural, ALL_VERBS))
+
+
+def _subresources(res: Resource, subresources: Mapping[str, Sequence[str]] | None) -> list[str]:
+    if subresources is not None:
+        return list(subresources.get(res.plural, ()))
+    return ["status"]
+
+
+def _categories(res: Resource, categories: Mapping[str, Sequence[str]] | None) -> list[str]:
+    return list((categories if categories is not None else DEFAULT_CATEGORIES).get(res.plural, ()))
+
+
+def api_versions(server_address: str) -> dict[str, Any]:
+    """``GET /api``: the core group's versions."""
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    }
+
+
+def api_group_list(resources: Sequence[Resource]) -> dict[str, Any]:
+    """``GET /apis``: every named group (the core group is under ``/api``)."""
+    groups: dict[str, list[str]] = {}
+    for group, version in group_versions(resources):
+        if group:
+            groups.setdefault(group, []).append(version)
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": group,
+                "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+                "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]},
+            }
+            for group, versions in groups.items()
+        ],
+    }
+
+
+def api_group(resources: Sequence[Resource], group: str) -> dict[str, Any] | None:
+    """``GET /apis/<group>``, or None if the group is not served."""
+    for item in api_group_list(resources)["groups"]:
+        if item["name"] == group:
+            return {"kind": "APIGroup", "apiVersion": "v1", **item}
+    return None
+
+
+def api_resource_list(
+    resources: Sequence[Resource],
+    group: str,
+    version: str,
+    *,
+    verbs: Mapping[str, Sequence[str]] | None = None,
+    categories: Mapping[str, Sequence[str]] | None = None,
+    subresources: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any] | None:
+    """``GET /api/v1`` or ``/apis/<group>/<version>``, or None if that group-version is not served."""
+    mine = [r for r in resources if (r.group, r.version) == (group, version)]
+    if not mine:
+        return None
+    out = []
+    for res in mine:
+        entry: dict[str, Any] = {
+            "name": res.plural,
+            "singularName": res.singular or res.kind.lower(),
+            "namespaced": res.namespaced,
+            "kind": res.kind,
+            "verbs": _verbs(res, verbs),
+            "storageVersionHash": "",
+        }
+        if res.short_names:
+            entry["shortNames"] = list(res.short_names)
+        cats = _categories(res, categories)
+        if cats:
+            entry["categories"] = cats
+        out.append(entry)
+        for sub in _subresources(res, subresources):
+            out.append({"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
+                        "kind": res.kind, "verbs": STATUS_VERBS})
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": out,
+    }
+
+
+def aggregated_discovery(
+    resources: Sequence[Resource],
+    *,
+    core: bool,
+    api_version: str = "apidiscovery.k8s.io/v2",
+    verbs: Mapping[str, Sequence[str]] | None = None,
+    categories: Mapping[str, Sequence[str]] | None = None,
+    subresources: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """The ``APIGroupDiscoveryList`` for ``/api`` (``core=True``) or ``/apis`` (named groups)."""
+    items: list[dict[str, Any]] = []
+    by_group: dict[str, dict[str, Any]] = {}
+    for group, version in group_versions(resources):
+        if bool(group) == core:
+            continue
+        item = by_group.get(group)
+        if item is None:
+            item = {"metadata": {"name": group, "creationTimestamp": None}, "versions": []}
+            by_group[group] = item
+            items.append(item)
+        entries = []
+        for res in resources:
+            if (res.group, res.version) != (group, version):
+                continue
+            kind = {"group": group, "version": version, "kind": res.kind}
+            entry: dict[str, Any] = {
+                "resource": res.plural,
+                "responseKind": kind,
+                "scope": "Namespaced" if res.namespaced else "Cluster",
+                "singularResource": res.singular or res.kind.lower(),
+                "verbs": _verbs(res, verbs),
+            }
+            if res.short_names:
+                entry["shortNames"] = list(res.short_names)
+            cats = _categories(res, categories)
+            if cats:
+                entry["categories"] = cats
+            subs = _subresources(res, subresources)
+            if subs:
+                entry["subresources"] = [{"subresource": s, "responseKind": kind, "verbs": STATUS_VERBS} for s in subs]
+            entries.append(entry)
+        item["versions"].append({"version": version, "resources": entries, "freshness": "Current"})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}
+
+
+def negotiate_aggregated(accept: str | None) -> str | None:
+    """The aggregated discovery content type the ``Accept`` header asks for, if any.
+
+    kubectl lists v2 first, then v2beta1, then plain JSON; we answer the first one it names.
+    """
+    for part in (accept or "").split(","):
+        params = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in part.split(";")[1:])}
+        if params.get("g") == "apidiscovery.k8s.io" and params.get("as") == "APIGroupDiscoveryList":
+            if params.get("v") == "v2":
+                return AGGREGATED_V2
+            if params.get("v") == "v2beta1":
+                return AGGREGATED_V2BETA1
+    return None

@@ -1,0 +1,199 @@
+"""Server-side table printing: ``meta.k8s.io/v1`` ``Table`` objects for kubectl.
+
+kubectl asks for lists with ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and
+prints whatever columns the server sends, so the columns a user sees come from the
+server, not from kubectl's compiled-in printers. The column logic is the one our own CLI
+prints with (:data:`federation.printers.TABLES`): a column appears once, in one module.
+
+Conventions kept from the real API server:
+
+- no ``NAMESPACE`` column: kubectl adds it itself for ``-A`` from each row's object
+  metadata, which is why every row carries a ``PartialObjectMetadata`` (or the whole
+  object with ``includeObject=Object``, which ``--sort-by`` and ``-o custom-columns`` need);
+- the ``-o wide`` columns are sent too, with ``priority: 1``, and kubectl hides them
+  unless asked;
+- a kind without a printer gets ``NAME`` and ``AGE``, as a custom resource does.
+
+Everything is a pure function of objects and ``now``; :func:`table_specs` lets a member
+cluster add printers for its own kinds (pods, nodes, endpoints...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+from federation import printers
+
+TABLE_MEDIA = ("application/json;as=Table;v=v1;g=meta.k8s.io", "application/json;as=Table;v=v1beta1;g=meta.k8s.io")
+
+COLUMN_DESCRIPTIONS = {
+    "NAME": "Name must be unique within a namespace.",
+    "AGE": "CreationTimestamp is a timestamp representing the server time when this object was created.",
+}
+
+
+@dataclass(frozen=True)
+class Printer:
+    """How one kind prints: every column (wide ones with priority 1) and a row function."""
+
+    columns: Sequence[tuple[str, int]]
+    row: Callable[[dict[str, Any], datetime], list[Any]]
+
+
+def from_cli_spec(spec: printers.TableSpec) -> Printer:
+    """Adapt one of the CLI's printers: wide columns that the normal view lacks get priority 1."""
+    normal = spec.columns(all_namespaces=False, wide=False)
+    wide = spec.columns(all_namespaces=False, wide=True)
+    columns = [(name, 0 if name in normal else 1) for name in wide]
+
+    def row(obj: dict[str, Any], now: datetime) -> list[Any]:
+        return spec.row(obj, now, all_namespaces=False, wide=True)
+
+    return Printer(columns, row)
+
+
+def default_printer() -> Printer:
+    return Printer([("NAME", 0), ("AGE", 0)], lambda obj, now: [(obj.get("metadata") or {}).get("name", ""), printers.age(obj, now)])
+
+
+# --- printers for the member clusters' own kinds, as kubectl shows them ----------------
+
+
+def _pod_row(pod: dict[str, Any], now: datetime) -> list[Any]:
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    statuses = [s for s in status.get("containerStatuses") or [] if isinstance(s, dict)]
+    total = len(spec.get("containers") or []) or len(statuses)
+    ready = sum(1 for s in statuses if s.get("ready"))
+    restarts = sum(int(s.get("restartCount") or 0) for s in statuses)
+    phase = status.get("phase") or "Pending"
+    if meta.get("deletionTimestamp"):
+        phase = "Terminating"
+    return [
+        meta.get("name", ""), f"{ready}/{total}", status.get("reason") or phase, restarts, printers.age(pod, now),
+        status.get("podIP") or printers.NONE, spec.get("nodeName") or printers.NONE, printers.NONE, printers.NONE,
+    ]
+
+
+def _node_row(node: dict[str, Any], now: datetime) -> list[Any]:
+    meta, status = node.get("metadata") or {}, node.get("status") or {}
+    ready = printers.condition_status(node, "Ready")
+    state = {"True": "Ready", "False": "NotReady"}.get(ready, "Unknown")
+    if (node.get("spec") or {}).get("unschedulable"):
+        state += ",SchedulingDisabled"
+    labels = meta.get("labels") or {}
+    roles = sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/") and "/" in k)
+    addrs = {a.get("type"): a.get("address") for a in status.get("addresses") or [] if isinstance(a, dict)}
+    info = status.get("nodeInfo") or {}
+    return [
+        meta.get("name", ""), state, ",".join(roles) or printers.NONE, printers.age(node, now),
+        info.get("kubeletVersion") or "", addrs.get("InternalIP") or printers.NONE,
+        addrs.get("ExternalIP") or printers.NONE, info.get("osImage") or printers.UNKNOWN,
+        info.get("kernelVersion") or printers.UNKNOWN, info.get("containerRuntimeVersion") or printers.UNKNOWN,
+    ]
+
+
+def _endpoints_row(ep: dict[str, Any], now: datetime) -> list[Any]:
+    found = []
+    for subset in ep.get("subsets") or []:
+        ports = [p.get("port") for p in subset.get("ports") or [] if isinstance(p, dict)] or [None]
+        for addr in subset.get("addresses") or []:
+            for port in ports:
+                found.append(f"{addr.get('ip')}:{port}" if port else str(addr.get("ip")))
+    shown = ",".join(found[:3]) + (f" + {len(found) - 3} more..." if len(found) > 3 else "")
+    return [(ep.get("metadata") or {}).get("name", ""), shown or printers.NONE, printers.age(ep, now)]
+
+
+def _namespace_row(ns: dict[str, Any], now: datetime) -> list[Any]:
+    return [(ns.get("metadata") or {}).get("name", ""), (ns.get("status") or {}).get("phase") or "Active", printers.age(ns, now)]
+
+
+MEMBER_PRINTERS: dict[str, Printer] = {
+    "pods": Printer(
+        [("NAME", 0), ("READY", 0), ("STATUS", 0), ("RESTARTS", 0), ("AGE", 0), ("IP", 1), ("NODE", 1),
+         ("NOMINATED NODE", 1), ("READINESS GATES", 1)],
+        _pod_row,
+    ),
+    "nodes": Printer(
+        [("NAME", 0), ("STATUS", 0), ("ROLES", 0), ("AGE", 0), ("VERSION", 0), ("INTERNAL-IP", 1),
+         ("EXTERNAL-IP", 1), ("OS-IMAGE", 1), ("KERNEL-VERSION", 1), ("CONTAINER-RUNTIME", 1)],
+        _node_row,
+    ),
+    "endpoints": Printer([("NAME", 0), ("ENDPOINTS", 0), ("AGE", 0)], _endpoints_row),
+    "namespaces": Printer([("NAME", 0), ("STATUS", 0), ("AGE", 0)], _namespace_row),
+}
+
+
+def table_specs(extra: Mapping[str, Printer] | None = None) -> dict[str, Printer]:
+    """Printers by plural: the CLI's (clusters, services, dnsrecords, leases, events), the
+    member kinds', then ``extra`` (which wins)."""
+    specs = {plural: from_cli_spec(spec) for plural, spec in printers.TABLES.items()}
+    specs.update(MEMBER_PRINTERS)
+    specs.update(extra or {})
+    return specs
+
+
+FEDERATION_PRINTERS = table_specs()
+
+# --- negotiation and rendering --------------------------------------------------------
+
+
+def wants_table(accept: str | None) -> bool:
+    """Whether the first media type in ``Accept`` that we can serve is a meta.k8s.io Table."""
+    for part in (accept or "").split(","):
+        params = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in part.split(";")[1:])}
+        if params.get("as") == "Table" and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
+            return True
+        media = part.split(";")[0].strip()
+        if media in ("application/json", "*/*", "application/*") and not params.get("as"):
+            return False
+    return False
+
+
+def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
+
+
+def _row(obj: dict[str, Any], printer: Printer, now: datetime, include_object: str) -> dict[str, Any]:
+    row: dict[str, Any] = {"cells": printer.row(obj, now)}
+    if include_object == "Object":
+        row["object"] = obj
+    elif include_object != "None":
+        row["object"] = partial_metadata(obj)
+    return row
+
+
+def column_definitions(printer: Printer) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "type": "string",
+            "format": "name" if name == "NAME" else "",
+            "description": COLUMN_DESCRIPTIONS.get(name, ""),
+            "priority": priority,
+        }
+        for name, priority in printer.columns
+    ]
+
+
+def to_table(
+    plural: str,
+    objs: Sequence[dict[str, Any]],
+    *,
+    resource_version: str = "",
+    include_object: str = "Metadata",
+    printers_by_plural: Mapping[str, Printer] | None = None,
+    now: datetime | None = None,
+    headers: bool = True,
+) -> dict[str, Any]:
+    """A ``Table`` of ``objs``. ``headers=False`` leaves out the column definitions."""
+    printer = (printers_by_plural or FEDERATION_PRINTERS).get(plural) or default_printer()
+    now = now or datetime.now(timezone.utc)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": column_definitions(printer) if headers else [],
+        "rows": [_row(o, printer, now, include_object) for o in objs],
+    }
