@@ -16,7 +16,7 @@ from typing import Any
 
 from federation import status as st
 from federation.meta import now_rfc3339
-from federation.resources import Resource, validate_metadata
+from federation.resources import Resource, validate_object
 from federation.store import Event, StoreConflict, StoreNotFound, Store
 
 
@@ -85,9 +85,7 @@ class Registry:
 
     def _check(self, res: Resource, obj: dict[str, Any]) -> None:
         name = str((obj.get("metadata") or {}).get("name") or "")
-        errs = validate_metadata(obj, namespaced=res.namespaced, name_check=res.name_check)
-        if not errs:
-            errs = res.validate(obj)
+        errs = validate_object(res, obj)
         if errs:
             raise st.invalid(res.kind, name, errs, res.group)
 

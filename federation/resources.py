@@ -295,6 +295,207 @@ def validate_event(obj: dict[str, Any]) -> Errors:
     return errs
 
 
+# ---------------------------------------------------------------------------- Deployment
+# Shared with the member clusters (clusters/workloads.py), so a Deployment the federation
+# accepts is one every member accepts too.
+
+SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+SECCOMP_CONTAINER_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
+STRATEGIES = ("RollingUpdate", "Recreate")
+
+
+def default_deployment(obj: dict[str, Any]) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    spec.setdefault("minReadySeconds", 0)
+    strategy = spec.setdefault("strategy", {})
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            if isinstance(rolling, dict):
+                rolling.setdefault("maxSurge", "25%")
+                rolling.setdefault("maxUnavailable", "25%")
+    template = spec.get("template")
+    pod_spec = template.get("spec") if isinstance(template, dict) else None
+    if isinstance(pod_spec, dict):
+        pod_spec.setdefault("restartPolicy", "Always")
+        for key in ("initContainers", "containers"):
+            for c in pod_spec.get(key) or []:
+                if isinstance(c, dict):
+                    c.setdefault("imagePullPolicy", "IfNotPresent")
+                    for port in c.get("ports") or []:
+                        if isinstance(port, dict):
+                            port.setdefault("protocol", "TCP")
+
+
+def _int_or_percent(value: Any) -> bool:
+    if _is_int(value):
+        return value >= 0
+    return isinstance(value, str) and bool(re.fullmatch(r"\d{1,3}%", value)) and int(value[:-1]) <= 100
+
+
+def _is_zero(value: Any) -> bool:
+    return value in (0, "0%")
+
+
+def check_seccomp(value: Any) -> str | None:
+    """Why a seccomp annotation value is invalid (None when fine)."""
+    if value in ("runtime/default", "docker/default", "unconfined"):
+        return None
+    if isinstance(value, str) and value.startswith("localhost/"):
+        profile = value[len("localhost/"):]
+        if profile and ".." not in profile.split("/") and not profile.startswith("/"):
+            return None
+        return "localhost/ must be followed by a relative profile path without '..'"
+    return "must be runtime/default, docker/default, unconfined or localhost/<profile>"
+
+
+def _label_map_errors(value: Any, path: str) -> Errors:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [(path, "Invalid value: must be a map of strings")]
+    errs: Errors = []
+    for k, v in value.items():
+        problem = check_label_key(str(k)) or check_label_value(v)
+        if problem:
+            errs.append((f"{path}[{k}]", f"Invalid value: {v!r}: {problem}"))
+    return errs
+
+
+def _containers_errors(pod_spec: dict[str, Any], path: str) -> Errors:
+    errs: Errors = []
+    names: set[str] = set()
+    for key in ("initContainers", "containers"):
+        items = pod_spec.get(key)
+        if items is None and key == "initContainers":
+            continue
+        if not isinstance(items, list) or (key == "containers" and not items):
+            errs.append((f"{path}.{key}", "Required value" if key == "containers" else "Invalid value: must be a list"))
+            continue
+        for i, c in enumerate(items):
+            where = f"{path}.{key}[{i}]"
+            if not isinstance(c, dict):
+                errs.append((where, "Invalid value: must be an object"))
+                continue
+            name = c.get("name")
+            if not isinstance(name, str) or not name:
+                errs.append((f"{where}.name", "Required value"))
+            elif check_dns_label(name):
+                errs.append((f"{where}.name", f"Invalid value: {name!r}: {check_dns_label(name)}"))
+            elif name in names:
+                errs.append((f"{where}.name", f"Duplicate value: {name!r}"))
+            else:
+                names.add(name)
+            image = c.get("image")
+            if not isinstance(image, str) or not image.strip():
+                errs.append((f"{where}.image", "Required value"))
+            command = c.get("command")
+            if command is not None and (not isinstance(command, list) or not all(isinstance(a, str) for a in command)):
+                errs.append((f"{where}.command", "Invalid value: must be a list of strings"))
+            for j, port in enumerate(c.get("ports") or []):
+                number = port.get("containerPort") if isinstance(port, dict) else None
+                if not _is_int(number) or not 1 <= number <= 65535:
+                    errs.append((f"{where}.ports[{j}].containerPort", f"Invalid value: {number!r}: must be between 1 and 65535, inclusive"))
+    return errs
+
+
+def validate_deployment(obj: dict[str, Any]) -> Errors:
+    """Field errors of an apps/v1 Deployment, Kubernetes' paths and wording where we can."""
+    from federation.placement import PlacementError, selector_requirements
+    from federation.meta import selector_matches
+
+    errs: Errors = []
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    replicas = spec.get("replicas", 1)
+    if not _is_int(replicas) or replicas < 0:
+        errs.append(("spec.replicas", f"Invalid value: {replicas!r}: must be greater than or equal to 0"))
+    for key in ("revisionHistoryLimit", "minReadySeconds"):
+        value = spec.get(key, 0)
+        if not _is_int(value) or value < 0:
+            errs.append((f"spec.{key}", f"Invalid value: {value!r}: must be greater than or equal to 0"))
+    deadline = spec.get("progressDeadlineSeconds", 600)
+    if not _is_int(deadline) or deadline <= 0:
+        errs.append(("spec.progressDeadlineSeconds", f"Invalid value: {deadline!r}: must be greater than 0"))
+    elif _is_int(spec.get("minReadySeconds", 0)) and deadline <= spec.get("minReadySeconds", 0):
+        errs.append(("spec.progressDeadlineSeconds", f"Invalid value: {deadline}: must be greater than minReadySeconds"))
+    strategy = spec.get("strategy") or {}
+    if not isinstance(strategy, dict):
+        errs.append(("spec.strategy", "Invalid value: must be an object"))
+        strategy = {}
+    stype = strategy.get("type", "RollingUpdate")
+    if stype not in STRATEGIES:
+        errs.append(("spec.strategy.type", f'Unsupported value: {stype!r}: supported values: "Recreate", "RollingUpdate"'))
+    rolling = strategy.get("rollingUpdate")
+    if stype == "Recreate" and rolling is not None:
+        errs.append(("spec.strategy.rollingUpdate", "Forbidden: may not be specified when strategy `type` is 'Recreate'"))
+    if isinstance(rolling, dict):
+        surge, unavailable = rolling.get("maxSurge", "25%"), rolling.get("maxUnavailable", "25%")
+        for key, value in (("maxSurge", surge), ("maxUnavailable", unavailable)):
+            if not _int_or_percent(value):
+                errs.append((f"spec.strategy.rollingUpdate.{key}", f"Invalid value: {value!r}: must be a non-negative integer or a percentage such as 25%"))
+        if _is_zero(surge) and _is_zero(unavailable):
+            errs.append(("spec.strategy.rollingUpdate.maxUnavailable", "Invalid value: 0: may not be 0 when `maxSurge` is 0"))
+    selector = spec.get("selector")
+    reqs = None
+    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        errs.append(("spec.selector", "Required value"))
+    else:
+        try:
+            reqs = selector_requirements(selector, path="spec.selector")
+        except PlacementError as err:
+            path, _, message = str(err).partition(": ")
+            errs.append((path, f"Invalid value: {message}"))
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        errs.append(("spec.template", "Required value"))
+        return errs
+    tmeta = template.get("metadata") or {}
+    if not isinstance(tmeta, dict):
+        errs.append(("spec.template.metadata", "Invalid value: must be an object"))
+        tmeta = {}
+    errs += _label_map_errors(tmeta.get("labels"), "spec.template.metadata.labels")
+    if reqs is not None and not selector_matches(reqs, tmeta.get("labels") or {}):
+        errs.append(("spec.template.metadata.labels", f"Invalid value: {tmeta.get('labels') or {}}: `selector` does not match template `labels`"))
+    annotations = tmeta.get("annotations") or {}
+    if isinstance(annotations, dict):
+        for key, value in annotations.items():
+            if key == SECCOMP_POD_ANNOTATION or str(key).startswith(SECCOMP_CONTAINER_PREFIX):
+                problem = check_seccomp(value)
+                if problem:
+                    errs.append((f"spec.template.metadata.annotations[{key}]", f"Invalid value: {value!r}: {problem}"))
+    pod_spec = template.get("spec")
+    if not isinstance(pod_spec, dict):
+        errs.append(("spec.template.spec", "Required value"))
+        return errs
+    errs += _containers_errors(pod_spec, "spec.template.spec")
+    policy = pod_spec.get("restartPolicy", "Always")
+    if policy != "Always":
+        errs.append(("spec.template.spec.restartPolicy", f'Unsupported value: {policy!r}: supported values: "Always"'))
+    return errs
+
+
+def validate_federated_deployment(obj: dict[str, Any]) -> Errors:
+    """A Deployment plus the federation's placement, overrides and preferences annotations."""
+    from federation.placement import validate_federation_annotations
+
+    return validate_deployment(obj) + validate_federation_annotations(obj)
+
+
+def validate_controllerrevision(obj: dict[str, Any]) -> Errors:
+    revision = obj.get("revision")
+    if not _is_int(revision) or revision < 1:
+        return [("revision", f"Invalid value: {revision!r}: must be a positive integer")]
+    return []
+
+
 CLUSTERS = Resource(
     "federation", "v1beta1", "clusters", "Cluster", False, short_names=("cl",), singular="cluster",
     validate=validate_cluster,
@@ -309,5 +510,19 @@ DNSRECORDS = Resource(
     validate=validate_dnsrecord,
 )
 EVENTS = Resource("", "v1", "events", "Event", True, short_names=("ev",), singular="event", validate=validate_event)
+DEPLOYMENTS = Resource(
+    "apps", "v1", "deployments", "Deployment", True, short_names=("deploy",), singular="deployment",
+    validate=validate_federated_deployment, default=default_deployment,
+)
+CONTROLLERREVISIONS = Resource(
+    "apps", "v1", "controllerrevisions", "ControllerRevision", True, singular="controllerrevision",
+    validate=validate_controllerrevision,
+)
 
-ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS]
+ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERREVISIONS]
+
+
+def validate_object(res: Resource, obj: dict[str, Any]) -> Errors:
+    """Every problem with ``obj`` as a ``res``: metadata first, then the kind's own rules."""
+    errs = validate_metadata(obj, namespaced=res.namespaced, name_check=res.name_check)
+    return errs or res.validate(obj)
