@@ -30,7 +30,9 @@ class WatchHub:
     def __init__(self, max_queue: int = 10_000) -> None:
         self.max_queue = max_queue
         self._queues: set[asyncio.Queue[Event | None]] = set()
-        self._changed = asyncio.Event()
+        # One event per resource, replaced after it fires, so a waiter wakes only for the
+        # kinds it reads (a lease renewal must not wake the DNS planner).
+        self._changed: dict[str, asyncio.Event] = {}
 
     def subscribe(self) -> asyncio.Queue[Event | None]:
         q: asyncio.Queue[Event | None] = asyncio.Queue(self.max_queue)
@@ -50,16 +52,24 @@ class WatchHub:
                 while not q.empty():
                     q.get_nowait()
                 q.put_nowait(None)
-        self._changed.set()
-        self._changed = asyncio.Event()
+        changed = self._changed.pop(event.resource, None)
+        if changed is not None:
+            changed.set()
 
-    async def wait_change(self, timeout: float) -> None:
-        """Return at the next store change or after ``timeout`` seconds, whichever comes first."""
-        changed = self._changed
+    async def wait_change(self, timeout: float, resources: frozenset[str] | set[str] | None = None) -> None:
+        """Return at the next change of one of ``resources`` (store keys) or after ``timeout``
+        seconds, whichever comes first; with no resources, just wait out the timeout."""
+        keys = resources or ()
+        events = [self._changed.setdefault(key, asyncio.Event()) for key in keys]
+        if not events:
+            await asyncio.sleep(timeout)
+            return
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
         try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
 
 
 class Registry:

@@ -22,9 +22,14 @@ async def run_forever(
     *,
     hub: WatchHub | None,
     period: float,
+    watches: frozenset[str] = frozenset(),
+    min_interval: float = 0.05,
     max_backoff: float = 5.0,
 ) -> None:
-    """Call ``step`` every ``period`` seconds, or sooner when the store changes.
+    """Call ``step`` every ``period`` seconds, or sooner when one of ``watches`` changes.
+
+    ``watches`` are store keys (``Resource.key``). After a wake-up the loop waits
+    ``min_interval`` so that a burst of changes is handled by one reconcile.
 
     A failing step is retried with exponential backoff and jitter, and logged once per run
     of failures rather than once per attempt.
@@ -45,7 +50,8 @@ async def run_forever(
             delay = min(max_backoff, period * 2**failures) * random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)
             continue
-        if hub is not None:
-            await hub.wait_change(period)
+        if hub is not None and watches:
+            await hub.wait_change(period, watches)
+            await asyncio.sleep(min_interval)
         else:
             await asyncio.sleep(period)
