@@ -18,12 +18,14 @@ import yaml
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
+from federation import discovery, openapi, tables
 from federation import status as st
 from federation.jsonpatch import PatchError, apply_json_patch
 from federation.meta import SelectorError, merge_patch, parse_selector, selector_matches
 from federation.registry import Registry
 from federation.resources import ALL, Resource
 from federation.store import HistoryExpired
+from federation.strategic import ApplyConflict, StrategicPatchError, record_update, server_side_apply, strategic_merge
 
 log = logging.getLogger("federation.api")
 
@@ -42,8 +44,35 @@ VERSION = {
 }
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+# Namespaces are not stored: the federation serves the well-known ones plus every namespace
+# an object lives in, read only, because kubectl asks for them (``get ns``, completion).
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace", False, short_names=("ns",), singular="namespace")
+WELL_KNOWN_NAMESPACES = ("default", "federation-system", "kube-public", "kube-system")
+SERVED = ALL + [NAMESPACES]
+DISCOVERY_VERBS = {"namespaces": ["get", "list"]}
+DISCOVERY_SUBRESOURCES = {r.plural: ["status"] for r in ALL}
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
+DELETION_PROPAGATION_ANNOTATION = "federation.kubernetes.io/deletion-propagation"
+# Fields every kind can be selected by; events add their involvedObject and reason (what
+# ``kubectl describe`` asks for), as the real API server does.
+FIELD_LABELS = {"metadata.name", "metadata.namespace"}
+EXTRA_FIELD_LABELS = {
+    "events": {
+        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+        "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+        "reason", "reportingComponent", "source", "type",
+    },
+    "services": {"spec.type", "spec.clusterIP"},
+}
+
+
+def json_response(body: Any, status: int = 200, *, content_type: str = "application/json",
+                  warnings: list[str] | None = None) -> web.Response:
+    resp = web.Response(body=json.dumps(body).encode(), status=status, headers={"Content-Type": content_type})
+    for warning in warnings or []:
+        resp.headers.add("Warning", f'299 - {json.dumps(warning)}')
+    return resp
 
 
 @web.middleware
@@ -107,6 +136,9 @@ class API:
     def __init__(self, registry: Registry, *, watch_ping: float = 5.0) -> None:
         self.registry = registry
         self.watch_ping = watch_ping
+        self.components = openapi.schemas_for(SERVED)
+        self.schemas = {res.key: openapi.SchemaNode(self.components[openapi.schema_name(res)], self.components)
+                        for res in SERVED}
 
     # -------------------------------------------------------------- routing
 
@@ -115,6 +147,9 @@ class API:
         app.router.add_get("/readyz", self.healthz)
         app.router.add_get("/livez", self.healthz)
         app.router.add_get("/version", self.version)
+        add_discovery_routes(app, SERVED, verbs=DISCOVERY_VERBS, subresources=DISCOVERY_SUBRESOURCES)
+        app.router.add_get("/api/v1/namespaces", self.list_namespaces)
+        app.router.add_get("/api/v1/namespaces/{name}", self.get_namespace)
         for res in ALL:
             self._add_resource(app, res)
 
@@ -150,6 +185,62 @@ class API:
     async def version(self, request: web.Request) -> web.Response:
         return json_response(VERSION)
 
+    # -------------------------------------------------------------- namespaces (derived, read only)
+
+    def _namespaces(self) -> tuple[list[dict[str, Any]], int]:
+        names = set(WELL_KNOWN_NAMESPACES)
+        rv = 0
+        for res in ALL:
+            if res.namespaced:
+                items, rv = self.registry.list(res, None)
+                names.update((o.get("metadata") or {}).get("namespace") or "default" for o in items)
+        return [
+            {"apiVersion": "v1", "kind": "Namespace",
+             "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}},
+             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+            for n in sorted(names)
+        ], rv
+
+    async def list_namespaces(self, request: web.Request) -> web.Response:
+        if request.query.get("watch") in ("true", "1"):
+            raise st.APIError(405, "watching namespaces is not supported by the federation API", reason="MethodNotAllowed")
+        items, rv = self._namespaces()
+        selector = self._selector(request)
+        field_filters = self._field_selector(request.query.get("fieldSelector"), NAMESPACES)
+        items = [o for o in items if self._matches(o, selector, field_filters)]
+        return self._list_response(request, NAMESPACES, items, rv)
+
+    async def get_namespace(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        for ns in self._namespaces()[0]:
+            if ns["metadata"]["name"] == name:
+                return self._object_response(request, NAMESPACES, ns)
+        raise st.not_found("namespaces", name)
+
+    # -------------------------------------------------------------- output
+
+    def _object_response(self, request: web.Request, res: Resource, obj: dict[str, Any], status: int = 200,
+                         warnings: list[str] | None = None) -> web.Response:
+        if tables.wants_table(request.headers.get("Accept")):
+            rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+            return json_response(
+                tables.to_table(res.plural, [obj], resource_version=rv,
+                                include_object=request.query.get("includeObject", "Metadata")),
+                status,
+            )
+        return json_response(obj, status, warnings=warnings)
+
+    def _list_response(self, request: web.Request, res: Resource, items: list[dict[str, Any]], rv: int) -> web.Response:
+        if tables.wants_table(request.headers.get("Accept")):
+            return json_response(
+                tables.to_table(res.plural, items, resource_version=str(rv),
+                                include_object=request.query.get("includeObject", "Metadata"))
+            )
+        return json_response(
+            {"apiVersion": res.api_version, "kind": f"{res.kind}List", "metadata": {"resourceVersion": str(rv)},
+             "items": items}
+        )
+
     # -------------------------------------------------------------- verbs
 
     @staticmethod
@@ -157,30 +248,28 @@ class API:
         return request.match_info.get("namespace", "") if res.namespaced else ""
 
     async def get(self, request: web.Request, res: Resource) -> web.Response:
-        return json_response(self.registry.get(res, self._ns(request, res), request.match_info["name"]))
+        return self._object_response(request, res, self.registry.get(res, self._ns(request, res), request.match_info["name"]))
+
+    @staticmethod
+    def _selector(request: web.Request) -> list:
+        try:
+            return parse_selector(request.query.get("labelSelector"))
+        except SelectorError as err:
+            raise st.APIError(400, str(err)) from None
 
     async def list(self, request: web.Request, res: Resource) -> web.StreamResponse:
         namespace = request.match_info.get("namespace") if res.namespaced else None
-        try:
-            selector = parse_selector(request.query.get("labelSelector"))
-        except SelectorError as err:
-            raise st.APIError(400, str(err)) from None
-        field_filters = self._field_selector(request.query.get("fieldSelector"))
+        selector = self._selector(request)
+        field_filters = self._field_selector(request.query.get("fieldSelector"), res)
         if request.query.get("watch") in ("true", "1"):
             return await self.watch(request, res, namespace, selector, field_filters)
         items, rv = self.registry.list(res, namespace)
         items = [o for o in items if self._matches(o, selector, field_filters)]
-        return json_response(
-            {
-                "apiVersion": res.api_version,
-                "kind": f"{res.kind}List",
-                "metadata": {"resourceVersion": str(rv)},
-                "items": items,
-            }
-        )
+        return self._list_response(request, res, items, rv)
 
     @staticmethod
-    def _field_selector(text: str | None) -> list[tuple[str, str, str]]:
+    def _field_selector(text: str | None, res: Resource) -> list[tuple[str, str, str]]:
+        allowed = FIELD_LABELS | EXTRA_FIELD_LABELS.get(res.plural, set())
         filters = []
         for part in (text or "").split(","):
             part = part.strip()
@@ -188,26 +277,79 @@ class API:
                 continue
             op = "!=" if "!=" in part else "="
             key, _, value = part.replace("==", "=").partition(op)
-            if key.strip() not in ("metadata.name", "metadata.namespace"):
-                raise st.APIError(400, f'field label not supported: {key.strip()}')
-            filters.append((key.strip(), op, value.strip()))
+            key = key.strip()
+            if key not in allowed:
+                raise st.APIError(
+                    400, f'field label not supported: {key} (supported for {res.plural}: {", ".join(sorted(allowed))})'
+                )
+            filters.append((key, op, value.strip()))
         return filters
 
     @staticmethod
-    def _matches(obj: dict[str, Any], selector: list, field_filters: list[tuple[str, str, str]]) -> bool:
+    def _field_value(obj: dict[str, Any], key: str) -> str:
+        if key == "source":
+            source = obj.get("source") or {}
+            return str(source.get("component") or "") if isinstance(source, dict) else ""
+        cursor: Any = obj
+        for step in key.split("."):
+            cursor = cursor.get(step) if isinstance(cursor, dict) else None
+        return "" if cursor is None else str(cursor)
+
+    @classmethod
+    def _matches(cls, obj: dict[str, Any], selector: list, field_filters: list[tuple[str, str, str]]) -> bool:
         meta = obj.get("metadata") or {}
         if not selector_matches(selector, meta.get("labels")):
             return False
         for key, op, value in field_filters:
-            actual = meta.get(key.split(".", 1)[1], "")
-            if (actual == value) != (op == "="):
+            if (cls._field_value(obj, key) == value) != (op == "="):
                 return False
         return True
+
+    # -------------------------------------------------------------- writes
+
+    @staticmethod
+    def _field_validation(request: web.Request) -> str:
+        value = request.query.get("fieldValidation", "Warn") or "Warn"
+        if value not in FIELD_VALIDATION:
+            raise st.APIError(400, f'fieldValidation must be one of Strict, Warn or Ignore, not {value!r}')
+        return value
+
+    def _validate_fields(self, request: web.Request, res: Resource, body: Any, *, what: str) -> list[str]:
+        """Unknown fields per ``fieldValidation``: a 400 (Strict), warnings (Warn) or nothing (Ignore)."""
+        mode = self._field_validation(request)
+        if mode == "Ignore" or not isinstance(body, dict):
+            return []
+        unknown = [f for f in openapi.unknown_fields(self.schemas[res.key], body)
+                   if not f.startswith(("$", "metadata.managedFields"))]
+        unknown = [f for f in unknown if "$setElementOrder/" not in f and "$patch" not in f and "$retainKeys" not in f
+                   and "$deleteFromPrimitiveList/" not in f]
+        if not unknown:
+            return []
+        messages = [f'unknown field "{f}"' for f in unknown]
+        if mode == "Strict":
+            raise st.APIError(
+                400,
+                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+                f'strict decoding error: {", ".join(messages)}',
+                kind=res.plural,
+            )
+        return messages
+
+    def _track(self, request: web.Request, res: Resource, before: dict[str, Any] | None,
+               after: dict[str, Any]) -> dict[str, Any]:
+        """Record the writer in managedFields when it names itself (kubectl does) or when the
+        object is already under server-side apply, so that apply can see conflicts."""
+        manager = request.query.get("fieldManager")
+        if not manager and not (before and (before.get("metadata") or {}).get("managedFields")):
+            return after
+        manager = manager or request.headers.get("User-Agent", "unknown").split("/")[0]
+        return record_update(before, after, self.schemas[res.key], manager=manager)
 
     async def create(self, request: web.Request, res: Resource) -> web.Response:
         namespace = self._ns(request, res)
         what = f"creating {res.qualified}"
         body = _object_body(await read_body(request, what), res, what)
+        warnings = self._validate_fields(request, res, body, what=what)
         meta = body.get("metadata")
         if res.namespaced and isinstance(meta, dict) and meta.get("namespace") not in (None, "", namespace):
             raise st.APIError(
@@ -215,29 +357,49 @@ class API:
                 f"the namespace of the provided object ({meta.get('namespace')}) does not match "
                 f"the namespace sent on the request ({namespace})",
             )
-        return json_response(self.registry.create(res, namespace, body), 201)
+        body = self._track(request, res, None, body)
+        return self._object_response(request, res, self.registry.create(res, namespace, body), 201, warnings)
 
     async def replace(self, request: web.Request, res: Resource, subresource: str = "") -> web.Response:
         name = request.match_info["name"]
         what = f'replacing {res.qualified} "{name}"'
         body = _object_body(await read_body(request, what), res, what)
-        return json_response(self.registry.replace(res, self._ns(request, res), name, body, subresource=subresource))
+        warnings = self._validate_fields(request, res, body, what=what)
+        namespace = self._ns(request, res)
+        if not subresource:
+            body = self._track(request, res, self.registry.find(res, namespace, name), body)
+        return self._object_response(
+            request, res, self.registry.replace(res, namespace, name, body, subresource=subresource), warnings=warnings
+        )
 
     async def patch(self, request: web.Request, res: Resource, subresource: str = "") -> web.Response:
         namespace, name = self._ns(request, res), request.match_info["name"]
         what = f'patching {res.qualified} "{name}"'
+        ctype = request.content_type
+        if ctype == "application/apply-patch+yaml":
+            return await self.apply(request, res, namespace, name, subresource)
         patch = await read_body(request, what)
         current = self.registry.get(res, namespace, name)
-        ctype = request.content_type
+        node = self.schemas[res.key]
+        warnings: list[str] = []
         if ctype == "application/json-patch+json":
             try:
                 new = apply_json_patch(current, patch)
             except PatchError as err:
                 raise st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
-        elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json", "application/json"):
+        elif ctype in ("application/merge-patch+json", "application/json"):
             if not isinstance(patch, dict):
                 raise st.APIError(400, f"{what}: a merge patch must be a JSON object")
+            warnings = self._validate_fields(request, res, patch, what=what)
             new = merge_patch(current, patch)
+        elif ctype == "application/strategic-merge-patch+json":
+            if not isinstance(patch, dict):
+                raise st.APIError(400, f"{what}: a strategic merge patch must be a JSON object")
+            warnings = self._validate_fields(request, res, patch, what=what)
+            try:
+                new = strategic_merge(current, patch, node)
+            except StrategicPatchError as err:
+                raise st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
         else:
             raise st.APIError(415, f"{what}: unsupported patch type {ctype!r}")
         if not isinstance(new, dict):
@@ -246,21 +408,98 @@ class API:
         if isinstance(new_meta, dict) and "resourceVersion" not in (patch.get("metadata") or {} if isinstance(patch, dict) else {}):
             # A patch without a resourceVersion applies to whatever is current.
             new_meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return json_response(self.registry.replace(res, namespace, name, new, subresource=subresource))
+        if not subresource:
+            new = self._track(request, res, current, new)
+        return self._object_response(
+            request, res, self.registry.replace(res, namespace, name, new, subresource=subresource), warnings=warnings
+        )
+
+    async def apply(self, request: web.Request, res: Resource, namespace: str, name: str,
+                    subresource: str) -> web.Response:
+        """Server-side apply: ``PATCH`` with ``application/apply-patch+yaml`` (creates if missing)."""
+        what = f'applying {res.qualified} "{name}"'
+        manager = request.query.get("fieldManager")
+        if not manager:
+            raise st.APIError(400, f"{what}: fieldManager is required for apply requests", reason="BadRequest")
+        if subresource:
+            raise st.APIError(400, f"{what}: server-side apply of the {subresource} subresource is not supported")
+        body = _object_body(await read_body(request, what), res, what)
+        warnings = self._validate_fields(request, res, body, what=what)
+        if ((body.get("metadata") or {}).get("name") or name) != name:
+            raise st.APIError(400, f'{what}: the name of the object ({body["metadata"]["name"]}) does not match '
+                                   f"the name on the URL ({name})")
+        force = request.query.get("force") in ("true", "1")
+        current = self.registry.find(res, namespace, name)
+        try:
+            new = server_side_apply(current, body, self.schemas[res.key], manager=manager, force=force)
+        except ApplyConflict as err:
+            listed = "\n".join(f'- conflict with "{m}": {p}' for m, p in err.conflicts)
+            causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"', "field": p}
+                      for m, p in err.conflicts]
+            raise st.APIError(
+                409, f"Apply failed with {len(err.conflicts)} conflict{'s' if len(err.conflicts) > 1 else ''}: {listed}",
+                reason="Conflict", kind=res.plural, name=name, group=res.group, causes=causes,
+            ) from None
+        except StrategicPatchError as err:
+            raise st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
+        if current is None:
+            new.setdefault("metadata", {})["name"] = name
+            return self._object_response(request, res, self.registry.create(res, namespace, new), 201, warnings)
+        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self._object_response(request, res, self.registry.replace(res, namespace, name, new), warnings=warnings)
 
     async def delete(self, request: web.Request, res: Resource) -> web.Response:
         namespace, name = self._ns(request, res), request.match_info["name"]
-        expected = None
+        what = f'deleting {res.qualified} "{name}"'
+        options: dict[str, Any] = {}
         raw = await request.read()
         if raw:
             try:
                 options = json.loads(raw)
             except ValueError:
-                raise st.APIError(400, f'deleting {res.qualified} "{name}": DeleteOptions is not valid JSON') from None
-            pre = (options or {}).get("preconditions") if isinstance(options, dict) else None
-            if isinstance(pre, dict) and pre.get("resourceVersion"):
+                raise st.APIError(400, f"{what}: DeleteOptions is not valid JSON") from None
+            if not isinstance(options, dict):
+                raise st.APIError(400, f"{what}: DeleteOptions must be an object")
+        for key in ("propagationPolicy", "orphanDependents", "gracePeriodSeconds"):
+            if key not in options and key in request.query:
+                value = request.query[key]
+                options[key] = value == "true" if key == "orphanDependents" else value
+        expected = None
+        pre = options.get("preconditions")
+        if isinstance(pre, dict) and pre.get("resourceVersion"):
+            try:
                 expected = int(pre["resourceVersion"])
+            except (TypeError, ValueError):
+                raise st.APIError(400, f"{what}: preconditions.resourceVersion must be an integer") from None
+        policy = self._propagation(options, res, name)
+        if policy is not None and policy != "Background":
+            # Recorded on the object itself, so the DELETED event carries it to whoever
+            # cascades the deletion to the member clusters. Background is the default
+            # (kubectl sends it on every delete) and costs no extra write.
+            current = self.registry.get(res, namespace, name)
+            if expected is not None and int(current["metadata"]["resourceVersion"]) != expected:
+                raise st.conflict(res.plural, name, res.group)
+            marked = json.loads(json.dumps(current))
+            marked["metadata"].setdefault("annotations", {})[DELETION_PROPAGATION_ANNOTATION] = policy
+            stored = self.registry.put_if_changed(res, namespace, name, marked)
+            expected = int(stored["metadata"]["resourceVersion"])
         return json_response(self.registry.delete(res, namespace, name, expected_rv=expected))
+
+    @staticmethod
+    def _propagation(options: dict[str, Any], res: Resource, name: str) -> str | None:
+        policy = options.get("propagationPolicy")
+        orphan = options.get("orphanDependents")
+        if policy is not None and orphan is not None:
+            raise st.invalid(res.kind, name, [("propagationPolicy", "Invalid value: orphanDependents and "
+                                               "propagationPolicy cannot both be set")], res.group)
+        if policy is not None:
+            if policy not in PROPAGATION_POLICIES:
+                raise st.invalid(res.kind, name, [("propagationPolicy", f"Unsupported value: {policy!r}: supported "
+                                                   "values: Orphan, Background, Foreground")], res.group)
+            return str(policy)
+        if orphan is not None:
+            return "Orphan" if orphan else "Background"
+        return None
 
     # -------------------------------------------------------------- watch
 
@@ -276,6 +515,16 @@ class API:
             since = int(rv_text) if rv_text else 0
         except ValueError:
             raise st.APIError(400, f"resourceVersion {rv_text!r} is not valid") from None
+        as_table = tables.wants_table(request.headers.get("Accept"))
+        include_object = request.query.get("includeObject", "Metadata")
+        first = [True]
+
+        def line(etype: str, obj: dict[str, Any]) -> bytes:
+            if as_table and etype != "ERROR":
+                obj = tables.to_table(res.plural, [obj], include_object=include_object, headers=first[0],
+                                      resource_version=str((obj.get("metadata") or {}).get("resourceVersion", "")))
+                first[0] = False
+            return self._line(etype, obj)
 
         def wanted(ev_resource: str, ev_ns: str, obj: dict[str, Any]) -> bool:
             if ev_resource != res.key or (namespace is not None and ev_ns != namespace):
@@ -303,7 +552,7 @@ class API:
             resp.enable_chunked_encoding()
             await resp.prepare(request)
             for etype, obj, _ in backlog:
-                await resp.write(self._line(etype, obj))
+                await resp.write(line(etype, obj))
             deadline = time.monotonic() + timeout
             while True:
                 remaining = deadline - time.monotonic()
@@ -324,7 +573,7 @@ class API:
                     continue
                 last = event.rv
                 if wanted(event.resource, event.namespace, event.object):
-                    await resp.write(self._line(event.type, event.object))
+                    await resp.write(line(event.type, event.object))
             await resp.write_eof()
             return resp
         except (ConnectionResetError, ClientConnectionResetError):
@@ -336,6 +585,81 @@ class API:
     @staticmethod
     def _line(etype: str, obj: dict[str, Any]) -> bytes:
         return (json.dumps({"type": etype, "object": obj}, separators=(",", ":")) + "\n").encode()
+
+
+def add_discovery_routes(
+    app: web.Application,
+    resources: list[Resource],
+    *,
+    verbs: dict[str, list[str]] | None = None,
+    categories: dict[str, list[str]] | None = None,
+    subresources: dict[str, list[str]] | None = None,
+) -> None:
+    """Serve discovery and OpenAPI v3 for ``resources`` on ``app``: ``/api``, ``/apis``,
+    ``/api/v1``, ``/apis/<group>[/<version>]`` (legacy and aggregated) and ``/openapi/v3[/...]``.
+
+    The member clusters' API calls this too, with its own resource table.
+    """
+    extra = {"verbs": verbs, "categories": categories, "subresources": subresources}
+    index_body = openapi.index(resources)
+
+    def aggregated_or(request: web.Request, core: bool, legacy: dict[str, Any]) -> web.Response:
+        ctype = discovery.negotiate_aggregated(request.headers.get("Accept"))
+        if ctype is None:
+            return json_response(legacy)
+        api_version = "apidiscovery.k8s.io/" + ("v2" if "v=v2;" in ctype else "v2beta1")
+        body = discovery.aggregated_discovery(resources, core=core, api_version=api_version, **extra)
+        return json_response(body, content_type=ctype)
+
+    async def api_root(request: web.Request) -> web.Response:
+        host = request.host or "127.0.0.1"
+        return aggregated_or(request, True, discovery.api_versions(host))
+
+    async def apis_root(request: web.Request) -> web.Response:
+        return aggregated_or(request, False, discovery.api_group_list(resources))
+
+    async def core_version(request: web.Request) -> web.Response:
+        body = discovery.api_resource_list(resources, "", request.match_info["version"], **extra)
+        if body is None:
+            raise web.HTTPNotFound()
+        return json_response(body)
+
+    async def group(request: web.Request) -> web.Response:
+        body = discovery.api_group(resources, request.match_info["group"])
+        if body is None:
+            raise web.HTTPNotFound()
+        return json_response(body)
+
+    async def group_version(request: web.Request) -> web.Response:
+        body = discovery.api_resource_list(resources, request.match_info["group"], request.match_info["version"], **extra)
+        if body is None:
+            raise web.HTTPNotFound()
+        return json_response(body)
+
+    async def openapi_index(request: web.Request) -> web.Response:
+        return json_response(index_body)
+
+    async def openapi_document(request: web.Request) -> web.Response:
+        parts = request.match_info["path"].strip("/").split("/")
+        doc = None
+        if len(parts) == 2 and parts[0] == "api":
+            doc = openapi.document(resources, "", parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            doc = openapi.document(resources, parts[1], parts[2])
+        if doc is None:
+            raise web.HTTPNotFound()
+        resp = json_response(doc)
+        if request.query.get("hash"):
+            resp.headers["Cache-Control"] = "public, immutable"
+        return resp
+
+    app.router.add_get("/api", api_root)
+    app.router.add_get("/apis", apis_root)
+    app.router.add_get("/api/{version}", core_version)
+    app.router.add_get("/apis/{group}", group)
+    app.router.add_get("/apis/{group}/{version}", group_version)
+    app.router.add_get("/openapi/v3", openapi_index)
+    app.router.add_get("/openapi/v3/{path:.+}", openapi_document)
 
 
 def make_app(registry: Registry) -> web.Application:

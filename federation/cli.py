@@ -17,7 +17,13 @@ COMMANDS = [
     ("federation.launcher", "up"),
     ("clusters.command", "cluster"),
     ("fedns.command", "dns"),
+    ("fedns.publish_command", "dns_publish"),
+    ("federation.democlient", "client"),
     ("federation.cli_kubectl", "COMMANDS"),
+    ("federation.cli_workloads", "COMMANDS"),
+    ("federation.chaos_cli", "chaos"),
+    ("federation.experiments.command", "experiment"),
+    ("federation.kubeconfig", "kubeconfig"),
 ]
 
 

@@ -30,6 +30,7 @@ META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 CORE = "io.k8s.api.core.v1."
 FED = "io.ubernetes.federation.v1beta1."
 COORD = "io.k8s.api.coordination.v1."
+APPS = "io.k8s.api.apps.v1."
 PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -91,17 +92,17 @@ def _obj(desc: str, props: dict[str, Any], required: Sequence[str] = (), **extra
     return out
 
 
-def _kind(desc: str, group: str, version: str, kind: str, spec: str | None, status: str | None,
+def _kind(desc: str, group: str, version: str, kind: str, spec_ref: str | None, status_ref: str | None,
           spec_desc: str = "", status_desc: str = "", **more: Any) -> dict[str, Any]:
     props: dict[str, Any] = {
         "apiVersion": _s("APIVersion defines the versioned schema of this representation of an object."),
         "kind": _s("Kind is a string value representing the REST resource this object represents. In CamelCase."),
         "metadata": _ref(META + "ObjectMeta", "Standard object's metadata."),
     }
-    if spec:
-        props["spec"] = _ref(spec, spec_desc or "Spec defines the desired state.")
-    if status:
-        props["status"] = _ref(status, status_desc or "Status is the most recently observed state. Read-only.")
+    if spec_ref:
+        props["spec"] = _ref(spec_ref, spec_desc or "Spec defines the desired state.")
+    if status_ref:
+        props["status"] = _ref(status_ref, status_desc or "Status is the most recently observed state. Read-only.")
     props.update(more)
     return _obj(desc, props, **{"x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": kind}]})
 
@@ -366,6 +367,38 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "envFrom": _list(_open("A source of environment variables."), "Sources of environment variables.", atomic=True),
         },
         ["name"],
+    ),
+    # --- apps/v1: federated Deployments (and the member clusters' own)
+    APPS + "Deployment": _kind(
+        "Deployment enables declarative updates for Pods. A federated Deployment's replicas are split "
+        "across the member clusters (placement, overrides and preferences are annotations).",
+        "apps", "v1", "Deployment", APPS + "DeploymentSpec", None,
+        status=_open("The most recently observed status of the Deployment (across the members, when federated)."),
+    ),
+    APPS + "DeploymentSpec": _obj(
+        "DeploymentSpec is the specification of the desired behavior of the Deployment.",
+        {
+            "replicas": _i("Number of desired pods (in all member clusters together, when federated). Defaults to 1."),
+            "selector": _open("Label selector for pods; must match the template's labels."),
+            "template": _ref(CORE + "PodTemplateSpec", "Template describes the pods that will be created."),
+            "strategy": _open("The deployment strategy: RollingUpdate (default) or Recreate."),
+            "minReadySeconds": _i("Minimum seconds a new pod must be ready to count as available."),
+            "revisionHistoryLimit": _i("Number of old ReplicaSets to retain. Defaults to 10."),
+            "progressDeadlineSeconds": _i("Maximum seconds for the deployment to make progress. Defaults to 600."),
+            "paused": _b("Indicates that the deployment is paused."),
+        },
+        ["selector", "template"],
+    ),
+    CORE + "PodTemplateSpec": _obj(
+        "PodTemplateSpec describes the data a pod should have when created from a template.",
+        {"metadata": _ref(META + "ObjectMeta", "Standard object's metadata."),
+         "spec": _ref(CORE + "PodSpec", "Specification of the desired behavior of the pod.")},
+    ),
+    APPS + "ControllerRevision": _kind(
+        "ControllerRevision is an immutable snapshot of a Deployment's template, one per revision.",
+        "apps", "v1", "ControllerRevision", None, None,
+        data=_open("The serialized state at this revision."),
+        revision={"type": "integer", "format": "int64", "description": "The revision number."},
     ),
     CORE + "Node": _kind("Node is a worker node of a member cluster.", "", "v1", "Node", None, None,
                          spec=_open("Spec defines the behavior of a node."),

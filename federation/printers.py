@@ -284,6 +284,58 @@ def service_row(svc: dict[str, Any], now: datetime, *, all_namespaces: bool = Fa
     return row
 
 
+# --- deployments (issue 7) ------------------------------------------------------------
+
+
+DEPLOYMENT_COLUMNS = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "CLUSTERS", "AGE"]
+DEPLOYMENT_WIDE_COLUMNS = DEPLOYMENT_COLUMNS + ["CONTAINERS", "IMAGES", "SELECTOR"]
+
+
+def deployment_clusters(obj: dict[str, Any]) -> str:
+    """``done/placed``: clusters whose copy has all its replicas available, of those placed."""
+    entries = [c for c in (obj.get("status") or {}).get("clusters") or [] if isinstance(c, dict)]
+    done = sum(
+        1 for c in entries
+        if c.get("clusterReady") and _int(c.get("availableReplicas")) >= _int(c.get("desiredReplicas"))
+    )
+    return f"{done}/{len(entries)}"
+
+
+def deployment_row(obj: dict[str, Any], now: datetime, *, wide: bool = False) -> list[str]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    desired = spec.get("replicas", 1)
+    row = [
+        (obj.get("metadata") or {}).get("name", ""),
+        f"{_int(status.get('readyReplicas'))}/{_int(desired)}",
+        str(_int(status.get("updatedReplicas"))),
+        str(_int(status.get("availableReplicas"))),
+        deployment_clusters(obj),
+        age(obj, now),
+    ]
+    if wide:
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        row += [
+            ",".join(str(c.get("name", "")) for c in containers if isinstance(c, dict)) or NONE,
+            ",".join(str(c.get("image", "")) for c in containers if isinstance(c, dict)) or NONE,
+            format_labels((spec.get("selector") or {}).get("matchLabels")),
+        ]
+    return row
+
+
+REVISION_COLUMNS = ["NAME", "CONTROLLER", "REVISION", "AGE"]
+
+
+def revision_row(obj: dict[str, Any], now: datetime, *, wide: bool = False) -> list[str]:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    owner = next((r for r in refs if isinstance(r, dict) and r.get("controller")), None)
+    return [
+        (obj.get("metadata") or {}).get("name", ""),
+        f"deployment.apps/{owner.get('name')}" if owner else NONE,
+        str(_int(obj.get("revision"))),
+        age(obj, now),
+    ]
+
+
 # --- DNS records and leases ----------------------------------------------------------
 
 
@@ -384,6 +436,8 @@ TABLES: dict[str, TableSpec] = {
     "dnsrecords": TableSpec(_fixed(DNSRECORD_COLUMNS, DNSRECORD_WIDE_COLUMNS), _namespaced_row(dnsrecord_row)),
     "leases": TableSpec(_fixed(LEASE_COLUMNS, LEASE_COLUMNS), _namespaced_row(lease_row)),
     "events": TableSpec(_fixed(EVENT_COLUMNS, EVENT_COLUMNS), _namespaced_row(event_row)),
+    "deployments": TableSpec(_fixed(DEPLOYMENT_COLUMNS, DEPLOYMENT_WIDE_COLUMNS), _namespaced_row(deployment_row)),
+    "controllerrevisions": TableSpec(_fixed(REVISION_COLUMNS, REVISION_COLUMNS), _namespaced_row(revision_row)),
 }
 
 

@@ -134,7 +134,20 @@ def table_specs(extra: Mapping[str, Printer] | None = None) -> dict[str, Printer
     return specs
 
 
+def _member_service_row(svc: dict[str, Any], now: datetime) -> list[Any]:
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    return [meta.get("name", ""), spec.get("type") or "ClusterIP", spec.get("clusterIP") or printers.NONE,
+            printers.external_ip(svc), printers.format_ports(svc), printers.age(svc, now),
+            printers.format_labels(spec.get("selector"))]
+
+
+# A member cluster's own services print as kubectl prints them from a real cluster (no shards).
+MEMBER_SERVICE_PRINTER = Printer(
+    [("NAME", 0), ("TYPE", 0), ("CLUSTER-IP", 0), ("EXTERNAL-IP", 0), ("PORT(S)", 0), ("AGE", 0), ("SELECTOR", 1)],
+    _member_service_row,
+)
 FEDERATION_PRINTERS = table_specs()
+MEMBER_CLUSTER_PRINTERS = table_specs({"services": MEMBER_SERVICE_PRINTER})
 
 # --- negotiation and rendering --------------------------------------------------------
 

@@ -34,13 +34,17 @@ VALID = {
                    "spec": {"name": "x.example.com.", "type": "A", "ttl": 5, "targets": ["127.0.0.1"]}},
     "events": {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
                "involvedObject": {"kind": "Service", "name": "web"}},
+    "deployments": {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                             "template": {"metadata": {"labels": {"app": "web"}},
+                                          "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}}},
 }
 
 PATHS = []
 for res in ALL:
     base = res.base_path("default")
-    PATHS += [(res.plural, base), (res.plural, base + "/" + VALID[res.plural]["metadata"]["name"]),
-              (res.plural, base + "/" + VALID[res.plural]["metadata"]["name"] + "/status")]
+    name = VALID.get(res.plural, {}).get("metadata", {}).get("name", "x")
+    PATHS += [(res.plural, base), (res.plural, base + "/" + name), (res.plural, base + "/" + name + "/status")]
 PATHS += [("", "/api/v1/namespaces/%2e%2e/services"), ("", "/apis/federation/v1beta1/clusters/a%00b"),
           ("", "/api/v1/namespaces/default/services/" + "x" * 300), ("", "/apis/nope/v1/things")]
 
@@ -85,7 +89,7 @@ def requests(draw):
     plural, path = draw(st.sampled_from(PATHS))
     method = draw(st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]))
     kind = draw(st.sampled_from(["mutated", "json", "bytes", "yaml", "none", "patch"]))
-    if kind == "mutated" and plural:
+    if kind == "mutated" and plural in VALID:
         body = draw(mutated(plural))
     elif kind == "json":
         body = json.dumps(draw(json_values)).encode()
