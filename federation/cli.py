@@ -24,6 +24,8 @@ COMMANDS = [
     ("federation.chaos_cli", "chaos"),
     ("federation.experiments.command", "experiment"),
     ("federation.kubeconfig", "kubeconfig"),
+    ("federation.cli_token", "token"),  # issue 8
+    ("federation.certs", "certs"),  # issue 8
 ]
 
 
@@ -39,11 +41,18 @@ DEFAULT_SERVER = "http://127.0.0.1:8080"
     default=None,
     help=f"Federation API URL (env UBERNETES_SERVER; default {DEFAULT_SERVER}).",
 )
+@click.option("--token", envvar="UBERNETES_TOKEN", default=None, metavar="TOKEN",
+              help="Bearer token for the federation API (env UBERNETES_TOKEN; default: the kubeconfig's for that server).")
+@click.option("--certificate-authority", envvar="UBERNETES_CERTIFICATE_AUTHORITY", default=None, metavar="FILE",
+              help="CA file to verify an HTTPS federation API with.")
 @click.pass_context
-def main(ctx: click.Context, server: str | None) -> None:
+def main(ctx: click.Context, server: str | None, token: str | None = None,
+         certificate_authority: str | None = None) -> None:
     """ubernetes: an emulator of Kubernetes Cluster Federation."""
     ctx.ensure_object(dict)
     ctx.obj["server"] = server
+    ctx.obj["token"] = token
+    ctx.obj["certificate_authority"] = certificate_authority
 
 
 def _register() -> None:

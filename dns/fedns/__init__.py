@@ -10,6 +10,9 @@ federation's domain and ``clusterset.local.`` over UDP and TCP. The layers, lowe
 - :mod:`fedns.view`: the last-known records and the table served from them;
 - :mod:`fedns.server`: UDP and TCP sockets; :mod:`fedns.sync`: list and watch;
   :mod:`fedns.status`: the HTTP status page;
+- :mod:`fedns.topology`: answers ordered nearest the client first (pure);
+- :mod:`fedns.transfer`: AXFR/IXFR and the zone history; :mod:`fedns.notify`: NOTIFY;
+- :mod:`fedns.secondary`: Knot as our secondary; :mod:`fedns.publish`: RFC 2136 publishing;
 - :mod:`fedns.app`: all of it as one :class:`Responder`; :mod:`fedns.command`: the CLI.
 
 The directory ``dns/`` is not a package: ``dns`` is dnspython's import name.

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from fedns.handler import Handler
+from fedns.notify import Notifier
 from fedns.server import DNSServer
 from fedns.status import StatusServer
+from fedns.topology import ClientTopology
+from fedns.transfer import DEFAULT_ALLOW, History, TransferPolicy
 from fedns.view import ZoneView
 from fedns.zone import CLUSTERSET, ZoneConfig
 
@@ -59,6 +62,24 @@ class Settings:
     # Served beside the federation's records, whatever it says (``--records FILE``).
     records: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] = field(default_factory=list)
     max_backoff: float = 2.0
+    # Zone transfer (AXFR/IXFR over TCP) from these networks; () turns it off.
+    allow_transfer: tuple[str, ...] = DEFAULT_ALLOW
+    notify: tuple[str, ...] = ()  # HOST:PORT of secondaries sent NOTIFY on every change
+    notify_retries: int = 5
+    # Topology-aware answers: a ClientTopology, a path to its YAML file, or a list of entries.
+    client_topology: Any = None
+    nearest_only: bool = False
+    # issue 8: a bearer token for the federation API (a reader's) and a CA for an HTTPS one.
+    token: str | None = None
+    ca_file: str | None = None
+
+    def topology(self) -> ClientTopology | None:
+        t = self.client_topology
+        if t is None or isinstance(t, ClientTopology):
+            return t
+        if isinstance(t, list):
+            return ClientTopology.from_entries(t)
+        return ClientTopology.load(t)
 
     def zone_config(self) -> ZoneConfig:
         host, _ = split_host_port(self.listen, default_port=1053)
@@ -81,9 +102,27 @@ class Responder:
     """The DNS responder; ``async with Responder(settings) as r:`` serves on ``r.port``."""
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
-        self.settings = settings or Settings(**overrides)
-        self.view = ZoneView(self.settings.zone_config())
-        self.handler = Handler(self.view)
+        self.settings = s = settings or Settings(**overrides)
+        self.topology = s.topology()
+        self.view = ZoneView(
+            s.zone_config(),
+            places=self.topology.places if self.topology else (),
+            nearest_only=s.nearest_only,
+        )
+        self.history = History() if s.allow_transfer else None
+        if self.history is not None:
+            self.history.record(self.view.table)
+            self.view.listeners.append(self.history.record)
+        self.notifier = Notifier(
+            [split_host_port(t, default_port=53) for t in s.notify], retries=s.notify_retries
+        )
+        self.view.listeners.append(self.notifier.changed)
+        self.handler = Handler(
+            self.view,
+            topology=self.topology,
+            transfer=TransferPolicy(s.allow_transfer),
+            history=self.history,
+        )
         self.server: DNSServer | None = None
         self.sync = None
         self.status: StatusServer | None = None
@@ -111,6 +150,7 @@ class Responder:
             port=port,
             idle_timeout=s.tcp_idle_timeout,
             max_connections=s.max_tcp_connections,
+            udp_peer=self.topology is not None,
         )
         await self.server.start()
         log.info(
@@ -123,7 +163,7 @@ class Responder:
 
             from fedns.sync import RecordSync
 
-            self._client = APIClient(s.federation)
+            self._client = APIClient(s.federation, token=s.token, ca_file=s.ca_file)
             self.sync = RecordSync(self._client, self.view, max_backoff=s.max_backoff)
             self._sync_task = asyncio.get_running_loop().create_task(self.sync.run(), name="fedns-sync")
         if s.status_listen:
@@ -148,6 +188,7 @@ class Responder:
             self.status = None
         if self.server is not None:
             await self.server.close()
+        await self.notifier.close()
         await self.view.close()
 
     async def __aenter__(self) -> "Responder":

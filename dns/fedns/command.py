@@ -9,6 +9,7 @@ and stops cleanly with exit code 0 on SIGTERM or Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import sys
@@ -18,6 +19,8 @@ from typing import Any
 import click
 
 from fedns.app import DEFAULT_FEDERATION, DEFAULT_LISTEN, Settings, serve, split_host_port
+from fedns.topology import ClientTopology
+from fedns.transfer import DEFAULT_ALLOW
 from fedns.zone import CLUSTERSET
 
 
@@ -79,6 +82,23 @@ def _run(settings: Settings) -> None:
 @click.option("--max-tcp-connections", default=256, show_default=True, type=click.IntRange(min=1), help="Concurrent TCP connections; more are closed at once.")
 @click.option("--status-listen", default=None, metavar="HOST:PORT", help="Serve JSON status at http://HOST:PORT/status (off by default).")
 @click.option("--records", "records_file", default=None, type=click.Path(exists=True, dir_okay=False), help="Serve DNSRecords from a YAML/JSON file as well (static).")
+@click.option(
+    "--allow-transfer",
+    "allow_transfer",
+    multiple=True,
+    metavar="CIDR",
+    help="Networks that may AXFR/IXFR over TCP (repeatable; default loopback). 'none' turns transfers off.",
+)
+@click.option("--notify", "notify", multiple=True, metavar="HOST:PORT", help="Secondary to send NOTIFY on every change (repeatable).")
+@click.option(
+    "--client-topology",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML list of {cidr, region, zone}: answers list the shards nearest the client first.",
+)
+@click.option("--nearest-only", is_flag=True, help="With --client-topology: answer only the nearest level that has shards.")
+@click.option("--token", envvar="UBERNETES_TOKEN", default=None, metavar="TOKEN", help="Bearer token for the federation API (env UBERNETES_TOKEN); a reader's is enough.")
+@click.option("--certificate-authority", "ca_file", default=None, type=click.Path(exists=True, dir_okay=False), help="CA to verify an HTTPS federation API with.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
 def dns(
@@ -93,7 +113,13 @@ def dns(
     max_tcp_connections: int,
     status_listen: str | None,
     records_file: str | None,
+    allow_transfer: tuple[str, ...],
+    notify: tuple[str, ...],
+    client_topology: str | None,
+    nearest_only: bool,
     log_level: str,
+    token: str | None = None,
+    ca_file: str | None = None,
 ) -> None:
     """Answer DNS for the federation's services over UDP and TCP."""
     logging.basicConfig(
@@ -107,8 +133,17 @@ def dns(
         split_host_port(listen, default_port=1053)
         if status_listen:
             split_host_port(status_listen, default_port=0)
+        for target in notify:
+            split_host_port(target, default_port=53)
+        if any(a.lower() == "none" for a in allow_transfer):
+            allow = ()
+        else:
+            allow = tuple(str(ipaddress.ip_network(a, strict=False)) for a in allow_transfer) or DEFAULT_ALLOW
+        topology = ClientTopology.load(client_topology) if client_topology else None
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
+    if nearest_only and topology is None:
+        raise click.UsageError("--nearest-only needs --client-topology")
     settings = Settings(
         federation=federation or None,
         listen=listen,
@@ -120,6 +155,12 @@ def dns(
         max_tcp_connections=max_tcp_connections,
         status_listen=status_listen,
         records=_load_records(records_file) if records_file else [],
+        allow_transfer=allow,
+        notify=notify,
+        client_topology=topology,
+        nearest_only=nearest_only,
+        token=token,
+        ca_file=ca_file,
     )
     try:
         settings.zone_config()

@@ -17,7 +17,11 @@ Rules:
 - over UDP the reply must fit min(client size, 1232) with EDNS, 512 without: first the
   additional section is left out (no TC, RFC 2181 9), then the records (TC=1);
   over TCP it comes whole;
-- AXFR and IXFR: NOTIMP (zone transfer is not built yet; issue 4).
+- AXFR and IXFR (:mod:`fedns.transfer`): over TCP from allowed networks, several
+  messages; over UDP, or from elsewhere, REFUSED;
+- with a client topology (:mod:`fedns.topology`), answers that carry placements are
+  picked for where the client is (its EDNS Client Subnet option, else its address),
+  and an ECS option in the query comes back with its scope.
 
 Any exception in handling one message is counted and logged, and the message dropped:
 one bad packet never stops the responder.
@@ -34,16 +38,34 @@ import dns.message
 import dns.rcode
 
 from fedns.table import EMPTY, AnswerTable, Variant
+from fedns.topology import ClientTopology
+from fedns.transfer import History, TransferPolicy
 
 log = logging.getLogger("fedns.handler")
 
 QR, OPCODE_MASK, TC, RD, CD = 0x8000, 0x7800, 0x0200, 0x0100, 0x0010
-FORMERR, NOTIMP, REFUSED, BADVERS = 1, 4, 5, 16
+ECS = 8
+FORMERR, NOTIMP, REFUSED, NOTAUTH, BADVERS = 1, 4, 5, 9, 16
 OPT, TKEY, TSIG, IXFR, AXFR, MAILB, MAILA = 41, 249, 250, 251, 252, 253, 254
 PAYLOAD_SIZE = 1232  # DNS flag day 2020: no fragmented UDP
 DO_BIT = 0x8000
 _HEADER = struct.Struct("!HHHHHH")
 _OPT_FIELDS = struct.Struct("!HHBBHH")  # type, class (size), ext-rcode, version, flags, rdlength
+
+
+def _ecs_option(wire: bytes, start: int, end: int) -> bytes | None | bool:
+    """The data of the ECS option in OPT rdata ``wire[start:end]``; None if absent, False if broken."""
+    i = start
+    while i < end:
+        if end - i < 4:
+            return False
+        code, length = (wire[i] << 8) | wire[i + 1], (wire[i + 2] << 8) | wire[i + 3]
+        if i + 4 + length > end:
+            return False
+        if code == ECS:
+            return wire[i + 4 : i + 4 + length]
+        i += 4 + length
+    return None
 
 
 class HasTable(Protocol):
@@ -57,8 +79,22 @@ def opt_record(*, payload: int, do: bool, ext_rcode: int = 0) -> bytes:
 class Handler:
     """Answers messages from the view's current table, and counts what it answered."""
 
-    def __init__(self, view: HasTable, *, payload_size: int = PAYLOAD_SIZE, fast_path: bool = True) -> None:
+    def __init__(
+        self,
+        view: HasTable,
+        *,
+        payload_size: int = PAYLOAD_SIZE,
+        fast_path: bool = True,
+        topology: ClientTopology | None = None,
+        transfer: TransferPolicy | None = None,
+        history: History | None = None,
+    ) -> None:
         self.view = view
+        self.topology = topology  # None: answers do not depend on the client
+        self.transfer = transfer or TransferPolicy()
+        self.history = history  # None: zone transfer is off
+        self.transfers = 0
+        self.refused_transfers = 0
         self.payload_size = payload_size
         self.fast_path = fast_path
         self.rcodes = [0] * 32  # replies by rcode (BADVERS is 16)
@@ -72,11 +108,15 @@ class Handler:
 
     # -- entry point -------------------------------------------------------------------
 
-    def handle(self, wire: bytes, *, tcp: bool = False) -> bytes | None:
+    def handle(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> bytes | list[bytes] | None:
+        """The reply to one message; a list of messages for a zone transfer; None: drop it.
+
+        ``peer`` is the client's address: needed for zone transfer and a client topology.
+        """
         try:
-            reply = self._fast(wire, tcp) if self.fast_path else None
+            reply = self._fast(wire, tcp, peer) if self.fast_path else None
             if reply is None:
-                reply = self._slow(wire, tcp)
+                reply = self._slow(wire, tcp, peer)
         except Exception:  # never let one message hurt the server
             self.errors += 1
             now = time.monotonic()
@@ -94,7 +134,7 @@ class Handler:
 
     # -- fast path ---------------------------------------------------------------------
 
-    def _fast(self, wire: bytes, tcp: bool) -> bytes | None:
+    def _fast(self, wire: bytes, tcp: bool, peer: str | None = None) -> bytes | None:
         """The common query, hand-parsed; None sends it to the slow path."""
         n = len(wire)
         if n < 17:
@@ -130,16 +170,69 @@ class Handler:
                 return None
             edns_size, do = -1, False
         question = wire[12:qend]
-        bits, variant = self.view.table.lookup(question[:-4].lower(), qtype)
+        qname = question[:-4].lower()
+        table = self.view.table
+        if self.topology is not None and (qname, qtype) in table.placed:
+            ecs = _ecs_option(wire, qend + 11, n) if ar else None
+            if ecs is False:
+                return None  # malformed options: the slow path decides
+            return self._placed(qid, flags, question, table, qname, qtype, edns_size, do, tcp, peer, ecs)
+        bits, variant = table.lookup(qname, qtype)
         return self._assemble(qid, flags, question, bits, variant, edns_size, do, tcp)
 
+    def _placed(
+        self,
+        qid: int,
+        flags: int,
+        question: bytes,
+        table: AnswerTable,
+        qname: bytes,
+        qtype: int,
+        edns_size: int,
+        do: bool,
+        tcp: bool,
+        peer: str | None,
+        ecs: bytes | None,
+    ) -> bytes:
+        """An answer ordered for where the client is (fedns.topology)."""
+        topo = self.topology
+        assert topo is not None
+        place = None
+        opt = None
+        if ecs is not None:
+            hit = topo.of_ecs(ecs)
+            if hit is not None:
+                place, scope = hit
+                # RFC 7871 7.2.1: echo family, source prefix and address; set our scope.
+                option = ecs[:3] + bytes([scope]) + ecs[4:]
+                rdata = struct.pack("!HH", ECS, len(option)) + option
+                opt = b"\x00" + _OPT_FIELDS.pack(OPT, self.payload_size, 0, 0, DO_BIT if do else 0, len(rdata)) + rdata
+        if place is None and peer is not None and (ecs is None or opt is None):
+            place = topo.of_ip(peer)
+        prepared = table.placed[(qname, qtype)].get(place) if place is not None else None
+        if prepared is None:
+            bits, variant = table.lookup(qname, qtype)
+        else:
+            bits, variant = prepared.flags, prepared.pick()
+        return self._assemble(qid, flags, question, bits, variant, edns_size, do, tcp, opt)
+
     def _assemble(
-        self, qid: int, qflags: int, question: bytes, bits: int, variant: Variant, edns_size: int, do: bool, tcp: bool
+        self,
+        qid: int,
+        qflags: int,
+        question: bytes,
+        bits: int,
+        variant: Variant,
+        edns_size: int,
+        do: bool,
+        tcp: bool,
+        opt: bytes | None = None,
     ) -> bytes:
         flags = QR | (qflags & (RD | CD)) | bits
         an, ns, ar, body = variant[0], variant[1], variant[2], variant[3]
         if edns_size >= 0:
-            opt = self._opts[(do, 0)]
+            if opt is None:
+                opt = self._opts[(do, 0)]
             limit = min(max(edns_size, 512), self.payload_size)
         else:
             opt = b""
@@ -157,7 +250,7 @@ class Handler:
 
     # -- slow path ---------------------------------------------------------------------
 
-    def _slow(self, wire: bytes, tcp: bool) -> bytes | None:
+    def _slow(self, wire: bytes, tcp: bool, peer: str | None = None) -> bytes | list[bytes] | None:
         if len(wire) < 12:
             return None
         qid, flags, *_ = _HEADER.unpack_from(wire)
@@ -185,11 +278,49 @@ class Handler:
             return _HEADER.pack(qid, QR | (flags & (RD | CD)), 1, 0, 0, 1) + question + opt
         if q.rdclass != 1:
             bits, variant = REFUSED, EMPTY
-        elif q.rdtype in (AXFR, IXFR, MAILA, MAILB):
+        elif q.rdtype in (AXFR, IXFR):
+            return self._transfer(msg, qid, flags, question, tcp, peer, opt)
+        elif q.rdtype in (MAILA, MAILB):
             bits, variant = NOTIMP, EMPTY
         elif q.rdtype in (OPT, TKEY, TSIG):
             # Meta types are not questions one can ask.
             bits, variant = FORMERR, EMPTY
         else:
-            bits, variant = self.view.table.lookup(q.name.canonicalize().to_wire(), q.rdtype)
+            qname = q.name.canonicalize().to_wire()
+            table = self.view.table
+            if self.topology is not None and (qname, q.rdtype) in table.placed:
+                ecs = next((o for o in msg.options if o.otype == ECS), None)
+                return self._placed(
+                    qid, flags, question, table, qname, q.rdtype, edns_size, do, tcp, peer,
+                    ecs.to_wire() if ecs is not None else None,
+                )
+            bits, variant = table.lookup(qname, q.rdtype)
         return self._assemble(qid, flags, question, bits, variant, edns_size, do, tcp)
+
+    def _transfer(
+        self, msg: dns.message.Message, qid: int, flags: int, question: bytes, tcp: bool, peer: str | None, opt: bytes
+    ) -> bytes | list[bytes]:
+        """AXFR or IXFR: several messages over TCP to an allowed client, else REFUSED."""
+        q = msg.question[0]
+        apex = q.name.canonicalize().to_wire()
+        history = self.history
+        if history is None:
+            bits = NOTIMP
+        elif not tcp or not self.transfer.allowed(peer):
+            bits = REFUSED
+            self.refused_transfers += 1
+        elif apex not in history.current:
+            bits = NOTAUTH  # not the apex of a zone we serve
+        else:
+            serial = None
+            if q.rdtype == IXFR:
+                soa = next((rs for rs in msg.authority if rs.rdtype == 6 and len(rs)), None)
+                serial = soa[0].serial if soa is not None else None
+            if q.rdtype != IXFR or serial is not None:
+                self.transfers += 1
+                self.rcodes[0] += 1
+                return history.answer(msg, apex, ixfr_serial=serial)
+            bits = FORMERR  # RFC 1995: an IXFR query carries the client's SOA
+        self.rcodes[bits] += 1
+        ar = 1 if opt else 0
+        return _HEADER.pack(qid, QR | (flags & (RD | CD)) | bits, 1, 0, 0, ar) + question + opt

@@ -43,7 +43,7 @@ class _UDP(asyncio.DatagramProtocol):
             pass
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        reply = self.handle(data, tcp=False)
+        reply = self.handle(data)
         if reply is not None:
             try:
                 self.transport.sendto(reply, addr)  # type: ignore[union-attr]
@@ -54,17 +54,32 @@ class _UDP(asyncio.DatagramProtocol):
         pass
 
 
+class _UDPWithPeer(_UDP):
+    """The same, telling the handler who asks (a client topology is in use)."""
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        reply = self.handle(data, False, addr[0])
+        if reply is not None:
+            try:
+                self.transport.sendto(reply, addr)  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+
 class _TCP(asyncio.Protocol):
     def __init__(self, server: "DNSServer") -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
+        self.peer: str | None = None
         self.last_activity = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else None
         if len(self.server.connections) >= self.server.max_connections:
             self.server.rejected += 1
             transport.abort()  # type: ignore[attr-defined]
@@ -90,9 +105,14 @@ class _TCP(asyncio.Protocol):
             length = (buf[i] << 8) | buf[i + 1]
             if n - i - 2 < length:
                 break
-            reply = handle(buf[i + 2 : i + 2 + length], tcp=True)
+            reply = handle(buf[i + 2 : i + 2 + length], True, self.peer)
             i += 2 + length
             if reply is not None:
+                if reply.__class__ is list:  # a zone transfer: several messages
+                    for message in reply:
+                        replies.append(len(message).to_bytes(2, "big"))
+                        replies.append(message)
+                    continue
                 replies.append(len(reply).to_bytes(2, "big"))
                 replies.append(reply)
         self.buffer = buf[i:]
@@ -123,8 +143,10 @@ class DNSServer:
         port: int = 1053,
         idle_timeout: float = 10.0,
         max_connections: int = 256,
+        udp_peer: bool = False,
     ) -> None:
         self.handle = handle
+        self.udp_peer = udp_peer  # pass the client's address to handle() for UDP too
         self.host = host
         self.port = port
         self.idle_timeout = idle_timeout
@@ -137,7 +159,7 @@ class DNSServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         udp_sock, tcp_sock = self._bind()
-        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UDP(self.handle), sock=udp_sock)
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: (_UDPWithPeer if self.udp_peer else _UDP)(self.handle), sock=udp_sock)
         self._tcp = await loop.create_server(lambda: _TCP(self), sock=tcp_sock, backlog=1024)
         log.info("serving DNS on %s (udp+tcp)", self.address)
 

@@ -45,6 +45,13 @@ def status_document(responder: "Responder") -> dict[str, Any]:
         "errors": handler.errors,
         "tcpConnections": len(responder.server.connections) if responder.server else 0,
         "problems": list(view.problems),
+        "transfers": handler.transfers,
+        "refusedTransfers": handler.refused_transfers,
+        "notify": {
+            "sent": responder.notifier.sent,
+            "acked": responder.notifier.acked,
+            "failed": responder.notifier.failed,
+        },
     }
 
 

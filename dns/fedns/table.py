@@ -89,8 +89,18 @@ class Prepared:
 def _rrset(rs: RecordSet, rotation: int) -> dns.rrset.RRset:
     rdatas = rs.rdatas
     if rotation and rs.type in ("A", "AAAA"):
-        k = rotation % len(rdatas)
-        rdatas = rdatas[k:] + rdatas[:k]
+        if rs.tiers:  # nearest-first groups (fedns.topology): rotate inside each group
+            out: tuple[str, ...] = ()
+            start = 0
+            for size in rs.tiers:
+                group = rdatas[start : start + size]
+                k = rotation % size
+                out += group[k:] + group[:k]
+                start += size
+            rdatas = out
+        else:
+            k = rotation % len(rdatas)
+            rdatas = rdatas[k:] + rdatas[:k]
     return dns.rrset.from_text_list(rs.name, rs.ttl, "IN", rs.type, list(rdatas))
 
 
@@ -143,8 +153,17 @@ def precomputed_qtypes(node: dict[int, RecordSet]) -> set[int]:
 class AnswerTable:
     """Every answer for one version of the zones, and the look-up the fast path calls."""
 
-    def __init__(self, zone: Zone, answers: dict[tuple[bytes, int], Prepared], memo: dict) -> None:
+    def __init__(
+        self,
+        zone: Zone,
+        answers: dict[tuple[bytes, int], Prepared],
+        memo: dict,
+        placed: dict[tuple[bytes, int], dict] | None = None,
+    ) -> None:
         self.zone = zone
+        # (qname, qtype) -> {client place: Prepared}, for answers that depend on where the
+        # client is; empty unless a client topology is in use (fedns.topology).
+        self.placed: dict[tuple[bytes, int], dict] = placed or {}
         self.serial = zone.serial
         self.answers = answers
         self.memo = memo  # (qname, Resolution) -> Prepared, reused by the next build
@@ -184,24 +203,41 @@ def build_table(
     serial: int,
     *,
     previous: AnswerTable | None = None,
+    places: tuple[tuple[str, str], ...] = (),
+    nearest_only: bool = False,
 ) -> AnswerTable:
-    """Build the zones and render every stored answer, reusing ``previous``'s renders."""
+    """Build the zones and render every stored answer, reusing ``previous``'s renders.
+
+    ``places`` are the client places of a topology map: answers carrying placements are
+    also rendered once per place, nearest targets first (fedns.topology).
+    """
+    from fedns import topology
+
     zone = Zone.build(config, recordsets, serial)
     old = previous.memo if previous is not None else {}
     memo: dict[tuple[bytes, Resolution], Prepared] = {}
     answers: dict[tuple[bytes, int], Prepared] = {}
+    placed: dict[tuple[bytes, int], dict] = {}
+
+    def prepare(wire: bytes, res: Resolution) -> Prepared:
+        key = (wire, res)
+        prepared = memo.get(key) or old.get(key)
+        if prepared is None:
+            prepared = render(wire, res)
+        memo[key] = prepared
+        return prepared
+
     for wire, node in zone.nodes.items():
         if not node:
             continue
         for qtype in precomputed_qtypes(node):
             res = zone.resolve(wire, qtype)
-            key = (wire, res)
-            prepared = memo.get(key) or old.get(key)
-            if prepared is None:
-                prepared = render(wire, res)
-            memo[key] = prepared
-            answers[(wire, qtype)] = prepared
-    return AnswerTable(zone, answers, memo)
+            answers[(wire, qtype)] = prepare(wire, res)
+            if places and topology.placed(res):
+                placed[(wire, qtype)] = {
+                    place: prepare(wire, topology.for_place(res, place, nearest_only=nearest_only)) for place in places
+                }
+    return AnswerTable(zone, answers, memo, placed)
 
 
 __all__ = ["AnswerTable", "Prepared", "Variant", "build_table", "render", "EMPTY", "FLAG_AA"]

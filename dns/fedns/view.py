@@ -34,8 +34,14 @@ class ZoneView:
         *,
         debounce: float = 0.003,
         clock: Callable[[], float] = time.time,
+        places: tuple[tuple[str, str], ...] = (),
+        nearest_only: bool = False,
     ) -> None:
         self.config = config
+        self.places = places  # client places of a topology map (fedns.topology)
+        self.nearest_only = nearest_only
+        # Called with each new table once it serves (zone history, NOTIFY).
+        self.listeners: list[Callable[[AnswerTable], None]] = []
         self.debounce = debounce
         self.clock = clock
         self.specs: dict[str, Mapping[str, Any]] = {}  # from the federation, by object name
@@ -43,7 +49,7 @@ class ZoneView:
         self.serial = int(clock())
         self.recordsets: list[RecordSet] = []
         self.problems: list[str] = []
-        self.table: AnswerTable = build_table(config, [], self.serial)
+        self.table: AnswerTable = build_table(config, [], self.serial, places=places, nearest_only=nearest_only)
         self.last_change: float | None = None  # wall time the served table last changed
         self._dirty = False
         self._task: asyncio.Task | None = None
@@ -86,7 +92,9 @@ class ZoneView:
         if recordsets == self.recordsets:
             return False
         serial = max(self.serial + 1, int(self.clock()))
-        table = build_table(self.config, recordsets, serial, previous=self.table)
+        table = build_table(
+            self.config, recordsets, serial, previous=self.table, places=self.places, nearest_only=self.nearest_only
+        )
         self._swap(table, recordsets, problems + table.zone.problems)
         return True
 
@@ -97,6 +105,11 @@ class ZoneView:
         self.table, self.serial, self.recordsets, self.problems = table, table.serial, recordsets, problems
         self.last_change = self.clock()
         log.info("zone serial %d: %d record sets", self.serial, len(recordsets))
+        for listener in self.listeners:
+            try:
+                listener(table)
+            except Exception:
+                log.exception("a zone listener failed")
 
     def _changed(self) -> None:
         self._dirty = True
@@ -120,7 +133,15 @@ class ZoneView:
                     continue
                 serial = max(self.serial + 1, int(self.clock()))
                 started = time.monotonic()
-                table = await asyncio.to_thread(build_table, self.config, recordsets, serial, previous=self.table)
+                table = await asyncio.to_thread(
+                    build_table,
+                    self.config,
+                    recordsets,
+                    serial,
+                    previous=self.table,
+                    places=self.places,
+                    nearest_only=self.nearest_only,
+                )
                 log.debug("rebuilt the answer table in %.1f ms", (time.monotonic() - started) * 1000)
                 self._swap(table, recordsets, problems + table.zone.problems)
         except Exception:
