@@ -1,0 +1,243 @@
+"""compose.yaml, the Dockerfile and .dockerignore checked without a Docker daemon (fast).
+
+Every service must run a real ``ubernetes`` command that parses with the flags it is given,
+publish ports that do not collide, depend only on services that exist and have a
+healthcheck, and the demo must keep its promised shape (two providers, three regions, a
+region with two zones, LB addresses that are the containers' own). The end-to-end run with a
+real daemon is tests/test_compose_e2e.py (``make test-compose``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import shutil
+import subprocess
+import tomllib
+import urllib.parse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from federation.cli import main as ubernetes
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def substitute(text: str) -> str:
+    """${VAR:-default} as compose reads it with VAR unset."""
+    return VARIABLE.sub(lambda m: m.group(2) or "", text)
+
+
+def image_files() -> dict[str, Path]:
+    """Paths in the image that the Dockerfile copies from the repository (``COPY src /dest``)."""
+    text = (ROOT / "Dockerfile").read_text()
+    return {dest: ROOT / src for src, dest in re.findall(r"^COPY (?!--from)(\S+) (/\S+)$", text, re.M)}
+
+
+def in_repository(argv: list[str]) -> list[str]:
+    """ARGV with the image's copied files replaced by their sources, so that click's checks
+    of existing files look at what the image will hold."""
+    files = image_files()
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if eq and value in files:
+            arg = f"{flag}={files[value]}"
+        out.append(str(files.get(arg, arg)))
+    return out
+
+
+def parse_command(argv: list[str]) -> tuple[str, click.Context]:
+    """Parse ``ubernetes ARGV`` the way click does at run time, without running anything."""
+    name, *rest = in_repository(argv)
+    root = click.Context(ubernetes, info_name="ubernetes", obj={"server": None})
+    command = ubernetes.get_command(root, name)
+    assert command is not None, f"`ubernetes {name}` is not a command"
+    return name, command.make_context(name, rest, parent=root)
+
+
+def load_healthcheck() -> Any:
+    spec = importlib.util.spec_from_file_location("ubernetes_healthcheck", ROOT / "docker" / "healthcheck.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def contexts() -> dict[str, tuple[str, click.Context]]:
+    return {service: parse_command(spec["command"]) for service, spec in SERVICES.items()}
+
+
+def test_file_format_both_compose_versions_read() -> None:
+    # 2.4: the newest format docker-compose 1.29 knows with depends_on conditions; v2 reads it too.
+    assert COMPOSE["version"] == "2.4"
+    assert set(COMPOSE) <= {"version", "services", "networks", "volumes"} | {k for k in COMPOSE if k.startswith("x-")}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_command_is_a_real_ubernetes_command_that_parses(service: str) -> None:
+    spec = SERVICES[service]
+    assert spec["image"].startswith("${UBERNETES_IMAGE:-"), "one image for every component"
+    assert isinstance(spec["command"], list), "exec form: no shell between init and our process"
+    name, ctx = parse_command(spec["command"])
+    assert name in {"federation-apiserver", "dns", "cluster", "client"}
+    assert spec.get("init") is True, "an init as PID 1, so signals reach our process"
+
+
+def test_components_listen_on_all_interfaces_of_their_container() -> None:
+    for service, (name, ctx) in contexts().items():
+        if name != "client":
+            assert ctx.params["listen"].startswith("0.0.0.0:"), service
+
+
+def test_ports_do_not_collide_and_stay_on_loopback_by_default() -> None:
+    published = []
+    for service, spec in SERVICES.items():
+        for entry in spec.get("ports", []):
+            host_ip, host_port, container = substitute(entry).split(":")
+            proto = container.partition("/")[2] or "tcp"
+            assert host_ip == "127.0.0.1", f"{service}: {entry} is published beyond loopback"
+            published.append((host_ip, int(host_port), proto))
+    assert [p for p, n in Counter(published).items() if n > 1] == []
+    assert ("127.0.0.1", 8080, "tcp") in published
+    assert {("127.0.0.1", 1053, "udp"), ("127.0.0.1", 1053, "tcp")} <= set(published)
+
+
+def test_published_ports_reach_what_the_component_listens_on() -> None:
+    parsed = contexts()
+    for service, spec in SERVICES.items():
+        for entry in spec.get("ports", []):
+            container_port = int(substitute(entry).split(":")[2].partition("/")[0])
+            assert parsed[service][1].params["listen"].endswith(f":{container_port}"), (service, entry)
+
+
+def test_dependencies_exist_are_healthy_conditions_and_form_no_cycle() -> None:
+    for service, spec in SERVICES.items():
+        for dep, how in (spec.get("depends_on") or {}).items():
+            assert dep in SERVICES, f"{service} depends on unknown {dep}"
+            assert how == {"condition": "service_healthy"}, (service, dep)
+            assert "healthcheck" in SERVICES[dep], f"{dep} has no healthcheck to wait for"
+    order: list[str] = []
+
+    def visit(service: str, path: tuple[str, ...]) -> None:
+        assert service not in path, f"dependency cycle: {' -> '.join(path + (service,))}"
+        for dep in SERVICES[service].get("depends_on") or {}:
+            visit(dep, path + (service,))
+        if service not in order:
+            order.append(service)
+
+    for service in SERVICES:
+        visit(service, ())
+    assert order[0] == "federation" and order[-1] == "client"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_has_a_healthcheck_the_image_can_run(service: str) -> None:
+    health = SERVICES[service]["healthcheck"]
+    test = health["test"]
+    assert test[0] == "CMD" and test[1] == "ubernetes-healthcheck", test
+    checks = load_healthcheck().CHECKS
+    assert test[2] in checks, f"unknown check {test[2]!r}"
+    assert len(test[3:]) == len(inspect.signature(checks[test[2]]).parameters), test
+    for key in ("interval", "timeout", "retries"):
+        assert key in health, f"{service}: healthcheck.{key}"
+
+
+def test_healthchecks_probe_what_each_component_serves() -> None:
+    parsed = contexts()
+    for service, spec in SERVICES.items():
+        name, ctx = parsed[service]
+        kind, *args = spec["healthcheck"]["test"][2:]
+        if name == "client":
+            assert (kind, args[0]) == ("fresh", ctx.params["status_file"])
+        elif name == "dns":
+            assert kind == "dns" and args[0].endswith(ctx.params["listen"].rpartition(":")[2])
+        else:
+            assert kind == "http" and f":{ctx.params['listen'].rpartition(':')[2]}/healthz" in args[0]
+
+
+def test_the_demo_topology_is_as_promised() -> None:
+    clusters = {s: ctx.params for s, (name, ctx) in contexts().items() if name == "cluster"}
+    assert len(clusters) >= 4
+    assert len({p["provider"] for p in clusters.values()}) >= 2
+    regions = Counter(p["region"] for p in clusters.values())
+    assert len(regions) >= 3 and max(regions.values()) >= 2, "three regions, one of them with two zones"
+    assert len({p["name"] for p in clusters.values()}) == len(clusters)
+    fed_port = contexts()["federation"][1].params["listen"].rpartition(":")[2]
+    for service, params in clusters.items():
+        assert service == f"cluster-{params['name']}", "service names say which cluster they run"
+        assert params["lb_address"] == "auto", "LB addresses are the container's own"
+        assert urllib.parse.urlsplit(params["advertise"]).hostname == service, "the federation probes the service name"
+        assert params["federation"] == f"http://federation:{fed_port}"
+        assert "federation" in SERVICES[service]["depends_on"]
+
+
+def test_client_resolves_a_zone_name_through_our_responder() -> None:
+    parsed = contexts()
+    params = parsed["client"][1].params
+    assert params["dns_server"].split(":")[0] == "dns"
+    assert params["dns_server"].split(":")[1] == parsed["dns"][1].params["listen"].rpartition(":")[2]
+    zones = {(ctx.params["region"], z) for name, ctx in parsed.values() if name == "cluster" for z in ctx.params["zones"]}
+    wanted = {f"web.default.myfed.svc.{zone}.{region}.example.com." for region, zone in zones}
+    assert set(params["names"]) <= wanted and params["names"]
+    assert params["apply_file"] == str(image_files()["/etc/ubernetes/web.yaml"])
+    sample = yaml.safe_load(Path(params["apply_file"]).read_text())
+    assert sample["spec"]["ports"][0]["port"] == params["port"]
+    assert set(SERVICES["client"]["depends_on"]) == set(SERVICES) - {"client", "federation"}
+
+
+def test_federation_store_is_on_a_named_volume() -> None:
+    spec = SERVICES["federation"]
+    store = contexts()["federation"][1].params["store_path"]
+    mounts = [v.split(":") for v in spec["volumes"]]
+    assert any(store.startswith(target + "/") and source in COMPOSE["volumes"] for source, target in mounts)
+
+
+def test_dockerfile_base_is_an_argument_and_runs_unprivileged() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.\d+-slim$", text, re.M)
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in {"root", "0"}
+    assert 'ENTRYPOINT ["ubernetes"]' in text
+    for copied in re.findall(r"^COPY (?!--from)(\S+)", text, re.M):
+        assert (ROOT / copied).exists(), f"COPY {copied}: no such file"
+
+
+def test_build_context_keeps_the_virtualenv_and_git_out() -> None:
+    rules = [r.strip() for r in (ROOT / ".dockerignore").read_text().splitlines() if r.strip() and not r.startswith("#")]
+    assert rules[0] == "*", "deny everything, then allow what the image needs"
+    allowed = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
+    copied = set(re.findall(r"^COPY (?!--from)(\S+?)/? ", (ROOT / "Dockerfile").read_text(), re.M))
+    assert copied <= allowed, f"COPY of files the context leaves out: {copied - allowed}"
+
+
+def test_the_image_installs_every_package() -> None:
+    # The image installs the project non-editably: a package missing from pyproject.toml's
+    # list is missing from the image, and `ubernetes` fails to start there.
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts).removeprefix("dns.")
+        for top in ("federation", "clusters", "dns")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
+
+
+@pytest.mark.parametrize("compose", [["docker-compose"], ["docker", "compose"]], ids=["compose-1.29", "compose-v2"])
+def test_compose_validates_the_file(compose: list[str]) -> None:
+    if shutil.which(compose[0]) is None:
+        pytest.skip(f"{compose[0]} is not installed")
+    if compose == ["docker", "compose"] and subprocess.run(compose + ["version"], capture_output=True).returncode != 0:
+        pytest.skip("no Compose v2 plugin for docker")
+    out = subprocess.run([*compose, "-f", str(ROOT / "compose.yaml"), "config", "-q"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
