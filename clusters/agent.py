@@ -12,18 +12,29 @@ a federation that comes back should see its members within a lease period or two
 change of state (joined, unreachable, back, partitioned) is logged once, not every retry.
 While the chaos switch ``partitioned`` is on, the agent stays silent, as a member cut off
 from the control plane would.
+
+With a bootstrap token (issue 8) the agent first asks for a credential of its own
+(``POST .../clusters/<name>/credential``), keeps it in memory and uses it for everything
+after; a credential the federation no longer accepts (401, e.g. after a store wipe) is
+asked for again with the bootstrap token. When the member's own API needs a token, the
+agent publishes it in the Secret ``federation-system/cluster-access-<name>`` that its
+Cluster's ``spec.secretRef`` names, so the federation can reach it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import ssl
+import time
 from typing import Any
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from clusters.chaos import Chaos
+from federation.auth import ACCESS_SECRET_PREFIX, access_secret
 from federation.client import APIClient
 from federation.meta import now_micro
 from federation.status import APIError
@@ -33,6 +44,7 @@ log = logging.getLogger("ubernetes.cluster.agent")
 CLUSTERS = "/apis/federation/v1beta1/clusters"
 LEASE_NAMESPACE = "federation-system"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
+SECRETS = f"/api/v1/namespaces/{LEASE_NAMESPACE}/secrets"
 ENSURE_EVERY = 5  # renewals between checks that the Cluster object still exists
 
 
@@ -40,9 +52,10 @@ class _Retry(Exception):
     """Anything that should be retried with backoff (wraps the original error)."""
 
 
-def cluster_object(*, name: str, provider: str, region: str, advertise: str, federation_name: str) -> dict[str, Any]:
+def cluster_object(*, name: str, provider: str, region: str, advertise: str, federation_name: str,
+                   secret_ref: bool = False) -> dict[str, Any]:
     """The Cluster object this member registers (status belongs to the health controller)."""
-    return {
+    obj = {
         "apiVersion": "federation/v1beta1",
         "kind": "Cluster",
         "metadata": {
@@ -58,6 +71,9 @@ def cluster_object(*, name: str, provider: str, region: str, advertise: str, fed
             "provider": provider,
         },
     }
+    if secret_ref:
+        obj["spec"]["secretRef"] = {"name": ACCESS_SECRET_PREFIX + name}  # type: ignore[index]
+    return obj
 
 
 def drifted(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any] | None:
@@ -99,17 +115,30 @@ class Agent:
         chaos: Chaos | None = None,
         timeout: float = 2.0,
         max_backoff: float = 2.0,
+        bootstrap_token: str | None = None,
+        access_token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.federation = federation
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+        self.access_token = access_token
+        self.bootstrap = (APIClient(federation, timeout=timeout, token=bootstrap_token, ssl_context=ssl_context)
+                          if bootstrap_token else None)
+        self.credential: str | None = None  # our own token, in memory only
+        # Figures for bench/soak: latency of each successful renewal, and failed steps.
+        self.renewal_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+        self.failed_steps = 0
         self.name = name
         self.lease_period = lease_period
         self.lease_duration = lease_duration
         self.chaos = chaos or Chaos()
         self.max_backoff = max_backoff
         self.desired = cluster_object(
-            name=name, provider=provider, region=region, advertise=advertise, federation_name=federation_name
+            name=name, provider=provider, region=region, advertise=advertise, federation_name=federation_name,
+            secret_ref=access_token is not None,
         )
-        self.client = APIClient(federation, timeout=timeout)
+        self.client = APIClient(federation, timeout=timeout, ssl_context=ssl_context)
         self.joined = False
         self._need_ensure = True
         self._renewals = 0
@@ -117,6 +146,33 @@ class Agent:
         self._partitioned = False
 
     # ---- one step, no loops: testable on its own
+
+    async def ensure_credential(self) -> None:
+        """With a bootstrap token and no credential yet: ask for one and use it from now on."""
+        if self.bootstrap is None or self.credential is not None:
+            return
+        answer = await self.bootstrap.post(f"{CLUSTERS}/{self.name}/credential", None)
+        token = answer.get("token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ValueError("the federation answered a credential request without a token")
+        await self.client.close()
+        self.credential = token
+        self.client = APIClient(self.federation, timeout=self.timeout, token=token, ssl_context=self.ssl_context)
+        log.info("got a credential of our own (user system:cluster:%s) with the bootstrap token", self.name)
+
+    async def ensure_access_secret(self) -> None:
+        """Publish the token the federation needs for our API, when it needs one."""
+        if self.access_token is None:
+            return
+        secret = access_secret(self.name, self.access_token)
+        path = f"{SECRETS}/{secret['metadata']['name']}"
+        try:
+            await self.client.patch(path, {"data": secret["data"]})
+        except APIError as err:
+            if err.code != 404:
+                raise
+            await self.client.post(SECRETS, secret)
+            log.info("published the access token for our API in Secret %s/%s", LEASE_NAMESPACE, secret["metadata"]["name"])
 
     async def ensure_cluster(self) -> None:
         path = f"{CLUSTERS}/{self.name}"
@@ -141,6 +197,11 @@ class Agent:
             log.info("Cluster %s already registered at %s", self.name, self.federation)
 
     async def renew_lease(self) -> None:
+        started = time.monotonic()
+        await self._renew_lease()
+        self.renewal_latencies.append(time.monotonic() - started)
+
+    async def _renew_lease(self) -> None:
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": self.lease_duration, "renewTime": now_micro()}
         try:
             await self.client.patch(f"{LEASES}/{self.name}", {"spec": spec})
@@ -174,6 +235,8 @@ class Agent:
             self._partitioned = False
         try:
             if self._need_ensure or self._renewals >= ENSURE_EVERY:
+                await self.ensure_credential()
+                await self.ensure_access_secret()
                 await self.ensure_cluster()
                 self._need_ensure = False
                 self._renewals = 0
@@ -183,6 +246,10 @@ class Agent:
             raise
         except (APIError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as err:
             self._need_ensure = True
+            self.failed_steps += 1
+            if isinstance(err, APIError) and err.code == 401 and self.credential is not None and self.bootstrap:
+                log.warning("the federation no longer accepts our credential; asking again with the bootstrap token")
+                self.credential = None
             raise _Retry(describe(err)) from err
         if self._failing is not None:
             log.info("federation %s reachable again; Cluster %s and its lease are in place", self.federation, self.name)
@@ -240,3 +307,5 @@ class Agent:
 
     async def close(self) -> None:
         await self.client.close()
+        if self.bootstrap is not None:
+            await self.bootstrap.close()

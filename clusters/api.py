@@ -24,6 +24,7 @@ from aiohttp import web
 
 from clusters.chaos import Chaos
 from clusters.state import ClusterState, filter_by_selector
+from clusters.workloads import deletion_policy
 from federation.meta import SelectorError, check_dns_label
 from federation.status import APIError, not_found, status_object
 
@@ -48,8 +49,13 @@ RESOURCES = [
     ("services", "Service", True, ["create", "delete", "get", "list", "patch", "update"]),
     ("services/status", "Service", True, ["get"]),
     ("endpoints", "Endpoints", True, ["get", "list"]),
-    ("pods", "Pod", True, ["get", "list"]),
+    ("pods", "Pod", True, ["delete", "get", "list"]),
     ("events", "Event", True, ["get", "list"]),
+]
+APPS_RESOURCES = [
+    ("deployments", "Deployment", True, ["create", "delete", "get", "list", "patch", "update"]),
+    ("deployments/status", "Deployment", True, ["get"]),
+    ("replicasets", "ReplicaSet", True, ["delete", "get", "list"]),
 ]
 
 STATE = web.AppKey("state", ClusterState)
@@ -197,7 +203,108 @@ async def api_resources(request: web.Request) -> web.Response:
 
 
 async def api_groups(request: web.Request) -> web.Response:
-    return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+    apps = {"groupVersion": "apps/v1", "version": "v1"}
+    return web.json_response(
+        {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{"name": "apps", "versions": [apps], "preferredVersion": apps}]}
+    )
+
+
+async def apps_resources(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "kind": "APIResourceList",
+            "groupVersion": "apps/v1",
+            "resources": [
+                {"name": n, "singularName": "" if "/" in n else k.lower(), "namespaced": ns, "kind": k, "verbs": v,
+                 **({"shortNames": ["deploy"]} if n == "deployments" else {"shortNames": ["rs"]} if n == "replicasets" else {})}
+                for n, k, ns, v in APPS_RESOURCES
+            ],
+        }
+    )
+
+
+# ---- workloads (issue 7): Deployments, ReplicaSets, deleting pods
+
+
+def apps_list_response(kind: str, items: list[dict[str, Any]], state: ClusterState, request: web.Request) -> web.Response:
+    resp = list_response(kind, items, state, request)
+    body = json.loads(resp.body)  # type: ignore[arg-type]
+    body["apiVersion"] = "apps/v1"
+    return web.json_response(body)
+
+
+async def delete_options(request: web.Request) -> str:
+    """The propagation policy of a DELETE (DeleteOptions body or query), Background by default."""
+    raw = await request.read()
+    options = None
+    if raw.strip():
+        try:
+            options = json.loads(raw)
+        except ValueError:
+            raise APIError(400, "DeleteOptions is not valid JSON") from None
+    return deletion_policy(options, dict(request.query))
+
+
+async def list_deployments(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return apps_list_response("Deployment", _ns_items(state.workloads.deployments, request), state, request)
+
+
+async def create_deployment(request: web.Request) -> web.Response:
+    ns = request.match_info["ns"]
+    _check_ns(ns)
+    obj = request.app[STATE].workloads.create_deployment(ns, await read_json(request))
+    log.info("deployment %s/%s created (%d replicas)", ns, obj["metadata"]["name"], obj["spec"]["replicas"])
+    return web.json_response(obj, status=201)
+
+
+async def get_deployment(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].workloads.get_deployment(request.match_info["ns"], request.match_info["name"]))
+
+
+async def replace_deployment(request: web.Request) -> web.Response:
+    ns, name = request.match_info["ns"], request.match_info["name"]
+    return web.json_response(request.app[STATE].workloads.replace_deployment(ns, name, await read_json(request)))
+
+
+async def patch_deployment(request: web.Request) -> web.Response:
+    ns, name = request.match_info["ns"], request.match_info["name"]
+    json_patch = request.content_type == "application/json-patch+json"
+    if request.content_type not in MERGE_PATCH_TYPES and not json_patch:
+        raise APIError(
+            415,
+            f'the patch type "{request.content_type}" is not supported; use application/merge-patch+json or application/json-patch+json',
+            reason="UnsupportedMediaType",
+        )
+    obj = request.app[STATE].workloads.patch_deployment(ns, name, await read_json(request), json_patch=json_patch)
+    return web.json_response(obj)
+
+
+async def delete_deployment(request: web.Request) -> web.Response:
+    ns, name = request.match_info["ns"], request.match_info["name"]
+    policy = await delete_options(request)
+    obj = request.app[STATE].workloads.delete_deployment(ns, name, policy=policy)
+    log.info("deployment %s/%s deleted (propagation %s)", ns, name, policy)
+    return web.json_response(obj)
+
+
+async def list_replicasets(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return apps_list_response("ReplicaSet", _ns_items(state.workloads.replicasets, request), state, request)
+
+
+async def get_replicaset(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].workloads.get_replicaset(request.match_info["ns"], request.match_info["name"]))
+
+
+async def delete_replicaset(request: web.Request) -> web.Response:
+    ns, name = request.match_info["ns"], request.match_info["name"]
+    policy = await delete_options(request)
+    return web.json_response(request.app[STATE].workloads.delete_replicaset(ns, name, policy=policy))
+
+
+async def delete_pod(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].workloads.delete_pod(request.match_info["ns"], request.match_info["name"]))
 
 
 async def list_nodes(request: web.Request) -> web.Response:
@@ -369,6 +476,21 @@ def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] 
         r.add_get(f"/api/v1/{plural}", lister)
         r.add_get(f"/api/v1/namespaces/{{ns}}/{plural}", lister)
         r.add_get(f"/api/v1/namespaces/{{ns}}/{plural}/{{name}}", getter)
+    r.add_delete("/api/v1/namespaces/{ns}/pods/{name}", delete_pod)
+    r.add_get("/apis/apps/v1", apps_resources)
+    apps = "/apis/apps/v1"
+    r.add_get(f"{apps}/deployments", list_deployments)
+    r.add_get(f"{apps}/namespaces/{{ns}}/deployments", list_deployments)
+    r.add_post(f"{apps}/namespaces/{{ns}}/deployments", create_deployment)
+    r.add_get(f"{apps}/namespaces/{{ns}}/deployments/{{name}}", get_deployment)
+    r.add_get(f"{apps}/namespaces/{{ns}}/deployments/{{name}}/status", get_deployment)
+    r.add_put(f"{apps}/namespaces/{{ns}}/deployments/{{name}}", replace_deployment)
+    r.add_patch(f"{apps}/namespaces/{{ns}}/deployments/{{name}}", patch_deployment)
+    r.add_delete(f"{apps}/namespaces/{{ns}}/deployments/{{name}}", delete_deployment)
+    r.add_get(f"{apps}/replicasets", list_replicasets)
+    r.add_get(f"{apps}/namespaces/{{ns}}/replicasets", list_replicasets)
+    r.add_get(f"{apps}/namespaces/{{ns}}/replicasets/{{name}}", get_replicaset)
+    r.add_delete(f"{apps}/namespaces/{{ns}}/replicasets/{{name}}", delete_replicaset)
     r.add_get("/api/v1/events", list_events)
     r.add_get("/api/v1/namespaces/{ns}/events", list_events)
     r.add_get("/chaos", get_chaos)

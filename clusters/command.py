@@ -12,7 +12,9 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import socket
 import sys
+import urllib.parse
 import zlib
 from dataclasses import dataclass
 
@@ -25,7 +27,9 @@ from clusters.api import make_app
 from clusters.chaos import Chaos
 from clusters.controller import Controller
 from clusters.dataplane import DataPlane
-from clusters.state import AddressPool, ClusterState, Topology
+from clusters.prober import MemberProber
+from clusters.workloads import WorkloadSettings
+from clusters.state import AddressPool, ClusterState, SharedAddress, Topology
 from federation.meta import check_dns_label
 
 log = logging.getLogger("ubernetes.cluster")
@@ -50,12 +54,51 @@ class Options:
     unjoin_on_exit: bool
     advertise: str | None
     pod_cidr: str
+    lb_address: str | None = None
+    workload: WorkloadSettings | None = None
+    # issue 8: tokens and TLS
+    bootstrap_token: str | None = None
+    token_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_private_key_file: str | None = None
+    certificate_authority: str | None = None
 
 
 def default_lb_pool(name: str) -> str:
     """A /24 of 127.0.0.0/8 derived from the cluster name (pass --lb-pool to choose)."""
     h = zlib.crc32(name.encode())
     return f"127.{h % 200 + 20}.{(h >> 8) % 250 + 1}.0/24"
+
+
+def own_address(federation: str | None) -> str:
+    """The address other hosts reach this one at, for ``--lb-address auto``.
+
+    The source address of the route toward the federation (a UDP connect sends no packet),
+    else the address the host name resolves to: on a compose network both are the
+    container's own address.
+    """
+    target = urllib.parse.urlsplit(federation).hostname if federation else None
+    if target:
+        try:
+            family, kind, _, _, sockaddr = socket.getaddrinfo(target, 9, type=socket.SOCK_DGRAM)[0]
+            with socket.socket(family, kind) as probe:
+                probe.connect(sockaddr)
+                return str(probe.getsockname()[0])
+        except OSError:
+            pass
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError as err:
+        raise click.UsageError(f"--lb-address auto: cannot find this host's address ({err}); give an IP") from None
+
+
+def _lb_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected an IP address or 'auto'") from None
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -101,6 +144,7 @@ def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 @click.option("--provider", default="onprem", show_default=True, help="Cloud provider name: aws, gcp, azure, onprem, ...")
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT of this cluster's API (port 0: any free port).")
 @click.option("--lb-pool", callback=_cidr, default=None, help="CIDR of load-balancer addresses [default: a /24 of 127/8 derived from the name].")
+@click.option("--lb-address", callback=_lb_address, default=None, metavar="IP|auto", help="One address every LoadBalancer service shares, told apart by port, instead of --lb-pool; 'auto': this host's own address (a container's, on its compose network).")
 @click.option("--federation", default=None, help="Federation API URL to join, e.g. http://127.0.0.1:8080 (omit to run standalone).")
 @click.option("--federation-name", default="myfed", show_default=True, help="Name of the federation this cluster joins.")
 @click.option("--nodes-per-zone", type=click.IntRange(1, 100), default=1, show_default=True)
@@ -111,16 +155,33 @@ def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 @click.option("--unjoin-on-exit", is_flag=True, help="Delete the Cluster and its Lease from the federation on a clean shutdown.")
 @click.option("--advertise", default=None, help="API URL to put in the Cluster object [default: http://<listen>].")
 @click.option("--pod-cidr", callback=_cidr, default=None, help="CIDR of pod IPs (/16 or larger) [default: 10.<n>.0.0/16 derived from the name].")
+@click.option("--workload", "workload", multiple=True, metavar="KEY=SECONDS", help="A workload timing (issue 7, docs/workloads.md), e.g. backoff=0.5; repeatable.")
+@click.option("--bootstrap-token", envvar="UBERNETES_BOOTSTRAP_TOKEN", default=None, metavar="TOKEN",
+              help="Join with this bootstrap token (env UBERNETES_BOOTSTRAP_TOKEN); turns on tokens for this cluster's API too.")
+@click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help='Tokens (token,user,uid,"groups" per line) that may use this cluster\'s API and /chaos.')
+@click.option("--tls-cert-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Serve the API over HTTPS with this certificate.")
+@click.option("--tls-private-key-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert-file.")
+@click.option("--certificate-authority", default=None, type=click.Path(exists=True, dir_okay=False), help="CA to verify an HTTPS federation API with.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
-def cluster(listen: str, log_level: str, lb_pool: str | None, pod_cidr: str | None, **kw: object) -> None:
+def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | None, pod_cidr: str | None, **kw: object) -> None:
     """Run one simulated member cluster: its API, nodes, pods, LB data plane, and join agent."""
     host, port = parse_listen(listen)
+    try:
+        kw["workload"] = WorkloadSettings.parse(kw.get("workload") or ())  # type: ignore[arg-type]
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--workload") from None
     name = str(kw["name"])
+    if lb_address and lb_pool:
+        raise click.UsageError("give --lb-pool or --lb-address, not both")
+    if lb_address == "auto":
+        lb_address = own_address(kw.get("federation"))  # type: ignore[arg-type]
     opts = Options(
         host=host,
         port=port,
-        lb_pool=lb_pool or default_lb_pool(name),
+        lb_pool=lb_pool or (str(SharedAddress(lb_address).network) if lb_address else default_lb_pool(name)),
         pod_cidr=pod_cidr or "",
+        lb_address=lb_address,
         **kw,  # type: ignore[arg-type]
     )
     setup_logging(name, log_level)
@@ -156,7 +217,54 @@ class _MalformedRequestFilter(logging.Filter):
         return True
 
 
+@dataclass
+class Running:
+    """One started cluster: what :func:`stop_cluster` needs to stop it (clusters/host.py runs several)."""
+
+    opts: Options
+    api_url: str
+    runner: web.AppRunner
+    controller: Controller
+    dataplane: DataPlane
+    prober: MemberProber
+    tasks: list[asyncio.Task[None]]
+    agent: Agent | None = None
+
+
 async def serve(opts: Options) -> None:
+    running = await start_cluster(opts)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    await stop_cluster(running)
+    log.info("stopped")
+
+
+def _member_tokens(opts: Options) -> tuple[set[str] | None, str | None]:
+    """(tokens this API accepts or None for open, the access token to publish or None)."""
+    from federation.auth import new_token
+    from federation.security import load_tokens
+
+    tokens = set(load_tokens(opts.token_file)) if opts.token_file else None
+    if opts.bootstrap_token and tokens is None:
+        tokens = set()
+    access = new_token() if tokens is not None and opts.federation else None
+    if access is not None:
+        tokens.add(access)  # type: ignore[union-attr]
+    return tokens, access
+
+
+async def start_cluster(opts: Options) -> Running:
+    from clusters.access import access_middleware
+    from federation.security import client_ssl_context, server_ssl_context
+
+    tokens, access_token = _member_tokens(opts)
+    ssl_context = server_ssl_context(opts.tls_cert_file, opts.tls_private_key_file)
     topology = Topology(
         name=opts.name,
         region=opts.region,
@@ -169,14 +277,19 @@ async def serve(opts: Options) -> None:
     )
     chaos = Chaos()
     state = ClusterState(topology)
+    state.workloads.settings = opts.workload or WorkloadSettings()
     dataplane = DataPlane(state=state, chaos=chaos, federation_name=opts.federation_name)
-    controller = Controller(state=state, dataplane=dataplane, chaos=chaos, lb_pool=AddressPool(opts.lb_pool))
+    controller = Controller(state=state, dataplane=dataplane, chaos=chaos, lb_pool=SharedAddress(opts.lb_address) if opts.lb_address else AddressPool(opts.lb_pool))
     state.on_change = controller.poke
     app = make_app(state=state, chaos=chaos, on_chaos=controller.poke, lb_pool=opts.lb_pool)
+    prober = MemberProber(opts.name)  # data-plane votes for the federation (issue 5)
+    prober.install(app)
+    if tokens is not None:  # issue 8: after chaos (a partition drops everything), before the handlers
+        app.middlewares.insert(1, access_middleware(tokens))
 
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, opts.host, opts.port, reuse_address=True)
+    site = web.TCPSite(runner, opts.host, opts.port, reuse_address=True, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError:
@@ -184,23 +297,20 @@ async def serve(opts: Options) -> None:
         raise
     port = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else opts.port  # type: ignore[union-attr]
     shown_host = f"[{opts.host}]" if ":" in opts.host else opts.host
-    api_url = f"http://{shown_host}:{port}"
+    api_url = f"{'https' if ssl_context else 'http'}://{shown_host}:{port}"
     advertise = opts.advertise or api_url
     log.info(
-        "cluster %s (provider %s, region %s, zones %s, %d node(s)) API listening on %s, LB pool %s",
+        "cluster %s (provider %s, region %s, zones %s, %d node(s)) API listening on %s, LB %s",
         opts.name,
         opts.provider,
         opts.region,
         ",".join(opts.zones),
         len(state.nodes),
         api_url,
-        opts.lb_pool,
+        f"address {opts.lb_address} (shared)" if opts.lb_address else f"pool {opts.lb_pool}",
     )
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    if tokens is not None:
+        log.info("API and /chaos need a bearer token (%d accepted)", len(tokens))
 
     tasks = [asyncio.create_task(controller.run(), name="controller")]
     agent = None
@@ -215,24 +325,27 @@ async def serve(opts: Options) -> None:
             lease_period=opts.lease_period,
             lease_duration=opts.lease_duration,
             chaos=chaos,
+            bootstrap_token=opts.bootstrap_token,
+            access_token=access_token,
+            ssl_context=client_ssl_context(opts.certificate_authority),
         )
         agent_task = asyncio.create_task(agent.run(), name="agent")
         tasks.append(agent_task)
         log.info("joining federation %s (%s), advertising %s", opts.federation_name, opts.federation, advertise)
     else:
         log.info("no --federation given: running standalone")
+    return Running(opts=opts, api_url=api_url, runner=runner, controller=controller, dataplane=dataplane,
+                   prober=prober, tasks=tasks, agent=agent)
 
-    await stop.wait()
-    log.info("stopping")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
-    for task in tasks:
+
+async def stop_cluster(running: Running) -> None:
+    for task in running.tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    if agent is not None:
-        if opts.unjoin_on_exit:
-            await agent.unjoin()
-        await agent.close()
-    await dataplane.close()
-    await runner.cleanup()
-    log.info("stopped")
+    await asyncio.gather(*running.tasks, return_exceptions=True)
+    if running.agent is not None:
+        if running.opts.unjoin_on_exit:
+            await running.agent.unjoin()
+        await running.agent.close()
+    await running.prober.close()
+    await running.dataplane.close()
+    await running.runner.cleanup()

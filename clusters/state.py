@@ -114,6 +114,29 @@ class AddressPool:
         return address
 
 
+class SharedAddress(AddressPool):
+    """One address that every LoadBalancer service shares, told apart by port.
+
+    For a member whose only address is its host's (a container on a compose network):
+    like MetalLB's ``allow-shared-ip``, services on one address must use different ports; a
+    port already bound by another service shows up as a bind error on the later one.
+    ``loadBalancerIP`` may only name this address.
+    """
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"{ipaddress.ip_address(address)}/{ipaddress.ip_address(address).max_prefixlen}")
+
+    def allocate(self, owner: Any, requested: str | None = None) -> str | None:
+        address = self._hosts[0]
+        if requested and requested != address:
+            return None
+        self._by_owner[owner] = address
+        return address
+
+    def release(self, owner: Any) -> str | None:
+        return self._by_owner.pop(owner, None)
+
+
 def default_pod_cidr(cluster_name: str) -> str:
     """10.<n>.0.0/16 with n in 20..219 derived from the name, so clusters rarely share one."""
     return f"10.{zlib.crc32(cluster_name.encode()) % 200 + 20}.0.0/16"
@@ -333,6 +356,10 @@ class ClusterState:
         self.endpoints: dict[Key, dict[str, Any]] = {}
         self.events: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
         self._sims: dict[Key, _PodSim] = {}
+        # Deployments, ReplicaSets and their pods (issue 7); their pods live in self.pods too
+        from clusters.workloads import Workloads
+
+        self.workloads = Workloads(self)
         pod_net = ipaddress.ip_network(self.topology.pod_cidr, strict=False)
         base = int(pod_net.network_address)
         # nodes take the first /24 of the pod CIDR (.0.10 upwards), pods the rest (.1.0 upwards)
@@ -647,6 +674,8 @@ class ClusterState:
         ns, name = key
         svc = self.services.get(key)
         want = self.desired_pods(svc) if svc else 0
+        if svc and self.workloads.pods_matching(ns, svc["spec"].get("selector")) is not None:
+            want = 0  # the service fronts workload pods: no per-service simulated pods
         mine = sorted((s for s in self._sims.values() if s.service == key), key=lambda s: _pod_index(s.key[1]))
         for sim in mine[want:]:
             self._pod_ips.release(sim.key)
@@ -707,6 +736,9 @@ class ClusterState:
     def next_deadline(self) -> float | None:
         """The monotonic time of the next pod that will turn Ready on its own, if any."""
         pending = [s.ready_at for s in self._sims.values() if not s.ready and s.ready_at > self.clock()]
+        workload = self.workloads.next_deadline()
+        if workload is not None:
+            pending.append(workload)
         return min(pending) if pending else None
 
     def reconcile(self) -> bool:
@@ -714,7 +746,21 @@ class ClusterState:
 
         Returns True when anything changed.
         """
-        return self._refresh_readiness()
+        changed = self.workloads.reconcile()
+        for key in list(self.services):
+            changed |= self._sync_service_pods_only(key)
+        return self._refresh_readiness() or changed
+
+    def _sync_service_pods_only(self, key: Key) -> bool:
+        """Drop (or restore) a service's simulated pods when workloads start (or stop) backing it."""
+        svc = self.services[key]
+        backed = self.workloads.pods_matching(key[0], svc["spec"].get("selector")) is not None
+        have = sum(1 for s in self._sims.values() if s.service == key)
+        want = 0 if backed else self.desired_pods(svc)
+        if have == want:
+            return False
+        self._sync_pods(key)
+        return True
 
     def _refresh_readiness(self) -> bool:
         now = self.clock()
@@ -748,8 +794,11 @@ class ClusterState:
         if svc["spec"].get("type") == "ExternalName":
             return self.endpoints.pop(key, None) is not None
         sims = sorted((s for s in self._sims.values() if s.service == key), key=lambda s: _pod_index(s.key[1]))
+        workload = self._workload_backends(key)
+        if workload is not None:
+            sims = workload
 
-        def address(sim: _PodSim) -> dict[str, Any]:
+        def address(sim: Any) -> dict[str, Any]:
             return {
                 "ip": sim.ip,
                 "nodeName": sim.node,
@@ -761,7 +810,7 @@ class ClusterState:
         ports = [
             {
                 **({"name": p["name"]} if p.get("name") else {}),
-                "port": p["targetPort"] if _is_int(p.get("targetPort")) else p["port"],
+                "port": p["targetPort"] if _is_int(p.get("targetPort")) else self._named_port(key, p),
                 "protocol": p.get("protocol", "TCP"),
             }
             for p in svc["spec"].get("ports") or []
@@ -786,8 +835,38 @@ class ClusterState:
 
     def ready_pods(self, key: Key) -> list[dict[str, Any]]:
         """The service's ready pods with where they run (for the data plane)."""
+        workload = self._workload_backends(key)
+        if workload is not None:
+            return [{"name": s.key[1], "ip": s.ip, "zone": s.zone, "node": s.node} for s in workload if s.ready]
         sims = sorted((s for s in self._sims.values() if s.service == key and s.ready), key=lambda s: _pod_index(s.key[1]))
         return [{"name": s.key[1], "ip": s.ip, "zone": s.zone, "node": s.node} for s in sims]
+
+    def _workload_backends(self, key: Key) -> list[Any] | None:
+        """The workload pods behind a service (chaos-forced ones unready), or None if none back it."""
+        svc = self.services.get(key)
+        if svc is None:
+            return None
+        picked = self.workloads.pods_matching(key[0], svc["spec"].get("selector"))
+        if picked is None:
+            return None
+        n_forced = int(self.forced_unready.get(f"{key[0]}/{key[1]}", 0))
+        out = []
+        for i, sim in enumerate(picked):
+            view = copy.copy(sim)
+            view.ready = sim.ready and i >= n_forced
+            out.append(view)
+        return out
+
+    def _named_port(self, key: Key, port: dict[str, Any]) -> int:
+        """A named targetPort resolved against the workload pods' container ports."""
+        target = port.get("targetPort")
+        if isinstance(target, str):
+            for pod in (self.pods[s.key] for s in self._workload_backends(key) or [] if s.key in self.pods):
+                for c in pod["spec"].get("containers") or []:
+                    for cp in c.get("ports") or []:
+                        if cp.get("name") == target:
+                            return cp["containerPort"]
+        return port["port"]
 
     # ---- events
 

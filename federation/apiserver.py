@@ -18,12 +18,12 @@ import yaml
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from federation import discovery, openapi, tables
+from federation import auth, discovery, openapi, tables
 from federation import status as st
 from federation.jsonpatch import PatchError, apply_json_patch
 from federation.meta import SelectorError, merge_patch, parse_selector, selector_matches
 from federation.registry import Registry
-from federation.resources import ALL, Resource
+from federation.resources import ALL, CLUSTERS, SECRETS, Resource
 from federation.store import HistoryExpired
 from federation.strategic import ApplyConflict, StrategicPatchError, record_update, server_side_apply, strategic_merge
 
@@ -31,6 +31,7 @@ log = logging.getLogger("federation.api")
 
 MAX_BODY = 3 * 1024 * 1024
 REGISTRY_KEY = web.AppKey("registry", Registry)
+USER_KEY = "ubernetes.user"  # the authenticated auth.User of a request, when auth is on
 VERSION = {
     "major": "1",
     "minor": "32",
@@ -98,6 +99,43 @@ async def status_middleware(request: web.Request, handler: Callable[[web.Request
         return json_response(st.status_object(500, "an internal error occurred; see the server log"), 500)
 
 
+def auth_middleware(authenticator: auth.Authenticator):  # type: ignore[no-untyped-def]
+    """Bearer-token authentication and :func:`federation.auth.authorize` on every request
+    (issue 8). Installed only when a token file is configured; without one the API is open."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        attrs = auth.request_attributes(request.method, request.path, dict(request.query))
+        token = auth.bearer_token(request.headers.get("Authorization"))
+        user = authenticator.authenticate(token) if token else None
+        if user is None:
+            if not token and not attrs.is_resource and attrs.path in auth.PUBLIC_PATHS:
+                return await handler(request)
+            raise st.APIError(401, "Unauthorized", reason="Unauthorized")
+        decision = auth.authorize(user, attrs.verb, attrs.resource, attrs.namespace, attrs.name, attrs.subresource,
+                                  path=attrs.path)
+        if not decision.allowed:
+            raise st.APIError(403, auth.forbidden_message(user, attrs, decision.reason), reason="Forbidden",
+                              kind=attrs.resource or None, name=attrs.name or None, group=attrs.group or None)
+        request[USER_KEY] = user
+        return await handler(request)
+
+    return middleware
+
+
+def check_created_name(request: web.Request, res: Resource, name: Any, namespace: str) -> None:
+    """A cluster's credential may create only its own objects: the name is in the body."""
+    user = request.get(USER_KEY)
+    if user is None:
+        return
+    decision = auth.created_name_allowed(user, res.plural, str(name or ""))
+    if decision is not None and not decision.allowed:
+        attrs = auth.Attributes(verb="create", resource=res.plural, namespace=namespace, group=res.group,
+                                path=request.path)
+        raise st.APIError(403, auth.forbidden_message(user, attrs, decision.reason, name=str(name or "")),
+                          reason="Forbidden", kind=res.plural, name=str(name or "") or None, group=res.group or None)
+
+
 async def read_body(request: web.Request, what: str) -> Any:
     raw = await request.read()
     if not raw:
@@ -152,6 +190,7 @@ class API:
         app.router.add_get("/api/v1/namespaces/{name}", self.get_namespace)
         for res in ALL:
             self._add_resource(app, res)
+        app.router.add_post(f"{CLUSTERS.base_path()}/{{name}}/credential", self.cluster_credential)
 
     def _add_resource(self, app: web.Application, res: Resource) -> None:
         def bind(fn: Callable[..., Awaitable[web.StreamResponse]], **fixed: Any):
@@ -176,6 +215,30 @@ class API:
         app.router.add_get(item + "/status", bind(self.get))
         app.router.add_put(item + "/status", bind(self.replace, subresource="status"))
         app.router.add_patch(item + "/status", bind(self.patch, subresource="status"))
+
+    # -------------------------------------------------------------- cluster credentials (issue 8)
+
+    async def cluster_credential(self, request: web.Request) -> web.Response:
+        """Issue a token of the cluster's own (user ``system:cluster:<name>``), replacing any
+        earlier one. Only its SHA-256 is stored, in ``federation-system/cluster-credential-<name>``."""
+        name = request.match_info["name"]
+        problem = CLUSTERS.name_check(name)
+        if problem:
+            raise st.invalid(CLUSTERS.kind, name, [("metadata.name", f"Invalid value: {name!r}: {problem}")],
+                             CLUSTERS.group)
+        token = auth.new_cluster_token(name)
+        secret = auth.credential_secret(name, token)
+        secret_name = secret["metadata"]["name"]
+        current = self.registry.find(SECRETS, auth.SYSTEM_NAMESPACE, secret_name)
+        if current is None:
+            self.registry.create(SECRETS, auth.SYSTEM_NAMESPACE, secret)
+        else:
+            secret["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            self.registry.replace(SECRETS, auth.SYSTEM_NAMESPACE, secret_name, secret)
+        log.info("issued a credential for cluster %s", name)
+        return json_response({"apiVersion": "federation/v1beta1", "kind": "ClusterCredential",
+                              "metadata": {"name": name}, "user": auth.CLUSTER_USER_PREFIX + name,
+                              "groups": [auth.CLUSTERS_GROUP], "token": token}, 201)
 
     # -------------------------------------------------------------- plain endpoints
 
@@ -357,6 +420,7 @@ class API:
                 f"the namespace of the provided object ({meta.get('namespace')}) does not match "
                 f"the namespace sent on the request ({namespace})",
             )
+        check_created_name(request, res, meta.get("name") if isinstance(meta, dict) else None, namespace)
         body = self._track(request, res, None, body)
         return self._object_response(request, res, self.registry.create(res, namespace, body), 201, warnings)
 
@@ -662,8 +726,15 @@ def add_discovery_routes(
     app.router.add_get("/openapi/v3/{path:.+}", openapi_document)
 
 
-def make_app(registry: Registry) -> web.Application:
-    app = web.Application(middlewares=[status_middleware], client_max_size=MAX_BODY)
+def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None) -> web.Application:
+    """The API app; ``tokens`` (a parsed token file) turns authentication and authorization on."""
+    middlewares: list[Any] = [status_middleware]
+    if tokens is not None:
+        authenticator = auth.Authenticator(
+            static=tokens, secrets=lambda name: registry.find(SECRETS, auth.SYSTEM_NAMESPACE, name)
+        )
+        middlewares.append(auth_middleware(authenticator))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[REGISTRY_KEY] = registry
     API(registry).routes(app)
     return app

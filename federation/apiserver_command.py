@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 
 import click
 from aiohttp import web
 
 from federation.apiserver import make_app
 from federation.controllers import run_forever
+from federation.controllers.dataplane import DataPlaneController
+from federation.controllers.deployments import DeploymentController
 from federation.controllers.dnsrecords import DNSRecordController
 from federation.controllers.health import HealthController
 from federation.controllers.members import MemberClients
 from federation.logsetup import setup_logging
 from federation.registry import Registry, WatchHub
+from federation.resources import CLUSTERS, DEPLOYMENTS, SECRETS, SERVICES
 from federation.settings import Settings
 from federation.store import open_store
 
@@ -34,36 +38,55 @@ def split_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-async def serve(*, host: str, port: int, store_path: str, settings: Settings, controllers: bool) -> None:
+async def serve(*, host: str, port: int, store_path: str, settings: Settings, controllers: bool,
+                tokens: dict | None = None, ssl_context: ssl.SSLContext | None = None,
+                member_ssl: ssl.SSLContext | None = None) -> None:
     from federation.controllers.propagation import PropagationController
 
     store = open_store(store_path)
     hub = WatchHub()
     registry = Registry(store, hub)
-    app = make_app(registry)
+    app = make_app(registry, tokens=tokens)  # tokens: issue 8's --token-file (None: open)
+    # Member clients reach a member with the token its Cluster's spec.secretRef names (issue 8).
+    member_kw = {"secrets": lambda ns, name: registry.find(SECRETS, ns, name), "ssl_context": member_ssl}
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
     await site.start()
     log.info(
-        "federation %s (domain %s) API listening on http://%s:%d, store %s",
-        settings.federation_name, settings.domain, host, port, store_path,
+        "federation %s (domain %s) API listening on %s://%s:%d, store %s, %s",
+        settings.federation_name, settings.domain, "https" if ssl_context else "http", host, port, store_path,
+        f"authentication on ({len(tokens)} static token(s))" if tokens is not None else "no authentication",
     )
-    members = MemberClients(timeout=settings.health_timeout)
+    members = MemberClients(timeout=settings.health_timeout, **member_kw)
     # Propagation gets its own clients with a longer timeout than a health probe.
-    propagation_members = MemberClients(timeout=max(2.0, settings.health_timeout))
+    propagation_members = MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw)
     tasks: list[asyncio.Task[None]] = []
     if controllers:
         health = HealthController(registry, settings, members)
         propagation = PropagationController(registry, settings, propagation_members)
-        dns = DNSRecordController(registry, settings)
+        dataplane = DataPlaneController(registry, settings, MemberClients(timeout=settings.dataplane_timeout, **member_kw))
+        dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable)
+        dataplane.on_change = dns.reconcile
         tasks = [
             asyncio.create_task(run_forever("health", health.reconcile, hub=None, period=settings.health_period)),
             asyncio.create_task(
-                run_forever("propagation", propagation.reconcile, hub=hub, period=settings.propagation_period)
+                run_forever("propagation", propagation.reconcile, hub=hub, period=settings.propagation_period,
+                            watches=frozenset({SERVICES.key, CLUSTERS.key}))
             ),
-            asyncio.create_task(run_forever("dns", dns.reconcile, hub=hub, period=1.0)),
+            asyncio.create_task(run_forever("dns", dns.reconcile, hub=hub, period=1.0,
+                                            watches=frozenset({SERVICES.key, CLUSTERS.key}))),
         ]
+        # Federated Deployments (issue 7): their own member clients, as propagation has.
+        deployments = DeploymentController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw))
+        tasks.append(asyncio.create_task(
+            run_forever("deployments", deployments.reconcile, hub=hub, period=settings.deployment_period,
+                        watches=frozenset({DEPLOYMENTS.key, CLUSTERS.key}))
+        ))
+        if settings.dataplane_checks:
+            tasks.append(asyncio.create_task(
+                run_forever("dataplane", dataplane.reconcile, hub=None, period=settings.dataplane_period)
+            ))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -75,6 +98,9 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
     await asyncio.gather(*tasks, return_exceptions=True)
     await members.close()
     await propagation_members.close()
+    if controllers:
+        await dataplane.members.close()
+        await deployments.members.close()
     await runner.cleanup()
     store.close()
 
@@ -89,16 +115,40 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
 @click.option("--failure-threshold", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--success-threshold", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--dns-ttl", type=click.IntRange(0), default=5, show_default=True, help="TTL of the records, seconds.")
+@click.option("--offline-records", type=click.Choice(["keep", "remove"]), default="keep", show_default=True,
+              help="What an Offline cluster's DNS records do (docs/failover.md).")
+@click.option("--dataplane-checks/--no-dataplane-checks", default=True, show_default=True,
+              help="Probe every shard's LB address from the federation and every member; remove it on a majority vote.")
+@click.option("--dataplane-period", type=click.FloatRange(0.05), default=0.5, show_default=True, help="Seconds between data-plane probes.")
+@click.option("--dataplane-timeout", type=click.FloatRange(0.05), default=0.5, show_default=True, help="Data-plane probe timeout, seconds.")
+@click.option("--dataplane-failure-threshold", type=click.IntRange(1), default=2, show_default=True,
+              help="Failed probes in a row before a prober votes an address down.")
 @click.option("--controllers/--no-controllers", default=True, show_default=True)
+@click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help='Static tokens (token,user,uid,"group1,group2" per line): turns authentication on (docs/security.md).')
+@click.option("--insecure", is_flag=True, help="Allow listening on a non-loopback address without --token-file.")
+@click.option("--tls-cert-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate (PEM).")
+@click.option("--tls-private-key-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert-file (PEM).")
+@click.option("--certificate-authority", "member_ca", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="CA bundle to verify HTTPS member cluster APIs with.")
 @click.option("-v", "--verbose", is_flag=True)
 def federation_apiserver(
     listen: str, store_path: str, federation_name: str, dns_domain: str, health_period: float,
     health_timeout: float, failure_threshold: int, success_threshold: int, dns_ttl: int,
-    controllers: bool, verbose: bool,
+    offline_records: str, dataplane_checks: bool, dataplane_period: float, dataplane_timeout: float,
+    dataplane_failure_threshold: int, controllers: bool, verbose: bool, token_file: str | None = None,
+    insecure: bool = False, tls_cert_file: str | None = None, tls_private_key_file: str | None = None,
+    member_ca: str | None = None,
 ) -> None:
     """Run the federation API server and its controllers."""
+    from federation.security import load_tokens, refuse_open_listen, server_ssl_context, client_ssl_context
+
     setup_logging("apiserver", verbose)
     host, port = split_listen(listen)
+    tokens = load_tokens(token_file) if token_file else None
+    refuse_open_listen(host, tokens_configured=tokens is not None, insecure=insecure, what="the federation API")
+    ssl_context = server_ssl_context(tls_cert_file, tls_private_key_file)
+    member_ssl = client_ssl_context(member_ca)
     settings = Settings(
         federation_name=federation_name,
         dns_domain=dns_domain,
@@ -107,5 +157,11 @@ def federation_apiserver(
         failure_threshold=failure_threshold,
         success_threshold=success_threshold,
         dns_ttl=dns_ttl,
+        offline_records=offline_records,
+        dataplane_checks=dataplane_checks,
+        dataplane_period=dataplane_period,
+        dataplane_timeout=dataplane_timeout,
+        dataplane_failure_threshold=dataplane_failure_threshold,
     )
-    asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers))
+    asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
+                      tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl))

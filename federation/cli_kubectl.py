@@ -77,6 +77,8 @@ RESOURCES = [
     Resource("Service", "v1", "services", "service", ("services", "service", "svc"), True),
     Resource("DNSRecord", "federation/v1beta1", "dnsrecords", "dnsrecord", ("dnsrecords", "dnsrecord", "dnsr"), False),
     Resource("Lease", "coordination.k8s.io/v1", "leases", "lease", ("leases", "lease"), True),
+    Resource("Deployment", "apps/v1", "deployments", "deployment", ("deployments", "deployment", "deploy"), True),
+    Resource("ControllerRevision", "apps/v1", "controllerrevisions", "controllerrevision", ("controllerrevisions", "controllerrevision"), True),
     Resource("Event", "v1", "events", "event", ("events", "event", "ev"), True),
 ]
 EVENTS = RESOURCES[-1]
@@ -112,16 +114,21 @@ def server_error(err: APIError, *, context: str = "") -> str:
 class Server:
     """Blocking JSON requests against one federation API; errors become :class:`APIError`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, token: str | None = None, ca_file: str | None = None) -> None:
         if "://" not in url:
             url = "http://" + url
         self.url = url.rstrip("/")
+        self.token = token  # issue 8: sent as a bearer token when set
         parsed = urllib.parse.urlsplit(self.url)
         self.host = parsed.hostname or "127.0.0.1"
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self.address = f"{self.host}:{port}"
         # Like Go's ProxyFromEnvironment, never send loopback traffic through a proxy.
-        handlers = [urllib.request.ProxyHandler({})] if _is_loopback(self.host) else []
+        handlers: list[Any] = [urllib.request.ProxyHandler({})] if _is_loopback(self.host) else []
+        if ca_file:
+            import ssl
+
+            handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file)))
         self._opener = urllib.request.build_opener(*handlers)
 
     def request(
@@ -138,6 +145,8 @@ class Server:
             url += "?" + urllib.parse.urlencode(params)
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         if data is not None:
             headers["Content-Type"] = content_type
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -170,8 +179,8 @@ class Server:
     def patch(self, path: str, body: Any) -> Any:
         return self.request("PATCH", path, body=body, content_type="application/merge-patch+json")
 
-    def delete(self, path: str) -> Any:
-        return self.request("DELETE", path)
+    def delete(self, path: str, body: Any = None) -> Any:
+        return self.request("DELETE", path, body=body)
 
 
 def _is_loopback(host: str) -> bool:
@@ -184,11 +193,23 @@ def _is_loopback(host: str) -> bool:
 
 
 def resolve_server(ctx: click.Context, server: str | None) -> Server:
-    """The command's ``--server`` wins over the group's, then UBERNETES_SERVER, then the default."""
+    """The command's ``--server`` wins over the group's, then UBERNETES_SERVER, then the default.
+
+    The token (issue 8) is the global ``--token``, else UBERNETES_TOKEN, else the one the
+    kubeconfig (``ubernetes up`` or ``ubernetes kubeconfig`` wrote it) holds for that server."""
+    root = ctx.find_root()
+    obj = root.obj if isinstance(root.obj, dict) else {}
     if not server:
-        root = ctx.find_root()
-        server = (root.obj or {}).get("server") if isinstance(root.obj, dict) else None
-    return Server(server or os.environ.get("UBERNETES_SERVER") or DEFAULT_SERVER)
+        server = obj.get("server")
+    url = server or os.environ.get("UBERNETES_SERVER") or DEFAULT_SERVER
+    token = obj.get("token") or os.environ.get("UBERNETES_TOKEN")
+    ca_file = obj.get("certificate_authority") or os.environ.get("UBERNETES_CERTIFICATE_AUTHORITY")
+    if not token or not ca_file:
+        from federation.kubeconfig import credentials_for
+
+        found_token, found_ca = credentials_for(url if "://" in url else "http://" + url)
+        token, ca_file = token or found_token, ca_file or found_ca
+    return Server(url, token=token, ca_file=ca_file)
 
 
 def server_option(fn: Any) -> Any:
@@ -609,6 +630,8 @@ def apply(ctx: click.Context, filenames: tuple[str, ...], namespace: str | None,
 @click.option("--filename", "-f", "filenames", multiple=True, help="Delete the objects a file names.")
 @click.option("--selector", "-l", default=None, help="Delete every object matching a label selector.")
 @click.option("--ignore-not-found", is_flag=True, help="Treat a missing object as deleted.")
+@click.option("--cascade", default="background", metavar="background|foreground|orphan",
+              help="What happens to the copies in the member clusters: deleted (background, foreground) or left running (orphan).")
 @server_option
 @click.pass_context
 def delete(
@@ -619,6 +642,7 @@ def delete(
     filenames: tuple[str, ...],
     selector: str | None,
     ignore_not_found: bool,
+    cascade: str,
     server: str | None,
 ) -> None:
     """Delete services or clusters by name, by selector, or as a file names them (kubectl delete).
@@ -630,6 +654,9 @@ def delete(
     """
     targets: list[tuple[Resource, str | None, str]] = []  # (type, namespace, name)
     errors: list[str] = []
+    policy = {"background": "Background", "true": "Background", "foreground": "Foreground", "orphan": "Orphan", "false": "Orphan"}.get(cascade.lower())
+    if policy is None:
+        fail(f'error: invalid cascade value ({cascade}). Must be "background", "foreground", or "orphan".')
     if filenames:
         if resource:
             fail("error: a resource type cannot be given together with --filename")
@@ -670,7 +697,7 @@ def delete(
             targets += [(res, ns, (i.get("metadata") or {}).get("name", "")) for i in items]
         for res, ns, name in targets:
             try:
-                api.delete(res.path(namespace=ns, name=name))
+                api.delete(res.path(namespace=ns, name=name), body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy})
             except APIError as err:
                 if err.code == 404 and ignore_not_found:
                     continue

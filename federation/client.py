@@ -9,6 +9,7 @@ branch on ``err.code`` (404, 409, 410) instead of parsing text.
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -17,10 +18,13 @@ from federation.status import APIError
 
 
 class APIClient:
-    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
+                 ca_file: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.token = token
+        # https: verify the server against ca_file (issue 8's --certificate-authority), else the system CAs.
+        self.ssl: ssl.SSLContext | bool = ssl_context or (ssl.create_default_context(cafile=ca_file) if ca_file else True)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "APIClient":
@@ -55,7 +59,7 @@ class APIClient:
         headers = {"Content-Type": content_type} if data is not None else {}
         t = aiohttp.ClientTimeout(total=timeout or self.timeout)
         async with self.session.request(
-            method, self.base_url + path, data=data, params=params, headers=headers, timeout=t
+            method, self.base_url + path, data=data, params=params, headers=headers, timeout=t, ssl=self.ssl
         ) as resp:
             text = await resp.text()
             if resp.status >= 400:
@@ -93,7 +97,7 @@ class APIClient:
         if resource_version:
             params["resourceVersion"] = resource_version
         t = aiohttp.ClientTimeout(total=timeout, sock_connect=self.timeout)
-        async with self.session.get(self.base_url + path, params=params, timeout=t) as resp:
+        async with self.session.get(self.base_url + path, params=params, timeout=t, ssl=self.ssl) as resp:
             if resp.status >= 400:
                 raise error_from_response(resp.status, await resp.text())
             async for line in resp.content:

@@ -14,14 +14,24 @@ global name with none has no record at all. Unlike Federation v1, every zone of 
 multi-zone cluster gets its zone name, and a record exists only while a joined cluster
 makes it meaningful: a deleted service or an unjoined cluster leaves nothing behind.
 
+Two failover policies shape "healthy" (issue 5, docs/failover.md). ``offline_records``
+says what an Offline cluster's shards do: ``remove`` drops them like any unusable cluster's,
+``keep`` serves their last-known addresses (the cluster may be cut off from the control
+plane only). Data-plane votes then take out, one by one, the addresses that a majority of
+probers found dead (``Shard.unreachable``), whatever the control plane thinks.
+
 SRV records name every named port at every level that has addresses:
 ``_<port>._<proto>.<level name>`` pointing at that level's name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass, field
+
+from federation.meta import check_label_name
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,8 @@ class ClusterInfo:
     region: str
     zones: tuple[str, ...]
     usable: bool
+    # Offline: unreachable from the control plane (usable is then False).
+    offline: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,8 @@ class Shard:
     cluster: str
     ips: tuple[str, ...]
     ready_endpoints: int
+    # Addresses a majority of data-plane probers calls down.
+    unreachable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,19 @@ class RecordSet:
 
     @property
     def object_name(self) -> str:
-        """The DNSRecord object's name: ``<type>.<fqdn without the final dot>``."""
-        return f"{self.type.lower()}.{self.name.rstrip('.')}"
+        """The DNSRecord object's name: ``<type>.<fqdn without the final dot>``.
+
+        Object names must be DNS-1123 subdomains, which SRV owners (``_http._tcp...``) and
+        very long names are not: those drop what is not allowed and get a short digest of
+        the full name, so two record sets never share an object.
+        """
+        plain = f"{self.type.lower()}.{self.name.rstrip('.')}"
+        if len(plain) <= 253 and check_label_name(plain) is None:
+            return plain
+        digest = hashlib.sha1(plain.encode()).hexdigest()[:10]
+        labels = [re.sub(r"[^a-z0-9-]", "", label).strip("-") for label in plain.split(".")]
+        cleaned = ".".join(label for label in labels if label)[: 253 - 11].rstrip(".-")
+        return f"{cleaned}-{digest}"
 
 
 CLUSTERSET = "clusterset.local."
@@ -123,13 +148,28 @@ def where_of(where: dict[str, Placement], ip: str) -> Placement:
     raise KeyError(ip)
 
 
-def healthy_shards(service: ServiceInfo, clusters: dict[str, ClusterInfo]) -> list[Shard]:
-    """A shard is healthy when its cluster is usable and it has an ingress and a ready endpoint."""
-    return [
-        s
-        for s in service.shards
-        if s.cluster in clusters and clusters[s.cluster].usable and s.ips and s.ready_endpoints > 0
-    ]
+OFFLINE_POLICIES = ("keep", "remove")
+
+
+def healthy_shards(service: ServiceInfo, clusters: dict[str, ClusterInfo], *, offline_records: str = "remove") -> list[Shard]:
+    """The shards DNS should answer, each with only its reachable addresses.
+
+    A shard counts when its cluster is usable (or Offline under ``offline_records="keep"``),
+    it has a ready endpoint, and at least one of its addresses is not voted unreachable.
+    """
+    if offline_records not in OFFLINE_POLICIES:
+        raise ValueError(f"offline_records: {offline_records!r}: must be one of {', '.join(OFFLINE_POLICIES)}")
+    out = []
+    for s in service.shards:
+        info = clusters.get(s.cluster)
+        if info is None or s.ready_endpoints <= 0:
+            continue
+        if not (info.usable or (info.offline and offline_records == "keep")):
+            continue
+        ips = tuple(ip for ip in s.ips if ip not in s.unreachable)
+        if ips:
+            out.append(Shard(s.cluster, ips, s.ready_endpoints, s.unreachable))
+    return out
 
 
 def plan_records(
@@ -140,6 +180,7 @@ def plan_records(
     clusters: list[ClusterInfo],
     services: list[ServiceInfo],
     clusterset: bool = True,
+    offline_records: str = "remove",
 ) -> list[RecordSet]:
     """Every record set the federation should serve, sorted by (name, type)."""
     domain = domain.strip(".").lower() + "."
@@ -175,7 +216,7 @@ def plan_records(
         ]
 
     for service in services:
-        healthy = healthy_shards(service, by_name)
+        healthy = healthy_shards(service, by_name, offline_records=offline_records)
         gname = global_name(service.name, service.namespace, fed, domain)
         global_sets = addresses(gname, healthy)
         out += global_sets

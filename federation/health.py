@@ -84,3 +84,25 @@ def phase_from_conditions(conditions: list[dict] | None) -> str:
 
 def is_ready(cluster: dict) -> bool:
     return phase_from_conditions((cluster.get("status") or {}).get("conditions")) == READY
+
+
+# ---------------------------------------------------------------- data-plane votes (issue 5)
+
+UP = "up"
+DOWN = "down"
+
+
+def majority_down(votes: dict[str, str]) -> bool:
+    """True when more than half of the probers that have a view call the address down.
+
+    ``votes`` maps a prober (``federation``, or a member cluster's name) to ``up``,
+    ``down`` or anything else (no view yet, which does not count). No view at all is not
+    a reason to remove anything: the address stays.
+    """
+    counted = [v for v in votes.values() if v in (UP, DOWN)]
+    return bool(counted) and 2 * counted.count(DOWN) > len(counted)
+
+
+def probe_verdict(state: HealthState) -> str:
+    """One prober's view of one address, from its run of probes (see :func:`observe`)."""
+    return {READY: UP, OFFLINE: DOWN}.get(state.phase, "")

@@ -9,7 +9,10 @@ API address it was asked at, and every ``Cluster`` object's address for clients 
 By default the entries are merged into the kubeconfig kubectl reads (``$KUBECONFIG``'s
 first file, else ``~/.kube/config``): entries with the same names are replaced, others
 are kept, and the current context becomes the federation's. ``-o -`` prints instead.
-The emulator's APIs have no authentication, so the users carry no credentials.
+With authentication on (issue 8) the federation's user carries the bearer token the
+command was given (``--token``), and each member's user the access token the member
+published in its ``cluster-access-<name>`` Secret, when the caller may read it (an admin).
+:func:`credentials_for` is how the CLI finds a token for a server it was pointed at.
 """
 
 from __future__ import annotations
@@ -34,10 +37,45 @@ def default_path() -> Path:
     return Path(first) if first else Path.home() / ".kube" / "config"
 
 
-def build(federation_name: str, federation_url: str, clusters: list[dict[str, Any]]) -> dict[str, Any]:
+def credentials_for(url: str, path: Path | None = None) -> tuple[str | None, str | None]:
+    """(token, certificate-authority file) the kubeconfig holds for the server ``url``: the
+    current context's when it points there, else the first context that does."""
+    path = path or default_path()
+    try:
+        config = yaml.safe_load(path.read_text()) if path.exists() else None
+    except (OSError, yaml.YAMLError):
+        return None, None
+    if not isinstance(config, dict):
+        return None, None
+    want = url.rstrip("/")
+
+    def entries(section: str) -> dict[str, dict[str, Any]]:
+        return {e["name"]: e.get(section[:-1]) or {} for e in config.get(section) or []
+                if isinstance(e, dict) and isinstance(e.get("name"), str)}
+
+    clusters, users, contexts = entries("clusters"), entries("users"), entries("contexts")
+    names = [config.get("current-context")] + list(contexts)
+    for name in names:
+        context = contexts.get(name) if isinstance(name, str) else None
+        if not isinstance(context, dict):
+            continue
+        cluster = clusters.get(context.get("cluster"), {})
+        if not isinstance(cluster, dict) or str(cluster.get("server", "")).rstrip("/") != want:
+            continue
+        user = users.get(context.get("user"), {})
+        token = user.get("token") if isinstance(user, dict) else None
+        return (token if isinstance(token, str) and token else None,
+                cluster.get("certificate-authority") if isinstance(cluster.get("certificate-authority"), str) else None)
+    return None, None
+
+
+def build(federation_name: str, federation_url: str, clusters: list[dict[str, Any]], *,
+          token: str | None = None, member_tokens: dict[str, str] | None = None,
+          certificate_authority: str | None = None) -> dict[str, Any]:
     """A kubeconfig (as a dict) with a cluster, a user and a context for the federation and
     for each member cluster, named after them; the federation's is current."""
     entries = [(federation_name, federation_url)]
+    tokens = {federation_name: token, **(member_tokens or {})}
     for cluster in sorted(clusters, key=lambda c: (c.get("metadata") or {}).get("name", "")):
         name = (cluster.get("metadata") or {}).get("name")
         address = printers.cluster_api_address(cluster)
@@ -50,11 +88,33 @@ def build(federation_name: str, federation_url: str, clusters: list[dict[str, An
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": [{"name": n, "cluster": {"server": url}} for n, url in entries],
-        "users": [{"name": n, "user": {}} for n, _ in entries],
+        "clusters": [{"name": n, "cluster": {"server": url, **(
+            {"certificate-authority": certificate_authority} if certificate_authority and n == federation_name else {}
+        )}} for n, url in entries],
+        "users": [{"name": n, "user": {"token": tokens[n]} if tokens.get(n) else {}} for n, _ in entries],
         "contexts": [{"name": n, "context": {"cluster": n, "user": n, "namespace": "default"}} for n, _ in entries],
         "current-context": federation_name,
     }
+
+
+def member_tokens(api: Any, clusters: list[dict[str, Any]]) -> dict[str, str]:
+    """Each member's access token from the Secret its Cluster names, where we may read it."""
+    from federation.auth import secret_value
+    from federation.controllers.members import secret_ref
+
+    found: dict[str, str] = {}
+    for cluster in clusters:
+        ref = secret_ref(cluster)
+        name = (cluster.get("metadata") or {}).get("name")
+        if ref is None or not name:
+            continue
+        try:
+            token = secret_value(api.get(f"/api/v1/namespaces/{ref[0]}/secrets/{ref[1]}"), "token")
+        except (APIError, ConnectionFailed):
+            continue
+        if token:
+            found[name] = token
+    return found
 
 
 def merge(existing: dict[str, Any] | None, new: dict[str, Any], *, set_current: bool) -> dict[str, Any]:
@@ -83,18 +143,23 @@ def merge(existing: dict[str, Any] | None, new: dict[str, Any], *, set_current: 
               help="Kubeconfig to merge into ('-' prints it; default $KUBECONFIG or ~/.kube/config).")
 @click.option("--set-current/--no-set-current", default=True, show_default=True,
               help="Make the federation's context the current one.")
+@click.option("--token", "user_token", default=None, metavar="TOKEN",
+              help="Bearer token to write for the federation's user [default: the token this command used].")
 @click.pass_context
 def kubeconfig(ctx: click.Context, server: str | None, federation_name: str, output: str | None,
-               set_current: bool) -> None:
+               set_current: bool, user_token: str | None = None) -> None:
     """Write kubectl contexts for the federation and every member cluster."""
     api = resolve_server(ctx, server)
+    if user_token:
+        api.token = user_token
     try:
         listed = api.get(CLUSTERS_PATH) or {}
     except ConnectionFailed as err:
         fail(str(err))
     except APIError as err:
         fail(server_error(err))
-    config = build(federation_name, api.url, listed.get("items") or [])
+    config = build(federation_name, api.url, listed.get("items") or [], token=api.token,
+                   member_tokens=member_tokens(api, listed.get("items") or []))
     if output == "-":
         click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
         return

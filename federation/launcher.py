@@ -38,7 +38,7 @@ def make_sink(width: int, colour: bool):  # type: ignore[no-untyped-def]
     return sink
 
 
-def summary(fed: LocalFederation) -> str:
+def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
     topo = fed.topology
     domain = topo.domain.strip(".")
     lines = [
@@ -52,6 +52,10 @@ def summary(fed: LocalFederation) -> str:
             f"  cluster {spec.name:<22} {fed.cluster_url(spec.name)}  {spec.provider} {spec.region} "
             f"{','.join(spec.zones)}  LB pool {spec.lb_pool}"
         )
+    if fed.credentials is not None:
+        lines.append(f"  tokens           {fed.credentials.token_file} (admin, DNS reader, bootstrap)")
+    if kubeconfig_note:
+        lines.append(f"  kubeconfig       {kubeconfig_note}")
     lines.append("")
     lines.append("Try:")
     lines.append(f"  ubernetes --server {fed.api_url} get clusters")
@@ -78,12 +82,47 @@ def summary(fed: LocalFederation) -> str:
     return "\n".join(lines)
 
 
-async def run_up(fed: LocalFederation, *, ready_timeout: float) -> int:
+def write_kubeconfig(fed: LocalFederation, target: str | None, workdir: Path) -> str:
+    """Issue 8: the admin token goes into a kubeconfig in the temp dir and, as ``kubefed init``
+    did, is merged into the user's kubeconfig (``target``; "" skips), so ``ubernetes get ...``
+    and kubectl find it for this server. Returns the line the summary prints."""
+    import yaml
+
+    from federation import kubeconfig as kc
+
+    if fed.credentials is None:
+        return ""
+    admin = fed.credentials.admin
+    clusters = [{"metadata": {"name": c.name}, "spec": {"serverAddressByClientCIDRs": [
+        {"clientCIDR": "0.0.0.0/0", "serverAddress": fed.cluster_url(c.name)}]}} for c in fed.topology.clusters]
+    config = kc.build(fed.topology.federation, fed.api_url, clusters, token=admin,
+                      member_tokens={c.name: admin for c in fed.topology.clusters})
+    own = workdir / "kubeconfig"
+    own.write_text(yaml.safe_dump(config, sort_keys=False))
+    own.chmod(0o600)
+    if not target:
+        return f"{own} (admin token; KUBECONFIG={own} or --token)"
+    path = Path(target)
+    try:
+        existing = yaml.safe_load(path.read_text()) if path.exists() else None
+        merged = kc.merge(existing, config, set_current=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(merged, sort_keys=False))
+        path.chmod(0o600)
+    except (OSError, yaml.YAMLError) as err:
+        click.echo(f"warning: could not merge the admin token into {path}: {err}", err=True)
+        return f"{own} (admin token; KUBECONFIG={own} or --token)"
+    return f"{path} (context {fed.topology.federation}, admin token; also {own})"
+
+
+async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[str, int] | None = None,
+                 kubeconfig: str | None = None, workdir: Path | None = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     started = time.monotonic()
+    control_runner = None
     try:
         starting = asyncio.create_task(fed.start(timeout=ready_timeout))
         stopper = asyncio.create_task(stop.wait())
@@ -94,7 +133,16 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float) -> int:
         stopper.cancel()
         starting.result()
         await fed.apply_objects()
-        click.echo(summary(fed))
+        if control is not None:  # the fault API for `ubernetes chaos` (issue 5)
+            from federation.launcher_control import start_control
+
+            try:
+                control_runner = await start_control(fed, *control)
+                click.echo(f"Launcher fault API on http://{control[0]}:{control[1]}/faults (ubernetes chaos).")
+            except OSError as err:
+                click.echo(f"warning: no launcher fault API on {control[0]}:{control[1]}: {err.strerror or err}", err=True)
+        note = write_kubeconfig(fed, kubeconfig, workdir) if workdir is not None else ""
+        click.echo(summary(fed, note))
         click.echo(f"(started in {time.monotonic() - started:.1f}s)")
         await stop.wait()
         click.echo("stopping every process...", err=True)
@@ -103,6 +151,8 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float) -> int:
         click.echo(f"error: {err}", err=True)
         return 1
     finally:
+        if control_runner is not None:
+            await control_runner.cleanup()
         await fed.stop()
 
 
@@ -115,8 +165,15 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float) -> int:
 @click.option("--store", default=None, help="SQLite file for the federation (default: a fresh temporary one).")
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True)
 @click.option("--color/--no-color", default=None, help="Colour the log prefixes (default: when a terminal).")
+@click.option("--control-listen", default="127.0.0.1:8079", show_default=True,
+              help="HOST:PORT of the launcher's fault API for `ubernetes chaos` ('' turns it off).")
+@click.option("--auth/--no-auth", default=True, show_default=True,
+              help="Tokens everywhere: an admin, a DNS reader and a bootstrap token for the clusters (docs/security.md).")
+@click.option("--kubeconfig", default=None, metavar="FILE",
+              help="Kubeconfig to merge the admin token into [default: $KUBECONFIG or ~/.kube/config; '' skips].")
 def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_port: int, store: str | None,
-       ready_timeout: float, color: bool | None) -> None:
+       ready_timeout: float, color: bool | None, control_listen: str, auth: bool = True,
+       kubeconfig: str | None = None) -> None:
     """Start a local federation (API, DNS, member clusters) and keep it running."""
     topology: Topology = DEFAULT
     if topology_file:
@@ -124,10 +181,13 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
             topology = parse_topology(Path(topology_file).read_text(), source=topology_file)
         except TopologyError as err:
             raise click.ClickException(str(err)) from None
-    tmp = None
+    tmp = tempfile.TemporaryDirectory(prefix="ubernetes-")  # store (unless --store), tokens, kubeconfig
     if store is None:
-        tmp = tempfile.TemporaryDirectory(prefix="ubernetes-")
         store = str(Path(tmp.name) / "federation.db")
+    if kubeconfig is None:
+        from federation.kubeconfig import default_path
+
+        kubeconfig = str(default_path())
     width = max([len(c.name) for c in topology.clusters] + [9])
     fed = LocalFederation(
         topology,
@@ -136,9 +196,14 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
         cluster_ports={c.name: cluster_base_port + i for i, c in enumerate(topology.clusters)},
         store=store,
         log_sink=make_sink(width, sys.stderr.isatty() if color is None else color),
+        auth=auth,
+        workdir=tmp.name if auth else None,
     )
     try:
-        code = asyncio.run(run_up(fed, ready_timeout=ready_timeout))
+        host, _, port = control_listen.rpartition(":")
+        control = (host or "127.0.0.1", int(port)) if control_listen else None
+        code = asyncio.run(run_up(fed, ready_timeout=ready_timeout, control=control, kubeconfig=kubeconfig,
+                                  workdir=Path(tmp.name)))
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -78,6 +78,8 @@ class LocalFederation:
         dns_args: list[str] | None = None,
         log_sink: LogSink | None = None,
         host: str = "127.0.0.1",
+        auth: bool = False,
+        workdir: str | None = None,
     ) -> None:
         self.topology = topology
         self.host = host
@@ -92,7 +94,26 @@ class LocalFederation:
         self.dns_args = dns_args or []
         self.log_sink = log_sink
         self.children: dict[str, Child] = {}
-        self.api = APIClient(self.api_url, timeout=3.0)
+        self._flaps: dict[str, asyncio.Task[None]] = {}
+        # issue 8: auth=True writes a token file (admin, DNS reader, bootstrap) into workdir
+        # and turns tokens on everywhere; self.credentials then holds them.
+        self.credentials = None
+        self._tmpdir = None
+        if auth:
+            import tempfile
+            from pathlib import Path
+
+            from federation.security import make_local_credentials
+
+            if workdir is None:
+                self._tmpdir = tempfile.TemporaryDirectory(prefix="ubernetes-auth-")
+                workdir = self._tmpdir.name
+            self.credentials = make_local_credentials(Path(workdir))
+        self.api = APIClient(self.api_url, timeout=3.0, token=self.admin_token)
+
+    @property
+    def admin_token(self) -> str | None:
+        return self.credentials.admin if self.credentials else None
 
     # -------------------------------------------------------------- addresses
 
@@ -111,12 +132,12 @@ class LocalFederation:
 
     # -------------------------------------------------------------- processes
 
-    async def _spawn(self, name: str, argv: list[str]) -> Child:
+    async def _spawn(self, name: str, argv: list[str], env_extra: dict[str, str] | None = None) -> Child:
         child = self.children.get(name)
         if child is not None and child.running:
             return child
         child = Child(name, argv)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
         child.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "federation", *argv,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -168,6 +189,7 @@ class LocalFederation:
             "--store", self.store,
             "--federation-name", self.topology.federation,
             "--dns-domain", self.topology.domain,
+            *(["--token-file", str(self.credentials.token_file)] if self.credentials else []),
             *self.apiserver_args,
         ]
         await self._spawn("apiserver", argv)
@@ -187,7 +209,7 @@ class LocalFederation:
             "--domain", self.topology.domain,
             *self.dns_args,
         ]
-        await self._spawn("dns", argv)
+        await self._spawn("dns", argv, {"UBERNETES_TOKEN": self.credentials.reader} if self.credentials else None)
 
     async def start_cluster(self, name: str) -> None:
         spec = self.spec(name)
@@ -203,12 +225,61 @@ class LocalFederation:
             "--federation-name", self.topology.federation,
             "--nodes-per-zone", str(spec.nodes_per_zone),
             "--pods-per-service", str(spec.pods_per_service),
+            *(["--token-file", str(self.credentials.member_token_file)] if self.credentials else []),
             *self.cluster_args,
         ]
-        await self._spawn(name, argv)
+        await self._spawn(name, argv, {"UBERNETES_BOOTSTRAP_TOKEN": self.credentials.bootstrap} if self.credentials else None)
 
     async def kill_cluster(self, name: str) -> None:
         await self.stop_child(name, kill=True)
+
+    # -------------------------------------------------------------- faults (issue 5)
+    # The ones that need the process table; the rest are switches on each member's /chaos.
+
+    def clusters_in(self, *, zone: str | None = None, region: str | None = None) -> list[str]:
+        """Names of the clusters with a node in ``zone``, or in ``region``."""
+        return [
+            c.name for c in self.topology.clusters
+            if (zone is not None and zone in c.zones) or (region is not None and c.region == region)
+        ]
+
+    async def crash(self, names: list[str]) -> None:
+        """SIGKILL these member clusters at once (a crash, a zone or a region outage)."""
+        await asyncio.gather(*(self.kill_cluster(n) for n in names))
+
+    async def restart(self, names: list[str]) -> None:
+        """Start these member clusters again (only those not running); they rejoin by themselves."""
+        await asyncio.gather(*(self.start_cluster(n) for n in names))
+
+    def start_flap(self, name: str, *, period: float) -> None:
+        """Kill the member, start it again ``period`` seconds later, and so on, until stop_flap."""
+        self.stop_flap(name)
+
+        async def flap() -> None:
+            while True:
+                await self.kill_cluster(name)
+                await asyncio.sleep(period)
+                await self.start_cluster(name)
+                await asyncio.sleep(period)
+
+        self._flaps[name] = asyncio.create_task(flap(), name=f"flap {name}")
+
+    def stop_flap(self, name: str) -> bool:
+        task = self._flaps.pop(name, None)
+        if task is not None:
+            task.cancel()
+        return task is not None
+
+    async def chaos(self, name: str, patch: dict[str, Any] | None) -> dict[str, Any]:
+        """Merge ``patch`` into the member's chaos switches (None heals them all)."""
+        async with APIClient(self.cluster_url(name), timeout=3.0, token=self.admin_token) as client:
+            if patch is None:
+                return await client.delete("/chaos")
+            return await client.post("/chaos", patch)
+
+    async def stop_api(self) -> None:
+        """SIGKILL the federation API server (and its controllers); DNS keeps its last records."""
+        await self.stop_child("apiserver", kill=True)
 
     async def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> None:
         await self.start_api()
@@ -229,10 +300,15 @@ class LocalFederation:
         return created
 
     async def stop(self) -> None:
+        for name in list(self._flaps):
+            self.stop_flap(name)
         names = [n for n in self.children if n not in ("apiserver", "dns")]
         await asyncio.gather(*(self.stop_child(n) for n in names))
         await asyncio.gather(*(self.stop_child(n) for n in ("dns", "apiserver") if n in self.children))
         await self.api.close()
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
 
     async def __aenter__(self) -> "LocalFederation":
         try:

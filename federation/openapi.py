@@ -291,6 +291,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "preferredHolder": _s("The holder that should take the lease."),
         },
     ),
+    # --- core/v1 Secret (issue 8: bootstrap tokens, cluster credentials and access tokens)
+    CORE + "Secret": _kind(
+        "Secret holds a small amount of sensitive data; readable by group system:masters only.",
+        "", "v1", "Secret", None, None,
+        type=_s("Used to facilitate programmatic handling of secret data, e.g. bootstrap.kubernetes.io/token."),
+        data=_open("Base64-encoded values by key."),
+        stringData=_open("Write-only plain-text values by key, folded into data on write."),
+        immutable=_b("If true, the data cannot be changed."),
+    ),
     # --- core/v1 Event
     CORE + "Event": _kind(
         "Event is a report of an event somewhere in the federation: joins, condition changes, propagation, DNS.",

@@ -496,6 +496,52 @@ def validate_controllerrevision(obj: dict[str, Any]) -> Errors:
     return []
 
 
+# ---------------------------------------------------------------------------- Secret (issue 8)
+
+SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+
+
+def default_secret(obj: dict[str, Any]) -> None:
+    """``stringData`` is write-only, as in Kubernetes: folded into ``data`` (base64) on write."""
+    import base64
+
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict) and all(isinstance(v, str) for v in string_data.values()):
+        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        obj["data"] = {**data, **{k: base64.b64encode(v.encode()).decode() for k, v in string_data.items()}}
+    elif string_data is not None:
+        obj["stringData"] = string_data  # left for validation to refuse
+    obj.setdefault("type", "Opaque")
+
+
+def validate_secret(obj: dict[str, Any]) -> Errors:
+    import base64
+    import binascii
+
+    errs: Errors = []
+    if not isinstance(obj.get("type", "Opaque"), str):
+        errs.append(("type", "Invalid value: must be a string"))
+    for section in ("data", "stringData"):
+        value = obj.get(section)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            errs.append((section, "Invalid value: must be a map of keys to values"))
+            continue
+        for key, item in value.items():
+            if not SECRET_KEY.match(str(key)):
+                errs.append((f"{section}[{key}]", f"Invalid value: {key!r}: a valid config key must consist of "
+                                                  "alphanumeric characters, '-', '_' or '.'"))
+            elif not isinstance(item, str):
+                errs.append((f"{section}[{key}]", "Invalid value: must be a string"))
+            elif section == "data":
+                try:
+                    base64.b64decode(item, validate=True)
+                except (binascii.Error, ValueError):
+                    errs.append((f"data[{key}]", "Invalid value: must be base64-encoded"))
+    return errs
+
+
 CLUSTERS = Resource(
     "federation", "v1beta1", "clusters", "Cluster", False, short_names=("cl",), singular="cluster",
     validate=validate_cluster,
@@ -519,7 +565,9 @@ CONTROLLERREVISIONS = Resource(
     validate=validate_controllerrevision,
 )
 
-ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERREVISIONS]
+SECRETS = Resource("", "v1", "secrets", "Secret", True, singular="secret", validate=validate_secret, default=default_secret)
+
+ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERREVISIONS, SECRETS]
 
 
 def validate_object(res: Resource, obj: dict[str, Any]) -> Errors:

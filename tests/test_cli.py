@@ -165,12 +165,12 @@ def test_apply_from_stdin_json(kubectl) -> None:
 
 
 def test_apply_unknown_kind_applies_the_rest_and_fails(kubectl, tmp_path: Path) -> None:
-    deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: nope}\n"
+    deployment = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: nope}\n"
     path = write(tmp_path, "mixed.yaml", deployment + "---\n" + WEB.format(name="mixed-web", port=80))
     result = kubectl("apply", "-f", path)
     assert result.exit_code == 1
     assert result.stdout.strip() == "service/mixed-web created"
-    assert 'no matches for kind "Deployment" in version "apps/v1"' in result.stderr
+    assert 'no matches for kind "StatefulSet" in version "apps/v1"' in result.stderr
     assert "mixed.yaml" in result.stderr
 
 
@@ -190,6 +190,19 @@ def test_apply_invalid_object_reports_the_server_status(kubectl, tmp_path: Path)
     assert result.exit_code == 1
     assert result.stderr.startswith(f'Error from server (Invalid): error when creating "{path}": ')
     assert "spec.ports[0].port" in result.stderr
+
+
+def test_apply_an_invalid_document_among_valid_ones_applies_the_others_and_fails(kubectl, tmp_path: Path) -> None:
+    """kubectl's rule (issue 8): the server refuses one document, the others still apply, exit 1."""
+    docs = [WEB.format(name="multi-a", port=80), WEB.format(name="multi-bad", port=70000), WEB.format(name="multi-c", port=81)]
+    path = write(tmp_path, "multi.yaml", "---\n".join(docs))
+    result = kubectl("apply", "-f", path)
+    assert result.exit_code == 1
+    assert result.stdout.split() == ["service/multi-a", "created", "service/multi-c", "created"]
+    assert result.stderr.startswith(f'Error from server (Invalid): error when creating "{path}"')
+    assert "(document 2)" in result.stderr and 'Service "multi-bad" is invalid: spec.ports[0].port' in result.stderr
+    assert kubectl("get", "svc", "multi-a").exit_code == 0 and kubectl("get", "svc", "multi-c").exit_code == 0
+    assert kubectl("get", "svc", "multi-bad").exit_code == 1
 
 
 def test_apply_namespace_mismatch(kubectl) -> None:

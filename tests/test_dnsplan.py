@@ -147,3 +147,18 @@ def test_address_records_carry_each_target_placement():
         ("127.10.1.1", "a1", "us-east-1", ("us-east-1a",)),
         ("127.10.3.1", "g1", "europe-west1", ("europe-west1-b",)),
     ]
+
+
+def test_every_record_object_name_is_a_valid_and_distinct_kubernetes_name():
+    from federation.meta import check_label_name
+
+    long_service = ServiceInfo("s" * 60, "n" * 60, (Shard("a1", ("127.10.1.1",), 1),),
+                               (Port("http", "TCP", 80), Port("metrics", "TCP", 9090)))
+    records = plan_records(
+        federation=FED, domain=DOMAIN, ttl=5, clusters=[A1, A2, G1],
+        services=[svc(Shard("a1", ("127.10.1.1",), 1), ports=[Port("http", "TCP", 80)]), long_service],
+    )
+    names = [r.object_name for r in records]
+    assert any(r.type == "SRV" for r in records)
+    assert all(check_label_name(n) is None and len(n) <= 253 for n in names), names
+    assert len(set(names)) == len(names)

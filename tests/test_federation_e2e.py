@@ -184,6 +184,16 @@ async def test_dns_answers_the_hierarchy(fed, tcp):
     assert resp.rcode() == dns.rcode.REFUSED
 
 
+async def test_srv_records_name_the_service_port(fed):
+    srv = f"_http._tcp.{GLOBAL}"
+    resp = await wait_dns(fed, srv, lambda r: bool(r.answer), rdtype="SRV", timeout=10)
+    (rrset,) = resp.answer
+    assert [(r.port, r.target.to_text()) for r in rrset] == [(18080, GLOBAL)]
+    # The target's addresses come along in the additional section.
+    extra = {(x.name.to_text(), dns.rdatatype.to_text(x.rdtype)) for x in resp.additional}
+    assert (GLOBAL, "A") in extra
+
+
 async def test_dig_answers_the_global_name(fed):
     if not shutil.which("dig"):
         pytest.skip("dig is not installed (apt-get install bind9-dnsutils)")

@@ -3,12 +3,16 @@
 Reads clusters (their region, zones and readiness) and federated services (their shards),
 asks :func:`federation.dnsplan.plan_records` for the record sets, and creates, replaces or
 deletes DNSRecord objects until the store matches. The DNS responder watches those objects.
+With data-plane checking on, the addresses the probers voted down (kept in memory by
+:class:`federation.controllers.dataplane.DataPlaneController`) are left out as well.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import time
+from typing import Any, Callable
 
 from federation import dnsplan, health
 from federation.registry import Registry
@@ -26,14 +30,18 @@ def cluster_info(cluster: dict[str, Any]) -> dnsplan.ClusterInfo:
         region=str(status.get("region") or ""),
         zones=tuple(status.get("zones") or ()),
         usable=health.is_ready(cluster),
+        offline=health.phase_from_conditions(status.get("conditions")) == health.OFFLINE,
     )
 
 
-def service_info(service: dict[str, Any]) -> dnsplan.ServiceInfo:
+def service_info(service: dict[str, Any], unreachable: frozenset[tuple[str, str]] = frozenset()) -> dnsplan.ServiceInfo:
+    """``unreachable``: the (cluster, address) pairs that data-plane probers voted down."""
     shards = []
     for shard in (service.get("status") or {}).get("shards") or []:
+        cluster = shard.get("cluster", "")
         ips = tuple(i.get("ip") for i in shard.get("ingress") or [] if isinstance(i, dict) and i.get("ip"))
-        shards.append(dnsplan.Shard(shard.get("cluster", ""), ips, int(shard.get("readyEndpoints") or 0)))
+        down = tuple(ip for ip in ips if (cluster, ip) in unreachable)
+        shards.append(dnsplan.Shard(cluster, ips, int(shard.get("readyEndpoints") or 0), down))
     ports = tuple(
         dnsplan.Port(p.get("name") or "", p.get("protocol", "TCP"), int(p.get("port") or 0))
         for p in (service.get("spec") or {}).get("ports") or []
@@ -59,39 +67,75 @@ def record_object(record: dnsplan.RecordSet) -> dict[str, Any]:
 
 
 class DNSRecordController:
-    def __init__(self, registry: Registry, settings: Settings) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: Settings,
+        *,
+        unreachable: Callable[[], frozenset[tuple[str, str]]] | None = None,
+    ) -> None:
         self.registry = registry
         self.settings = settings
+        self.unreachable = unreachable or frozenset
+        # The specs this controller knows are stored, by object name. Reading every
+        # DNSRecord back from the store on each reconcile cost more than planning (17,000
+        # records in the soak); the store is re-read every ``resync`` seconds instead, so
+        # a record someone else changed is put right within that time.
+        self._known: dict[str, dict[str, Any]] | None = None
+        self._known_at = 0.0
+        self.resync = 30.0
 
-    def desired(self) -> dict[str, dict[str, Any]]:
-        clusters, _ = self.registry.list(CLUSTERS)
-        services, _ = self.registry.list(SERVICES)
+    def plan(self, clusters: list[dict[str, Any]], services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The DNSRecord objects wanted for these clusters and services (pure)."""
+        unreachable = self.unreachable()
         records = dnsplan.plan_records(
             federation=self.settings.federation_name,
             domain=self.settings.domain,
             ttl=self.settings.dns_ttl,
             clusters=[cluster_info(c) for c in clusters],
-            services=[service_info(s) for s in services],
+            services=[service_info(s, unreachable) for s in services],
+            offline_records=self.settings.offline_records,
         )
         return {r.object_name: record_object(r) for r in records}
 
+    async def desired(self) -> dict[str, dict[str, Any]]:
+        clusters, _ = self.registry.list(CLUSTERS)
+        services, _ = self.registry.list(SERVICES)
+        if len(services) < 50:
+            return self.plan(clusters, services)
+        # A big federation's plan takes a few hundred milliseconds: plan in a thread so the
+        # event loop keeps serving lease renewals and watches meanwhile.
+        return await asyncio.to_thread(self.plan, clusters, services)
+
     async def reconcile(self) -> None:
-        desired = self.desired()
-        existing = {o["metadata"]["name"]: o for o in self.registry.list(DNSRECORDS)[0]}
-        for name in sorted(set(existing) - set(desired)):
+        desired = await self.desired()
+        now = time.monotonic()
+        if self._known is None or now - self._known_at >= self.resync:
+            self._known = {o["metadata"]["name"]: o.get("spec") for o in self.registry.list(DNSRECORDS)[0]}
+            self._known_at = now
+        known = self._known
+        writes = 0
+        for name in sorted(set(known) - set(desired)):
             try:
                 self.registry.delete(DNSRECORDS, "", name)
                 log.info("removed record %s", name)
             except APIError as err:
                 if err.code != 404:
                     raise
+            known.pop(name, None)
+            writes += 1
         for name, obj in sorted(desired.items()):
-            current = existing.get(name)
+            spec = obj["spec"]
+            if known.get(name) == spec:
+                continue
+            current = self.registry.find(DNSRECORDS, "", name)
             if current is None:
                 self.registry.create(DNSRECORDS, "", obj)
-                log.info("added record %s %s %s", obj["spec"]["name"], obj["spec"]["type"], " ".join(obj["spec"]["targets"]))
-            elif current.get("spec") != obj["spec"]:
-                new = dict(current)
-                new["spec"] = obj["spec"]
-                self.registry.put_if_changed(DNSRECORDS, "", name, new)
-                log.info("changed record %s %s %s", obj["spec"]["name"], obj["spec"]["type"], " ".join(obj["spec"]["targets"]))
+                log.info("added record %s %s %s", spec["name"], spec["type"], " ".join(spec["targets"]))
+            elif current.get("spec") != spec:
+                self.registry.put_if_changed(DNSRECORDS, "", name, {**current, "spec": spec})
+                log.info("changed record %s %s %s", spec["name"], spec["type"], " ".join(spec["targets"]))
+            known[name] = spec
+            writes += 1
+            if writes % 200 == 0:
+                await asyncio.sleep(0)  # let lease renewals and watches through a big change

@@ -9,6 +9,11 @@ shards in the annotation ``federation.kubernetes.io/service-ingresses``; status 
 better home, because a user's replace of the object keeps status, while it would wipe an
 annotation and blank the service's DNS records until the next reconcile.
 
+A Service may carry the placement annotation Deployments use
+(``federation.kubernetes.io/placement``, :mod:`federation.placement`): then only the clusters
+it selects get a copy (issue 8's soak places 1,000 services on two clusters each); a
+malformed placement means every cluster, as no placement does.
+
 A cluster that is not Ready is left alone; its last-known shard stays on the annotation,
 marked ``clusterReady: false``, and the DNS planner leaves it out. A cluster that left the
 federation loses its shard at once.
@@ -25,6 +30,8 @@ from federation import health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
 from federation.meta import covers
+from federation.ownership import Tombstones, released
+from federation.placement import PlacementError, placed_clusters
 from federation.registry import Registry
 from federation.resources import CLUSTERS, SERVICES
 from federation.settings import Settings
@@ -74,17 +81,31 @@ def shard_of(cluster: str, copy_: dict[str, Any] | None, endpoints: dict[str, An
     return {"cluster": cluster, "ingress": ingress, "readyEndpoints": ready}
 
 
+def _placed(service: dict[str, Any], clusters: list[dict[str, Any]]) -> set[str]:
+    try:
+        return set(placed_clusters(service, clusters))
+    except PlacementError:
+        return {c["metadata"]["name"] for c in clusters}
+
+
 class PropagationController:
     def __init__(self, registry: Registry, settings: Settings, members: MemberClients) -> None:
         self.registry = registry
         self.settings = settings
         self.members = members
+        # copies of a Service deleted with propagationPolicy Orphan are released, not deleted (issue 7)
+        self.tombstones = Tombstones(registry)
 
     async def reconcile(self) -> None:
+        self.tombstones.collect()
         clusters, _ = self.registry.list(CLUSTERS)
         services, _ = self.registry.list(SERVICES)
         ready = [c for c in clusters if health.is_ready(c)]
-        results = await asyncio.gather(*(self._sync_cluster(c, services) for c in ready), return_exceptions=True)
+        placed = {id(s): _placed(s, clusters) for s in services}
+        results = await asyncio.gather(
+            *(self._sync_cluster(c, [s for s in services if c["metadata"]["name"] in placed[id(s)]]) for c in ready),
+            return_exceptions=True,
+        )
         observed: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
         for cluster, result in zip(ready, results):
             name = cluster["metadata"]["name"]
@@ -92,6 +113,7 @@ class PropagationController:
                 log.debug("propagation to %s failed: %s", name, result)
                 continue
             observed[name] = result
+            self.tombstones.seen(SERVICES.key, name, {c["metadata"]["name"] for c in clusters})
         self._write_shards(clusters, observed)
 
     async def _sync_cluster(
@@ -129,6 +151,11 @@ class PropagationController:
                 log.warning("service %s/%s in cluster %s: %s", key[0], key[1], cname, err.message)
         for key in set(existing) - set(wanted):
             try:
+                if self.tombstones.find(SERVICES.key, key[0], key[1]) is not None:
+                    await client.put(f"/api/v1/namespaces/{key[0]}/services/{key[1]}", released(existing[key]))
+                    log.info("released service %s/%s in cluster %s (deleted with Orphan)", key[0], key[1], cname)
+                    existing.pop(key, None)
+                    continue
                 await client.delete(f"/api/v1/namespaces/{key[0]}/services/{key[1]}")
                 log.info("deleted service %s/%s from cluster %s", key[0], key[1], cname)
             except APIError as err:
@@ -155,7 +182,7 @@ class PropagationController:
             for cname in sorted(joined):
                 if cname in observed and key in observed[cname]:
                     shard = dict(observed[cname][key])
-                elif cname in previous:
+                elif cname in previous and cname not in observed:  # synced but not placed there: gone
                     shard = dict(previous[cname])
                 else:
                     continue
@@ -166,9 +193,13 @@ class PropagationController:
             for shard in shards:
                 if shard["healthy"]:
                     ingress.extend(shard["ingress"])
+            old_status = service.get("status") or {}
+            load_balancer = {"ingress": ingress} if ingress else {}
+            if old_status.get("shards") == shards and old_status.get("loadBalancer") == load_balancer:
+                continue  # the common case once converged: no copy, no store read
             new = copy.deepcopy(service)
             status = new.setdefault("status", {})
-            status["loadBalancer"] = {"ingress": ingress} if ingress else {}
+            status["loadBalancer"] = load_balancer
             status["shards"] = shards
             try:
                 self.registry.put_if_changed(SERVICES, meta["namespace"], meta["name"], new)

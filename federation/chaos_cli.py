@@ -1,0 +1,202 @@
+"""``ubernetes chaos ...``: faults on demand against a running federation (issue 5).
+
+Two kinds of fault, two places that can cause them:
+
+- a member's own switches (partition, blackhole, latency, dropped probes, unready pods, and
+  heal) are flipped on the member's ``/chaos`` API; the member is found through the
+  federation's Cluster object (``--server``), or given with ``--cluster-url``;
+- faults that need the process table (crash and start, flap, a whole zone or region down,
+  stopping the federation API, healing all of it) go to the launcher's fault API that
+  ``ubernetes up`` serves (``--launcher``, default ``http://127.0.0.1:8079``; see
+  ``federation/launcher_control.py``).
+
+Every command prints the resulting state as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+
+from federation.client import APIClient
+from federation.controllers.members import server_address
+from federation.status import APIError
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+
+def _run(coro: Any) -> None:
+    try:
+        result = asyncio.run(coro)
+    except APIError as err:
+        raise click.ClickException(f"{err.code} {err.message}") from None
+    except (OSError, asyncio.TimeoutError) as err:
+        raise click.ClickException(f"cannot reach the server: {err}") from None
+    click.echo(json.dumps(result, indent=2, sort_keys=True))
+
+
+async def _member_url(ctx: click.Context, cluster: str) -> str:
+    if ctx.obj.get("cluster_url"):
+        return ctx.obj["cluster_url"]
+    server = (ctx.find_root().obj or {}).get("server") or DEFAULT_SERVER
+    async with APIClient(server, timeout=3.0, token=_token(ctx, server)) as api:
+        obj = await api.get(f"/apis/federation/v1beta1/clusters/{cluster}")
+    url = server_address(obj)
+    if url is None:
+        raise click.ClickException(f"cluster {cluster} has no server address in spec.serverAddressByClientCIDRs")
+    return url
+
+
+def _token(ctx: click.Context, server: str) -> str | None:
+    """The CLI's token (--token, UBERNETES_TOKEN or the kubeconfig's); `ubernetes up` gives its
+    members the admin's token too, so the same one opens their /chaos (issue 8)."""
+    from federation.cli_kubectl import resolve_server
+
+    return resolve_server(ctx, server).token
+
+
+async def _switch(ctx: click.Context, cluster: str, patch: dict[str, Any] | None) -> Any:
+    server = (ctx.find_root().obj or {}).get("server") or DEFAULT_SERVER
+    async with APIClient(await _member_url(ctx, cluster), timeout=3.0, token=_token(ctx, server)) as member:
+        if patch is None:
+            return await member.delete("/chaos")
+        if not patch:
+            return await member.get("/chaos")
+        return await member.post("/chaos", patch)
+
+
+async def _launcher(ctx: click.Context, action: str, body: dict[str, Any] | None = None) -> Any:
+    async with APIClient(ctx.obj["launcher"], timeout=30.0) as launcher:
+        if action == "show":
+            return await launcher.get("/faults")
+        return await launcher.post(f"/faults/{action}", body or {})
+
+
+@click.group("chaos")
+@click.option("--launcher", envvar="UBERNETES_LAUNCHER", default="http://127.0.0.1:8079", show_default=True,
+              help="The launcher's fault API (served by `ubernetes up`).")
+@click.option("--cluster-url", default=None, help="Talk to this member API directly instead of looking it up.")
+@click.pass_context
+def chaos(ctx: click.Context, launcher: str, cluster_url: str | None) -> None:
+    """Break and heal members, zones, regions and the control plane (docs/failover.md)."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(launcher=launcher.rstrip("/"), cluster_url=cluster_url)
+
+
+@chaos.command("show")
+@click.argument("cluster", required=False)
+@click.pass_context
+def show(ctx: click.Context, cluster: str | None) -> None:
+    """A member's switches, or (without CLUSTER) the launcher's view of every process."""
+    _run(_switch(ctx, cluster, {}) if cluster else _launcher(ctx, "show"))
+
+
+@chaos.command("partition")
+@click.argument("cluster")
+@click.pass_context
+def partition(ctx: click.Context, cluster: str) -> None:
+    """Cut CLUSTER off from the control plane only (its LBs keep serving): split brain."""
+    _run(_switch(ctx, cluster, {"partitioned": True}))
+
+
+@chaos.command("blackhole")
+@click.argument("cluster")
+@click.pass_context
+def blackhole(ctx: click.Context, cluster: str) -> None:
+    """Black-hole CLUSTER's data plane (LBs accept and never answer); its API stays healthy."""
+    _run(_switch(ctx, cluster, {"dataPlaneBlackholed": True}))
+
+
+@chaos.command("latency")
+@click.argument("cluster")
+@click.argument("seconds", type=click.FloatRange(0, 600))
+@click.pass_context
+def latency(ctx: click.Context, cluster: str, seconds: float) -> None:
+    """Add SECONDS before every API response of CLUSTER (0 heals)."""
+    _run(_switch(ctx, cluster, {"apiLatency": seconds}))
+
+
+@chaos.command("drop-probes")
+@click.argument("cluster")
+@click.argument("fraction", type=click.FloatRange(0, 1))
+@click.pass_context
+def drop_probes(ctx: click.Context, cluster: str, fraction: float) -> None:
+    """Drop FRACTION of the /healthz probes CLUSTER receives (0 heals)."""
+    _run(_switch(ctx, cluster, {"probeDropFraction": fraction}))
+
+
+@chaos.command("degrade")
+@click.argument("cluster")
+@click.argument("service", metavar="NAMESPACE/SERVICE")
+@click.option("--pods", default="all", show_default=True, help="How many pods to make unready, or 'all'; 0 heals.")
+@click.pass_context
+def degrade(ctx: click.Context, cluster: str, service: str, pods: str) -> None:
+    """Make some or all of SERVICE's pods in CLUSTER unready."""
+    count: Any = pods if pods == "all" else int(pods)
+    _run(_switch(ctx, cluster, {"unreadyPods": {service: count or None}}))
+
+
+@chaos.command("heal")
+@click.argument("cluster", required=False)
+@click.pass_context
+def heal(ctx: click.Context, cluster: str | None) -> None:
+    """Heal CLUSTER's switches; without CLUSTER, ask the launcher to heal everything it broke."""
+    _run(_switch(ctx, cluster, None) if cluster else _launcher(ctx, "heal"))
+
+
+@chaos.command("crash")
+@click.argument("clusters", nargs=-1, required=True)
+@click.pass_context
+def crash(ctx: click.Context, clusters: tuple[str, ...]) -> None:
+    """SIGKILL member CLUSTERS (the launcher does it)."""
+    _run(_launcher(ctx, "crash", {"clusters": list(clusters)}))
+
+
+@chaos.command("start")
+@click.argument("clusters", nargs=-1, required=True)
+@click.pass_context
+def start(ctx: click.Context, clusters: tuple[str, ...]) -> None:
+    """Start crashed member CLUSTERS again; they rejoin by themselves."""
+    _run(_launcher(ctx, "start", {"clusters": list(clusters)}))
+
+
+@chaos.command("flap")
+@click.argument("cluster")
+@click.option("--period", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds down, then seconds up.")
+@click.pass_context
+def flap(ctx: click.Context, cluster: str, period: float) -> None:
+    """Crash and restart CLUSTER every PERIOD seconds until `chaos heal`."""
+    _run(_launcher(ctx, "flap", {"cluster": cluster, "period": period}))
+
+
+@chaos.command("zone-down")
+@click.argument("zone")
+@click.pass_context
+def zone_down(ctx: click.Context, zone: str) -> None:
+    """SIGKILL every member with a node in ZONE."""
+    _run(_launcher(ctx, "crash", {"zone": zone}))
+
+
+@chaos.command("region-down")
+@click.argument("region")
+@click.pass_context
+def region_down(ctx: click.Context, region: str) -> None:
+    """SIGKILL every member in REGION."""
+    _run(_launcher(ctx, "crash", {"region": region}))
+
+
+@chaos.command("stop-api")
+@click.pass_context
+def stop_api(ctx: click.Context) -> None:
+    """SIGKILL the federation API server; the DNS responder keeps its last records."""
+    _run(_launcher(ctx, "stop-api"))
+
+
+@chaos.command("start-api")
+@click.pass_context
+def start_api(ctx: click.Context) -> None:
+    """Start the federation API server again on its store."""
+    _run(_launcher(ctx, "start-api"))

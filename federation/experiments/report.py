@@ -1,0 +1,102 @@
+"""summary.json and report.md: the figures of one scenario (or a comparison), for people."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROWS = (
+    ("detection", "detection (fault to condition/verdict change)"),
+    ("convergenceFirst", "DNS convergence, first clean answer"),
+    ("convergenceLast", "DNS convergence, last answer with a dead address"),
+    ("clientOutage", "client-visible outage (fault to last failed request)"),
+    ("clientFailures", "failed client requests"),
+    ("stale", "stale answers after convergence + TTL"),
+    ("recovery", "recovery (heal to shard back in DNS)"),
+)
+
+NEEDS_DEAD = ("convergenceFirst", "convergenceLast", "stale", "recovery")
+
+
+def _fmt(s: dict[str, Any], *, seconds: bool = True) -> str:
+    if s["median"] is None:
+        return "never" if s["never"] else "-"
+    unit = " s" if seconds else ""
+    text = f"{s['median']:g}{unit}"
+    if s["runs"] > 1:
+        text += f" ({s['min']:g}-{s['max']:g})"
+    if s["never"]:
+        text += f", never in {s['never']}/{s['runs']}"
+    return text
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def render(scenario: Any, agg: dict[str, Any], runs: list[dict[str, Any]], targets: dict[str, Any], picture: str | None) -> str:
+    s = runs[0]["settings"] or {}
+    lines = [
+        f"# {scenario.name}",
+        "",
+        scenario.description,
+        "",
+        f"Runs: {agg['runs']} (figures are the median, with min-max over runs when more than one). "
+        f"Settings: health {s.get('healthPeriod')} s x {s.get('failureThreshold')} (timeout {s.get('healthTimeout')} s), "
+        f"TTL {s.get('dnsTtl')} s, offline records `{s.get('offlineRecords')}`, "
+        f"data-plane checks {'on' if s.get('dataplaneChecks') else 'off'}.",
+        "",
+    ]
+    for i, f in enumerate(agg["faults"]):
+        kills = bool(runs[0]["faults"][i].get("addresses"))
+        lines += [f"## {f['id']}: {f['what']}", "", "| figure | value |", "|---|---|"]
+        for key, label in ROWS:
+            value = _fmt(f[key], seconds=key not in ("clientFailures", "stale"))
+            if not kills and key in NEEDS_DEAD:
+                value = "n/a (no data plane died)"
+            lines.append(f"| {label} | {value} |")
+        lines.append("")
+    lines += [
+        f"False failovers (healthy shards removed): {_fmt(agg['falseFailovers'], seconds=False)}. "
+        f"Failed DNS queries: {_fmt(agg['dnsFailures'], seconds=False)}.",
+        "",
+        "## Expectations",
+        "",
+    ]
+    for name, v in agg["expectations"].items():
+        lines.append(f"- {'PASS' if v['ok'] else 'FAIL'} `{name}`" + ("" if v["ok"] else f": {v['failedRuns'][0]}"))
+    if targets:
+        lines += ["", "## Benchmark targets (reported, not asserted)", ""]
+        for name, t in targets.items():
+            lines.append(f"- {'met' if t['met'] else 'missed'}: {name} <= {t['limit']:g} s (measured {t['value']})")
+    if picture:
+        lines += ["", f"![timeline]({picture})"]
+    return "\n".join(lines) + "\n"
+
+
+def render_compare(scenario: Any, results: dict[str, dict[str, Any]], picture: str | None, time_scale: float) -> str:
+    profiles = list(results)
+    lines = [
+        f"# {scenario.name}: compared",
+        "",
+        scenario.description,
+        "",
+        f"Time scale {time_scale:g} (every period, timeout, TTL and the timeline multiplied by it)." if time_scale != 1 else
+        "Real time: every profile with its own settings.",
+        "",
+        "| setting | " + " | ".join(profiles) + " |",
+        "|---|" + "---|" * len(profiles),
+    ]
+    for key in ("healthPeriod", "failureThreshold", "healthTimeout", "dnsTtl", "offlineRecords", "dataplaneChecks"):
+        lines.append(f"| {key} | " + " | ".join(str(results[p]["runs"][0]["settings"].get(key)) for p in profiles) + " |")
+    first = results[profiles[0]]["aggregate"]["faults"]
+    for i, f in enumerate(first):
+        lines += ["", f"## {f['id']}: {f['what']}", "", "| figure | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
+        for key, label in ROWS:
+            cells = [_fmt(results[p]["aggregate"]["faults"][i][key], seconds=key not in ("clientFailures", "stale")) for p in profiles]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| false failovers | " + " | ".join(_fmt(results[p]["aggregate"]["falseFailovers"], seconds=False) for p in profiles) + " |")
+    if picture:
+        lines += ["", f"![compare]({picture})"]
+    return "\n".join(lines) + "\n"

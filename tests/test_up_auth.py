@@ -1,0 +1,66 @@
+"""``ubernetes up`` turns tokens on and the README's commands keep working (issue 8).
+
+The admin token lands in the kubeconfig (``$KUBECONFIG`` here, a temporary file), so
+``ubernetes get clusters`` and ``ubernetes chaos`` find it without a flag, while a request
+without a token is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+from clusters.testing import free_port, http, wait_until
+from tests.conftest import random_pool
+
+
+def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
+    topo = tmp_path / "topology.yaml"
+    topo.write_text(yaml.safe_dump({"clusters": [
+        {"name": "c1", "provider": "aws", "region": "us-east-1", "zones": ["us-east-1a"], "lbPool": random_pool(0)},
+    ]}))
+    api, dns, control, base = free_port(), free_port(), free_port(), free_port()
+    kubeconfig = tmp_path / "kube" / "config"
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig))
+    env.pop("UBERNETES_TOKEN", None)
+    log = (tmp_path / "up.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "federation", "up", "-f", str(topo), "--api-port", str(api), "--dns-port", str(dns),
+         "--cluster-base-port", str(base), "--control-listen", f"127.0.0.1:{control}", "--no-color"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+    )
+    server = f"http://127.0.0.1:{api}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "federation", "--server", server, *args],
+                              capture_output=True, text=True, timeout=30, env=env)
+
+    try:
+        wait_until(kubeconfig.exists, timeout=60, what="up to write the kubeconfig")
+        wait_until(lambda: " True " in cli("get", "clusters").stdout, timeout=30, what="c1 Ready through the CLI")
+        assert http("GET", f"{server}/apis/federation/v1beta1/clusters", timeout=2)[0] == 401
+        config = yaml.safe_load(kubeconfig.read_text())
+        users = {u["name"]: u["user"] for u in config["users"]}
+        assert users["myfed"]["token"] and users["c1"]["token"]
+        # The member's /chaos needs the token too; the CLI has it from the kubeconfig.
+        assert http("GET", f"http://127.0.0.1:{base}/chaos", timeout=2)[0] == 401
+        shown = cli("chaos", "--launcher", f"http://127.0.0.1:{control}", "latency", "c1", "0.1")
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["apiLatency"] == 0.1
+        # kubeconfig from the running federation, as an admin: member tokens from their Secrets.
+        out = cli("kubeconfig", "-o", "-")
+        assert out.returncode == 0, out.stderr
+        written = {u["name"]: u["user"] for u in yaml.safe_load(out.stdout)["users"]}
+        assert written["myfed"]["token"] == users["myfed"]["token"] and written["c1"].get("token")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
