@@ -84,19 +84,42 @@ class DNSRecordController:
         self._known: dict[str, dict[str, Any]] | None = None
         self._known_at = 0.0
         self.resync = 30.0
+        self._clusters_planned: tuple[dnsplan.ClusterInfo, ...] | None = None
+        self._per_service: dict[dnsplan.ServiceInfo, dict[str, dict[str, Any]]] = {}
 
     def plan(self, clusters: list[dict[str, Any]], services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """The DNSRecord objects wanted for these clusters and services (pure)."""
+        """The DNSRecord objects wanted for these clusters and services.
+
+        Each service's records depend only on its own :class:`~federation.dnsplan.ServiceInfo`
+        and on the clusters, so they are remembered per ServiceInfo and recomputed only for
+        services that changed; a change to any cluster's placement or usability recomputes
+        all. (A steady cluster's status is rewritten now and then to refresh lastProbeTime:
+        that wakes this controller but no longer replans 1,000 services.)
+        """
         unreachable = self.unreachable()
-        records = dnsplan.plan_records(
-            federation=self.settings.federation_name,
-            domain=self.settings.domain,
-            ttl=self.settings.dns_ttl,
-            clusters=[cluster_info(c) for c in clusters],
-            services=[service_info(s, unreachable) for s in services],
-            offline_records=self.settings.offline_records,
-        )
-        return {r.object_name: record_object(r) for r in records}
+        clusters_info = tuple(cluster_info(c) for c in clusters)
+        if clusters_info != self._clusters_planned:
+            self._per_service = {}
+            self._clusters_planned = clusters_info
+        per_service: dict[dnsplan.ServiceInfo, dict[str, dict[str, Any]]] = {}
+        desired: dict[str, dict[str, Any]] = {}
+        for service in services:
+            info = service_info(service, unreachable)
+            objects = self._per_service.get(info)
+            if objects is None:
+                records = dnsplan.plan_records(
+                    federation=self.settings.federation_name,
+                    domain=self.settings.domain,
+                    ttl=self.settings.dns_ttl,
+                    clusters=list(clusters_info),
+                    services=[info],
+                    offline_records=self.settings.offline_records,
+                )
+                objects = {r.object_name: record_object(r) for r in records}
+            per_service[info] = objects
+            desired.update(objects)
+        self._per_service = per_service
+        return desired
 
     async def desired(self) -> dict[str, dict[str, Any]]:
         clusters, _ = self.registry.list(CLUSTERS)
