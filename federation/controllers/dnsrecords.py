@@ -138,15 +138,6 @@ class DNSRecordController:
             self._known_at = now
         known = self._known
         writes = 0
-        for name in sorted(set(known) - set(desired)):
-            try:
-                self.registry.delete(DNSRECORDS, "", name)
-                log.info("removed record %s", name)
-            except APIError as err:
-                if err.code != 404:
-                    raise
-            known.pop(name, None)
-            writes += 1
         for name, obj in sorted(desired.items()):
             spec = obj["spec"]
             if known.get(name) == spec:
@@ -162,3 +153,14 @@ class DNSRecordController:
             writes += 1
             if writes % 200 == 0:
                 await asyncio.sleep(0)  # let lease renewals and watches through a big change
+        # Deletes last: a name that turns from A to CNAME (or back) changes object, and
+        # deleting the old one first would let the responder answer NXDOMAIN in between.
+        for name in sorted(set(known) - set(desired)):
+            try:
+                self.registry.delete(DNSRECORDS, "", name)
+                log.info("removed record %s", name)
+            except APIError as err:
+                if err.code != 404:
+                    raise
+            known.pop(name, None)
+            writes += 1

@@ -1,0 +1,49 @@
+"""The DNS record controller against a real in-memory store: the order of its writes."""
+
+from federation.controllers.dnsrecords import DNSRecordController
+from federation.registry import Registry, WatchHub
+from federation.resources import CLUSTERS, SERVICES
+from federation.settings import Settings
+from federation.store import SQLiteStore
+
+ZONE = "web.default.myfed.svc.us-east-1a.us-east-1.example.com."
+
+
+def ready_cluster(name, zone):
+    return {
+        "metadata": {"name": name},
+        "spec": {"serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:1"}]},
+        "status": {"region": "us-east-1", "zones": [zone],
+                   "conditions": [{"type": "Ready", "status": "True"}, {"type": "Offline", "status": "False"}]},
+    }
+
+
+def shard(cluster, ip, ready):
+    return {"cluster": cluster, "ingress": [{"ip": ip}], "readyEndpoints": ready}
+
+
+async def test_a_name_changing_type_is_never_missing_in_between():
+    registry = Registry(SQLiteStore(":memory:"), WatchHub())
+    for name, zone in (("a", "us-east-1a"), ("b", "us-east-1b")):
+        created = registry.create(CLUSTERS, "", ready_cluster(name, zone))
+        registry.replace(CLUSTERS, "", name, {**created, "status": ready_cluster(name, zone)["status"]},
+                         subresource="status")
+    svc = registry.create(SERVICES, "default", {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})
+    svc = registry.replace(SERVICES, "default", "web",
+                           {**svc, "status": {"shards": [shard("a", "127.0.0.1", 1), shard("b", "127.0.0.2", 1)]}},
+                           subresource="status")
+    controller = DNSRecordController(registry, Settings())
+    await controller.reconcile()
+
+    queue = registry.hub.subscribe()
+    # Zone a loses its ready endpoints: its A record must give way to a CNAME.
+    registry.replace(SERVICES, "default", "web",
+                     {**svc, "status": {"shards": [shard("a", "127.0.0.1", 0), shard("b", "127.0.0.2", 1)]}},
+                     subresource="status")
+    await controller.reconcile()
+    events = []
+    while not queue.empty():
+        ev = queue.get_nowait()
+        if ev.resource.startswith("dnsrecords") and ev.object["spec"]["name"] == ZONE:
+            events.append((ev.type, ev.object["spec"]["type"]))
+    assert events == [("ADDED", "CNAME"), ("DELETED", "A")]
