@@ -17,6 +17,7 @@ from aiohttp import web
 
 from federation.apiserver import make_app
 from federation.controllers import run_forever
+from federation.events import EventCollector
 from federation.controllers.dataplane import DataPlaneController
 from federation.controllers.deployments import DeploymentController
 from federation.controllers.dnsrecords import DNSRecordController
@@ -68,7 +69,9 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
         dataplane = DataPlaneController(registry, settings, MemberClients(timeout=settings.dataplane_timeout, **member_kw))
         dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable)
         dataplane.on_change = dns.reconcile
+        events = EventCollector(registry, ttl=settings.event_ttl)
         tasks = [
+            asyncio.create_task(run_forever("events", events.reconcile, hub=None, period=min(60.0, settings.event_ttl))),
             asyncio.create_task(run_forever("health", health.reconcile, hub=None, period=settings.health_period)),
             asyncio.create_task(
                 run_forever("propagation", propagation.reconcile, hub=hub, period=settings.propagation_period,
@@ -115,6 +118,8 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
 @click.option("--failure-threshold", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--success-threshold", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--dns-ttl", type=click.IntRange(0), default=5, show_default=True, help="TTL of the records, seconds.")
+@click.option("--event-ttl", type=click.FloatRange(1), default=3600.0, show_default=True,
+              help="Seconds an Event is kept (Kubernetes' --event-ttl).")
 @click.option("--offline-records", type=click.Choice(["keep", "remove"]), default="keep", show_default=True,
               help="What an Offline cluster's DNS records do (docs/failover.md).")
 @click.option("--dataplane-checks/--no-dataplane-checks", default=True, show_default=True,
@@ -136,7 +141,8 @@ def federation_apiserver(
     listen: str, store_path: str, federation_name: str, dns_domain: str, health_period: float,
     health_timeout: float, failure_threshold: int, success_threshold: int, dns_ttl: int,
     offline_records: str, dataplane_checks: bool, dataplane_period: float, dataplane_timeout: float,
-    dataplane_failure_threshold: int, controllers: bool, verbose: bool, token_file: str | None = None,
+    dataplane_failure_threshold: int, controllers: bool, verbose: bool, event_ttl: float = 3600.0,
+    token_file: str | None = None,
     insecure: bool = False, tls_cert_file: str | None = None, tls_private_key_file: str | None = None,
     member_ca: str | None = None,
 ) -> None:
@@ -162,6 +168,7 @@ def federation_apiserver(
         dataplane_period=dataplane_period,
         dataplane_timeout=dataplane_timeout,
         dataplane_failure_threshold=dataplane_failure_threshold,
+        event_ttl=event_ttl,
     )
     asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
                       tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl))

@@ -34,6 +34,8 @@ class Settings:
     propagation_period: float = 1.0
     # How often federated Deployments are re-planned and their status re-read (issue 7).
     deployment_period: float = 0.5
+    # Events older than this are deleted (the API server's --event-ttl; Kubernetes' default).
+    event_ttl: float = 3600.0
     # Namespace of the members' Lease objects.
     lease_namespace: str = "federation-system"
     # What an Offline cluster's shards do in DNS: "keep" (last known) or "remove".

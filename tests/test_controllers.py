@@ -1,4 +1,4 @@
-"""The DNS record controller against a real in-memory store: the order of its writes."""
+"""Controllers against a real in-memory store: the order of their writes, and what they collect."""
 
 from federation.controllers.dnsrecords import DNSRecordController
 from federation.registry import Registry, WatchHub
@@ -47,3 +47,17 @@ async def test_a_name_changing_type_is_never_missing_in_between():
         if ev.resource.startswith("dnsrecords") and ev.object["spec"]["name"] == ZONE:
             events.append((ev.type, ev.object["spec"]["type"]))
     assert events == [("ADDED", "CNAME"), ("DELETED", "A")]
+
+
+async def test_events_older_than_the_ttl_are_collected():
+    from federation.events import EventCollector
+    from federation.resources import EVENTS
+
+    registry = Registry(SQLiteStore(":memory:"), WatchHub())
+    involved = {"kind": "Service", "name": "web"}
+    registry.create(EVENTS, "default", {"metadata": {"name": "old"}, "involvedObject": involved,
+                                        "lastTimestamp": "2020-01-01T00:00:00Z"})
+    registry.create(EVENTS, "default", {"metadata": {"name": "new"}, "involvedObject": involved,
+                                        "lastTimestamp": "2999-01-01T00:00:00Z"})
+    await EventCollector(registry, ttl=3600).reconcile()
+    assert [e["metadata"]["name"] for e in registry.list(EVENTS)[0]] == ["new"]
