@@ -1,9 +1,16 @@
 """The member cluster's Kubernetes-shaped HTTP API (aiohttp).
 
-What the federation, the tests and a curious human talk to: ``/healthz``, ``/version``,
-nodes, namespaces, and namespaced services (full CRUD), endpoints, pods and events (read
-only), in the paths and shapes of the real API server so that ``kubectl --server`` and the
+What the federation, the tests, kubectl and a curious human talk to: ``/healthz``,
+``/version``, nodes, namespaces, namespaced services (full CRUD), endpoints, pods and events
+(read, pods deletable), and the workload kinds (``apps/v1`` deployments and replicasets), in
+the paths and shapes of the real API server so that ``kubectl --server`` and the
 federation's controllers need no special cases. ``/chaos`` flips the fault switches.
+
+kubectl is served the way the federation API serves it, with the federation's code
+(issue 3): discovery and OpenAPI v3 from :data:`MEMBER` (:func:`federation.apiserver.
+add_discovery_routes`), server-side tables (:mod:`federation.tables`, with the member
+printers), strategic merge patch and server-side apply (:mod:`federation.strategic`),
+``fieldValidation``, and ``?watch=true`` on every list from :class:`clusters.watch.ChangeFeed`.
 
 Every error leaves as a Kubernetes ``Status`` (the middleware renders
 :class:`~federation.status.APIError`, aiohttp's own HTTP errors and unexpected exceptions
@@ -14,24 +21,32 @@ down. The chaos middleware sits outside everything except ``/chaos`` itself.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import platform
 import sys
+import time
 from typing import Any, Awaitable, Callable
 
+import yaml
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
 from clusters.chaos import Chaos
 from clusters.state import ClusterState, filter_by_selector
+from clusters.watch import ChangeFeed, TooOld
 from clusters.workloads import deletion_policy
+from federation import openapi, tables
+from federation.apiserver import add_discovery_routes
 from federation.meta import SelectorError, check_dns_label
+from federation.resources import DEPLOYMENTS, EVENTS, SERVICES, Resource
 from federation.status import APIError, not_found, status_object
+from federation.strategic import ApplyConflict, StrategicPatchError, server_side_apply, strategic_merge
 
 log = logging.getLogger("ubernetes.cluster.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json", "application/json")
 VERSION = {
     "major": "1",
     "minor": "32",
@@ -43,25 +58,34 @@ VERSION = {
     "compiler": platform.python_implementation().lower(),
     "platform": f"{sys.platform}/{platform.machine() or 'unknown'}",
 }
-RESOURCES = [
-    ("nodes", "Node", False, ["get", "list"]),
-    ("namespaces", "Namespace", False, ["create", "get", "list"]),
-    ("services", "Service", True, ["create", "delete", "get", "list", "patch", "update"]),
-    ("services/status", "Service", True, ["get"]),
-    ("endpoints", "Endpoints", True, ["get", "list"]),
-    ("pods", "Pod", True, ["delete", "get", "list"]),
-    ("events", "Event", True, ["get", "list"]),
-]
-APPS_RESOURCES = [
-    ("deployments", "Deployment", True, ["create", "delete", "get", "list", "patch", "update"]),
-    ("deployments/status", "Deployment", True, ["get"]),
-    ("replicasets", "ReplicaSet", True, ["delete", "get", "list"]),
-]
+# The member's kinds, as discovery, OpenAPI and the tables know them.
+NODES = Resource("", "v1", "nodes", "Node", False, short_names=("no",), singular="node")
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace", False, short_names=("ns",), singular="namespace")
+ENDPOINTS = Resource("", "v1", "endpoints", "Endpoints", True, short_names=("ep",), singular="endpoints")
+PODS = Resource("", "v1", "pods", "Pod", True, short_names=("po",), singular="pod")
+REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), singular="replicaset")
+MEMBER = [NODES, NAMESPACES, SERVICES, ENDPOINTS, PODS, EVENTS, DEPLOYMENTS, REPLICASETS]
+# What the member really serves (discovery must not promise more: kubectl believes it).
+VERBS = {
+    "nodes": ["get", "list", "watch"],
+    "namespaces": ["create", "get", "list", "watch"],
+    "services": ["create", "delete", "get", "list", "patch", "update", "watch"],
+    "endpoints": ["get", "list", "watch"],
+    "pods": ["delete", "get", "list", "watch"],
+    "events": ["get", "list", "watch"],
+    "deployments": ["create", "delete", "get", "list", "patch", "update", "watch"],
+    "replicasets": ["delete", "get", "list", "watch"],
+}
+SUBRESOURCES = {"services": ["status"], "deployments": ["status"]}
+SCHEMAS = {res.plural: openapi.root_node(res, MEMBER) for res in (SERVICES, DEPLOYMENTS)}
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+WATCH_TIMEOUT_MAX = 3600.0
 
 STATE = web.AppKey("state", ClusterState)
 CHAOS = web.AppKey("chaos", Chaos)
 ON_CHAOS = web.AppKey("on_chaos", object)
 LB_POOL = web.AppKey("lb_pool", str)
+FEED = web.AppKey("feed", ChangeFeed)
 
 
 # --------------------------------------------------------------------------- middlewares
@@ -126,17 +150,150 @@ async def read_json(request: web.Request) -> Any:
         raise APIError(400, f"invalid JSON in request body: {err.msg} at line {err.lineno} column {err.colno}") from None
 
 
-def list_response(kind: str, items: list[dict[str, Any]], state: ClusterState, request: web.Request) -> web.Response:
-    if request.query.get("watch") in ("1", "true", "True"):
-        raise APIError(405, "watch is not supported by the simulated member cluster; list instead", reason="MethodNotAllowed")
+def json_response(body: Any, status: int = 200, *, warnings: list[str] | None = None) -> web.Response:
+    resp = web.json_response(body, status=status)
+    for warning in warnings or []:
+        resp.headers.add("Warning", f"299 - {json.dumps(warning)}")
+    return resp
+
+
+def object_response(request: web.Request, res: Resource, obj: dict[str, Any], status: int = 200, *,
+                    warnings: list[str] | None = None) -> web.Response:
+    """One object, or a one-row Table when kubectl asks for one (``get NAME``)."""
+    if tables.wants_table(request.headers.get("Accept")):
+        rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+        return json_response(_table(request, res, [obj], rv), status)
+    return json_response(obj, status, warnings=warnings)
+
+
+def _table(request: web.Request, res: Resource, items: list[dict[str, Any]], rv: str, *, headers: bool = True) -> dict[str, Any]:
+    return tables.to_table(res.plural, items, resource_version=rv, headers=headers,
+                           include_object=request.query.get("includeObject", "Metadata"),
+                           printers_by_plural=tables.MEMBER_CLUSTER_PRINTERS)
+
+
+def field_filters(text: str | None) -> list[tuple[str, bool, str]]:
+    """A field selector (``a.b=x,c!=y``) as (dotted path, equal?, value) triples."""
+    filters = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        equal = "!=" not in part
+        key, _, value = part.replace("==", "=").partition("=" if equal else "!=")
+        if not key.strip():
+            raise APIError(400, f"invalid field selector {text!r}: {part!r} names no field")
+        filters.append((key.strip(), equal, value.strip()))
+    return filters
+
+
+def _field_value(obj: dict[str, Any], path: str) -> str:
+    if path == "source":  # events: the reporting component
+        source = obj.get("source")
+        return str(source.get("component") or "") if isinstance(source, dict) else ""
+    cursor: Any = obj
+    for step in path.split("."):
+        cursor = cursor.get(step) if isinstance(cursor, dict) else None
+    return "" if cursor is None else str(cursor)
+
+
+def selected(items: list[dict[str, Any]], request: web.Request) -> list[dict[str, Any]]:
+    """``items`` that match the request's label and field selectors, in name order."""
     try:
-        selected = filter_by_selector(items, request.query.get("labelSelector"))
+        picked = filter_by_selector(items, request.query.get("labelSelector"))
     except SelectorError as err:
         raise APIError(400, str(err)) from None
-    selected.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-    return web.json_response(
-        {"kind": f"{kind}List", "apiVersion": "v1", "metadata": {"resourceVersion": state.resource_version}, "items": selected}
-    )
+    filters = field_filters(request.query.get("fieldSelector"))
+    picked = [o for o in picked if all((_field_value(o, k) == v) == eq for k, eq, v in filters)]
+    picked.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+    return picked
+
+
+async def list_response(request: web.Request, res: Resource, items: list[dict[str, Any]]) -> web.StreamResponse:
+    """A list (or Table), or, with ``?watch=true``, a stream of watch events."""
+    state = request.app[STATE]
+    feed = request.app[FEED]
+    feed.sync()  # so the list's resourceVersion and the watch log agree
+    if request.query.get("watch") in ("1", "true", "True"):
+        return await watch(request, res)
+    picked = selected(items, request)
+    rv = state.resource_version
+    if tables.wants_table(request.headers.get("Accept")):
+        return json_response(_table(request, res, picked, rv))
+    return json_response({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": {"resourceVersion": rv},
+                          "items": picked})
+
+
+async def watch(request: web.Request, res: Resource) -> web.StreamResponse:
+    """``?watch=true``: one JSON line per ADDED/MODIFIED/DELETED event of ``res`` (Tables when asked).
+
+    Without a resourceVersion the objects that exist come first as ADDED, as a real API
+    server sends them; with one, what happened after it (``410 Expired`` if that is
+    older than the feed remembers)."""
+    feed, state = request.app[FEED], request.app[STATE]
+    try:
+        timeout = min(float(request.query.get("timeoutSeconds") or WATCH_TIMEOUT_MAX), WATCH_TIMEOUT_MAX)
+    except ValueError:
+        raise APIError(400, "timeoutSeconds must be a number") from None
+    rv_text = request.query.get("resourceVersion", "")
+    try:
+        since = int(rv_text) if rv_text else 0
+    except ValueError:
+        raise APIError(400, f"resourceVersion {rv_text!r} is not valid") from None
+    namespace = request.match_info.get("ns")
+    as_table = tables.wants_table(request.headers.get("Accept"))
+    first = [True]
+
+    def wanted(obj: dict[str, Any]) -> bool:
+        if namespace is not None and obj["metadata"].get("namespace") != namespace:
+            return False
+        return bool(selected([obj], request))
+
+    def line(etype: str, obj: dict[str, Any]) -> bytes:
+        if as_table and etype != "ERROR":
+            rv = str(obj["metadata"].get("resourceVersion", ""))
+            obj = _table(request, res, [obj], rv, headers=first[0])
+            first[0] = False
+        return (json.dumps({"type": etype, "object": obj}, separators=(",", ":")) + "\n").encode()
+
+    selected([], request)  # a malformed selector is a 400 before the stream starts
+    if since == 0:
+        cursor = int(state.resource_version)
+        backlog = [("ADDED", o) for o in selected(feed.current(res.plural), request) if wanted(o)]
+    else:
+        try:
+            events = feed.since(since)
+        except TooOld as err:
+            raise APIError(410, str(err), reason="Expired") from None
+        cursor = events[-1].seq if events else since
+        backlog = [(e.type, e.object) for e in events if e.plural == res.plural and wanted(e.object)]
+    resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+    resp.enable_chunked_encoding()
+    feed.watchers += 1
+    try:
+        await resp.prepare(request)
+        for etype, obj in backlog:
+            await resp.write(line(etype, obj))
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            await feed.wait(min(remaining, 5.0))
+            if request.transport is None or request.transport.is_closing():
+                break
+            try:
+                events = feed.since(cursor)
+            except TooOld as err:
+                await resp.write(line("ERROR", status_object(410, f"the watch fell behind; relist ({err})", reason="Expired")))
+                break
+            for event in events:
+                cursor = event.seq
+                if event.plural == res.plural and wanted(event.object):
+                    await resp.write(line(event.type, event.object))
+        await resp.write_eof()
+    except (ConnectionResetError, ClientConnectionResetError):
+        pass  # the watcher went away
+    finally:
+        feed.watchers -= 1
+    return resp
 
 
 def _ns_items(objects: dict, request: web.Request) -> list[dict[str, Any]]:
@@ -182,55 +339,111 @@ async def info(request: web.Request) -> web.Response:
     )
 
 
-async def api_versions(request: web.Request) -> web.Response:
-    host = request.host or ""
-    return web.json_response(
-        {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]}
-    )
+# ---- writes: field validation, patches, server-side apply
 
 
-async def api_resources(request: web.Request) -> web.Response:
-    return web.json_response(
-        {
-            "kind": "APIResourceList",
-            "groupVersion": "v1",
-            "resources": [
-                {"name": n, "singularName": "" if "/" in n else k.lower(), "namespaced": ns, "kind": k, "verbs": v}
-                for n, k, ns, v in RESOURCES
-            ],
-        }
-    )
+def _field_validation(request: web.Request, res: Resource, body: Any) -> list[str]:
+    """Unknown fields per ``fieldValidation``: a 400 (Strict), warnings (Warn, the default) or
+    nothing (Ignore), worded as the federation API (and the real API server) words them."""
+    mode = request.query.get("fieldValidation") or "Warn"
+    if mode not in FIELD_VALIDATION:
+        raise APIError(400, f"fieldValidation must be one of Strict, Warn or Ignore, not {mode!r}")
+    node = SCHEMAS.get(res.plural)
+    if mode == "Ignore" or node is None or not isinstance(body, dict):
+        return []
+    unknown = [f for f in openapi.unknown_fields(node, body)
+               if not f.startswith(("$", "metadata.managedFields")) and "$" not in f]
+    if not unknown:
+        return []
+    messages = [f'unknown field "{f}"' for f in unknown]
+    if mode == "Strict":
+        raise APIError(400, f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+                            f'strict decoding error: {", ".join(messages)}', kind=res.plural)
+    return messages
 
 
-async def api_groups(request: web.Request) -> web.Response:
-    apps = {"groupVersion": "apps/v1", "version": "v1"}
-    return web.json_response(
-        {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{"name": "apps", "versions": [apps], "preferredVersion": apps}]}
-    )
+def _for_replace(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
+    """A patched object to hand to replace: it keeps the resourceVersion the patch named, if any
+    (a precondition), and otherwise applies to whatever is current."""
+    pmeta = patch.get("metadata") if isinstance(patch, dict) and isinstance(patch.get("metadata"), dict) else {}
+    if isinstance(obj.get("metadata"), dict):
+        obj["metadata"]["resourceVersion"] = pmeta.get("resourceVersion")
+    return obj
 
 
-async def apps_resources(request: web.Request) -> web.Response:
-    return web.json_response(
-        {
-            "kind": "APIResourceList",
-            "groupVersion": "apps/v1",
-            "resources": [
-                {"name": n, "singularName": "" if "/" in n else k.lower(), "namespaced": ns, "kind": k, "verbs": v,
-                 **({"shortNames": ["deploy"]} if n == "deployments" else {"shortNames": ["rs"]} if n == "replicasets" else {})}
-                for n, k, ns, v in APPS_RESOURCES
-            ],
-        }
-    )
+async def patch_object(request: web.Request, res: Resource, *, current: dict[str, Any] | None,
+                       merge: Callable[[dict[str, Any]], dict[str, Any]],
+                       replace: Callable[[dict[str, Any]], dict[str, Any]],
+                       create: Callable[[dict[str, Any]], dict[str, Any]],
+                       json_patch: Callable[[Any], dict[str, Any]] | None = None) -> web.Response:
+    """``PATCH`` by content type: merge (``merge``), strategic merge (merged with the kind's
+    OpenAPI schema, then ``replace``), JSON patch (``json_patch``, where the kind has it) and
+    server-side apply (``application/apply-patch+yaml``; ``create`` when absent)."""
+    name = request.match_info["name"]
+    what = f'patching {res.qualified} "{name}"'
+    ctype = request.content_type
+    if ctype == "application/apply-patch+yaml":
+        return await apply_object(request, res, current=current, replace=replace, create=create)
+    if current is None:
+        raise not_found(res.plural, name, res.group)
+    if ctype == "application/json-patch+json" and json_patch is not None:
+        return object_response(request, res, json_patch(await read_json(request)))
+    if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json", "application/json"):
+        supported = "application/merge-patch+json, application/strategic-merge-patch+json" + (
+            ", application/json-patch+json" if json_patch is not None else "") + " or application/apply-patch+yaml"
+        raise APIError(415, f'the patch type "{ctype}" is not supported; use {supported}', reason="UnsupportedMediaType")
+    patch = await read_json(request)
+    if not isinstance(patch, dict):
+        raise APIError(400, f"{what}: a merge patch must be a JSON object")
+    warnings = _field_validation(request, res, patch)
+    if ctype == "application/strategic-merge-patch+json":
+        try:
+            merged = strategic_merge(copy.deepcopy(current), patch, SCHEMAS.get(res.plural))
+        except StrategicPatchError as err:
+            raise APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
+        if not isinstance(merged, dict):
+            raise APIError(422, f"{what}: the patched object is not an object", reason="Invalid")
+        obj = replace(_for_replace(merged, patch))
+    else:
+        obj = merge(patch)
+    return object_response(request, res, obj, warnings=warnings)
+
+
+async def apply_object(request: web.Request, res: Resource, *, current: dict[str, Any] | None,
+                       replace: Callable[[dict[str, Any]], dict[str, Any]],
+                       create: Callable[[dict[str, Any]], dict[str, Any]]) -> web.Response:
+    """Server-side apply (``kubectl apply --server-side``): the applied fields merged into the
+    live object, created if missing. The member keeps no managedFields, so a field another
+    manager set is overwritten instead of reported as a conflict."""
+    name = request.match_info["name"]
+    what = f'applying {res.qualified} "{name}"'
+    manager = request.query.get("fieldManager")
+    if not manager:
+        raise APIError(400, f"{what}: fieldManager is required for apply requests", reason="BadRequest")
+    raw = await request.read()
+    try:
+        body = yaml.safe_load(raw.decode("utf-8")) if raw.strip() else None
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
+        raise APIError(400, f"{what}: the request body is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(body, dict):
+        raise APIError(400, f"{what}: the request body must be a {res.kind} object")
+    warnings = _field_validation(request, res, body)
+    if ((body.get("metadata") or {}).get("name") or name) != name:
+        raise APIError(400, f"{what}: the name of the object does not match the name on the URL ({name})")
+    try:
+        new = server_side_apply(copy.deepcopy(current), body, SCHEMAS.get(res.plural), manager=manager,
+                                force=request.query.get("force") in ("true", "1"))
+    except (ApplyConflict, StrategicPatchError) as err:
+        raise APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
+    new.setdefault("metadata", {})["name"] = name
+    new["metadata"].pop("managedFields", None)
+    if current is None:
+        return object_response(request, res, create(new), 201, warnings=warnings)
+    new["metadata"]["resourceVersion"] = None
+    return object_response(request, res, replace(new), warnings=warnings)
 
 
 # ---- workloads (issue 7): Deployments, ReplicaSets, deleting pods
-
-
-def apps_list_response(kind: str, items: list[dict[str, Any]], state: ClusterState, request: web.Request) -> web.Response:
-    resp = list_response(kind, items, state, request)
-    body = json.loads(resp.body)  # type: ignore[arg-type]
-    body["apiVersion"] = "apps/v1"
-    return web.json_response(body)
 
 
 async def delete_options(request: web.Request) -> str:
@@ -245,39 +458,43 @@ async def delete_options(request: web.Request) -> str:
     return deletion_policy(options, dict(request.query))
 
 
-async def list_deployments(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return apps_list_response("Deployment", _ns_items(state.workloads.deployments, request), state, request)
+async def list_deployments(request: web.Request) -> web.StreamResponse:
+    return await list_response(request, DEPLOYMENTS, _ns_items(request.app[STATE].workloads.deployments, request))
 
 
 async def create_deployment(request: web.Request) -> web.Response:
     ns = request.match_info["ns"]
     _check_ns(ns)
-    obj = request.app[STATE].workloads.create_deployment(ns, await read_json(request))
+    body = await read_json(request)
+    warnings = _field_validation(request, DEPLOYMENTS, body)
+    obj = request.app[STATE].workloads.create_deployment(ns, body)
     log.info("deployment %s/%s created (%d replicas)", ns, obj["metadata"]["name"], obj["spec"]["replicas"])
-    return web.json_response(obj, status=201)
+    return object_response(request, DEPLOYMENTS, obj, 201, warnings=warnings)
 
 
 async def get_deployment(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].workloads.get_deployment(request.match_info["ns"], request.match_info["name"]))
+    obj = request.app[STATE].workloads.get_deployment(request.match_info["ns"], request.match_info["name"])
+    return object_response(request, DEPLOYMENTS, obj)
 
 
 async def replace_deployment(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
-    return web.json_response(request.app[STATE].workloads.replace_deployment(ns, name, await read_json(request)))
+    body = await read_json(request)
+    warnings = _field_validation(request, DEPLOYMENTS, body)
+    obj = request.app[STATE].workloads.replace_deployment(ns, name, body)
+    return object_response(request, DEPLOYMENTS, obj, warnings=warnings)
 
 
 async def patch_deployment(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
-    json_patch = request.content_type == "application/json-patch+json"
-    if request.content_type not in MERGE_PATCH_TYPES and not json_patch:
-        raise APIError(
-            415,
-            f'the patch type "{request.content_type}" is not supported; use application/merge-patch+json or application/json-patch+json',
-            reason="UnsupportedMediaType",
-        )
-    obj = request.app[STATE].workloads.patch_deployment(ns, name, await read_json(request), json_patch=json_patch)
-    return web.json_response(obj)
+    workloads = request.app[STATE].workloads
+    return await patch_object(
+        request, DEPLOYMENTS, current=workloads.deployments.get((ns, name)),
+        merge=lambda patch: workloads.patch_deployment(ns, name, patch),
+        replace=lambda obj: workloads.replace_deployment(ns, name, obj),
+        create=lambda obj: workloads.create_deployment(ns, obj),
+        json_patch=lambda patch: workloads.patch_deployment(ns, name, patch, json_patch=True),
+    )
 
 
 async def delete_deployment(request: web.Request) -> web.Response:
@@ -285,31 +502,33 @@ async def delete_deployment(request: web.Request) -> web.Response:
     policy = await delete_options(request)
     obj = request.app[STATE].workloads.delete_deployment(ns, name, policy=policy)
     log.info("deployment %s/%s deleted (propagation %s)", ns, name, policy)
-    return web.json_response(obj)
+    return json_response(obj)
 
 
-async def list_replicasets(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return apps_list_response("ReplicaSet", _ns_items(state.workloads.replicasets, request), state, request)
+async def list_replicasets(request: web.Request) -> web.StreamResponse:
+    return await list_response(request, REPLICASETS, _ns_items(request.app[STATE].workloads.replicasets, request))
 
 
 async def get_replicaset(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].workloads.get_replicaset(request.match_info["ns"], request.match_info["name"]))
+    obj = request.app[STATE].workloads.get_replicaset(request.match_info["ns"], request.match_info["name"])
+    return object_response(request, REPLICASETS, obj)
 
 
 async def delete_replicaset(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
     policy = await delete_options(request)
-    return web.json_response(request.app[STATE].workloads.delete_replicaset(ns, name, policy=policy))
+    return json_response(request.app[STATE].workloads.delete_replicaset(ns, name, policy=policy))
 
 
 async def delete_pod(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].workloads.delete_pod(request.match_info["ns"], request.match_info["name"]))
+    return json_response(request.app[STATE].workloads.delete_pod(request.match_info["ns"], request.match_info["name"]))
 
 
-async def list_nodes(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return list_response("Node", list(state.nodes.values()), state, request)
+# ---- nodes and namespaces
+
+
+async def list_nodes(request: web.Request) -> web.StreamResponse:
+    return await list_response(request, NODES, list(request.app[STATE].nodes.values()))
 
 
 async def get_node(request: web.Request) -> web.Response:
@@ -317,12 +536,11 @@ async def get_node(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in state.nodes:
         raise not_found("nodes", name)
-    return web.json_response(state.nodes[name])
+    return object_response(request, NODES, state.nodes[name])
 
 
-async def list_namespaces(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return list_response("Namespace", list(state.namespaces.values()), state, request)
+async def list_namespaces(request: web.Request) -> web.StreamResponse:
+    return await list_response(request, NAMESPACES, list(request.app[STATE].namespaces.values()))
 
 
 async def get_namespace(request: web.Request) -> web.Response:
@@ -330,12 +548,12 @@ async def get_namespace(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in state.namespaces:
         raise not_found("namespaces", name)
-    return web.json_response(state.namespaces[name])
+    return object_response(request, NAMESPACES, state.namespaces[name])
 
 
 async def create_namespace(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response(state.create_namespace(await read_json(request)), status=201)
+    return object_response(request, NAMESPACES, state.create_namespace(await read_json(request)), 201)
 
 
 def _check_ns(ns: str) -> None:
@@ -344,72 +562,78 @@ def _check_ns(ns: str) -> None:
         raise APIError(400, f'invalid namespace "{ns}" in the request path: {problem}')
 
 
-async def list_services(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return list_response("Service", _ns_items(state.services, request), state, request)
+# ---- services
+
+
+async def list_services(request: web.Request) -> web.StreamResponse:
+    return await list_response(request, SERVICES, _ns_items(request.app[STATE].services, request))
 
 
 async def create_service(request: web.Request) -> web.Response:
     ns = request.match_info["ns"]
     _check_ns(ns)
     body = await read_json(request)
+    warnings = _field_validation(request, SERVICES, body)
     obj = request.app[STATE].create_service(ns, body)
     log.info("service %s/%s created (type %s)", ns, obj["metadata"]["name"], obj["spec"]["type"])
-    return web.json_response(obj, status=201)
+    return object_response(request, SERVICES, obj, 201, warnings=warnings)
 
 
 async def get_service(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].get_service(request.match_info["ns"], request.match_info["name"]))
+    obj = request.app[STATE].get_service(request.match_info["ns"], request.match_info["name"])
+    return object_response(request, SERVICES, obj)
 
 
 async def replace_service(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
-    obj = request.app[STATE].replace_service(ns, name, await read_json(request))
-    return web.json_response(obj)
+    body = await read_json(request)
+    warnings = _field_validation(request, SERVICES, body)
+    return object_response(request, SERVICES, request.app[STATE].replace_service(ns, name, body), warnings=warnings)
 
 
 async def patch_service(request: web.Request) -> web.Response:
+    """Merge, strategic merge (what ``kubectl apply`` sends on a re-apply) and server-side
+    apply. JSON patch stays unsupported (415) on the member's services."""
     ns, name = request.match_info["ns"], request.match_info["name"]
-    if request.content_type not in MERGE_PATCH_TYPES:
-        raise APIError(
-            415,
-            f'the patch type "{request.content_type}" is not supported; use application/merge-patch+json',
-            reason="UnsupportedMediaType",
-        )
-    obj = request.app[STATE].patch_service(ns, name, await read_json(request))
-    return web.json_response(obj)
+    state = request.app[STATE]
+    return await patch_object(
+        request, SERVICES, current=state.services.get((ns, name)),
+        merge=lambda patch: state.patch_service(ns, name, patch),
+        replace=lambda obj: state.replace_service(ns, name, obj),
+        create=lambda obj: state.create_service(ns, obj),
+    )
 
 
 async def delete_service(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
     obj = request.app[STATE].delete_service(ns, name)
     log.info("service %s/%s deleted", ns, name)
-    return web.json_response(obj)
+    return json_response(obj)
 
 
-async def list_endpoints(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return list_response("Endpoints", _ns_items(state.endpoints, request), state, request)
+# ---- endpoints, pods, events (read only; pods deletable above)
+
+
+async def list_endpoints(request: web.Request) -> web.StreamResponse:
+    return await list_response(request, ENDPOINTS, _ns_items(request.app[STATE].endpoints, request))
 
 
 async def get_endpoints(request: web.Request) -> web.Response:
-    return web.json_response(_one(request.app[STATE].endpoints, request, "endpoints"))
+    return object_response(request, ENDPOINTS, _one(request.app[STATE].endpoints, request, "endpoints"))
 
 
-async def list_pods(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    return list_response("Pod", _ns_items(state.pods, request), state, request)
+async def list_pods(request: web.Request) -> web.StreamResponse:
+    return await list_response(request, PODS, _ns_items(request.app[STATE].pods, request))
 
 
 async def get_pod(request: web.Request) -> web.Response:
-    return web.json_response(_one(request.app[STATE].pods, request, "pods"))
+    return object_response(request, PODS, _one(request.app[STATE].pods, request, "pods"))
 
 
-async def list_events(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+async def list_events(request: web.Request) -> web.StreamResponse:
     ns = request.match_info.get("ns")
-    items = [e for e in state.events.values() if ns is None or e["metadata"]["namespace"] == ns]
-    return list_response("Event", items, state, request)
+    items = [e for e in request.app[STATE].events.values() if ns is None or e["metadata"]["namespace"] == ns]
+    return await list_response(request, EVENTS, items)
 
 
 async def get_chaos(request: web.Request) -> web.Response:
@@ -444,21 +668,66 @@ def _chaos_changed(request: web.Request, before: dict[str, Any]) -> web.Response
 # --------------------------------------------------------------------------- app
 
 
+def change_feed(state: ClusterState) -> ChangeFeed:
+    """The watch feed over every kind the member serves; ``state.on_change`` also wakes it."""
+    w = state.workloads
+    feed = ChangeFeed(
+        {
+            "nodes": lambda: state.nodes.values(),
+            "namespaces": lambda: state.namespaces.values(),
+            "services": lambda: state.services.values(),
+            "endpoints": lambda: state.endpoints.values(),
+            "pods": lambda: state.pods.values(),
+            "events": lambda: state.events.values(),
+            "deployments": lambda: w.deployments.values(),
+            "replicasets": lambda: w.replicasets.values(),
+        },
+        next_rv=state.next_rv,
+    )
+    previous = state.on_change
+
+    def on_change() -> None:
+        previous()
+        if feed.watchers:
+            feed.sync()
+
+    state.on_change = on_change
+    return feed
+
+
+FEED_TASK = web.AppKey("feed_task", asyncio.Task)
+
+
+async def _start_feed(app: web.Application) -> None:
+    app[FEED_TASK] = asyncio.get_running_loop().create_task(app[FEED].run())
+
+
+async def _stop_feed(app: web.Application) -> None:
+    task = app.get(FEED_TASK)
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
 def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] | None = None, lb_pool: str = "") -> web.Application:
     app = web.Application(middlewares=[chaos_middleware, status_middleware], client_max_size=1024 * 1024)
     app[STATE] = state
     app[CHAOS] = chaos
     app[ON_CHAOS] = on_chaos
     app[LB_POOL] = lb_pool
+    app[FEED] = feed = change_feed(state)
+    app.on_startup.append(_start_feed)
+    app.on_cleanup.append(_stop_feed)
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/livez", healthz)
     r.add_get("/readyz", healthz)
     r.add_get("/version", version)
     r.add_get("/info", info)
-    r.add_get("/api", api_versions)
-    r.add_get("/api/v1", api_resources)
-    r.add_get("/apis", api_groups)
+    add_discovery_routes(app, MEMBER, verbs=VERBS, subresources=SUBRESOURCES)
     r.add_get("/api/v1/nodes", list_nodes)
     r.add_get("/api/v1/nodes/{name}", get_node)
     r.add_get("/api/v1/namespaces", list_namespaces)
@@ -477,7 +746,6 @@ def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] 
         r.add_get(f"/api/v1/namespaces/{{ns}}/{plural}", lister)
         r.add_get(f"/api/v1/namespaces/{{ns}}/{plural}/{{name}}", getter)
     r.add_delete("/api/v1/namespaces/{ns}/pods/{name}", delete_pod)
-    r.add_get("/apis/apps/v1", apps_resources)
     apps = "/apis/apps/v1"
     r.add_get(f"{apps}/deployments", list_deployments)
     r.add_get(f"{apps}/namespaces/{{ns}}/deployments", list_deployments)

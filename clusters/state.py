@@ -26,23 +26,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from federation.meta import (
-    check_dns_label,
-    check_label_key,
-    check_label_name,
-    check_label_value,
-    merge_patch,
-    now_rfc3339,
-    parse_selector,
-    selector_matches,
-)
+from federation import resources as fed
+from federation.meta import check_dns_label, merge_patch, now_rfc3339, parse_selector, selector_matches
 from federation.status import APIError, already_exists, conflict, invalid, not_found
 
 PODS_ANNOTATION = "ubernetes.io/pods"
 SERVICE_LABEL = "ubernetes.io/service"
 MAX_PODS_PER_SERVICE = 1000
-SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
-PROTOCOLS = ("TCP", "UDP", "SCTP")
 NODE_PORT_RANGE = (30000, 32767)
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public")
 
@@ -149,49 +139,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_ip(value: Any) -> bool:
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except (ValueError, TypeError):
-        return False
-
-
-def validate_metadata(meta: Any, errors: list[tuple[str, str]], *, namespaced: bool = True) -> None:
-    if not isinstance(meta, dict):
-        errors.append(("metadata", "Invalid value: must be an object"))
-        return
-    name = meta.get("name")
-    if not name:
-        errors.append(("metadata.name", "Required value: name or generateName is required"))
-    elif not isinstance(name, str):
-        errors.append(("metadata.name", "Invalid value: must be a string"))
-    else:
-        problem = check_dns_label(name)
-        if problem:
-            errors.append(("metadata.name", f'Invalid value: "{name}": {problem}'))
-    if namespaced:
-        ns = meta.get("namespace")
-        if ns is not None and (not isinstance(ns, str) or check_dns_label(ns)):
-            errors.append(("metadata.namespace", f"Invalid value: {ns!r}: must be a DNS-1123 label"))
-    for which in ("labels", "annotations"):
-        values = meta.get(which)
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            errors.append((f"metadata.{which}", "Invalid value: must be a map of strings"))
-            continue
-        for k, v in values.items():
-            problem = check_label_key(k)
-            if problem:
-                errors.append((f"metadata.{which}", f'Invalid value: "{k}": {problem}'))
-            if which == "labels":
-                problem = check_label_value(v)
-                if problem:
-                    errors.append((f"metadata.labels[{k}]", f"Invalid value: {v!r}: {problem}"))
-            elif not isinstance(v, str):
-                errors.append((f"metadata.annotations[{k}]", f"Invalid value: {v!r}: must be a string"))
-    pods = (meta.get("annotations") or {}).get(PODS_ANNOTATION) if isinstance(meta.get("annotations"), dict) else None
+def validate_metadata(meta: Any, errors: list[tuple[str, str]], *, namespaced: bool = True,
+                      name_check: Callable[[str], str | None] = check_dns_label) -> None:
+    """Metadata errors into ``errors``: the federation's rules (:func:`federation.resources.
+    validate_metadata`), then the member's own, the ``ubernetes.io/pods`` annotation."""
+    errors.extend(fed.validate_metadata({"metadata": meta}, namespaced=namespaced, name_check=name_check))
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    pods = annotations.get(PODS_ANNOTATION) if isinstance(annotations, dict) else None
     if pods is not None:
         if not isinstance(pods, str) or not pods.isdigit() or int(pods) > MAX_PODS_PER_SERVICE:
             errors.append(
@@ -203,104 +157,31 @@ def validate_metadata(meta: Any, errors: list[tuple[str, str]], *, namespaced: b
 
 
 def validate_service(obj: Any) -> list[tuple[str, str]]:
-    """Field errors of a Service, as (path, message) pairs, Kubernetes' wording where we can."""
-    errors: list[tuple[str, str]] = []
+    """Field errors of a Service, as (path, message) pairs.
+
+    The federation's rules (:mod:`federation.resources`: metadata with a DNS-1035 name, then
+    the spec), so one Service is valid or invalid the same way on the federation and on
+    every member; then what only a cluster decides: the pods annotation and its node-port
+    range (which ports are free is checked when they are allocated)."""
     if not isinstance(obj, dict):
         return [("", "Invalid value: the object must be a JSON object")]
-    validate_metadata(obj.get("metadata"), errors)
-    spec = obj.get("spec")
-    if spec is None:
-        errors.append(("spec", "Required value"))
-        return errors
-    if not isinstance(spec, dict):
-        errors.append(("spec", "Invalid value: must be an object"))
-        return errors
+    errors: list[tuple[str, str]] = []
+    validate_metadata(obj.get("metadata"), errors, name_check=fed.SERVICES.name_check)
+    errors += fed.validate_service(obj)
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     stype = spec.get("type", "ClusterIP")
-    if stype not in SERVICE_TYPES:
-        errors.append(("spec.type", f'Unsupported value: "{stype}": supported values: ' + ", ".join(f'"{t}"' for t in SERVICE_TYPES)))
-    if stype == "ExternalName":
-        ext = spec.get("externalName")
-        if not ext or not isinstance(ext, str) or check_label_name(ext.rstrip(".")):
-            errors.append(("spec.externalName", f"Invalid value: {ext!r}: must be a DNS-1123 subdomain"))
-    cluster_ip = spec.get("clusterIP")
-    if cluster_ip not in (None, "", "None") and not _check_ip(cluster_ip):
-        errors.append(("spec.clusterIP", f"Invalid value: {cluster_ip!r}: must be empty, 'None', or a valid IP address"))
-    lb_ip = spec.get("loadBalancerIP")
-    if lb_ip not in (None, "") and not _check_ip(lb_ip):
-        errors.append(("spec.loadBalancerIP", f"Invalid value: {lb_ip!r}: must be a valid IP address"))
-    affinity = spec.get("sessionAffinity", "None")
-    if affinity not in ("None", "ClientIP"):
-        errors.append(("spec.sessionAffinity", f'Unsupported value: "{affinity}": supported values: "ClientIP", "None"'))
-    selector = spec.get("selector")
-    if selector is not None:
-        if not isinstance(selector, dict):
-            errors.append(("spec.selector", "Invalid value: must be a map of strings"))
-        else:
-            for k, v in selector.items():
-                problem = check_label_key(k) or check_label_value(v)
-                if problem:
-                    errors.append((f"spec.selector[{k}]", f"Invalid value: {v!r}: {problem}"))
-    ports = spec.get("ports")
-    if ports is None or ports == []:
-        if stype != "ExternalName" and cluster_ip != "None":
-            errors.append(("spec.ports", "Required value"))
-        return errors
-    if not isinstance(ports, list):
-        errors.append(("spec.ports", "Invalid value: must be a list"))
-        return errors
-    seen_names: set[str] = set()
-    seen_ports: set[tuple[int, str]] = set()
+    ports = spec.get("ports") if isinstance(spec.get("ports"), list) else []
     for i, port in enumerate(ports):
-        path = f"spec.ports[{i}]"
-        if not isinstance(port, dict):
-            errors.append((path, "Invalid value: must be an object"))
-            continue
-        name = port.get("name")
-        if name in (None, ""):
-            if len(ports) > 1:
-                errors.append((f"{path}.name", "Required value"))
-        elif not isinstance(name, str) or check_dns_label(name):
-            errors.append((f"{path}.name", f"Invalid value: {name!r}: must be a DNS-1123 label"))
-        elif name in seen_names:
-            errors.append((f"{path}.name", f'Duplicate value: "{name}"'))
-        else:
-            seen_names.add(name)
-        number = port.get("port")
-        if number is None:
-            errors.append((f"{path}.port", "Required value"))
-        elif not _is_int(number) or not 1 <= number <= 65535:
-            errors.append((f"{path}.port", f"Invalid value: {json_repr(number)}: must be between 1 and 65535, inclusive"))
-        protocol = port.get("protocol", "TCP")
-        if protocol not in PROTOCOLS:
-            errors.append((f"{path}.protocol", f'Unsupported value: {json_repr(protocol)}: supported values: "SCTP", "TCP", "UDP"'))
-        if _is_int(number) and protocol in PROTOCOLS:
-            if (number, protocol) in seen_ports:
-                errors.append((path, f'Duplicate value: {{"port": {number}, "protocol": "{protocol}"}}'))
-            seen_ports.add((number, protocol))
-        target = port.get("targetPort")
-        if target is not None:
-            if _is_int(target):
-                if not 1 <= target <= 65535:
-                    errors.append((f"{path}.targetPort", f"Invalid value: {target}: must be between 1 and 65535, inclusive"))
-            elif not isinstance(target, str) or not target or len(target) > 15 or check_dns_label(target):
-                errors.append((f"{path}.targetPort", f"Invalid value: {json_repr(target)}: must be a port number or an IANA service name"))
-        node_port = port.get("nodePort")
-        if node_port not in (None, 0):
-            if stype not in ("NodePort", "LoadBalancer"):
-                errors.append((f"{path}.nodePort", "Forbidden: may not be used when `type` is 'ClusterIP'"))
-            elif not _is_int(node_port) or not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
-                errors.append((f"{path}.nodePort", f"Invalid value: {json_repr(node_port)}: provided port is not in the valid range. The range of valid ports is 30000-32767"))
+        node_port = port.get("nodePort") if isinstance(port, dict) else None
+        if node_port in (None, 0) or not _is_int(node_port) or not 1 <= node_port <= 65535:
+            continue  # absent, or already reported by the federation's rules
+        path = f"spec.ports[{i}].nodePort"
+        if stype not in ("NodePort", "LoadBalancer"):
+            errors.append((path, f"Forbidden: may not be used when `type` is '{stype}'"))
+        elif not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
+            errors.append((path, f"Invalid value: {node_port}: provided port is not in the valid range. "
+                                 f"The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"))
     return errors
-
-
-def json_repr(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 # --------------------------------------------------------------------------- cluster state
@@ -729,7 +610,8 @@ class ClusterState:
                 "hostIP": self.nodes[sim.node]["status"]["addresses"][0]["address"],
                 "startTime": now,
                 "conditions": _pod_conditions(False, now),
-                "containerStatuses": [{"name": "app", "ready": False, "restartCount": 0, "image": "ubernetes/echo:sim", "started": True}],
+                "containerStatuses": [{"name": "app", "ready": False, "restartCount": 0, "image": "ubernetes/echo:sim", "started": True,
+                                       "state": {"running": {"startedAt": now}}}],
             },
         }
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from federation.meta import merge_patch, now_rfc3339, selector_matches
 from federation.resources import (
+    DEPLOYMENTS,
     SECCOMP_CONTAINER_PREFIX,
     SECCOMP_POD_ANNOTATION,
     default_deployment,
@@ -348,7 +349,8 @@ class Workloads:
         from clusters.state import validate_metadata
 
         errors: list[tuple[str, str]] = []
-        validate_metadata(obj.get("metadata"), errors)
+        # the federation's name rule for Deployments, so a federated one fits every member
+        validate_metadata(obj.get("metadata"), errors, name_check=DEPLOYMENTS.name_check)
         errors += validate_deployment(obj)
         if errors:
             raise invalid("Deployment", name, errors, "apps")

@@ -127,7 +127,18 @@ def default_service(obj: dict[str, Any]) -> None:
                 port.setdefault("targetPort", number)
 
 
+def _is_ip(value: Any) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
 def validate_service(obj: dict[str, Any]) -> Errors:
+    """A Service's spec, by Kubernetes' rules. The member clusters validate with this too
+    (plus their own node-port range and pods annotation), so a Service is valid or invalid
+    the same way on the federation and on every member."""
     errs: Errors = []
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -135,25 +146,48 @@ def validate_service(obj: dict[str, Any]) -> Errors:
     stype = spec.get("type", "ClusterIP")
     if stype not in SERVICE_TYPES:
         errs.append(("spec.type", f"Unsupported value: {stype!r}: supported values: {', '.join(SERVICE_TYPES)}"))
+    if stype == "ExternalName":
+        ext = spec.get("externalName")
+        if not ext or not isinstance(ext, str) or check_label_name(ext.rstrip(".")):
+            errs.append(("spec.externalName", f"Invalid value: {ext!r}: must be a DNS-1123 subdomain"))
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ip not in (None, "", "None") and not _is_ip(cluster_ip):
+        errs.append(("spec.clusterIP", f"Invalid value: {cluster_ip!r}: must be empty, 'None', or a valid IP address"))
+    lb_ip = spec.get("loadBalancerIP")
+    if lb_ip not in (None, "") and not _is_ip(lb_ip):
+        errs.append(("spec.loadBalancerIP", f"Invalid value: {lb_ip!r}: must be a valid IP address"))
+    affinity = spec.get("sessionAffinity", "None")
+    if affinity not in ("None", "ClientIP"):
+        errs.append(("spec.sessionAffinity", f"Unsupported value: {affinity!r}: supported values: ClientIP, None"))
     ports = spec.get("ports")
-    if stype != "ExternalName":
+    if stype != "ExternalName" and cluster_ip != "None":  # a headless service may have no ports
         if not isinstance(ports, list) or not ports:
             errs.append(("spec.ports", "Required value"))
             ports = []
+    if ports is not None and not isinstance(ports, list):
+        errs.append(("spec.ports", "Invalid value: must be a list"))
+        ports = []
     names: set[str] = set()
+    seen: set[tuple[int, str]] = set()
     for i, port in enumerate(ports or []):
         path = f"spec.ports[{i}]"
         if not isinstance(port, dict):
             errs.append((path, "Invalid value: must be an object"))
             continue
         number = port.get("port")
-        if not _is_int(number) or not 1 <= number <= 65535:
+        if number is None:
+            errs.append((f"{path}.port", "Required value"))
+        elif not _is_int(number) or not 1 <= number <= 65535:
             errs.append((f"{path}.port", f"Invalid value: {number!r}: must be between 1 and 65535, inclusive"))
         proto = port.get("protocol", "TCP")
         if proto not in PROTOCOLS:
             errs.append((f"{path}.protocol", f"Unsupported value: {proto!r}: supported values: TCP, UDP, SCTP"))
+        elif _is_int(number):
+            if (number, proto) in seen:
+                errs.append((path, f'Duplicate value: {{"port": {number}, "protocol": "{proto}"}}'))
+            seen.add((number, proto))
         pname = port.get("name")
-        if pname is not None:
+        if pname not in (None, ""):
             if not isinstance(pname, str) or check_dns_label(pname):
                 errs.append((f"{path}.name", f"Invalid value: {pname!r}: must be a DNS-1123 label"))
             elif pname in names:
@@ -167,10 +201,10 @@ def validate_service(obj: dict[str, Any]) -> Errors:
             if _is_int(target):
                 if not 1 <= target <= 65535:
                     errs.append((f"{path}.targetPort", f"Invalid value: {target!r}: must be between 1 and 65535, inclusive"))
-            elif not isinstance(target, str) or check_dns_label(target):
-                errs.append((f"{path}.targetPort", f"Invalid value: {target!r}: must be a port number or a port name"))
+            elif not isinstance(target, str) or not target or len(target) > 15 or check_dns_label(target):
+                errs.append((f"{path}.targetPort", f"Invalid value: {target!r}: must be a port number or an IANA service name"))
         node_port = port.get("nodePort")
-        if node_port is not None and (not _is_int(node_port) or not 1 <= node_port <= 65535):
+        if node_port not in (None, 0) and (not _is_int(node_port) or not 1 <= node_port <= 65535):
             errs.append((f"{path}.nodePort", f"Invalid value: {node_port!r}: must be between 1 and 65535, inclusive"))
     selector = spec.get("selector")
     if selector is not None:

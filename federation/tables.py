@@ -146,8 +146,44 @@ MEMBER_SERVICE_PRINTER = Printer(
     [("NAME", 0), ("TYPE", 0), ("CLUSTER-IP", 0), ("EXTERNAL-IP", 0), ("PORT(S)", 0), ("AGE", 0), ("SELECTOR", 1)],
     _member_service_row,
 )
+
+
+def _pod_template_cells(obj: dict[str, Any]) -> list[Any]:
+    """CONTAINERS, IMAGES and SELECTOR, the wide columns of the workload kinds."""
+    spec = obj.get("spec") or {}
+    containers = [c for c in ((spec.get("template") or {}).get("spec") or {}).get("containers") or [] if isinstance(c, dict)]
+    selector = (spec.get("selector") or {}).get("matchLabels") if isinstance(spec.get("selector"), dict) else None
+    return [",".join(str(c.get("name", "")) for c in containers) or printers.NONE,
+            ",".join(str(c.get("image", "")) for c in containers) or printers.NONE,
+            printers.format_labels(selector)]
+
+
+def _member_deployment_row(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    return [(obj.get("metadata") or {}).get("name", ""), f"{int(status.get('readyReplicas') or 0)}/{int(spec.get('replicas') or 0)}",
+            int(status.get("updatedReplicas") or 0), int(status.get("availableReplicas") or 0), printers.age(obj, now),
+            *_pod_template_cells(obj)]
+
+
+def _replicaset_row(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    return [(obj.get("metadata") or {}).get("name", ""), int(spec.get("replicas") or 0), int(status.get("replicas") or 0),
+            int(status.get("readyReplicas") or 0), printers.age(obj, now), *_pod_template_cells(obj)]
+
+
+_WORKLOAD_WIDE = [("CONTAINERS", 1), ("IMAGES", 1), ("SELECTOR", 1)]
+# A member's Deployments and ReplicaSets print as kubectl prints them (the federation's
+# Deployments add the clusters they are split over instead).
+MEMBER_DEPLOYMENT_PRINTER = Printer(
+    [("NAME", 0), ("READY", 0), ("UP-TO-DATE", 0), ("AVAILABLE", 0), ("AGE", 0), *_WORKLOAD_WIDE], _member_deployment_row
+)
+REPLICASET_PRINTER = Printer(
+    [("NAME", 0), ("DESIRED", 0), ("CURRENT", 0), ("READY", 0), ("AGE", 0), *_WORKLOAD_WIDE], _replicaset_row
+)
 FEDERATION_PRINTERS = table_specs()
-MEMBER_CLUSTER_PRINTERS = table_specs({"services": MEMBER_SERVICE_PRINTER})
+MEMBER_CLUSTER_PRINTERS = table_specs(
+    {"services": MEMBER_SERVICE_PRINTER, "deployments": MEMBER_DEPLOYMENT_PRINTER, "replicasets": REPLICASET_PRINTER}
+)
 
 # --- negotiation and rendering --------------------------------------------------------
 

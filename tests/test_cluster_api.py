@@ -111,7 +111,7 @@ def test_service_crud(cluster):
     "body, field, fragment",
     [
         ({"metadata": {"name": "bad-port"}, "spec": {"ports": [{"port": 70000}]}}, "spec.ports[0].port", "must be between 1 and 65535"),
-        ({"metadata": {"name": "Bad_Name"}, "spec": {"ports": [{"port": 80}]}}, "metadata.name", "RFC 1123"),
+        ({"metadata": {"name": "Bad_Name"}, "spec": {"ports": [{"port": 80}]}}, "metadata.name", "DNS-1035 label"),
         ({"metadata": {"name": "bad-proto"}, "spec": {"ports": [{"port": 80, "protocol": "ICMP"}]}}, "spec.ports[0].protocol", "supported values"),
     ],
 )

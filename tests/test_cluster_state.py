@@ -262,3 +262,37 @@ def test_node_port_conflict_and_type_change_drops_node_ports():
     b = state.patch_service("default", "a", {"spec": {"type": "ClusterIP"}})
     assert "nodePort" not in b["spec"]["ports"][0]
     state.create_service("default", {"metadata": {"name": "b"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}})
+
+
+# ---- one Service, one verdict: the member validates with the federation's rules
+
+
+@pytest.mark.parametrize(
+    "spec, name",
+    [
+        ({"ports": [{"port": 80}]}, "web"),
+        ({"ports": [{"port": 80}]}, "1web"),  # DNS-1035: must start with a letter, everywhere
+        ({"ports": [{"port": 80}], "sessionAffinity": "Sticky"}, "web"),
+        ({"ports": [{"port": 80}], "loadBalancerIP": "not-an-ip"}, "web"),
+        ({"ports": [{"port": 80, "name": "a"}, {"port": 80, "name": "b"}]}, "web"),
+        ({"ports": [{"port": 80, "targetPort": "a-very-long-port-name"}]}, "web"),
+        ({"clusterIP": "None"}, "headless"),
+        ({"type": "ExternalName", "externalName": "example.com"}, "ext"),
+        ({"type": "ExternalName"}, "ext"),
+    ],
+)
+def test_member_and_federation_agree_on_a_service(spec, name):
+    from federation.resources import SERVICES, validate_object
+
+    body = {"metadata": {"name": name}, "spec": spec}
+    member = {f for f, _ in validate_service(body)}
+    federation = {f for f, _ in validate_object(SERVICES, body)}
+    assert member == federation, (member, federation)
+
+
+def test_node_port_range_is_the_members_own_rule():
+    from federation.resources import SERVICES, validate_object
+
+    body = {"metadata": {"name": "np"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}}
+    assert validate_object(SERVICES, body) == []
+    assert [f for f, _ in validate_service(body)] == ["spec.ports[0].nodePort"]
