@@ -53,19 +53,9 @@ DOMAIN = "example.com"
 
 
 def free_port(udp_too: bool = False) -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not udp_too:
-            return port
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
+    from federation.localfed import free_port as pick
+
+    return pick("127.0.0.1", udp_too=udp_too)
 
 
 def peak_rss_mib(pid: int) -> float | None:

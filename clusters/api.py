@@ -718,7 +718,7 @@ def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] 
     app[CHAOS] = chaos
     app[ON_CHAOS] = on_chaos
     app[LB_POOL] = lb_pool
-    app[FEED] = feed = change_feed(state)
+    app[FEED] = change_feed(state)
     app.on_startup.append(_start_feed)
     app.on_cleanup.append(_stop_feed)
     r = app.router

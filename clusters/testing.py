@@ -9,10 +9,10 @@ and is always killed at the end.
 from __future__ import annotations
 
 import json
+import ssl
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,9 +23,10 @@ from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A free TCP port outside the ephemeral range (see federation.localfed.free_port)."""
+    from federation.localfed import free_port as pick
+
+    return pick(host)
 
 
 def random_lb_pool() -> str:
@@ -33,15 +34,18 @@ def random_lb_pool() -> str:
     return f"127.{random.randint(20, 250)}.{random.randint(0, 255)}.0/28"
 
 
-def http(method: str, url: str, body: Any = None, *, timeout: float = 5.0, content_type: str = "application/json") -> tuple[int, Any, dict[str, str]]:
-    """One request; returns (status, parsed JSON or text, headers). Never raises on 4xx/5xx."""
+def http(method: str, url: str, body: Any = None, *, timeout: float = 5.0, content_type: str = "application/json",
+         ca_file: str | None = None) -> tuple[int, Any, dict[str, str]]:
+    """One request; returns (status, parsed JSON or text, headers). Never raises on 4xx/5xx.
+    ``ca_file``: verify an HTTPS server against this CA."""
     data = None
     if body is not None:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         data = data.encode() if isinstance(data, str) else data
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type} if data is not None else {})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             status, raw, headers = resp.status, resp.read(), dict(resp.headers)
     except urllib.error.HTTPError as err:
         status, raw, headers = err.code, err.read(), dict(err.headers)

@@ -25,7 +25,6 @@ from federation.client import APIClient
 from federation.controllers.members import server_address
 from federation.status import APIError
 
-DEFAULT_SERVER = "http://127.0.0.1:8080"
 
 
 def _run(coro: Any) -> None:
@@ -41,8 +40,8 @@ def _run(coro: Any) -> None:
 async def _member_url(ctx: click.Context, cluster: str) -> str:
     if ctx.obj.get("cluster_url"):
         return ctx.obj["cluster_url"]
-    server = (ctx.find_root().obj or {}).get("server") or DEFAULT_SERVER
-    async with APIClient(server, timeout=3.0, token=_token(ctx, server)) as api:
+    server = _server(ctx)
+    async with APIClient(server.url, timeout=3.0, token=server.token, ca_file=server.ca_file) as api:
         obj = await api.get(f"/apis/federation/v1beta1/clusters/{cluster}")
     url = server_address(obj)
     if url is None:
@@ -50,17 +49,19 @@ async def _member_url(ctx: click.Context, cluster: str) -> str:
     return url
 
 
-def _token(ctx: click.Context, server: str) -> str | None:
-    """The CLI's token (--token, UBERNETES_TOKEN or the kubeconfig's); `ubernetes up` gives its
-    members the admin's token too, so the same one opens their /chaos (issue 8)."""
+def _server(ctx: click.Context) -> Any:
+    """The federation as the other commands resolve it: address, token and CA (--token,
+    UBERNETES_TOKEN or the kubeconfig's); `ubernetes up` gives its members the admin's token
+    and its demo CA too, so the same ones open their /chaos (issue 8)."""
     from federation.cli_kubectl import resolve_server
 
-    return resolve_server(ctx, server).token
+    return resolve_server(ctx, None)
 
 
 async def _switch(ctx: click.Context, cluster: str, patch: dict[str, Any] | None) -> Any:
-    server = (ctx.find_root().obj or {}).get("server") or DEFAULT_SERVER
-    async with APIClient(await _member_url(ctx, cluster), timeout=3.0, token=_token(ctx, server)) as member:
+    server = _server(ctx)
+    async with APIClient(await _member_url(ctx, cluster), timeout=3.0, token=server.token,
+                         ca_file=server.ca_file) as member:
         if patch is None:
             return await member.delete("/chaos")
         if not patch:

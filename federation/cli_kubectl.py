@@ -119,6 +119,7 @@ class Server:
             url = "http://" + url
         self.url = url.rstrip("/")
         self.token = token  # issue 8: sent as a bearer token when set
+        self.ca_file = ca_file
         parsed = urllib.parse.urlsplit(self.url)
         self.host = parsed.hostname or "127.0.0.1"
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -199,14 +200,20 @@ def resolve_server(ctx: click.Context, server: str | None) -> Server:
     kubeconfig (``ubernetes up`` or ``ubernetes kubeconfig`` wrote it) holds for that server."""
     root = ctx.find_root()
     obj = root.obj if isinstance(root.obj, dict) else {}
+    from federation.kubeconfig import credentials_for
+
     if not server:
         server = obj.get("server")
     url = server or os.environ.get("UBERNETES_SERVER") or DEFAULT_SERVER
+    if not (server or os.environ.get("UBERNETES_SERVER")):
+        # `ubernetes up` serves the local federation over HTTPS when tokens are on and leaves
+        # it in the kubeconfig: the default address means that one when it is there.
+        secure = "https://" + DEFAULT_SERVER.split("://", 1)[1]
+        if any(credentials_for(secure)):
+            url = secure
     token = obj.get("token") or os.environ.get("UBERNETES_TOKEN")
     ca_file = obj.get("certificate_authority") or os.environ.get("UBERNETES_CERTIFICATE_AUTHORITY")
     if not token or not ca_file:
-        from federation.kubeconfig import credentials_for
-
         found_token, found_ca = credentials_for(url if "://" in url else "http://" + url)
         token, ca_file = token or found_token, ca_file or found_ca
     return Server(url, token=token, ca_file=ca_file)

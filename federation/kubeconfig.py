@@ -89,7 +89,7 @@ def build(federation_name: str, federation_url: str, clusters: list[dict[str, An
         "kind": "Config",
         "preferences": {},
         "clusters": [{"name": n, "cluster": {"server": url, **(
-            {"certificate-authority": certificate_authority} if certificate_authority and n == federation_name else {}
+            {"certificate-authority": certificate_authority} if certificate_authority and url.startswith("https://") else {}
         )}} for n, url in entries],
         "users": [{"name": n, "user": {"token": tokens[n]} if tokens.get(n) else {}} for n, _ in entries],
         "contexts": [{"name": n, "context": {"cluster": n, "user": n, "namespace": "default"}} for n, _ in entries],

@@ -96,7 +96,8 @@ def write_kubeconfig(fed: LocalFederation, target: str | None, workdir: Path) ->
     clusters = [{"metadata": {"name": c.name}, "spec": {"serverAddressByClientCIDRs": [
         {"clientCIDR": "0.0.0.0/0", "serverAddress": fed.cluster_url(c.name)}]}} for c in fed.topology.clusters]
     config = kc.build(fed.topology.federation, fed.api_url, clusters, token=admin,
-                      member_tokens={c.name: admin for c in fed.topology.clusters})
+                      member_tokens={c.name: admin for c in fed.topology.clusters},
+                      certificate_authority=fed.ca_file)
     own = workdir / "kubeconfig"
     own.write_text(yaml.safe_dump(config, sort_keys=False))
     own.chmod(0o600)

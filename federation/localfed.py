@@ -12,11 +12,14 @@ import asyncio
 import collections
 import ctypes
 import os
+import random
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from federation.client import APIClient
@@ -34,21 +37,25 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+# Ports for servers are picked below the kernel's ephemeral range (32768-60999 by default),
+# so an outgoing connection can never take a port between our pick and the child's bind;
+# a random pick keeps parallel federations (the experiment suite runs five) apart.
+SERVER_PORTS = (20000, 32000)
+
+
 def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
-    """A port free for TCP (and UDP, when asked) on ``host``."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if not udp_too:
-            return port
+    """A port free for TCP (and UDP, when asked) on ``host``, outside the ephemeral range."""
+    for _ in range(200):
+        port = random.randrange(*SERVER_PORTS)
+        kinds = [socket.SOCK_STREAM, socket.SOCK_DGRAM] if udp_too else [socket.SOCK_STREAM]
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind((host, port))
-            return port
+            for kind in kinds:
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind((host, port))
         except OSError:
             continue
-    raise RuntimeError("no free port found")
+        return port
+    raise RuntimeError(f"no free port found in {SERVER_PORTS[0]}-{SERVER_PORTS[1]} on {host}")
 
 
 @dataclass
@@ -79,6 +86,7 @@ class LocalFederation:
         log_sink: LogSink | None = None,
         host: str = "127.0.0.1",
         auth: bool = False,
+        tls: bool | None = None,
         workdir: str | None = None,
     ) -> None:
         self.topology = topology
@@ -100,29 +108,50 @@ class LocalFederation:
         self.credentials = None
         self._tmpdir = None
         if auth:
-            import tempfile
-            from pathlib import Path
-
             from federation.security import make_local_credentials
 
             if workdir is None:
                 self._tmpdir = tempfile.TemporaryDirectory(prefix="ubernetes-auth-")
                 workdir = self._tmpdir.name
             self.credentials = make_local_credentials(Path(workdir))
-        self.api = APIClient(self.api_url, timeout=3.0, token=self.admin_token)
+        # With tokens on, the APIs serve HTTPS with a throwaway CA (default): kubectl never
+        # sends a bearer token over plain HTTP, so tokens without TLS would lock it out.
+        self.tls = auth if tls is None else tls
+        self.pki: dict[str, Path] | None = None
+        if self.tls:
+            from federation.certs import create_certs
+
+            if workdir is None:
+                self._tmpdir = self._tmpdir or tempfile.TemporaryDirectory(prefix="ubernetes-tls-")
+                workdir = self._tmpdir.name
+            self.pki = create_certs(Path(workdir) / "pki", hosts=[host])
+        self.api = APIClient(self.api_url, timeout=3.0, token=self.admin_token, ca_file=self.ca_file)
 
     @property
     def admin_token(self) -> str | None:
         return self.credentials.admin if self.credentials else None
 
+    @property
+    def ca_file(self) -> str | None:
+        return str(self.pki["ca.crt"]) if self.pki else None
+
+    def _tls_args(self, *, serve: bool) -> list[str]:
+        """Flags for a child: serve HTTPS with the demo certificate, trust the demo CA."""
+        if not self.pki:
+            return []
+        args = ["--certificate-authority", str(self.pki["ca.crt"])]
+        if serve:
+            args += ["--tls-cert-file", str(self.pki["server.crt"]), "--tls-private-key-file", str(self.pki["server.key"])]
+        return args
+
     # -------------------------------------------------------------- addresses
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.host}:{self.api_port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.api_port}"
 
     def cluster_url(self, name: str) -> str:
-        return f"http://{self.host}:{self.cluster_ports[name]}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.cluster_ports[name]}"
 
     def spec(self, name: str) -> ClusterSpec:
         for spec in self.topology.clusters:
@@ -190,6 +219,7 @@ class LocalFederation:
             "--federation-name", self.topology.federation,
             "--dns-domain", self.topology.domain,
             *(["--token-file", str(self.credentials.token_file)] if self.credentials else []),
+            *self._tls_args(serve=True),
             *self.apiserver_args,
         ]
         await self._spawn("apiserver", argv)
@@ -207,6 +237,7 @@ class LocalFederation:
             "--federation", self.api_url,
             "--listen", f"{self.host}:{self.dns_port}",
             "--domain", self.topology.domain,
+            *self._tls_args(serve=False),
             *self.dns_args,
         ]
         await self._spawn("dns", argv, {"UBERNETES_TOKEN": self.credentials.reader} if self.credentials else None)
@@ -226,6 +257,7 @@ class LocalFederation:
             "--nodes-per-zone", str(spec.nodes_per_zone),
             "--pods-per-service", str(spec.pods_per_service),
             *(["--token-file", str(self.credentials.member_token_file)] if self.credentials else []),
+            *self._tls_args(serve=True),
             *self.cluster_args,
         ]
         await self._spawn(name, argv, {"UBERNETES_BOOTSTRAP_TOKEN": self.credentials.bootstrap} if self.credentials else None)
@@ -272,7 +304,7 @@ class LocalFederation:
 
     async def chaos(self, name: str, patch: dict[str, Any] | None) -> dict[str, Any]:
         """Merge ``patch`` into the member's chaos switches (None heals them all)."""
-        async with APIClient(self.cluster_url(name), timeout=3.0, token=self.admin_token) as client:
+        async with APIClient(self.cluster_url(name), timeout=3.0, token=self.admin_token, ca_file=self.ca_file) as client:
             if patch is None:
                 return await client.delete("/chaos")
             return await client.post("/chaos", patch)

@@ -93,9 +93,9 @@ def validate_metadata(obj: dict[str, Any], *, namespaced: bool, name_check: Call
             if key == "labels":
                 vp = check_label_value(v)
                 if vp:
-                    errs.append((f"metadata.labels", f"Invalid value: {v!r}: {vp}"))
+                    errs.append(("metadata.labels", f"Invalid value: {v!r}: {vp}"))
             elif not isinstance(v, str):
-                errs.append((f"metadata.annotations", f"Invalid value: {k!r}: must be a string"))
+                errs.append(("metadata.annotations", f"Invalid value: {k!r}: must be a string"))
     return errs
 
 

@@ -43,7 +43,7 @@ async def fed():
         ClusterSpec("c1", "aws", "us-east-1", ("us-east-1a",), random_pool(0)),
         ClusterSpec("c2", "aws", "us-east-1", ("us-east-1b",), random_pool(1)),
     ))
-    federation = LocalFederation(topology, auth=True)
+    federation = LocalFederation(topology, auth=True, tls=False)  # TLS has tests of its own
     try:
         await federation.start(timeout=40)
         yield federation

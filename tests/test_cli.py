@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from federation.cli import main
+from federation.localfed import free_port
 
 WEB = """\
 apiVersion: v1
@@ -47,10 +47,7 @@ spec:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
 
 
 def ubernetes_command() -> list[str]:

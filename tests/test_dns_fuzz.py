@@ -10,7 +10,6 @@ its RSS (from /proc) stayed under a bound, and it stops cleanly on SIGTERM.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal

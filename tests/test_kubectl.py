@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from federation.localfed import free_port
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (not on PATH)")
@@ -45,10 +45,7 @@ def ports_yaml(*numbers: int) -> str:
     return "\n".join(f"  - {{name: p{n}, port: {n}}}" for n in numbers)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
 
 
 def wait_for(url: str, proc: subprocess.Popen, log: Path, what: str, seconds: float = 20) -> None:

@@ -6,13 +6,11 @@ Services go through ``CoreV1Api``; the federation's own kinds (clusters) through
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -20,14 +18,12 @@ import pytest
 kubernetes = pytest.importorskip("kubernetes", reason="the kubernetes package is not installed (test extra)")
 from kubernetes import client, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
+from federation.localfed import free_port
 
 GROUP, VERSION, CLUSTERS = "federation", "v1beta1", "clusters"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,16 @@
-"""``ubernetes up`` turns tokens on and the README's commands keep working (issue 8).
+"""``ubernetes up`` turns tokens and TLS on and the README's commands keep working (issue 8).
 
-The admin token lands in the kubeconfig (``$KUBECONFIG`` here, a temporary file), so
-``ubernetes get clusters`` and ``ubernetes chaos`` find it without a flag, while a request
-without a token is refused.
+The admin token and the demo CA land in the kubeconfig (``$KUBECONFIG`` here, a temporary
+file), so ``ubernetes get clusters``, ``ubernetes chaos`` and kubectl find them without a
+flag, while a request without a token is refused. TLS comes with the tokens because kubectl
+never sends a bearer token over plain HTTP.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,7 +35,7 @@ def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
          "--cluster-base-port", str(base), "--control-listen", f"127.0.0.1:{control}", "--no-color"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
     )
-    server = f"http://127.0.0.1:{api}"
+    server = f"https://127.0.0.1:{api}"
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "federation", "--server", server, *args],
@@ -42,12 +44,20 @@ def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
     try:
         wait_until(kubeconfig.exists, timeout=60, what="up to write the kubeconfig")
         wait_until(lambda: " True " in cli("get", "clusters").stdout, timeout=30, what="c1 Ready through the CLI")
-        assert http("GET", f"{server}/apis/federation/v1beta1/clusters", timeout=2)[0] == 401
         config = yaml.safe_load(kubeconfig.read_text())
         users = {u["name"]: u["user"] for u in config["users"]}
         assert users["myfed"]["token"] and users["c1"]["token"]
+        ca = {c["name"]: c["cluster"] for c in config["clusters"]}["myfed"]["certificate-authority"]
+        assert http("GET", f"{server}/apis/federation/v1beta1/clusters", timeout=2, ca_file=ca)[0] == 401
         # The member's /chaos needs the token too; the CLI has it from the kubeconfig.
-        assert http("GET", f"http://127.0.0.1:{base}/chaos", timeout=2)[0] == 401
+        assert http("GET", f"https://127.0.0.1:{base}/chaos", timeout=2, ca_file=ca)[0] == 401
+        if shutil.which("kubectl"):
+            got = subprocess.run(["kubectl", "--context", "myfed", "get", "clusters"], capture_output=True,
+                                 text=True, timeout=60, env=env)
+            assert got.returncode == 0 and "c1" in got.stdout, got.stderr
+            got = subprocess.run(["kubectl", "--context", "c1", "get", "nodes"], capture_output=True,
+                                 text=True, timeout=60, env=env)
+            assert got.returncode == 0 and "c1-" in got.stdout, got.stderr
         shown = cli("chaos", "--launcher", f"http://127.0.0.1:{control}", "latency", "c1", "0.1")
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout)["apiLatency"] == 0.1
@@ -64,3 +74,27 @@ def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
             proc.kill()
         log.close()
     assert proc.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
+
+
+def test_the_default_server_means_the_https_one_up_left_in_the_kubeconfig(tmp_path, monkeypatch):
+    import click
+
+    from federation.certs import create_certs
+    from federation.cli_kubectl import resolve_server
+
+    ca = str(create_certs(tmp_path / "pki")["ca.crt"])
+    path = tmp_path / "config"
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.delenv("UBERNETES_SERVER", raising=False)
+    monkeypatch.delenv("UBERNETES_TOKEN", raising=False)
+    ctx = click.Context(click.Command("get"), obj={})
+    assert resolve_server(ctx, None).url == "http://127.0.0.1:8080"  # no kubeconfig: the plain default
+    path.write_text(yaml.safe_dump({
+        "clusters": [{"name": "myfed", "cluster": {"server": "https://127.0.0.1:8080", "certificate-authority": ca}}],
+        "users": [{"name": "myfed", "user": {"token": "t0k"}}],
+        "contexts": [{"name": "myfed", "context": {"cluster": "myfed", "user": "myfed"}}],
+    }))
+    found = resolve_server(ctx, None)
+    assert (found.url, found.token, found.ca_file) == ("https://127.0.0.1:8080", "t0k", ca)
+    # An address the user gives is taken as given.
+    assert resolve_server(ctx, "http://127.0.0.1:8080").url == "http://127.0.0.1:8080"

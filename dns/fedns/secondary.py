@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -68,18 +67,10 @@ def knot_config(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return port
-    raise OSError("no free port")
+    """A port free for both UDP and TCP right now (outside the ephemeral range)."""
+    from federation.localfed import free_port as pick
+
+    return pick(host, udp_too=True)
 
 
 class KnotSecondary:
