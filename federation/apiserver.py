@@ -580,6 +580,7 @@ class API:
         except ValueError:
             raise st.APIError(400, f"resourceVersion {rv_text!r} is not valid") from None
         as_table = tables.wants_table(request.headers.get("Accept"))
+        bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1") and not as_table
         include_object = request.query.get("includeObject", "Metadata")
         first = [True]
 
@@ -627,6 +628,13 @@ class API:
                 except asyncio.TimeoutError:
                     if request.transport is None or request.transport.is_closing():
                         break
+                    if bookmarks:
+                        # An idle watch says it is alive and how far it has got, so a client
+                        # can tell a quiet server from a hung one (allowWatchBookmarks).
+                        await resp.write(self._line("BOOKMARK", {
+                            "kind": res.kind, "apiVersion": res.api_version,
+                            "metadata": {"resourceVersion": str(last)},
+                        }))
                     continue
                 if event is None:
                     await resp.write(
@@ -726,8 +734,10 @@ def add_discovery_routes(
     app.router.add_get("/openapi/v3/{path:.+}", openapi_document)
 
 
-def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None) -> web.Application:
-    """The API app; ``tokens`` (a parsed token file) turns authentication and authorization on."""
+def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None,
+             watch_ping: float = 5.0) -> web.Application:
+    """The API app; ``tokens`` (a parsed token file) turns authentication and authorization on.
+    ``watch_ping``: how often an idle watch checks its client and, when asked, sends a BOOKMARK."""
     middlewares: list[Any] = [status_middleware]
     if tokens is not None:
         authenticator = auth.Authenticator(
@@ -736,5 +746,5 @@ def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None) 
         middlewares.append(auth_middleware(authenticator))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[REGISTRY_KEY] = registry
-    API(registry).routes(app)
+    API(registry, watch_ping=watch_ping).routes(app)
     return app

@@ -86,9 +86,16 @@ class APIClient:
         return await self.request("DELETE", path, **kw)
 
     async def watch(
-        self, path: str, *, resource_version: str | None = None, timeout: float | None = None
+        self,
+        path: str,
+        *,
+        resource_version: str | None = None,
+        timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield watch events (``{"type", "object"}``) until the server ends the stream.
+
+        With ``idle_timeout``, bookmarks are asked for (and yielded, type ``BOOKMARK``).
 
         A 410 arrives either as an HTTP error or as an ``ERROR`` event; both raise
         :class:`APIError` with code 410 so the caller relists.
@@ -96,7 +103,11 @@ class APIClient:
         params = {"watch": "true"}
         if resource_version:
             params["resourceVersion"] = resource_version
-        t = aiohttp.ClientTimeout(total=timeout, sock_connect=self.timeout)
+        if idle_timeout is not None:
+            # The server sends a BOOKMARK on an idle watch; silence for longer than
+            # ``idle_timeout`` means a hung server, and raises asyncio.TimeoutError.
+            params["allowWatchBookmarks"] = "true"
+        t = aiohttp.ClientTimeout(total=timeout, sock_connect=self.timeout, sock_read=idle_timeout)
         async with self.session.get(self.base_url + path, params=params, timeout=t, ssl=self.ssl) as resp:
             if resp.status >= 400:
                 raise error_from_response(resp.status, await resp.text())

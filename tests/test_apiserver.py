@@ -156,3 +156,21 @@ async def test_watch_from_a_compacted_version_is_gone(api):
                    {"metadata": {"name": f"e{i}"}, "involvedObject": {"kind": "Service", "name": "x"}})
     code, body = await call(api, "GET", f"{SVC}?watch=true&resourceVersion=3")
     assert code == 410 and body["reason"] == "Expired"
+
+
+async def test_an_idle_watch_gets_bookmarks_when_it_asks():
+    store = SQLiteStore(":memory:")
+    server = TestServer(make_app(Registry(store, WatchHub()), watch_ping=0.2), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
+            await call(session, "POST", SVC, service("a"))
+            async with session.get(f"{SVC}?watch=true&resourceVersion=1&allowWatchBookmarks=true&timeoutSeconds=1") as r:
+                lines = [json.loads(x) for x in (await r.text()).splitlines()]
+            async with session.get(f"{SVC}?watch=true&resourceVersion=1&timeoutSeconds=1") as r:
+                plain = (await r.text()).splitlines()
+    finally:
+        await server.close()
+    bookmarks = [e for e in lines if e["type"] == "BOOKMARK"]
+    assert len(bookmarks) >= 3 and bookmarks[0]["object"]["metadata"]["resourceVersion"] == "1"
+    assert plain == []  # no bookmarks unless asked for

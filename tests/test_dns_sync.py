@@ -351,3 +351,42 @@ async def test_static_records_are_served_beside_the_federation(api):
         api.put("a.more", record("more.example.com.", ["127.0.0.51"]))
         await eventually(lambda: _is(addresses(r.port, "more.example.com."), ["127.0.0.51"]), within=1.0)
         assert await addresses(r.port, "static.example.com.") == ["127.0.0.50"]
+
+
+async def test_a_hung_api_server_is_noticed_by_its_silence():
+    """A server that takes the watch and then says nothing (no event, no bookmark) is hung:
+    the sync calls the view stale after ``idle_timeout`` instead of waiting out its watch."""
+    from federation.client import APIClient
+
+    hung = asyncio.Event()
+
+    async def records(request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch") != "true":
+            return web.json_response({"kind": "DNSRecordList", "metadata": {"resourceVersion": "7"}, "items": []})
+        assert request.query.get("allowWatchBookmarks") == "true"
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await hung.wait()  # accepted, then silent
+        return resp
+
+    app = web.Application()
+    app.router.add_get(DNSRECORDS, records)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = APIClient(f"http://127.0.0.1:{port}")
+    sync = RecordSync(client, ZoneView(ZoneConfig()), idle_timeout=0.5)
+    task = asyncio.create_task(sync.run())
+    try:
+        deadline = time.monotonic() + 5
+        while not (sync.relists and sync.stale) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert sync.relists >= 1 and sync.stale and "no event or bookmark" in (sync.last_error or "")
+    finally:
+        hung.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await client.close()
+        await runner.cleanup()

@@ -44,6 +44,7 @@ class RecordSync:
         max_backoff: float = 2.0,
         first_backoff: float = 0.05,
         watch_timeout: float = 300.0,
+        idle_timeout: float | None = 15.0,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.client = client
@@ -52,6 +53,9 @@ class RecordSync:
         self.max_backoff = max_backoff
         self.first_backoff = first_backoff
         self.watch_timeout = watch_timeout
+        # The API server sends a BOOKMARK every 5 s on an idle watch; 15 s of silence is a
+        # hung server, noticed then instead of at the end of the 300 s watch.
+        self.idle_timeout = idle_timeout
         self.rng = rng
         self.resource_version: str | None = None
         self.connected = False
@@ -135,14 +139,19 @@ class RecordSync:
     async def watch_once(self) -> int:
         """Apply events until the stream ends; returns how many arrived."""
         count = 0
+        started = time.monotonic()
         try:
             async for event in self.client.watch(
-                self.path, resource_version=self.resource_version, timeout=self.watch_timeout
+                self.path, resource_version=self.resource_version, timeout=self.watch_timeout,
+                idle_timeout=self.idle_timeout,
             ):
                 count += 1
                 self.apply(event)
         except asyncio.TimeoutError:
-            pass  # our own watch timeout: resume from the last resourceVersion
+            if time.monotonic() - started < self.watch_timeout - 1:
+                # Silent past idle_timeout: no event and no bookmark, so the server hangs.
+                raise ConnectionError(f"no event or bookmark for {self.idle_timeout:g}s") from None
+            # our own watch timeout: resume from the last resourceVersion
         return count
 
     def apply(self, event: dict[str, Any]) -> None:
