@@ -97,12 +97,15 @@ class SQLiteStore:
             self._db.close()
 
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            "SELECT body FROM objects WHERE resource=? AND namespace=? AND name=?", (resource, namespace, name)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM objects WHERE resource=? AND namespace=? AND name=?", (resource, namespace, name)
+            ).fetchone()
         return json.loads(row[0]) if row else None
 
     def list(self, resource: str, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        # Rows are read under the lock, decoded outside it: a big list read in a worker
+        # thread must not hold up writes on the event loop while it parses JSON.
         with self._lock:
             if namespace is None:
                 rows = self._db.execute(
@@ -112,7 +115,8 @@ class SQLiteStore:
                 rows = self._db.execute(
                     "SELECT body FROM objects WHERE resource=? AND namespace=? ORDER BY name", (resource, namespace)
                 ).fetchall()
-            return [json.loads(r[0]) for r in rows], self._rv
+            rv = self._rv
+        return [json.loads(r[0]) for r in rows], rv
 
     def _current_rv(self, resource: str, namespace: str, name: str) -> int | None:
         row = self._db.execute(
