@@ -619,22 +619,25 @@ class API:
             for etype, obj, _ in backlog:
                 await resp.write(line(etype, obj))
             deadline = time.monotonic() + timeout
+            last_sent = time.monotonic()
             while True:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or request.transport is None or request.transport.is_closing():
                     break
+                if bookmarks and time.monotonic() - last_sent >= self.watch_ping:
+                    # Nothing for this watcher for a while (other kinds' events do not count):
+                    # say it is alive and how far it has got, so a client can tell a quiet
+                    # server from a hung one (allowWatchBookmarks).
+                    await resp.write(self._line("BOOKMARK", {
+                        "kind": res.kind, "apiVersion": res.api_version,
+                        "metadata": {"resourceVersion": str(last)},
+                    }))
+                    last_sent = time.monotonic()
                 try:
                     event = await asyncio.wait_for(queue.get(), min(remaining, self.watch_ping))
                 except asyncio.TimeoutError:
                     if request.transport is None or request.transport.is_closing():
                         break
-                    if bookmarks:
-                        # An idle watch says it is alive and how far it has got, so a client
-                        # can tell a quiet server from a hung one (allowWatchBookmarks).
-                        await resp.write(self._line("BOOKMARK", {
-                            "kind": res.kind, "apiVersion": res.api_version,
-                            "metadata": {"resourceVersion": str(last)},
-                        }))
                     continue
                 if event is None:
                     await resp.write(
@@ -646,6 +649,7 @@ class API:
                 last = event.rv
                 if wanted(event.resource, event.namespace, event.object):
                     await resp.write(line(event.type, event.object))
+                    last_sent = time.monotonic()
             await resp.write_eof()
             return resp
         except (ConnectionResetError, ClientConnectionResetError):
