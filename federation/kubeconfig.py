@@ -136,6 +136,21 @@ def merge(existing: dict[str, Any] | None, new: dict[str, Any], *, set_current: 
     return merged
 
 
+def unmerge(existing: dict[str, Any] | None, added: dict[str, Any]) -> dict[str, Any] | None:
+    """``existing`` without the entries ``added`` put there, where they are still as added
+    (another writer may have replaced one since); the current context goes with its entry."""
+    if not isinstance(existing, dict):
+        return existing
+    out = dict(existing)
+    for section in ("clusters", "users", "contexts"):
+        ours = [e for e in added.get(section) or []]
+        out[section] = [e for e in existing.get(section) or [] if e not in ours]
+    names = {e.get("name") for e in out.get("contexts") or [] if isinstance(e, dict)}
+    if out.get("current-context") and out["current-context"] not in names:
+        out.pop("current-context")
+    return out
+
+
 @click.command("kubeconfig")
 @server_option
 @click.option("--federation-name", default="myfed", show_default=True, help="Name of the federation's context.")

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -82,16 +83,18 @@ def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
     return "\n".join(lines)
 
 
-def write_kubeconfig(fed: LocalFederation, target: str | None, workdir: Path) -> str:
+def write_kubeconfig(fed: LocalFederation, target: str | None, workdir: Path) -> tuple[str, Any]:
     """Issue 8: the admin token goes into a kubeconfig in the temp dir and, as ``kubefed init``
     did, is merged into the user's kubeconfig (``target``; "" skips), so ``ubernetes get ...``
-    and kubectl find it for this server. Returns the line the summary prints."""
+    and kubectl find it for this server. Returns the line the summary prints and a function
+    that takes the merged entries out again when the federation stops: their CA file lives
+    in the temporary directory, and kubectl refuses a kubeconfig naming a missing file."""
     import yaml
 
     from federation import kubeconfig as kc
 
     if fed.credentials is None:
-        return ""
+        return "", lambda: None
     admin = fed.credentials.admin
     clusters = [{"metadata": {"name": c.name}, "spec": {"serverAddressByClientCIDRs": [
         {"clientCIDR": "0.0.0.0/0", "serverAddress": fed.cluster_url(c.name)}]}} for c in fed.topology.clusters]
@@ -102,8 +105,16 @@ def write_kubeconfig(fed: LocalFederation, target: str | None, workdir: Path) ->
     own.write_text(yaml.safe_dump(config, sort_keys=False))
     own.chmod(0o600)
     if not target:
-        return f"{own} (admin token; KUBECONFIG={own} or --token)"
+        return f"{own} (admin token; KUBECONFIG={own} or --token)", lambda: None
     path = Path(target)
+
+    def take_back() -> None:
+        try:
+            current = yaml.safe_load(path.read_text()) if path.exists() else None
+            path.write_text(yaml.safe_dump(kc.unmerge(current, config), sort_keys=False))
+        except (OSError, yaml.YAMLError) as err:
+            click.echo(f"warning: could not take the federation's entries out of {path}: {err}", err=True)
+
     try:
         existing = yaml.safe_load(path.read_text()) if path.exists() else None
         merged = kc.merge(existing, config, set_current=False)
@@ -112,8 +123,8 @@ def write_kubeconfig(fed: LocalFederation, target: str | None, workdir: Path) ->
         path.chmod(0o600)
     except (OSError, yaml.YAMLError) as err:
         click.echo(f"warning: could not merge the admin token into {path}: {err}", err=True)
-        return f"{own} (admin token; KUBECONFIG={own} or --token)"
-    return f"{path} (context {fed.topology.federation}, admin token; also {own})"
+        return f"{own} (admin token; KUBECONFIG={own} or --token)", lambda: None
+    return f"{path} (context {fed.topology.federation}, admin token, until up stops; also {own})", take_back
 
 
 async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[str, int] | None = None,
@@ -124,6 +135,7 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
         loop.add_signal_handler(sig, stop.set)
     started = time.monotonic()
     control_runner = None
+    note, take_back = "", lambda: None
     try:
         starting = asyncio.create_task(fed.start(timeout=ready_timeout))
         stopper = asyncio.create_task(stop.wait())
@@ -142,7 +154,8 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
                 click.echo(f"Launcher fault API on http://{control[0]}:{control[1]}/faults (ubernetes chaos).")
             except OSError as err:
                 click.echo(f"warning: no launcher fault API on {control[0]}:{control[1]}: {err.strerror or err}", err=True)
-        note = write_kubeconfig(fed, kubeconfig, workdir) if workdir is not None else ""
+        if workdir is not None:
+            note, take_back = write_kubeconfig(fed, kubeconfig, workdir)
         click.echo(summary(fed, note))
         click.echo(f"(started in {time.monotonic() - started:.1f}s)")
         await stop.wait()
@@ -155,6 +168,7 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
         if control_runner is not None:
             await control_runner.cleanup()
         await fed.stop()
+        take_back()
 
 
 @click.command("up")

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
+from federation.localfed import free_port
 from federation.topology import ClusterSpec, Topology
 
 
@@ -27,3 +35,62 @@ def three_clusters() -> Topology:
 @pytest.fixture
 def topology() -> Topology:
     return three_clusters()
+
+
+def wait_healthy(url: str, proc: "subprocess.Popen[bytes]", log: Path, what: str, seconds: float = 20) -> None:
+    """Wait until ``url``/healthz answers; fail with the process's log if it exits first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not answer /healthz within {seconds} s")
+        time.sleep(0.1)
+
+
+def stop_process(proc: "subprocess.Popen[bytes]") -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def apiserver(work: Path, *args: str) -> Iterator[str]:
+    """A real ``ubernetes federation-apiserver`` (in-memory store) on a free port; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = work / "apiserver.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{port}",
+         "--store", ":memory:", *args],
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_healthy(url, proc, log, "federation-apiserver")
+        yield url
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the user's kubeconfig out of the tests (kubectl reads it even with --server, and
+    fails on an entry whose CA file is gone), and keep the tests out of it."""
+    import os
+
+    saved = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(tmp_path_factory.mktemp("kube") / "config")
+    yield
+    if saved is None:
+        os.environ.pop("KUBECONFIG", None)
+    else:
+        os.environ["KUBECONFIG"] = saved

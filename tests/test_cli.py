@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +21,7 @@ from click.testing import CliRunner
 
 from federation.cli import main
 from federation.localfed import free_port
+from tests.conftest import apiserver
 
 WEB = """\
 apiVersion: v1
@@ -59,38 +59,8 @@ def ubernetes_command() -> list[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path_factory.mktemp("apiserver") / "apiserver.log").open("w+")
-    proc = subprocess.Popen(
-        ubernetes_command() + ["federation-apiserver", "--listen", f"127.0.0.1:{port}", "--store", ":memory:"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"federation-apiserver exited with {proc.returncode}:\n{log.read()}")
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("federation-apiserver did not answer /healthz within 20 s")
-            time.sleep(0.1)
+    with apiserver(tmp_path_factory.mktemp("apiserver")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def make_runner() -> CliRunner:

@@ -21,6 +21,7 @@ from typing import Iterator
 
 import pytest
 from federation.localfed import free_port
+from tests.conftest import stop_process, wait_healthy
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (not on PATH)")
@@ -48,31 +49,6 @@ def ports_yaml(*numbers: int) -> str:
 
 
 
-def wait_for(url: str, proc: subprocess.Popen, log: Path, what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not answer /healthz within {seconds} s")
-        time.sleep(0.1)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A federation API server with controllers and one joined member cluster."""
@@ -87,19 +63,19 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     )
     member = None
     try:
-        wait_for(url, api, api_log, "federation-apiserver")
+        wait_healthy(url, api, api_log, "federation-apiserver")
         member = subprocess.Popen(
             [sys.executable, "-m", "federation", "cluster", "--name", MEMBER, "--region", "kc-region",
              "--zones", "kc-zone-a", "--provider", "aws", "--listen", f"127.0.0.1:{member_port}",
              "--lb-pool", f"127.78.{member_port % 250}.0/24", "--federation", url, "--pod-ready-delay", "0"],
             stdout=member_log.open("w"), stderr=subprocess.STDOUT,
         )
-        wait_for(member_url, member, member_log, "member cluster")
+        wait_healthy(member_url, member, member_log, "member cluster")
         yield {"url": url, "member": member_url, "work": str(work), "lb_prefix": f"127.78.{member_port % 250}."}
     finally:
         if member is not None:
-            stop(member)
-        stop(api)
+            stop_process(member)
+        stop_process(api)
 
 
 @pytest.fixture

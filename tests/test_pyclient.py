@@ -6,11 +6,8 @@ Services go through ``CoreV1Api``; the federation's own kinds (clusters) through
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from typing import Iterator
 
 import pytest
@@ -18,7 +15,7 @@ import pytest
 kubernetes = pytest.importorskip("kubernetes", reason="the kubernetes package is not installed (test extra)")
 from kubernetes import client, watch  # noqa: E402
 from kubernetes.client.rest import ApiException  # noqa: E402
-from federation.localfed import free_port
+from tests.conftest import apiserver
 
 GROUP, VERSION, CLUSTERS = "federation", "v1beta1", "clusters"
 
@@ -28,34 +25,8 @@ GROUP, VERSION, CLUSTERS = "federation", "v1beta1", "clusters"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("pyclient") / "apiserver.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{port}",
-         "--store", ":memory:", "--no-controllers"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"federation-apiserver exited:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("federation-apiserver did not start")
-                time.sleep(0.1)
+    with apiserver(tmp_path_factory.mktemp("pyclient"), "--no-controllers") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

@@ -74,6 +74,9 @@ def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
             proc.kill()
         log.close()
     assert proc.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
+    # The entries up merged are gone with it: their CA lived in its temporary directory.
+    left = yaml.safe_load(kubeconfig.read_text()) or {}
+    assert not left.get("clusters") and not left.get("contexts") and not left.get("current-context")
 
 
 def test_the_default_server_means_the_https_one_up_left_in_the_kubeconfig(tmp_path, monkeypatch):
