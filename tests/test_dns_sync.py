@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from fedns.app import Responder, Settings
 from fedns.sync import DNSRECORDS, RecordSync
 from fedns.view import ZoneView
 from fedns.zone import ZoneConfig
+from tests.conftest import stop_process
 
 G = "web.default.myfed.svc.example.com."
 
@@ -282,16 +282,6 @@ async def _wait_api(url: str, proc: subprocess.Popen) -> None:
     raise AssertionError("the API server did not come up")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _apiserver_available() -> bool:
     try:
         import federation.apiserver_command  # noqa: F401
@@ -326,7 +316,7 @@ async def test_with_the_real_federation_api_server(tmp_path):
             await eventually(lambda: _is(addresses(r.port, G), ["127.10.3.1"]), within=3.0)
 
             # the API server goes away: answers continue; it comes back: resync
-            _stop(proc)
+            stop_process(proc)
             await eventually(lambda: _true(r.sync.stale), within=5.0)
             assert await addresses(r.port, G) == ["127.10.3.1"]
             proc = _start_api(port, store)
@@ -336,7 +326,7 @@ async def test_with_the_real_federation_api_server(tmp_path):
             assert await addresses(r.port, G) == ["127.10.3.1"]
             assert not r.sync.stale
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 async def _rcode(port: int, name: str, rcode: int) -> bool:
