@@ -22,6 +22,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN /opt/ubernetes/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' >requirements.txt \
  && /opt/ubernetes/bin/pip install -q -r requirements.txt
+COPY apimachinery/ apimachinery/
 COPY federation/ federation/
 COPY clusters/ clusters/
 COPY dns/ dns/

@@ -221,16 +221,35 @@ def test_build_context_keeps_the_virtualenv_and_git_out() -> None:
     assert copied <= allowed, f"COPY of files the context leaves out: {copied - allowed}"
 
 
+def setuptools_config() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def package_roots() -> set[str]:
+    """The repository's top-level directories that hold the installed packages."""
+    config = setuptools_config()
+    where = config.get("package-dir", {})
+    return {where.get(name, name.replace(".", "/")).split("/")[0] for name in config["packages"]}
+
+
 def test_the_image_installs_every_package() -> None:
     # The image installs the project non-editably: a package missing from pyproject.toml's
     # list is missing from the image, and `ubernetes` fails to start there.
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    listed = set(setuptools_config()["packages"])
     found = {
         ".".join(p.parent.relative_to(ROOT).parts).removeprefix("dns.")
-        for top in ("federation", "clusters", "dns")
+        for top in package_roots()
         for p in (ROOT / top).rglob("__init__.py")
     }
     assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
+
+
+def test_the_image_build_copies_every_package_directory() -> None:
+    # `pip install .` in the build stage fails outright when a listed package's directory
+    # was not copied in (CI once went red on exactly this).
+    text = (ROOT / "Dockerfile").read_text()
+    copied = {src.rstrip("/") for src, dest in re.findall(r"^COPY (?!--from)(\S+) (\S+)$", text, re.M)}
+    assert package_roots() <= copied, f"Dockerfile does not copy {sorted(package_roots() - copied)}"
 
 
 @pytest.mark.parametrize("compose", [["docker-compose"], ["docker", "compose"]], ids=["compose-1.29", "compose-v2"])
