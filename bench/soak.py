@@ -45,7 +45,8 @@ import dns.message  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 from federation.client import APIClient  # noqa: E402
-from federation.security import make_local_credentials  # noqa: E402
+from federation.certs import create_certs  # noqa: E402
+from federation.security import make_local_credentials, publish_bootstrap_token  # noqa: E402
 
 SERVICES = "/api/v1/namespaces/default/services"
 CLUSTERS = "/apis/federation/v1beta1/clusters"
@@ -175,9 +176,11 @@ class Soak:
         self.args = args
         self.work = work
         self.creds = make_local_credentials(work)
+        # Tokens go only over https (issue 19), so the soak runs with TLS as `up` does.
+        self.pki = create_certs(work / "pki", hosts=["127.0.0.1"])
         self.api_port = free_port()
         self.dns_port = free_port(udp_too=True)
-        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.api_url = f"https://127.0.0.1:{self.api_port}"
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
 
@@ -193,8 +196,8 @@ class Soak:
         py = sys.executable
         self.spawn("apiserver", [py, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{self.api_port}",
                                  "--store", str(self.work / "federation.db"), "--token-file", str(self.creds.token_file),
-                                 "--no-dataplane-checks"])
-        self.spawn("dns", [py, "-m", "federation", "dns", "--federation", self.api_url,
+                                 "--no-dataplane-checks", "--auto-approve-clusters", "*", *self.tls(serve=True)])
+        self.spawn("dns", [py, "-m", "federation", "dns", "--federation", self.api_url, *self.tls(serve=False),
                            "--listen", f"127.0.0.1:{self.dns_port}", "--domain", DOMAIN, "--log-level", "warning"],
                    env={"UBERNETES_TOKEN": self.creds.reader})
         per = self.args.per_host
@@ -203,7 +206,14 @@ class Soak:
             self.spawn(f"host{first // per}", [
                 py, "-m", "clusters.host", "--count", str(count), "--first-index", str(first), "--prefix", "soak",
                 "--federation", self.api_url, "--stats-file", str(self.work / f"host{first // per}.json"),
+                "--credential-dir", str(self.work / "credentials"), *self.tls(serve=True),
             ], env={"UBERNETES_BOOTSTRAP_TOKEN": self.creds.bootstrap})
+
+    def tls(self, *, serve: bool) -> list[str]:
+        args = ["--certificate-authority", str(self.pki["ca.crt"])]
+        if serve:
+            args += ["--tls-cert-file", str(self.pki["server.crt"]), "--tls-private-key-file", str(self.pki["server.key"])]
+        return args
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -240,12 +250,13 @@ class Soak:
         args = self.args
         t0 = time.monotonic()
         self.start()
-        api = APIClient(self.api_url, timeout=30, token=self.creds.admin)
+        api = APIClient(self.api_url, timeout=30, token=self.creds.admin, ca_file=str(self.pki["ca.crt"]))
         try:
             async def api_up():
                 return await api.get("/healthz") == "ok"
 
             await self.wait("the API", api_up, 30)
+            await publish_bootstrap_token(api, self.creds.bootstrap)  # the hosts retry until it is there
 
             async def clusters_ready():
                 items = (await api.get(CLUSTERS))["items"]

@@ -14,9 +14,11 @@ While the chaos switch ``partitioned`` is on, the agent stays silent, as a membe
 from the control plane would.
 
 With a bootstrap token (issue 8) the agent first asks for a credential of its own
-(``POST .../clusters/<name>/credential``), keeps it in memory and uses it for everything
-after; a credential the federation no longer accepts (401, e.g. after a store wipe) is
-asked for again with the bootstrap token. When the member's own API needs a token, the
+(``POST .../clusters/<name>/credential``) and uses it for everything after. A bootstrap
+token gets only a new cluster's first credential (issue 19), so the agent keeps it in its
+``credential_file`` (0600), as a kubelet keeps its certificate, and a restarted member
+goes on with it; a credential the federation no longer accepts (401, e.g. after a store
+wipe) is asked for again with the bootstrap token. When the member's own API needs a token, the
 agent publishes it in the Secret ``federation-system/cluster-access-<name>`` that its
 Cluster's ``spec.secretRef`` names, so the federation can reach it.
 """
@@ -28,6 +30,7 @@ import collections
 import logging
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -46,6 +49,28 @@ LEASE_NAMESPACE = "federation-system"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
 SECRETS = f"/api/v1/namespaces/{LEASE_NAMESPACE}/secrets"
 ENSURE_EVERY = 5  # renewals between checks that the Cluster object still exists
+
+
+def load_credential(path: Path | None, name: str) -> str | None:
+    """The credential kept in ``path`` when it is one of cluster ``name``'s, else None."""
+    if path is None:
+        return None
+    try:
+        token = path.read_text().strip()
+    except OSError:
+        return None
+    return token if token.startswith(f"{name}.") else None
+
+
+def save_credential(path: Path | None, token: str) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.touch(mode=0o600)
+    tmp.chmod(0o600)
+    tmp.write_text(token + "\n")
+    tmp.replace(path)
 
 
 class _Retry(Exception):
@@ -118,14 +143,16 @@ class Agent:
         bootstrap_token: str | None = None,
         access_token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        credential_file: Path | None = None,
     ) -> None:
         self.federation = federation
+        self.credential_file = credential_file
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.access_token = access_token
         self.bootstrap = (APIClient(federation, timeout=timeout, token=bootstrap_token, ssl_context=ssl_context)
                           if bootstrap_token else None)
-        self.credential: str | None = None  # our own token, in memory only
+        self.credential: str | None = None  # our own token (and in credential_file, when given)
         # Figures for bench/soak: latency of each successful renewal, and failed steps.
         self.renewal_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.failed_steps = 0
@@ -139,6 +166,10 @@ class Agent:
             secret_ref=access_token is not None,
         )
         self.client = APIClient(federation, timeout=timeout, ssl_context=ssl_context)
+        saved = load_credential(credential_file, name) if self.bootstrap else None
+        if saved:
+            self._use_credential(saved)
+            log.info("using the credential kept in %s", credential_file)
         self.joined = False
         self._need_ensure = True
         self._renewals = 0
@@ -151,14 +182,23 @@ class Agent:
         """With a bootstrap token and no credential yet: ask for one and use it from now on."""
         if self.bootstrap is None or self.credential is not None:
             return
-        answer = await self.bootstrap.post(f"{CLUSTERS}/{self.name}/credential", None)
+        try:
+            answer = await self.bootstrap.post(f"{CLUSTERS}/{self.name}/credential", None)
+        except APIError as err:
+            if err.code == 403:
+                log.error("the federation refuses us a credential: %s", err.message)
+            raise
         token = answer.get("token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise ValueError("the federation answered a credential request without a token")
         await self.client.close()
+        self._use_credential(token)
+        save_credential(self.credential_file, token)
+        log.info("got a credential of our own (user system:cluster:%s) with the bootstrap token", self.name)
+
+    def _use_credential(self, token: str) -> None:
         self.credential = token
         self.client = APIClient(self.federation, timeout=self.timeout, token=token, ssl_context=self.ssl_context)
-        log.info("got a credential of our own (user system:cluster:%s) with the bootstrap token", self.name)
 
     async def ensure_access_secret(self) -> None:
         """Publish the token the federation needs for our API, when it needs one."""

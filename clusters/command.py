@@ -16,6 +16,7 @@ import socket
 import sys
 import urllib.parse
 import zlib
+from pathlib import Path
 from dataclasses import dataclass
 
 import click
@@ -62,6 +63,7 @@ class Options:
     tls_cert_file: str | None = None
     tls_private_key_file: str | None = None
     certificate_authority: str | None = None
+    credential_file: str | None = None  # issue 19: where the agent keeps its credential
 
 
 def default_lb_pool(name: str) -> str:
@@ -163,6 +165,9 @@ def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 @click.option("--tls-cert-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Serve the API over HTTPS with this certificate.")
 @click.option("--tls-private-key-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert-file.")
 @click.option("--certificate-authority", default=None, type=click.Path(exists=True, dir_okay=False), help="CA to verify an HTTPS federation API with.")
+@click.option("--credential-file", default=None, type=click.Path(dir_okay=False),
+              help="Keep the credential the bootstrap token got in this file (0600), so a restart can rejoin: "
+                   "a bootstrap token gets only a cluster's first credential.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | None, pod_cidr: str | None, **kw: object) -> None:
     """Run one simulated member cluster: its API, nodes, pods, LB data plane, and join agent."""
@@ -328,6 +333,7 @@ async def start_cluster(opts: Options) -> Running:
             bootstrap_token=opts.bootstrap_token,
             access_token=access_token,
             ssl_context=client_ssl_context(opts.certificate_authority),
+            credential_file=Path(opts.credential_file) if opts.credential_file else None,
         )
         agent_task = asyncio.create_task(agent.run(), name="agent")
         tasks.append(agent_task)

@@ -18,7 +18,7 @@ import yaml
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from federation import auth, discovery, openapi, tables
+from federation import admission, auth, discovery, openapi, tables
 from federation import status as st
 from federation.jsonpatch import PatchError, apply_json_patch
 from federation.meta import SelectorError, merge_patch, parse_selector, selector_matches
@@ -171,9 +171,11 @@ def _object_body(body: Any, res: Resource, what: str) -> dict[str, Any]:
 
 
 class API:
-    def __init__(self, registry: Registry, *, watch_ping: float = 5.0) -> None:
+    def __init__(self, registry: Registry, *, watch_ping: float = 5.0,
+                 auto_approve: frozenset[str] = frozenset()) -> None:
         self.registry = registry
         self.watch_ping = watch_ping
+        self.auto_approve = auto_approve  # Cluster names approved when they join (issue 19)
         self.components = openapi.schemas_for(SERVED)
         self.schemas = {res.key: openapi.SchemaNode(self.components[openapi.schema_name(res)], self.components)
                         for res in SERVED}
@@ -191,6 +193,9 @@ class API:
         for res in ALL:
             self._add_resource(app, res)
         app.router.add_post(f"{CLUSTERS.base_path()}/{{name}}/credential", self.cluster_credential)
+        approval_path = f"{CLUSTERS.base_path()}/{{name}}/approval"
+        app.router.add_get(approval_path, lambda request: self.get(request, CLUSTERS))
+        app.router.add_put(approval_path, lambda request: self.replace(request, CLUSTERS, subresource="approval"))
 
     def _add_resource(self, app: web.Application, res: Resource) -> None:
         def bind(fn: Callable[..., Awaitable[web.StreamResponse]], **fixed: Any):
@@ -230,15 +235,28 @@ class API:
         secret = auth.credential_secret(name, token)
         secret_name = secret["metadata"]["name"]
         current = self.registry.find(SECRETS, auth.SYSTEM_NAMESPACE, secret_name)
+        admission.check_credential_request(request.get(USER_KEY), name, has_credential=current is not None,
+                                           cluster_exists=self.registry.find(CLUSTERS, "", name) is not None)
         if current is None:
             self.registry.create(SECRETS, auth.SYSTEM_NAMESPACE, secret)
         else:
             secret["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             self.registry.replace(SECRETS, auth.SYSTEM_NAMESPACE, secret_name, secret)
         log.info("issued a credential for cluster %s", name)
+        self._spend_bootstrap_token(request.get(USER_KEY))
         return json_response({"apiVersion": "federation/v1beta1", "kind": "ClusterCredential",
                               "metadata": {"name": name}, "user": auth.CLUSTER_USER_PREFIX + name,
                               "groups": [auth.CLUSTERS_GROUP], "token": token}, 201)
+
+    def _spend_bootstrap_token(self, user: auth.User | None) -> None:
+        """A single-use bootstrap token is deleted once it has got a cluster its first credential."""
+        if user is None or not user.name.startswith(auth.BOOTSTRAP_USER_PREFIX):
+            return
+        name = auth.BOOTSTRAP_SECRET_PREFIX + user.name[len(auth.BOOTSTRAP_USER_PREFIX):]
+        secret = self.registry.find(SECRETS, auth.SYSTEM_NAMESPACE, name)
+        if secret is not None and auth.secret_value(secret, auth.SINGLE_USE_KEY) == "true":
+            self.registry.delete(SECRETS, auth.SYSTEM_NAMESPACE, name)
+            log.info("single-use bootstrap token %s spent", name)
 
     # -------------------------------------------------------------- plain endpoints
 
@@ -398,6 +416,13 @@ class API:
             )
         return messages
 
+    def _admit(self, request: web.Request, res: Resource, current: dict[str, Any] | None,
+               new: dict[str, Any]) -> dict[str, Any]:
+        """Issue 19's rules on a Cluster a non-admin writes (federation/admission.py)."""
+        if res.key != CLUSTERS.key:
+            return new
+        return admission.admit_cluster(request.get(USER_KEY), current, new, auto_approve=self.auto_approve)
+
     def _track(self, request: web.Request, res: Resource, before: dict[str, Any] | None,
                after: dict[str, Any]) -> dict[str, Any]:
         """Record the writer in managedFields when it names itself (kubectl does) or when the
@@ -421,7 +446,7 @@ class API:
                 f"the namespace sent on the request ({namespace})",
             )
         check_created_name(request, res, meta.get("name") if isinstance(meta, dict) else None, namespace)
-        body = self._track(request, res, None, body)
+        body = self._admit(request, res, None, self._track(request, res, None, body))
         return self._object_response(request, res, self.registry.create(res, namespace, body), 201, warnings)
 
     async def replace(self, request: web.Request, res: Resource, subresource: str = "") -> web.Response:
@@ -431,7 +456,8 @@ class API:
         warnings = self._validate_fields(request, res, body, what=what)
         namespace = self._ns(request, res)
         if not subresource:
-            body = self._track(request, res, self.registry.find(res, namespace, name), body)
+            current = self.registry.find(res, namespace, name)
+            body = self._admit(request, res, current, self._track(request, res, current, body))
         return self._object_response(
             request, res, self.registry.replace(res, namespace, name, body, subresource=subresource), warnings=warnings
         )
@@ -473,7 +499,7 @@ class API:
             # A patch without a resourceVersion applies to whatever is current.
             new_meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         if not subresource:
-            new = self._track(request, res, current, new)
+            new = self._admit(request, res, current, self._track(request, res, current, new))
         return self._object_response(
             request, res, self.registry.replace(res, namespace, name, new, subresource=subresource), warnings=warnings
         )
@@ -506,6 +532,7 @@ class API:
             ) from None
         except StrategicPatchError as err:
             raise st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
+        new = self._admit(request, res, current, new)
         if current is None:
             new.setdefault("metadata", {})["name"] = name
             return self._object_response(request, res, self.registry.create(res, namespace, new), 201, warnings)
@@ -739,7 +766,7 @@ def add_discovery_routes(
 
 
 def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None,
-             watch_ping: float = 5.0) -> web.Application:
+             watch_ping: float = 5.0, auto_approve: frozenset[str] = frozenset()) -> web.Application:
     """The API app; ``tokens`` (a parsed token file) turns authentication and authorization on.
     ``watch_ping``: how often an idle watch checks its client and, when asked, sends a BOOKMARK."""
     middlewares: list[Any] = [status_middleware]
@@ -750,5 +777,5 @@ def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None,
         middlewares.append(auth_middleware(authenticator))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[REGISTRY_KEY] = registry
-    API(registry, watch_ping=watch_ping).routes(app)
+    API(registry, watch_ping=watch_ping, auto_approve=auto_approve).routes(app)
     return app

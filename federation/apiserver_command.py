@@ -41,13 +41,13 @@ def split_listen(value: str) -> tuple[str, int]:
 
 async def serve(*, host: str, port: int, store_path: str, settings: Settings, controllers: bool,
                 tokens: dict | None = None, ssl_context: ssl.SSLContext | None = None,
-                member_ssl: ssl.SSLContext | None = None) -> None:
+                member_ssl: ssl.SSLContext | None = None, auto_approve: frozenset[str] = frozenset()) -> None:
     from federation.controllers.propagation import PropagationController
 
     store = open_store(store_path)
     hub = WatchHub()
     registry = Registry(store, hub)
-    app = make_app(registry, tokens=tokens)  # tokens: issue 8's --token-file (None: open)
+    app = make_app(registry, tokens=tokens, auto_approve=auto_approve)  # tokens: issue 8's --token-file (None: open)
     # Member clients reach a member with the token its Cluster's spec.secretRef names (issue 8).
     member_kw = {"secrets": lambda ns, name: registry.find(SECRETS, ns, name), "ssl_context": member_ssl}
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
@@ -136,6 +136,9 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
 @click.option("--tls-private-key-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert-file (PEM).")
 @click.option("--certificate-authority", "member_ca", default=None, type=click.Path(exists=True, dir_okay=False),
               help="CA bundle to verify HTTPS member cluster APIs with.")
+@click.option("--auto-approve-clusters", "auto_approve", default="", metavar="NAMES",
+              help="Comma-separated Cluster names trusted as soon as they join ('*': all); others wait for "
+                   "`ubernetes approve NAME` (docs/security.md).")
 @click.option("-v", "--verbose", is_flag=True)
 def federation_apiserver(
     listen: str, store_path: str, federation_name: str, dns_domain: str, health_period: float,
@@ -144,7 +147,7 @@ def federation_apiserver(
     dataplane_failure_threshold: int, controllers: bool, verbose: bool, event_ttl: float = 3600.0,
     token_file: str | None = None,
     insecure: bool = False, tls_cert_file: str | None = None, tls_private_key_file: str | None = None,
-    member_ca: str | None = None,
+    member_ca: str | None = None, auto_approve: str = "",
 ) -> None:
     """Run the federation API server and its controllers."""
     from federation.security import load_tokens, refuse_open_listen, server_ssl_context, client_ssl_context
@@ -171,4 +174,5 @@ def federation_apiserver(
         event_ttl=event_ttl,
     )
     asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
-                      tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl))
+                      tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl,
+                      auto_approve=frozenset(n.strip() for n in auto_approve.split(",") if n.strip())))

@@ -42,6 +42,8 @@ BOOTSTRAP_SECRET_PREFIX = "bootstrap-token-"
 CREDENTIAL_SECRET_PREFIX = "cluster-credential-"
 ACCESS_SECRET_PREFIX = "cluster-access-"
 BOOTSTRAP_TOKEN_TYPE = "bootstrap.kubernetes.io/token"
+BOOTSTRAP_USAGES = frozenset({"authentication", "signing"})  # kubeadm's; "authentication" lets a cluster join
+SINGLE_USE_KEY = "usage-bootstrap-single-use"  # ours: spent on the first credential it gets
 CREDENTIAL_TYPE = "ubernetes.io/cluster-credential"
 ACCESS_TYPE = "ubernetes.io/cluster-access"
 BOOTSTRAP_TOKEN = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
@@ -154,13 +156,18 @@ def secret_object(name: str, data: dict[str, str], *, type_: str, labels: dict[s
             "data": {k: b64(v) for k, v in data.items()}}
 
 
-def bootstrap_secret(token: str, *, expiration: str | None = None, description: str = "") -> dict[str, Any]:
-    """kubeadm's bootstrap token Secret for ``token`` (``<id>.<secret>``)."""
+def bootstrap_secret(token: str, *, expiration: str | None = None, description: str = "",
+                     usages: set[str] | frozenset[str] = frozenset({"authentication"}),
+                     single_use: bool = False) -> dict[str, Any]:
+    """kubeadm's bootstrap token Secret for ``token`` (``<id>.<secret>``); ``single_use``
+    (ours) makes the API server delete it once it has issued a first credential."""
     match = BOOTSTRAP_TOKEN.match(token)
     if not match:
         raise ValueError(f"{token!r} is not a bootstrap token ([a-z0-9]{{6}}.[a-z0-9]{{16}})")
-    data = {"token-id": match.group(1), "token-secret": match.group(2),
-            "usage-bootstrap-authentication": "true", "auth-extra-groups": BOOTSTRAPPERS}
+    data = {"token-id": match.group(1), "token-secret": match.group(2), "auth-extra-groups": BOOTSTRAPPERS}
+    data.update({f"usage-bootstrap-{usage}": "true" for usage in sorted(usages)})
+    if single_use:
+        data[SINGLE_USE_KEY] = "true"
     if expiration:
         data["expiration"] = expiration
     if description:
@@ -290,10 +297,12 @@ def authorize(user: User, verb: str, resource: str, namespace: str = "", name: s
     """May ``user`` do ``verb`` on ``resource`` (plural; "" for the non-resource ``path``)?
 
     - ``system:masters``: anything.
-    - ``system:bootstrappers``: create, get and patch Clusters; ask for a cluster credential.
+    - ``system:bootstrappers``: create a Cluster and ask for a cluster's first credential
+      (the API server refuses names already claimed: federation/admission.py).
     - a cluster (``system:cluster:<name>``, group ``system:clusters``): get, update and patch its
-      own Cluster (status included), and get, create, update and patch its own Lease
-      ``federation-system/<name>`` and its own access Secret ``cluster-access-<name>``.
+      own Cluster (status included; never its ``spec.secretRef`` nor its approval), and get,
+      create, update and patch its own Lease ``federation-system/<name>`` and its own access
+      Secret ``cluster-access-<name>``.
     - any other authenticated user: get, list and watch everything but Secrets.
     """
     if user.in_group(MASTERS):
@@ -305,12 +314,12 @@ def authorize(user: User, verb: str, resource: str, namespace: str = "", name: s
     if user.name.startswith(CLUSTER_USER_PREFIX) and user.in_group(CLUSTERS_GROUP):
         return _cluster_rule(user.name[len(CLUSTER_USER_PREFIX):], verb, resource, namespace, name, subresource)
     if user.in_group(BOOTSTRAPPERS):
-        if resource == "clusters" and (
-            (verb in ("create", "get", "patch") and subresource in ("", "status") and (verb != "create" or not subresource))
-            or (verb == "create" and subresource == "credential")
+        if resource == "clusters" and verb == "create" and subresource in ("", "credential") and (
+            bool(name) == (subresource == "credential")
         ):
-            return Decision(True, "a bootstrap token may join a Cluster and ask for its credential")
-        return Decision(False, "a bootstrap token may only create, get and patch Clusters and ask for a cluster credential")
+            # The API server then checks the name is unclaimed (federation/admission.py).
+            return Decision(True, "a bootstrap token may join a new Cluster and ask for its first credential")
+        return Decision(False, "a bootstrap token may only create a new Cluster and ask for its first credential")
     if resource == "secrets":
         return Decision(False, f"secrets are readable by group {MASTERS} only")
     if verb in READ_VERBS and not subresource.startswith("credential"):

@@ -25,6 +25,7 @@ COMMANDS = [
     ("federation.experiments.command", "experiment"),
     ("federation.kubeconfig", "kubeconfig"),
     ("federation.cli_token", "token"),  # issue 8
+    ("federation.cli_approve", "COMMANDS"),  # issue 19
     ("federation.certs", "certs"),  # issue 8
 ]
 

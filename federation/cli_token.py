@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from federation.auth import SYSTEM_NAMESPACE, bootstrap_secret, new_bootstrap_token
+from federation.auth import BOOTSTRAP_USAGES, SYSTEM_NAMESPACE, bootstrap_secret, new_bootstrap_token
 from federation.cli_kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
 from federation.status import APIError
 
@@ -40,10 +40,17 @@ def token() -> None:
 @server_option
 @click.option("--ttl", default="24h", show_default=True, help="How long the token is valid (0: forever).")
 @click.option("--description", default="", help="Stored with the token.")
+@click.option("--usages", default="signing,authentication", show_default=True,
+              help="What the token may be used for, as kubeadm's (authentication: joining).")
+@click.option("--single-use", is_flag=True, help="The token is deleted once it has got a cluster its first credential.")
 @click.pass_context
-def create(ctx: click.Context, server: str | None, ttl: str, description: str) -> None:
+def create(ctx: click.Context, server: str | None, ttl: str, description: str, usages: str, single_use: bool) -> None:
     """Create a bootstrap token and print it."""
     lifetime = parse_ttl(ttl)
+    wanted = {u.strip() for u in usages.split(",") if u.strip()}
+    if not wanted <= BOOTSTRAP_USAGES:
+        raise click.BadParameter(f"unknown usage(s) {', '.join(sorted(wanted - BOOTSTRAP_USAGES))}; "
+                                 f"known: {', '.join(sorted(BOOTSTRAP_USAGES))}", param_hint="--usages")
     value = new_bootstrap_token()
     expiration = None
     if lifetime is not None:
@@ -51,7 +58,8 @@ def create(ctx: click.Context, server: str | None, ttl: str, description: str) -
     api = resolve_server(ctx, server)
     try:
         api.post(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/secrets",
-                 bootstrap_secret(value, expiration=expiration, description=description))
+                 bootstrap_secret(value, expiration=expiration, description=description, usages=wanted,
+                                  single_use=single_use))
     except ConnectionFailed as err:
         fail(str(err))
     except APIError as err:

@@ -98,13 +98,13 @@ def build(federation_name: str, federation_url: str, clusters: list[dict[str, An
 
 
 def member_tokens(api: Any, clusters: list[dict[str, Any]]) -> dict[str, str]:
-    """Each member's access token from the Secret its Cluster names, where we may read it."""
+    """Each member's access token from its access Secret, where we may read it."""
     from federation.auth import secret_value
-    from federation.controllers.members import secret_ref
+    from federation.controllers.members import access_secret
 
     found: dict[str, str] = {}
     for cluster in clusters:
-        ref = secret_ref(cluster)
+        ref = access_secret(cluster)
         name = (cluster.get("metadata") or {}).get("name")
         if ref is None or not name:
             continue

@@ -88,8 +88,11 @@ class LocalFederation:
         auth: bool = False,
         tls: bool | None = None,
         workdir: str | None = None,
+        auto_approve: list[str] | None = None,
     ) -> None:
         self.topology = topology
+        # issue 19: with tokens on, the members trusted as soon as they join (default: all ours)
+        self.auto_approve = [c.name for c in topology.clusters] if auto_approve is None else auto_approve
         self.host = host
         self.api_port = api_port or free_port(host)
         self.dns_port = dns_port or free_port(host, udp_too=True)
@@ -218,12 +221,19 @@ class LocalFederation:
             "--store", self.store,
             "--federation-name", self.topology.federation,
             "--dns-domain", self.topology.domain,
-            *(["--token-file", str(self.credentials.token_file)] if self.credentials else []),
+            *(["--token-file", str(self.credentials.token_file),
+               # issue 19: our own members are trusted as they join; any other join waits for an admin
+               "--auto-approve-clusters", ",".join(self.auto_approve)]
+              if self.credentials else []),
             *self._tls_args(serve=True),
             *self.apiserver_args,
         ]
         await self._spawn("apiserver", argv)
         await self.wait_for(self._api_up, 20, "the federation API to answer")
+        if self.credentials:
+            from federation.security import publish_bootstrap_token
+
+            await publish_bootstrap_token(self.api, self.credentials.bootstrap)
 
     async def _api_up(self) -> bool:
         try:
@@ -256,7 +266,9 @@ class LocalFederation:
             "--federation-name", self.topology.federation,
             "--nodes-per-zone", str(spec.nodes_per_zone),
             "--pods-per-service", str(spec.pods_per_service),
-            *(["--token-file", str(self.credentials.member_token_file)] if self.credentials else []),
+            *(["--token-file", str(self.credentials.member_token_file),
+               "--credential-file", str(self.credentials.token_file.parent / "credentials" / f"{name}.token")]
+              if self.credentials else []),
             *self._tls_args(serve=True),
             *self.cluster_args,
         ]

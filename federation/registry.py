@@ -16,7 +16,8 @@ from typing import Any
 
 from federation import status as st
 from federation.meta import now_rfc3339
-from federation.resources import Resource, validate_object
+from federation import approval
+from federation.resources import CLUSTERS, Resource, validate_object
 from federation.store import Event, StoreConflict, StoreNotFound, Store
 
 
@@ -155,6 +156,10 @@ class Registry:
                 raise st.invalid(
                     res.kind, name, [("metadata.resourceVersion", f"Invalid value: {rv_text!r}: must be an integer")]
                 ) from None
+        if subresource == "approval":
+            # Only the Approved condition of the body counts (issue 19; federation/approval.py).
+            new = approval.with_condition(copy.deepcopy(current), copy.deepcopy(approval.condition(obj)))
+            return self._update(res, ns, name, new, expected, current, approval_write=True)
         if subresource == "status":
             new = copy.deepcopy(current)
             new["status"] = obj.get("status", {})
@@ -179,9 +184,12 @@ class Registry:
             if new.get("spec") != current.get("spec"):
                 generation += 1
             new_meta["generation"] = generation
-        return self._update(res, ns, name, new, expected)
+        return self._update(res, ns, name, new, expected, current)
 
-    def _update(self, res: Resource, ns: str, name: str, new: dict[str, Any], expected: int | None) -> dict[str, Any]:
+    def _update(self, res: Resource, ns: str, name: str, new: dict[str, Any], expected: int | None,
+                current: dict[str, Any], *, approval_write: bool = False) -> dict[str, Any]:
+        if res.key == CLUSTERS.key and not approval_write:
+            new = approval.carry(current, new)
         try:
             stored, event = self.store.update(res.key, ns, name, new, expected)
         except StoreConflict:
@@ -197,11 +205,13 @@ class Registry:
         current = self.store.get(res.key, ns, name)
         if current is None:
             raise st.not_found(res.plural, name, res.group)
+        if res.key == CLUSTERS.key:
+            new = approval.carry(current, copy.deepcopy(new))
         comparable = copy.deepcopy(new)
         comparable["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
         if comparable == current:
             return current
-        return self._update(res, ns, name, new, int(new["metadata"]["resourceVersion"]))
+        return self._update(res, ns, name, new, int(new["metadata"]["resourceVersion"]), current)
 
     def delete(self, res: Resource, namespace: str, name: str, *, expected_rv: int | None = None) -> dict[str, Any]:
         ns = namespace if res.namespaced else ""

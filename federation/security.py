@@ -12,14 +12,19 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
 from federation.auth import (
-    BOOTSTRAP_USER_PREFIX, BOOTSTRAPPERS, MASTERS, TokenFileError, User, format_token_line, new_bootstrap_token,
+    MASTERS, SYSTEM_NAMESPACE, TokenFileError, User, bootstrap_secret, format_token_line, new_bootstrap_token,
     new_token, parse_token_file,
 )
+from federation.status import APIError
+
+BOOTSTRAP_TTL = timedelta(hours=24)  # as kubeadm's tokens: `up` makes one for its members
 
 
 def load_tokens(path: str) -> dict[str, User]:
@@ -98,10 +103,22 @@ def make_local_credentials(directory: Path) -> LocalCredentials:
     token_file.write_text("\n".join([
         format_token_line(admin, "admin", "admin", [MASTERS]),
         format_token_line(reader, "system:fedns", "fedns", ["system:dns-readers"]),
-        format_token_line(bootstrap, BOOTSTRAP_USER_PREFIX + bootstrap.split(".")[0], "bootstrap", [BOOTSTRAPPERS]),
     ]) + "\n")
     member_file = directory / "member-tokens.csv"
     member_file.write_text(format_token_line(admin, "admin", "admin", [MASTERS]) + "\n")
     for path in (token_file, member_file):
         path.chmod(0o600)
     return LocalCredentials(admin, reader, bootstrap, token_file, member_file)
+
+
+async def publish_bootstrap_token(api: Any, token: str, *, ttl: timedelta = BOOTSTRAP_TTL,
+                                  description: str = "ubernetes up: its own members join with it") -> None:
+    """Store ``token`` as a bootstrap-token Secret that expires after ``ttl`` (issue 19: not a
+    static token-file line that never does). ``api``: an admin's APIClient. Idempotent."""
+    expiration = (datetime.now(timezone.utc) + ttl).strftime("%Y-%m-%dT%H:%M:%SZ")
+    secret = bootstrap_secret(token, expiration=expiration, description=description)
+    try:
+        await api.post(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/secrets", secret)
+    except APIError as err:
+        if err.code != 409:
+            raise

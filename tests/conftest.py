@@ -13,7 +13,9 @@ from typing import Iterator
 
 import pytest
 
-from federation.localfed import free_port
+from federation.client import APIClient
+from federation.localfed import LocalFederation, free_port
+from federation.status import APIError
 from federation.topology import ClusterSpec, Topology
 
 
@@ -94,3 +96,17 @@ def isolated_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         os.environ.pop("KUBECONFIG", None)
     else:
         os.environ["KUBECONFIG"] = saved
+
+
+async def expect_error(code: int, coro) -> APIError:
+    """Await ``coro``, which must fail with an API error of HTTP status ``code``."""
+    with pytest.raises(APIError) as info:
+        await coro
+    assert info.value.code == code, info.value.message
+    return info.value
+
+
+async def first_credential(fed: LocalFederation, name: str) -> str:
+    """The first credential of a new cluster ``name``, asked for with ``fed``'s bootstrap token."""
+    async with APIClient(fed.api_url, ca_file=fed.ca_file, token=fed.credentials.bootstrap) as boot:
+        return (await boot.post(f"/apis/federation/v1beta1/clusters/{name}/credential", None))["token"]

@@ -29,8 +29,10 @@ TABLE = [
     (READER, "patch", "clusters", "", "c1", "status", False),
     (READER, "create", "clusters", "", "c1", "credential", False),
     (BOOT, "create", "clusters", "", "", "", True),
-    (BOOT, "get", "clusters", "", "c1", "", True),
-    (BOOT, "patch", "clusters", "", "c1", "", True),
+    (BOOT, "get", "clusters", "", "c1", "", False),      # issue 19: joining is all it does
+    (BOOT, "patch", "clusters", "", "c1", "", False),    # (it once redirected c1's tokens)
+    (BOOT, "patch", "clusters", "", "c1", "status", False),
+    (BOOT, "update", "clusters", "", "c1", "approval", False),
     (BOOT, "create", "clusters", "", "c1", "credential", True),
     (BOOT, "delete", "clusters", "", "c1", "", False),
     (BOOT, "list", "clusters", "", "", "", False),
@@ -60,6 +62,9 @@ TABLE = [
     (C1, "patch", "services", "default", "web", "", False),
     (C1, "delete", "dnsrecords", "", "a.web", "", False),
     (C1, "create", "clusters", "", "c1", "credential", False),
+    (C1, "update", "clusters", "", "c1", "approval", False),  # only an admin approves
+    (READER, "update", "clusters", "", "c1", "approval", False),
+    (ADMIN, "update", "clusters", "", "c1", "approval", True),
 ]
 
 

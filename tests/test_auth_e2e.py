@@ -22,9 +22,8 @@ from federation import auth
 from federation.client import APIClient
 from federation.localfed import LocalFederation
 from federation.meta import parse_time
-from federation.status import APIError
 from federation.topology import ClusterSpec, Topology
-from tests.conftest import random_pool
+from tests.conftest import expect_error, first_credential, random_pool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -43,25 +42,12 @@ async def fed():
         ClusterSpec("c1", "aws", "us-east-1", ("us-east-1a",), random_pool(0)),
         ClusterSpec("c2", "aws", "us-east-1", ("us-east-1b",), random_pool(1)),
     ))
-    federation = LocalFederation(topology, auth=True, tls=False)  # TLS has tests of its own
+    federation = LocalFederation(topology, auth=True)  # tokens go only over https (issue 19)
     try:
         await federation.start(timeout=40)
         yield federation
     finally:
         await federation.stop()
-
-
-async def expect_error(code: int, coro) -> APIError:
-    with pytest.raises(APIError) as info:
-        await coro
-    assert info.value.code == code, info.value.message
-    return info.value
-
-
-async def credential_of(fed: LocalFederation, name: str) -> str:
-    """A fresh credential for cluster ``name``, asked for with the bootstrap token."""
-    async with APIClient(fed.api_url, token=fed.credentials.bootstrap) as boot:
-        return (await boot.post(f"{CLUSTERS}/{name}/credential", None))["token"]
 
 
 async def test_clusters_join_with_the_bootstrap_token_and_renew_with_their_own_credential(fed):
@@ -95,29 +81,31 @@ async def test_the_federation_reaches_members_with_their_access_tokens_and_dns_a
     await fed.wait_for(two_shards, 30, "two A records for the global name")
     # The copies really are in the members, whose APIs refuse anyone without a token.
     for name in ("c1", "c2"):
-        async with APIClient(fed.cluster_url(name)) as anonymous:
+        async with APIClient(fed.cluster_url(name), ca_file=fed.ca_file) as anonymous:
             await expect_error(401, anonymous.get(f"{SERVICES}/web"))
         access = auth.secret_value(await fed.api.get(f"{SECRETS}/cluster-access-{name}"), "token")
-        async with APIClient(fed.cluster_url(name), token=access) as member:
+        async with APIClient(fed.cluster_url(name), ca_file=fed.ca_file, token=access) as member:
             assert (await member.get(f"{SERVICES}/web"))["metadata"]["name"] == "web"
 
 
 async def test_requests_without_a_token_are_401(fed):
-    async with APIClient(fed.api_url) as anonymous:
+    async with APIClient(fed.api_url, ca_file=fed.ca_file) as anonymous:
         err = await expect_error(401, anonymous.get(CLUSTERS))
         assert err.reason == "Unauthorized"
         assert await anonymous.get("/healthz") == "ok"
-    async with APIClient(fed.api_url, token="not-a-token") as wrong:
+    async with APIClient(fed.api_url, ca_file=fed.ca_file, token="not-a-token") as wrong:
         await expect_error(401, wrong.get(CLUSTERS))
 
 
 async def test_a_cluster_credential_touches_only_its_own_objects(fed):
-    token = await credential_of(fed, "c1")
+    # c5 is a new cluster: the bootstrap token gets only an unclaimed name's first credential.
+    token = await first_credential(fed, "c5")
     lease2 = await fed.api.get(f"{LEASES}/c2")
-    async with APIClient(fed.api_url, token=token) as c1:
-        await c1.patch(f"{LEASES}/c1", {"spec": {"holderIdentity": "c1"}})
+    async with APIClient(fed.api_url, ca_file=fed.ca_file, token=token) as c1:
+        await c1.post(LEASES, {"metadata": {"name": "c5", "namespace": "federation-system"}, "spec": {}})
+        await c1.patch(f"{LEASES}/c5", {"spec": {"holderIdentity": "c5"}})
         refusals = [
-            ("another cluster's lease", c1.patch(f"{LEASES}/c2", {"spec": {"holderIdentity": "c1"}})),
+            ("another cluster's lease", c1.patch(f"{LEASES}/c2", {"spec": {"holderIdentity": "c5"}})),
             ("another cluster's lease, created", c1.post(LEASES, {"metadata": {"name": "c3", "namespace": "federation-system"}, "spec": {}})),
             ("another cluster's status", c1.patch(f"{CLUSTERS}/c2/status", {"status": {"zones": ["x"]}})),
             ("another cluster", c1.delete(f"{CLUSTERS}/c2")),
@@ -130,10 +118,10 @@ async def test_a_cluster_credential_touches_only_its_own_objects(fed):
         for what, request in refusals:
             err = await expect_error(403, request)
             assert err.reason == "Forbidden", what
-            assert 'User "system:cluster:c1" cannot' in err.message and "a cluster may" in err.message, (what, err.message)
+            assert 'User "system:cluster:c5" cannot' in err.message and "a cluster may" in err.message, (what, err.message)
         err = await expect_error(403, c1.patch(f"{LEASES}/c2", {"spec": {}}))
         assert err.message == (
-            'leases.coordination.k8s.io "c2" is forbidden: User "system:cluster:c1" cannot patch resource "leases" '
+            'leases.coordination.k8s.io "c2" is forbidden: User "system:cluster:c5" cannot patch resource "leases" '
             'in API group "coordination.k8s.io" in the namespace "federation-system": '
             "a cluster may write only its own Cluster and Lease"
         )
@@ -141,10 +129,11 @@ async def test_a_cluster_credential_touches_only_its_own_objects(fed):
     assert (await fed.api.get(f"{LEASES}/c2"))["spec"]["holderIdentity"] == lease2["spec"]["holderIdentity"]
     await expect_error(404, fed.api.get(f"{SERVICES}/evil"))
     await expect_error(404, fed.api.get(f"{LEASES}/c3"))
+    await fed.api.delete(f"{LEASES}/c5")
 
 
 async def test_readers_read_everything_but_secrets_and_write_nothing(fed):
-    async with APIClient(fed.api_url, token=fed.credentials.reader) as reader:
+    async with APIClient(fed.api_url, ca_file=fed.ca_file, token=fed.credentials.reader) as reader:
         assert (await reader.get(CLUSTERS))["items"]
         assert (await reader.get("/apis/federation/v1beta1/dnsrecords"))["items"]
         await expect_error(403, reader.get(SECRETS))
@@ -153,7 +142,7 @@ async def test_readers_read_everything_but_secrets_and_write_nothing(fed):
 
 
 async def test_member_chaos_needs_a_token(fed):
-    async with APIClient(fed.cluster_url("c1")) as anonymous:
+    async with APIClient(fed.cluster_url("c1"), ca_file=fed.ca_file) as anonymous:
         err = await expect_error(401, anonymous.post("/chaos", {"partitioned": True}))
         assert "chaos" in err.message
         assert await anonymous.get("/healthz") == "ok"
@@ -162,19 +151,25 @@ async def test_member_chaos_needs_a_token(fed):
 
 async def test_token_create_and_join(fed, tmp_path):
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "federation", "--server", fed.api_url, "--token", fed.credentials.admin, "token", "create",
-        "--ttl", "10m", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "federation", "--server", fed.api_url, "--token", fed.credentials.admin,
+        "--certificate-authority", fed.ca_file, "token", "create",
+        "--ttl", "10m", "--single-use", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     token = out.decode().strip()
     assert auth.BOOTSTRAP_TOKEN.match(token), token
-    async with APIClient(fed.api_url, token=token) as boot:
+    async with APIClient(fed.api_url, ca_file=fed.ca_file, token=token) as boot:
+        await expect_error(403, boot.get(SECRETS))
+        stored = await fed.api.get(f"{SECRETS}/bootstrap-token-{token[:6]}")
+        assert auth.secret_value(stored, "usage-bootstrap-authentication") == "true"
         answer = await boot.post(f"{CLUSTERS}/c9/credential", None)
         assert answer["user"] == "system:cluster:c9"
-        await expect_error(403, boot.get(SECRETS))
+        # --single-use: the token is spent on that first credential.
+        await expect_error(401, boot.post(f"{CLUSTERS}/c8/credential", None))
+    await expect_error(404, fed.api.get(f"{SECRETS}/bootstrap-token-{token[:6]}"))
     # A reader may not create tokens.
-    async with APIClient(fed.api_url, token=fed.credentials.reader) as reader:
+    async with APIClient(fed.api_url, ca_file=fed.ca_file, token=fed.credentials.reader) as reader:
         await expect_error(403, reader.post(SECRETS, auth.bootstrap_secret(auth.new_bootstrap_token())))
 
 

@@ -25,7 +25,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from federation import health
+from federation import approval, health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
 from federation.probing import AddressProber
@@ -82,7 +82,7 @@ class DataPlaneController:
     async def reconcile(self) -> None:
         if not self.settings.dataplane_checks:
             return
-        clusters, _ = self.registry.list(CLUSTERS)
+        clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
         services, _ = self.registry.list(SERVICES)
         targets = shard_targets(services)
         self.prober.set_targets(set(targets))

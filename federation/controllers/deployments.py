@@ -34,7 +34,7 @@ import logging
 import zlib
 from typing import Any
 
-from federation import health
+from federation import approval, health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
 from federation.meta import covers
@@ -199,7 +199,7 @@ class DeploymentController:
 
     async def reconcile(self) -> None:
         self.tombstones.collect()
-        clusters, _ = self.registry.list(CLUSTERS)
+        clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
         deployments, _ = self.registry.list(DEPLOYMENTS)
         ready = [c for c in clusters if health.is_ready(c)]
         listed = await asyncio.gather(*(self._list_copies(c) for c in ready), return_exceptions=True)

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from federation import dnsplan, health
+from federation import approval, dnsplan, health
 from federation.registry import Registry
 from federation.resources import CLUSTERS, DNSRECORDS, SERVICES
 from federation.settings import Settings
@@ -122,7 +122,7 @@ class DNSRecordController:
         return desired
 
     async def desired(self) -> dict[str, dict[str, Any]]:
-        clusters, _ = self.registry.list(CLUSTERS)
+        clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
         services, _ = self.registry.list(SERVICES)
         if len(services) < 50:
             return self.plan(clusters, services)

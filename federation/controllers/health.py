@@ -30,21 +30,21 @@ log = logging.getLogger("federation.health")
 
 ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
 REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region")
+TOKEN_WITHHELD = "TokenWithheld"  # issue 19: a member token the federation will not send, and why
 
 
 def zones_and_region(nodes: list[dict[str, Any]]) -> tuple[list[str], str]:
     zones: set[str] = set()
     regions: set[str] = set()
     for node in nodes:
-        labels = (node.get("metadata") or {}).get("labels") or {}
-        for key in ZONE_LABELS:
-            if labels.get(key):
-                zones.add(labels[key])
-                break
-        for key in REGION_LABELS:
-            if labels.get(key):
-                regions.add(labels[key])
-                break
+        meta = node.get("metadata")
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        if not isinstance(labels, dict):
+            continue  # a member's answer is untrusted input
+        for keys, found in ((ZONE_LABELS, zones), (REGION_LABELS, regions)):
+            value = next((labels[k] for k in keys if isinstance(labels.get(k), str) and labels[k]), None)
+            if value:
+                found.add(value)
     return sorted(zones), (sorted(regions)[0] if regions else "")
 
 
@@ -64,7 +64,11 @@ class HealthController:
             self.states.pop(gone, None)
             self._last_write.pop(gone, None)
             self._last_zones.pop(gone, None)
-        await asyncio.gather(*(self._check(c) for c in clusters))
+        results = await asyncio.gather(*(self._check(c) for c in clusters), return_exceptions=True)
+        for cluster, result in zip(clusters, results):
+            # One member's odd answer must not stop the health of all the others (issue 19).
+            if isinstance(result, Exception):
+                log.warning("checking cluster %s failed: %s", cluster["metadata"]["name"], result, exc_info=result)
 
     async def _probe(self, cluster: dict[str, Any]) -> tuple[str, str]:
         client = self.members.for_cluster(cluster)
@@ -128,7 +132,11 @@ class HealthController:
         except Exception as err:  # noqa: BLE001
             log.debug("reading nodes of %s failed: %s", cluster["metadata"]["name"], err)
             return None, None
-        return zones_and_region((nodes or {}).get("items") or [])
+        items = nodes.get("items") if isinstance(nodes, dict) else None
+        if not isinstance(items, list):
+            log.debug("cluster %s answered /api/v1/nodes without a list", cluster["metadata"]["name"])
+            return None, None
+        return zones_and_region([n for n in items if isinstance(n, dict)])
 
     async def _write_status(
         self, name: str, state: health.HealthState, *, changed: bool, zones: list[str] | None, region: str | None
@@ -144,6 +152,9 @@ class HealthController:
         )
         stale = now_mono - self._last_write.get(name, 0) >= self.settings.probe_time_refresh
         wanted = health.conditions_for(state.phase, state.message)
+        withheld = self.members.withheld(cluster)
+        if withheld:  # issue 19: say why the member gets no token from us
+            wanted[TOKEN_WITHHELD] = ("True", TOKEN_WITHHELD, withheld)
         current = {c.get("type"): c for c in status.get("conditions") or []}
         conditions_differ = any(
             (current.get(t) or {}).get("status") != s or (current.get(t) or {}).get("reason") != r

@@ -1,9 +1,10 @@
 """Clients for member clusters' APIs, one per address and credential, reused across reconciles.
 
 A member that configures tokens (issue 8) publishes the token the federation should use in
-a Secret its Cluster names in ``spec.secretRef`` (Federation v1 kept each cluster's
-credentials the same way). The Secret is read on every look-up, so a member that restarts
-with a new token is reached with it at the next reconcile.
+the Secret ``federation-system/cluster-access-<name>`` (Federation v1 kept each cluster's
+credentials in a Secret too). The Secret is read on every look-up, so a member that
+restarts with a new token is reached with it at the next reconcile. The token goes only
+to an https address (issue 19); :meth:`MemberClients.withheld` says why one was not sent.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ssl
 from typing import Any, Callable
 
+from federation.auth import ACCESS_SECRET_PREFIX, secret_value
 from federation.client import APIClient
 
 SecretLookup = Callable[[str, str], "dict[str, Any] | None"]  # (namespace, name) -> Secret or None
@@ -26,13 +28,15 @@ def server_address(cluster: dict[str, Any]) -> str | None:
     return None
 
 
-def secret_ref(cluster: dict[str, Any]) -> tuple[str, str] | None:
-    """(namespace, name) of the Secret in ``spec.secretRef``, or None."""
-    ref = (cluster.get("spec") or {}).get("secretRef")
-    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str) or not ref["name"]:
-        return None
-    namespace = ref.get("namespace")
-    return (namespace if isinstance(namespace, str) and namespace else SECRET_NAMESPACE), ref["name"]
+def access_secret(cluster: dict[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) of the Secret the federation reads this cluster's token from.
+
+    Always ``federation-system/cluster-access-<cluster name>``, whatever ``spec.secretRef``
+    says (issue 19): a Cluster that named another member's Secret once had that member's
+    token sent to an address of its choosing. The field stays for Federation v1's shape;
+    only an admin may set it to anything but its default, and it is not followed."""
+    name = (cluster.get("metadata") or {}).get("name")
+    return (SECRET_NAMESPACE, ACCESS_SECRET_PREFIX + name) if isinstance(name, str) and name else None
 
 
 class MemberClients:
@@ -44,12 +48,25 @@ class MemberClients:
         self._clients: dict[tuple[str, str | None], APIClient] = {}
 
     def token_for(self, cluster: dict[str, Any]) -> str | None:
-        ref = secret_ref(cluster)
-        if ref is None or self.secrets is None:
+        """The member's access token, never for a plain-http address (issue 19)."""
+        ref = access_secret(cluster)
+        address = server_address(cluster)
+        if ref is None or self.secrets is None or address is None or not address.lower().startswith("https://"):
             return None
-        from federation.auth import secret_value
-
         return secret_value(self.secrets(*ref), "token") or None
+
+    def withheld(self, cluster: dict[str, Any]) -> str | None:
+        """Why the federation holds back a token this cluster may expect, or None."""
+        ref, default = (cluster.get("spec") or {}).get("secretRef"), access_secret(cluster)
+        if default is None:
+            return None
+        if isinstance(ref, dict) and (ref.get("namespace") or SECRET_NAMESPACE, ref.get("name")) != default:
+            return f"spec.secretRef is not followed: a member's token is read only from {default[0]}/{default[1]}"
+        address = server_address(cluster)
+        if (address is not None and not address.lower().startswith("https://") and self.secrets is not None
+                and secret_value(self.secrets(*default), "token")):
+            return f"the access token in {default[0]}/{default[1]} is not sent to {address}: not https"
+        return None
 
     def for_cluster(self, cluster: dict[str, Any]) -> APIClient | None:
         address = server_address(cluster)

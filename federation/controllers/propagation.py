@@ -26,7 +26,7 @@ import copy
 import logging
 from typing import Any
 
-from federation import health
+from federation import approval, health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
 from federation.meta import covers
@@ -98,7 +98,7 @@ class PropagationController:
 
     async def reconcile(self) -> None:
         self.tombstones.collect()
-        clusters, _ = self.registry.list(CLUSTERS)
+        clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
         services, _ = self.registry.list(SERVICES)
         ready = [c for c in clusters if health.is_ready(c)]
         placed = {id(s): _placed(s, clusters) for s in services}
