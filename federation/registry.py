@@ -14,6 +14,7 @@ import copy
 import uuid
 from typing import Any
 
+from apimachinery import decoding
 from federation import status as st
 from federation.meta import now_rfc3339
 from federation.resources import Resource, validate_object
@@ -99,6 +100,15 @@ class Registry:
         if errs:
             raise st.invalid(res.kind, name, errs, res.group)
 
+    @staticmethod
+    def _fits(res: Resource, name: str, obj: dict[str, Any]) -> None:
+        """Within the object limits every body is decoded with (issue 19): a patch or a merge
+        of two objects under the limits may be over them, and then nothing is stored."""
+        try:
+            decoding.check_object(obj, what="the object")
+        except decoding.DecodeError as err:
+            raise st.refused_body(err, f'{res.plural}{"." + res.group if res.group else ""} "{name}"') from None
+
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)
 
@@ -122,6 +132,7 @@ class Registry:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
+        self._fits(res, meta["name"], obj)
         try:
             stored, event = self.store.create(res.key, namespace if res.namespaced else "", meta["name"], obj)
         except StoreConflict:
@@ -182,6 +193,7 @@ class Registry:
         return self._update(res, ns, name, new, expected)
 
     def _update(self, res: Resource, ns: str, name: str, new: dict[str, Any], expected: int | None) -> dict[str, Any]:
+        self._fits(res, name, new)
         try:
             stored, event = self.store.update(res.key, ns, name, new, expected)
         except StoreConflict:
