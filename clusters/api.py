@@ -29,19 +29,19 @@ import sys
 import time
 from typing import Any, Awaitable, Callable
 
-import yaml
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
+from apimachinery import decoding
 from clusters.chaos import Chaos
 from clusters.state import ClusterState, filter_by_selector
 from clusters.watch import ChangeFeed, TooOld
 from clusters.workloads import deletion_policy
 from federation import openapi, tables
 from federation.apiserver import add_discovery_routes
-from federation.meta import SelectorError, check_dns_label
+from federation.meta import SelectorError, check_dns_label, merge_patch
 from federation.resources import DEPLOYMENTS, EVENTS, SERVICES, Resource
-from federation.status import APIError, not_found, status_object
+from federation.status import APIError, not_found, refused_body, status_object
 from federation.strategic import ApplyConflict, StrategicPatchError, server_side_apply, strategic_merge
 
 log = logging.getLogger("ubernetes.cluster.api")
@@ -115,13 +115,16 @@ async def status_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except APIError as err:
         return status_response(err.to_status())
+    except decoding.DecodeError as err:  # an object over a limit, found past the handler's decoding
+        return status_response(refused_body(err).to_status())
     except web.HTTPException as err:
         if err.status < 400:
             raise
+        if err.status == 413:  # worded as the federation words it: one limit, one message
+            return status_response(refused_body(decoding.too_large(None, decoding.MAX_REQUEST_BYTES)).to_status())
         message = {
             404: f"the server could not find the requested resource ({request.method} {request.path})",
             405: f"the server does not allow this method on the requested resource ({request.method} {request.path})",
-            413: "the request body is too large",
         }.get(err.status, err.text or err.reason)
         return status_response(status_object(err.status, message))
     except (asyncio.CancelledError, ConnectionResetError):
@@ -138,16 +141,21 @@ def status_response(body: dict[str, Any]) -> web.Response:
 # --------------------------------------------------------------------------- helpers
 
 
-async def read_json(request: web.Request) -> Any:
-    raw = await request.read()
-    if not raw.strip():
-        raise APIError(400, "the request body is empty; expected a JSON object")
+async def read_json(request: web.Request, what: str = "") -> Any:
+    """The request's body through the decoder and limits the federation uses (issue 19):
+    JSON, or YAML when the content type says so."""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise APIError(400, "the request body is not UTF-8 JSON") from None
-    except json.JSONDecodeError as err:
-        raise APIError(400, f"invalid JSON in request body: {err.msg} at line {err.lineno} column {err.colno}") from None
+        return await decoding.decode_request_body(await request.read(), request.content_type)
+    except decoding.DecodeError as err:
+        raise refused_body(err, what) from None
+
+
+def check_fits(obj: Any, what: str) -> None:
+    """An object built from a patch, before it is stored: within the decoder's limits."""
+    try:
+        decoding.check_object(obj, what="the patched object")
+    except decoding.DecodeError as err:
+        raise refused_body(err, what) from None
 
 
 def json_response(body: Any, status: int = 200, *, warnings: list[str] | None = None) -> web.Response:
@@ -403,8 +411,10 @@ async def patch_object(request: web.Request, res: Resource, *, current: dict[str
             raise APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
         if not isinstance(merged, dict):
             raise APIError(422, f"{what}: the patched object is not an object", reason="Invalid")
+        check_fits(merged, what)
         obj = replace(_for_replace(merged, patch))
     else:
+        check_fits(merge_patch(copy.deepcopy(current), patch), what)
         obj = merge(patch)
     return object_response(request, res, obj, warnings=warnings)
 
@@ -420,11 +430,7 @@ async def apply_object(request: web.Request, res: Resource, *, current: dict[str
     manager = request.query.get("fieldManager")
     if not manager:
         raise APIError(400, f"{what}: fieldManager is required for apply requests", reason="BadRequest")
-    raw = await request.read()
-    try:
-        body = yaml.safe_load(raw.decode("utf-8")) if raw.strip() else None
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as err:
-        raise APIError(400, f"{what}: the request body is not valid YAML: {str(err).splitlines()[0]}") from None
+    body = await read_json(request, what)
     if not isinstance(body, dict):
         raise APIError(400, f"{what}: the request body must be a {res.kind} object")
     warnings = _field_validation(request, res, body)
@@ -435,6 +441,7 @@ async def apply_object(request: web.Request, res: Resource, *, current: dict[str
                                 force=request.query.get("force") in ("true", "1"))
     except (ApplyConflict, StrategicPatchError) as err:
         raise APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
+    check_fits(new, what)
     new.setdefault("metadata", {})["name"] = name
     new["metadata"].pop("managedFields", None)
     if current is None:
@@ -448,13 +455,7 @@ async def apply_object(request: web.Request, res: Resource, *, current: dict[str
 
 async def delete_options(request: web.Request) -> str:
     """The propagation policy of a DELETE (DeleteOptions body or query), Background by default."""
-    raw = await request.read()
-    options = None
-    if raw.strip():
-        try:
-            options = json.loads(raw)
-        except ValueError:
-            raise APIError(400, "DeleteOptions is not valid JSON") from None
+    options = await read_json(request, "DeleteOptions") if (await request.read()).strip() else None
     return deletion_policy(options, dict(request.query))
 
 
@@ -713,7 +714,7 @@ async def _stop_feed(app: web.Application) -> None:
 
 
 def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] | None = None, lb_pool: str = "") -> web.Application:
-    app = web.Application(middlewares=[chaos_middleware, status_middleware], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[chaos_middleware, status_middleware], client_max_size=decoding.MAX_REQUEST_BYTES)
     app[STATE] = state
     app[CHAOS] = chaos
     app[ON_CHAOS] = on_chaos

@@ -14,10 +14,10 @@ import logging
 import time
 from typing import Any, Awaitable, Callable
 
-import yaml
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
+from apimachinery import decoding
 from federation import admission, auth, discovery, openapi, tables
 from federation import status as st
 from federation.jsonpatch import PatchError, apply_json_patch
@@ -29,7 +29,7 @@ from federation.strategic import ApplyConflict, StrategicPatchError, record_upda
 
 log = logging.getLogger("federation.api")
 
-MAX_BODY = 3 * 1024 * 1024
+MAX_BODY = decoding.MAX_REQUEST_BYTES
 REGISTRY_KEY = web.AppKey("registry", Registry)
 USER_KEY = "ubernetes.user"  # the authenticated auth.User of a request, when auth is on
 VERSION = {
@@ -82,8 +82,10 @@ async def status_middleware(request: web.Request, handler: Callable[[web.Request
         return await handler(request)
     except st.APIError as err:
         return json_response(err.to_status(), err.code)
+    except decoding.DecodeError as err:  # an object over a limit, found past the handler's decoding
+        return json_response(st.refused_body(err).to_status(), err.code)
     except web.HTTPRequestEntityTooLarge:
-        return json_response(st.status_object(413, f"request body is larger than the limit of {MAX_BODY} bytes"), 413)
+        return json_response(st.refused_body(decoding.too_large(None, MAX_BODY)).to_status(), 413)
     except web.HTTPNotFound:
         return json_response(st.status_object(404, f"the server could not find the requested resource ({request.path})"), 404)
     except web.HTTPMethodNotAllowed as err:
@@ -137,23 +139,11 @@ def check_created_name(request: web.Request, res: Resource, name: Any, namespace
 
 
 async def read_body(request: web.Request, what: str) -> Any:
-    raw = await request.read()
-    if not raw:
-        raise st.APIError(400, f"{what}: the request body is empty")
-    ctype = request.content_type
+    """The request's JSON or YAML body through the shared decoder and its limits (issue 19)."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise st.APIError(400, f"{what}: the request body is not UTF-8") from None
-    try:
-        if "yaml" in ctype:
-            body = yaml.safe_load(text)
-        else:
-            body = json.loads(text)
-    except (ValueError, yaml.YAMLError) as err:
-        kind = "YAML" if "yaml" in ctype else "JSON"
-        raise st.APIError(400, f"{what}: the request body is not valid {kind}: {str(err).splitlines()[0]}") from None
-    return body
+        return await decoding.decode_request_body(await request.read(), request.content_type)
+    except decoding.DecodeError as err:
+        raise st.refused_body(err, what) from None
 
 
 def _object_body(body: Any, res: Resource, what: str) -> dict[str, Any]:
@@ -543,12 +533,8 @@ class API:
         namespace, name = self._ns(request, res), request.match_info["name"]
         what = f'deleting {res.qualified} "{name}"'
         options: dict[str, Any] = {}
-        raw = await request.read()
-        if raw:
-            try:
-                options = json.loads(raw)
-            except ValueError:
-                raise st.APIError(400, f"{what}: DeleteOptions is not valid JSON") from None
+        if (await request.read()).strip():
+            options = await read_body(request, f"{what}: DeleteOptions")
             if not isinstance(options, dict):
                 raise st.APIError(400, f"{what}: DeleteOptions must be an object")
         for key in ("propagationPolicy", "orphanDependents", "gracePeriodSeconds"):

@@ -30,6 +30,7 @@ from typing import Any, Iterable, NoReturn
 import click
 import yaml
 
+from apimachinery import decoding
 from federation import printers
 from federation.meta import covers
 from federation.client import error_from_response
@@ -458,20 +459,21 @@ def read_sources(filenames: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def parse_documents(source: str, text: str) -> list[Document]:
-    """Every object in a YAML stream or a JSON document; ``kind: List`` is expanded."""
+    """Every object in a YAML stream or a JSON document; ``kind: List`` is expanded. Read with
+    the servers' decoder: anchors and aliases are refused before anything expands (issue 19)."""
     bodies: list[Any]
     stripped = text.lstrip()
     try:
         if source.endswith(".json") or stripped.startswith(("{", "[")):
             try:
-                parsed = json.loads(text)
+                parsed = decoding.decode_json(text)
                 bodies = parsed if isinstance(parsed, list) else [parsed]
-            except ValueError:
-                bodies = list(yaml.safe_load_all(text))
+            except decoding.InvalidSyntax:
+                bodies = decoding.load_yaml_documents(text)
         else:
-            bodies = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as err:
-        raise ParseError(f"error: error parsing {source}: {_yaml_problem(err)}") from None
+            bodies = decoding.load_yaml_documents(text)
+    except decoding.DecodeError as err:
+        raise ParseError(f"error: error parsing {source}: {err.problem}") from None
     docs = []
     for body in bodies:
         if body is None:
@@ -481,14 +483,6 @@ def parse_documents(source: str, text: str) -> list[Document]:
         else:
             docs.append(Document(source, len(docs) + 1, body))
     return docs
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err)
-    context = getattr(err, "context", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"{where}{(context + ': ') if context else ''}{problem}"
 
 
 def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,17 @@
-"""RFC 6902 JSON patch, the third patch type kubectl can send (``kubectl patch --type json``)."""
+"""RFC 6902 JSON patch, the third patch type kubectl can send (``kubectl patch --type json``).
+
+``copy`` can double a document per operation, so the bytes copied in one patch are counted
+against the object limit as they go, and the result is checked against the limits every
+decoded body meets (:mod:`apimachinery.decoding`, issue 19): a 30-operation patch must not
+build a 2**30-node object.
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from apimachinery import decoding
 
 
 class PatchError(ValueError):
@@ -80,6 +88,7 @@ def apply_json_patch(doc: Any, operations: Any) -> Any:
     if not isinstance(operations, list):
         raise PatchError("a JSON patch must be a list of operations")
     doc = copy.deepcopy(doc)
+    copied = 0
     for i, op in enumerate(operations):
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"operation {i} must have 'op' and 'path'")
@@ -88,6 +97,11 @@ def apply_json_patch(doc: Any, operations: Any) -> Any:
             raise PatchError(f"operation {i}: path must be a string")
         if kind in ("add", "replace", "test") and "value" not in op:
             raise PatchError(f"operation {i} ({kind}) needs a value")
+        if kind in ("add", "replace", "move", "copy"):
+            # The document stays within the depth limit whatever the operations (a copy into
+            # itself doubles the depth), so nothing below recurses past it.
+            value_depth = decoding.depth_of(op.get("value")) if kind in ("add", "replace") else 0
+            decoding.check_depth(len(_split(path)) + value_depth)
         if kind == "add":
             doc = _add(doc, path, copy.deepcopy(op["value"]))
         elif kind == "remove":
@@ -104,11 +118,17 @@ def apply_json_patch(doc: Any, operations: Any) -> Any:
             source = op.get("from")
             if not isinstance(source, str):
                 raise PatchError(f"operation {i} ({kind}) needs 'from'")
-            value = _remove(doc, source) if kind == "move" else copy.deepcopy(_get(doc, source))
+            value = _get(doc, source)
+            copied += decoding.encoded_size(value)
+            if copied > decoding.MAX_OBJECT_BYTES:
+                raise decoding.too_large(copied, decoding.MAX_OBJECT_BYTES, "what the patch moves and copies")
+            decoding.check_depth(len(_split(path)) + decoding.depth_of(value))
+            value = _remove(doc, source) if kind == "move" else copy.deepcopy(value)
             doc = _add(doc, path, value)
         elif kind == "test":
             if _get(doc, path) != op["value"]:
                 raise PatchError(f"test failed at {path!r}")
         else:
             raise PatchError(f"operation {i}: unknown op {kind!r}")
+    decoding.check_object(doc, what="the patched object")
     return doc

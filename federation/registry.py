@@ -14,9 +14,10 @@ import copy
 import uuid
 from typing import Any
 
+from apimachinery import decoding
+from federation import approval
 from federation import status as st
 from federation.meta import now_rfc3339
-from federation import approval
 from federation.resources import CLUSTERS, Resource, validate_object
 from federation.store import Event, StoreConflict, StoreNotFound, Store
 
@@ -100,6 +101,15 @@ class Registry:
         if errs:
             raise st.invalid(res.kind, name, errs, res.group)
 
+    @staticmethod
+    def _fits(res: Resource, name: str, obj: dict[str, Any]) -> None:
+        """Within the object limits every body is decoded with (issue 19): a patch or a merge
+        of two objects under the limits may be over them, and then nothing is stored."""
+        try:
+            decoding.check_object(obj, what="the object")
+        except decoding.DecodeError as err:
+            raise st.refused_body(err, f'{res.plural}{"." + res.group if res.group else ""} "{name}"') from None
+
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)
 
@@ -123,6 +133,7 @@ class Registry:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
+        self._fits(res, meta["name"], obj)
         try:
             stored, event = self.store.create(res.key, namespace if res.namespaced else "", meta["name"], obj)
         except StoreConflict:
@@ -190,6 +201,7 @@ class Registry:
                 current: dict[str, Any], *, approval_write: bool = False) -> dict[str, Any]:
         if res.key == CLUSTERS.key and not approval_write:
             new = approval.carry(current, new)
+        self._fits(res, name, new)
         try:
             stored, event = self.store.update(res.key, ns, name, new, expected)
         except StoreConflict:

@@ -137,3 +137,10 @@ def invalid(kind: str, name: str, errors: list[tuple[str, str]], group: str = ""
         group=group,
         causes=causes,
     )
+
+
+def refused_body(err: Any, what: str = "") -> APIError:
+    """An :class:`apimachinery.decoding.DecodeError` (a body or object over a limit) as the
+    ``Status`` both API servers answer with (issue 19)."""
+    message = f"{what}: {err.message}" if what else err.message
+    return APIError(err.code, message, reason=err.reason)

@@ -129,7 +129,7 @@ def test_invalid_service_is_422_status(cluster, body, field, fragment):
 @pytest.mark.parametrize(
     "method, path, raw, ctype, code, fragment",
     [
-        ("POST", NS + "/services", b'{"metadata": ', "application/json", 400, "invalid JSON"),
+        ("POST", NS + "/services", b'{"metadata": ', "application/json", 400, "not valid JSON"),
         ("POST", NS + "/services", b"\xff\xfe garbage", "application/json", 400, "UTF-8"),
         ("POST", NS + "/services", b"", "application/json", 400, "empty"),
         ("POST", NS + "/services", b"[1, 2]", "application/json", 400, "JSON object"),
