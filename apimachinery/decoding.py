@@ -40,6 +40,8 @@ from typing import Any
 
 import yaml
 
+from apimachinery.errors import RequestRefused
+
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 MAX_OBJECT_BYTES = 3 * 512 * 1024  # 1.5 MiB
 MAX_DEPTH = 100
@@ -49,16 +51,9 @@ _NODE_START = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _NODE_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
-class DecodeError(ValueError):
+class DecodeError(RequestRefused):
     """A body (or an object built from one) refused; ``code`` and ``reason`` are the
-    ``Status`` a server answers with."""
-
-    def __init__(self, message: str, *, code: int = 400, reason: str = "BadRequest", problem: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.reason = reason
-        self.problem = problem or message  # the message without "the request body is ...", for a file's errors
+    ``Status`` a server answers with (400 ``BadRequest`` unless said otherwise)."""
 
 
 class InvalidSyntax(DecodeError):
@@ -90,8 +85,10 @@ def decode_body(raw: bytes, content_type: str = "application/json") -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise DecodeError("the request body is not UTF-8") from None
-    value = decode_yaml(text) if is_yaml(content_type) else decode_json(text)
-    check_object(value, what="the decoded object")
+    value = decode_yaml(text) if is_yaml(content_type) else decode_json(text)  # depth and numbers checked
+    size = encoded_size(value)
+    if size > MAX_OBJECT_BYTES:  # measured after decoding: YAML can grow as JSON
+        raise too_large(size, MAX_OBJECT_BYTES, "the decoded object")
     return value
 
 

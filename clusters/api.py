@@ -32,7 +32,8 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from apimachinery import decoding
+from apimachinery import decoding, watchlimits
+from apimachinery.errors import RequestRefused
 from clusters.chaos import Chaos
 from clusters.state import ClusterState, filter_by_selector
 from clusters.watch import ChangeFeed, TooOld
@@ -41,7 +42,7 @@ from federation import openapi, tables
 from federation.apiserver import add_discovery_routes
 from federation.meta import SelectorError, check_dns_label, merge_patch
 from federation.resources import DEPLOYMENTS, EVENTS, SERVICES, Resource
-from federation.status import APIError, not_found, refused_body, status_object
+from federation.status import APIError, not_found, refused, status_object
 from federation.strategic import ApplyConflict, StrategicPatchError, server_side_apply, strategic_merge
 
 log = logging.getLogger("ubernetes.cluster.api")
@@ -86,6 +87,7 @@ CHAOS = web.AppKey("chaos", Chaos)
 ON_CHAOS = web.AppKey("on_chaos", object)
 LB_POOL = web.AppKey("lb_pool", str)
 FEED = web.AppKey("feed", ChangeFeed)
+WATCH_LIMITS = web.AppKey("watch_limits", tuple)  # (events one watch may replay, seconds a future RV waits)
 
 
 # --------------------------------------------------------------------------- middlewares
@@ -115,13 +117,13 @@ async def status_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except APIError as err:
         return status_response(err.to_status())
-    except decoding.DecodeError as err:  # an object over a limit, found past the handler's decoding
-        return status_response(refused_body(err).to_status())
+    except RequestRefused as err:  # a body or a watch over a limit (apimachinery)
+        return status_response(refused(err).to_status())
     except web.HTTPException as err:
         if err.status < 400:
             raise
         if err.status == 413:  # worded as the federation words it: one limit, one message
-            return status_response(refused_body(decoding.too_large(None, decoding.MAX_REQUEST_BYTES)).to_status())
+            return status_response(refused(decoding.too_large(None, decoding.MAX_REQUEST_BYTES)).to_status())
         message = {
             404: f"the server could not find the requested resource ({request.method} {request.path})",
             405: f"the server does not allow this method on the requested resource ({request.method} {request.path})",
@@ -147,7 +149,7 @@ async def read_json(request: web.Request, what: str = "") -> Any:
     try:
         return await decoding.decode_request_body(await request.read(), request.content_type)
     except decoding.DecodeError as err:
-        raise refused_body(err, what) from None
+        raise refused(err, what) from None
 
 
 def check_fits(obj: Any, what: str) -> None:
@@ -155,7 +157,7 @@ def check_fits(obj: Any, what: str) -> None:
     try:
         decoding.check_object(obj, what="the patched object")
     except decoding.DecodeError as err:
-        raise refused_body(err, what) from None
+        raise refused(err, what) from None
 
 
 def json_response(body: Any, status: int = 200, *, warnings: list[str] | None = None) -> web.Response:
@@ -237,17 +239,16 @@ async def watch(request: web.Request, res: Resource) -> web.StreamResponse:
 
     Without a resourceVersion the objects that exist come first as ADDED, as a real API
     server sends them; with one, what happened after it (``410 Expired`` if that is
-    older than the feed remembers)."""
+    older than the feed remembers or more than the watch window of this kind, as at the
+    federation; a resourceVersion above the current one waits 3 s, then ``504``;
+    :mod:`apimachinery.watchlimits`). The replay is the feed's in-memory log, bounded by
+    its length, so it needs no paging."""
     feed, state = request.app[FEED], request.app[STATE]
     try:
         timeout = min(float(request.query.get("timeoutSeconds") or WATCH_TIMEOUT_MAX), WATCH_TIMEOUT_MAX)
     except ValueError:
         raise APIError(400, "timeoutSeconds must be a number") from None
-    rv_text = request.query.get("resourceVersion", "")
-    try:
-        since = int(rv_text) if rv_text else 0
-    except ValueError:
-        raise APIError(400, f"resourceVersion {rv_text!r} is not valid") from None
+    since = watchlimits.parse_resource_version(request.query.get("resourceVersion"))
     namespace = request.match_info.get("ns")
     as_table = tables.wants_table(request.headers.get("Accept"))
     first = [True]
@@ -265,14 +266,20 @@ async def watch(request: web.Request, res: Resource) -> web.StreamResponse:
         return (json.dumps({"type": etype, "object": obj}, separators=(",", ":")) + "\n").encode()
 
     selected([], request)  # a malformed selector is a 400 before the stream starts
+    if since > int(state.resource_version):  # the same rules as the federation's watch (issue 19)
+        await watchlimits.wait_for_revision(since, lambda: int(state.resource_version),
+                                            timeout=request.app[WATCH_LIMITS][1])
+        feed.sync()
     if since == 0:
         cursor = int(state.resource_version)
         backlog = [("ADDED", o) for o in selected(feed.current(res.plural), request) if wanted(o)]
     else:
         try:
             events = feed.since(since)
-        except TooOld as err:
-            raise APIError(410, str(err), reason="Expired") from None
+        except TooOld:
+            events = []
+        watchlimits.check_window(since, oldest=feed.horizon, replay=sum(e.plural == res.plural for e in events),
+                                 window=request.app[WATCH_LIMITS][0])
         cursor = events[-1].seq if events else since
         backlog = [(e.type, e.object) for e in events if e.plural == res.plural and wanted(e.object)]
     resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
@@ -713,13 +720,15 @@ async def _stop_feed(app: web.Application) -> None:
             pass
 
 
-def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] | None = None, lb_pool: str = "") -> web.Application:
+def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] | None = None, lb_pool: str = "",
+             watch_window: int = watchlimits.WATCH_WINDOW, future_wait: float = watchlimits.FUTURE_WAIT) -> web.Application:
     app = web.Application(middlewares=[chaos_middleware, status_middleware], client_max_size=decoding.MAX_REQUEST_BYTES)
     app[STATE] = state
     app[CHAOS] = chaos
     app[ON_CHAOS] = on_chaos
     app[LB_POOL] = lb_pool
     app[FEED] = change_feed(state)
+    app[WATCH_LIMITS] = (watch_window, future_wait)
     app.on_startup.append(_start_feed)
     app.on_cleanup.append(_stop_feed)
     r = app.router

@@ -17,7 +17,8 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from apimachinery import decoding
+from apimachinery import decoding, watchlimits
+from apimachinery.errors import RequestRefused
 from federation import admission, auth, discovery, openapi, tables
 from federation import status as st
 from federation.jsonpatch import PatchError, apply_json_patch
@@ -82,10 +83,10 @@ async def status_middleware(request: web.Request, handler: Callable[[web.Request
         return await handler(request)
     except st.APIError as err:
         return json_response(err.to_status(), err.code)
-    except decoding.DecodeError as err:  # an object over a limit, found past the handler's decoding
-        return json_response(st.refused_body(err).to_status(), err.code)
+    except RequestRefused as err:  # a body or a watch over a limit (apimachinery)
+        return json_response(st.refused(err).to_status(), err.code)
     except web.HTTPRequestEntityTooLarge:
-        return json_response(st.refused_body(decoding.too_large(None, MAX_BODY)).to_status(), 413)
+        return json_response(st.refused(decoding.too_large(None, MAX_BODY)).to_status(), 413)
     except web.HTTPNotFound:
         return json_response(st.status_object(404, f"the server could not find the requested resource ({request.path})"), 404)
     except web.HTTPMethodNotAllowed as err:
@@ -143,7 +144,7 @@ async def read_body(request: web.Request, what: str) -> Any:
     try:
         return await decoding.decode_request_body(await request.read(), request.content_type)
     except decoding.DecodeError as err:
-        raise st.refused_body(err, what) from None
+        raise st.refused(err, what) from None
 
 
 def _object_body(body: Any, res: Resource, what: str) -> dict[str, Any]:
@@ -161,10 +162,12 @@ def _object_body(body: Any, res: Resource, what: str) -> dict[str, Any]:
 
 
 class API:
-    def __init__(self, registry: Registry, *, watch_ping: float = 5.0,
-                 auto_approve: frozenset[str] = frozenset()) -> None:
+    def __init__(self, registry: Registry, *, watch_ping: float = 5.0, watch_window: int = watchlimits.WATCH_WINDOW,
+                 future_wait: float = watchlimits.FUTURE_WAIT, auto_approve: frozenset[str] = frozenset()) -> None:
         self.registry = registry
         self.watch_ping = watch_ping
+        self.watch_window = watch_window
+        self.future_wait = future_wait
         self.auto_approve = auto_approve  # Cluster names approved when they join (issue 19)
         self.components = openapi.schemas_for(SERVED)
         self.schemas = {res.key: openapi.SchemaNode(self.components[openapi.schema_name(res)], self.components)
@@ -587,11 +590,7 @@ class API:
             timeout = float(request.query.get("timeoutSeconds", "1800"))
         except ValueError:
             raise st.APIError(400, "timeoutSeconds must be a number") from None
-        rv_text = request.query.get("resourceVersion", "")
-        try:
-            since = int(rv_text) if rv_text else 0
-        except ValueError:
-            raise st.APIError(400, f"resourceVersion {rv_text!r} is not valid") from None
+        since = watchlimits.parse_resource_version(request.query.get("resourceVersion"))
         as_table = tables.wants_table(request.headers.get("Accept"))
         bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1") and not as_table
         include_object = request.query.get("includeObject", "Metadata")
@@ -609,28 +608,46 @@ class API:
                 return False
             return self._matches(obj, selector, field_filters)
 
+        store = self.registry.store
+        if since > store.revision:
+            await watchlimits.wait_for_revision(since, lambda: store.revision, timeout=self.future_wait)
         hub = self.registry.hub
         queue = hub.subscribe()
         resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         try:
-            backlog: list[tuple[str, dict[str, Any], int]] = []
+            last = since
             if since == 0:
-                items, last = self.registry.list(res, namespace)
-                backlog = [("ADDED", o, last) for o in items if self._matches(o, selector, field_filters)]
+                items, last = await asyncio.to_thread(self.registry.list, res, namespace)
             else:
-                try:
-                    events = self.registry.store.events_since(since, res.key)
-                except HistoryExpired as err:
-                    raise st.APIError(410, f"too old resource version: {since} ({err})", reason="Expired") from None
-                last = since
-                for ev in events:
-                    if wanted(ev.resource, ev.namespace, ev.object):
-                        backlog.append((ev.type, ev.object, ev.rv))
-                    last = ev.rv
+                # How far back this watch goes is checked before the stream starts, so a
+                # refusal is a plain 410 Status; the history itself is read a page at a time
+                # off the event loop below (issue 19).
+                replay = await asyncio.to_thread(store.count_events, since, res.key, limit=self.watch_window + 1)
+                watchlimits.check_window(since, oldest=store.oldest, replay=replay, window=self.watch_window)
             resp.enable_chunked_encoding()
             await resp.prepare(request)
-            for etype, obj, _ in backlog:
-                await resp.write(line(etype, obj))
+            if since == 0:
+                for o in items:
+                    if self._matches(o, selector, field_filters):
+                        await resp.write(line("ADDED", o))
+                del items
+            else:
+                while True:
+                    try:
+                        page = await asyncio.to_thread(store.events_page, last, res.key,
+                                                       max_events=watchlimits.PAGE_EVENTS,
+                                                       max_bytes=watchlimits.PAGE_BYTES)
+                    except HistoryExpired as err:  # compacted while we streamed: the client relists
+                        await resp.write(self._line("ERROR", st.status_object(410, str(err), reason="Expired")))
+                        await resp.write_eof()
+                        return resp
+                    if not page:
+                        break
+                    for ev in page:
+                        if wanted(ev.resource, ev.namespace, ev.object):
+                            await resp.write(line(ev.type, ev.object))
+                        last = ev.rv
+                    del page
             deadline = time.monotonic() + timeout
             last_sent = time.monotonic()
             while True:
@@ -752,9 +769,11 @@ def add_discovery_routes(
 
 
 def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None,
-             watch_ping: float = 5.0, auto_approve: frozenset[str] = frozenset()) -> web.Application:
+             watch_ping: float = 5.0, watch_window: int = watchlimits.WATCH_WINDOW,
+             auto_approve: frozenset[str] = frozenset()) -> web.Application:
     """The API app; ``tokens`` (a parsed token file) turns authentication and authorization on.
-    ``watch_ping``: how often an idle watch checks its client and, when asked, sends a BOOKMARK."""
+    ``watch_ping``: how often an idle watch checks its client and, when asked, sends a BOOKMARK.
+    ``watch_window``: how many events of its kind one watch may replay (older: 410 Gone)."""
     middlewares: list[Any] = [status_middleware]
     if tokens is not None:
         authenticator = auth.Authenticator(
@@ -763,5 +782,5 @@ def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None,
         middlewares.append(auth_middleware(authenticator))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[REGISTRY_KEY] = registry
-    API(registry, watch_ping=watch_ping, auto_approve=auto_approve).routes(app)
+    API(registry, watch_ping=watch_ping, watch_window=watch_window, auto_approve=auto_approve).routes(app)
     return app

@@ -15,6 +15,7 @@ import ssl
 import click
 from aiohttp import web
 
+from apimachinery.watchlimits import WATCH_WINDOW
 from federation.apiserver import make_app
 from federation.controllers import run_forever
 from federation.events import EventCollector
@@ -41,13 +42,15 @@ def split_listen(value: str) -> tuple[str, int]:
 
 async def serve(*, host: str, port: int, store_path: str, settings: Settings, controllers: bool,
                 tokens: dict | None = None, ssl_context: ssl.SSLContext | None = None,
-                member_ssl: ssl.SSLContext | None = None, auto_approve: frozenset[str] = frozenset()) -> None:
+                member_ssl: ssl.SSLContext | None = None, watch_window: int = WATCH_WINDOW,
+                auto_approve: frozenset[str] = frozenset()) -> None:
     from federation.controllers.propagation import PropagationController
 
     store = open_store(store_path)
     hub = WatchHub()
     registry = Registry(store, hub)
-    app = make_app(registry, tokens=tokens, auto_approve=auto_approve)  # tokens: issue 8's --token-file (None: open)
+    app = make_app(registry, tokens=tokens, watch_window=watch_window,  # tokens: issue 8's --token-file (None: open)
+                   auto_approve=auto_approve)
     # Member clients reach a member with the token its Cluster's spec.secretRef names (issue 8).
     member_kw = {"secrets": lambda ns, name: registry.find(SECRETS, ns, name), "ssl_context": member_ssl}
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
@@ -139,6 +142,8 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
 @click.option("--auto-approve-clusters", "auto_approve", default="", metavar="NAMES",
               help="Comma-separated Cluster names trusted as soon as they join ('*': all); others wait for "
                    "`ubernetes approve NAME` (docs/security.md).")
+@click.option("--watch-window", type=click.IntRange(1), default=WATCH_WINDOW, show_default=True,
+              help="Events of its kind one watch may replay; a watch from further back gets 410 Gone (docs/security.md).")
 @click.option("-v", "--verbose", is_flag=True)
 def federation_apiserver(
     listen: str, store_path: str, federation_name: str, dns_domain: str, health_period: float,
@@ -147,7 +152,7 @@ def federation_apiserver(
     dataplane_failure_threshold: int, controllers: bool, verbose: bool, event_ttl: float = 3600.0,
     token_file: str | None = None,
     insecure: bool = False, tls_cert_file: str | None = None, tls_private_key_file: str | None = None,
-    member_ca: str | None = None, auto_approve: str = "",
+    member_ca: str | None = None, auto_approve: str = "", watch_window: int = WATCH_WINDOW,
 ) -> None:
     """Run the federation API server and its controllers."""
     from federation.security import load_tokens, refuse_open_listen, server_ssl_context, client_ssl_context
@@ -174,5 +179,5 @@ def federation_apiserver(
         event_ttl=event_ttl,
     )
     asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
-                      tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl,
+                      tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl, watch_window=watch_window,
                       auto_approve=frozenset(n.strip() for n in auto_approve.split(",") if n.strip())))

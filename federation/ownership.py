@@ -19,16 +19,23 @@ controllers turn those events into *tombstones* (stored under an internal key, n
 served), and release a copy (strip the label and the owner annotations, leave it running)
 instead of deleting it when a tombstone names its owner. A tombstone goes once every
 joined cluster has been seen Ready after the deletion.
+
+The controllers read those events from the revision the process started at, not from 0,
+and only ``DELETED`` ones, a page at a time in a worker thread: a store with a long
+history made a restart unresponsive for 39 s while the first pass read all of it on the
+event loop (issue 19). Deletions acknowledged before a restart were read by the process
+that served them; the tombstones they made are in the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from typing import Any
 
 from federation.registry import Registry
-from federation.store import HistoryExpired
+from federation.store import Event, HistoryExpired
 
 log = logging.getLogger("federation.ownership")
 
@@ -68,22 +75,32 @@ def released(obj: dict[str, Any]) -> dict[str, Any]:
 class Tombstones:
     """Orphan tombstones, kept in the store, derived from the store's DELETED events."""
 
+    PAGE = 100  # DELETED events read per page
+
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._cursor = 0
+        self._cursor = registry.store.revision
 
-    def collect(self) -> None:
+    async def collect(self) -> None:
         """Read new DELETED events; a tombstone for every owner deleted with Orphan."""
         store = self.registry.store
-        try:
-            events = store.events_since(self._cursor)
-        except HistoryExpired:
-            log.warning("event history compacted past %d; orphan deletions before it are not known", self._cursor)
-            self._cursor = store.revision
-            return
+        while True:
+            try:
+                events = await asyncio.to_thread(store.events_page, self._cursor, types=("DELETED",),
+                                                 max_events=self.PAGE)
+            except HistoryExpired:
+                log.warning("event history compacted past %d; orphan deletions before it are not known", self._cursor)
+                self._cursor = store.revision
+                return
+            if not events:
+                return
+            self._record(events)
+
+    def _record(self, events: list[Event]) -> None:
+        store = self.registry.store
         for event in events:
             self._cursor = max(self._cursor, event.rv)
-            if event.type != "DELETED" or event.resource == TOMBSTONES:
+            if event.resource == TOMBSTONES:
                 continue
             meta = event.object.get("metadata") or {}
             if (meta.get("annotations") or {}).get(DELETION_PROPAGATION_ANNOTATION) != "Orphan":

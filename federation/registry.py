@@ -108,7 +108,7 @@ class Registry:
         try:
             decoding.check_object(obj, what="the object")
         except decoding.DecodeError as err:
-            raise st.refused_body(err, f'{res.plural}{"." + res.group if res.group else ""} "{name}"') from None
+            raise st.refused(err, f'{res.plural}{"." + res.group if res.group else ""} "{name}"') from None
 
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)

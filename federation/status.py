@@ -42,6 +42,7 @@ class APIError(Exception):
         name: str | None = None,
         group: str | None = None,
         causes: list[dict[str, str]] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -51,6 +52,7 @@ class APIError(Exception):
         self.name = name
         self.group = group
         self.causes = causes or []
+        self.retry_after = retry_after
 
     def to_status(self) -> dict[str, Any]:
         return status_object(
@@ -61,6 +63,7 @@ class APIError(Exception):
             name=self.name,
             group=self.group,
             causes=self.causes,
+            retry_after=self.retry_after,
         )
 
 
@@ -73,6 +76,7 @@ def status_object(
     name: str | None = None,
     group: str | None = None,
     causes: list[dict[str, str]] | None = None,
+    retry_after: int | None = None,
 ) -> dict[str, Any]:
     details: dict[str, Any] = {}
     if name is not None:
@@ -83,6 +87,8 @@ def status_object(
         details["kind"] = kind
     if causes:
         details["causes"] = causes
+    if retry_after is not None:
+        details["retryAfterSeconds"] = retry_after
     body: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -139,8 +145,8 @@ def invalid(kind: str, name: str, errors: list[tuple[str, str]], group: str = ""
     )
 
 
-def refused_body(err: Any, what: str = "") -> APIError:
-    """An :class:`apimachinery.decoding.DecodeError` (a body or object over a limit) as the
-    ``Status`` both API servers answer with (issue 19)."""
+def refused(err: Any, what: str = "") -> APIError:
+    """An :class:`apimachinery.errors.RequestRefused` (a body over a limit, a watch asking
+    too much) as the ``Status`` both API servers answer with (issue 19)."""
     message = f"{what}: {err.message}" if what else err.message
-    return APIError(err.code, message, reason=err.reason)
+    return APIError(err.code, message, reason=err.reason, causes=err.causes, retry_after=err.retry_after)

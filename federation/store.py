@@ -53,6 +53,11 @@ class Store(Protocol):
         self, resource: str, namespace: str, name: str, expected_rv: int | None = None
     ) -> tuple[dict[str, Any], Event]: ...
     def events_since(self, rv: int, resource: str | None = None) -> list[Event]: ...
+    def events_page(self, rv: int, resource: str | None = None, *, types: tuple[str, ...] = (),
+                    max_events: int = 100, max_bytes: int = 4 << 20) -> list[Event]: ...
+    def count_events(self, rv: int, resource: str | None = None, *, limit: int) -> int: ...
+    @property
+    def oldest(self) -> int: ...
     @property
     def revision(self) -> int: ...
     def close(self) -> None: ...
@@ -91,6 +96,11 @@ class SQLiteStore:
     @property
     def revision(self) -> int:
         return self._rv
+
+    @property
+    def oldest(self) -> int:
+        """The oldest resourceVersion a watch may resume from (older: 410 Gone)."""
+        return self._oldest
 
     def close(self) -> None:
         with self._lock:
@@ -222,6 +232,48 @@ class SQLiteStore:
                     (rv, resource),
                 ).fetchall()
         return [Event(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    @staticmethod
+    def _filters(rv: int, resource: str | None, types: tuple[str, ...]) -> tuple[str, list[Any]]:
+        where, args = "rv > ?", [rv]
+        if resource is not None:
+            where, args = where + " AND resource = ?", args + [resource]
+        if types:
+            where += f" AND type IN ({','.join('?' * len(types))})"
+            args += list(types)
+        return where, args
+
+    def events_page(self, rv: int, resource: str | None = None, *, types: tuple[str, ...] = (),
+                    max_events: int = 100, max_bytes: int = 4 << 20) -> list[Event]:
+        """The next events after ``rv``, oldest first: at most ``max_events``, and no more rows
+        than reach ``max_bytes`` of stored JSON (always at least one). Meant for a worker
+        thread: a watch or a controller reads a long history a page at a time, so neither the
+        memory nor the event loop holds all of it at once (issue 19)."""
+        where, args = self._filters(rv, resource, types)
+        rows: list[tuple[Any, ...]] = []
+        size = 0
+        with self._lock:
+            if rv < self._oldest:
+                raise HistoryExpired(f"too old resource version: {rv} ({self._oldest})")
+            cursor = self._db.execute(
+                f"SELECT rv, resource, namespace, type, body FROM events WHERE {where} ORDER BY rv LIMIT ?",
+                (*args, max_events),
+            )
+            for row in cursor:
+                rows.append(row)
+                size += len(row[4])
+                if size >= max_bytes:
+                    break
+            cursor.close()
+        return [Event(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def count_events(self, rv: int, resource: str | None = None, *, limit: int) -> int:
+        """How many events follow ``rv`` (of ``resource``), counting no further than ``limit``."""
+        where, args = self._filters(rv, resource, ())
+        with self._lock:
+            row = self._db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
+                                   (*args, limit)).fetchone()
+        return int(row[0])
 
 
 def open_store(path: str, *, history: int = 10_000) -> Store:

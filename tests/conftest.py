@@ -68,6 +68,14 @@ def stop_process(proc: "subprocess.Popen[bytes]") -> None:
 @contextlib.contextmanager
 def apiserver(work: Path, *args: str) -> Iterator[str]:
     """A real ``ubernetes federation-apiserver`` (in-memory store) on a free port; yields its URL."""
+    with apiserver_process(work, *args) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def apiserver_process(work: Path, *args: str) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
+    """:func:`apiserver`, yielding its process too (for its pid: RSS, signals). Its log is
+    ``work / "apiserver.log"``."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = work / "apiserver.log"
@@ -78,7 +86,7 @@ def apiserver(work: Path, *args: str) -> Iterator[str]:
     )
     try:
         wait_healthy(url, proc, log, "federation-apiserver")
-        yield url
+        yield url, proc
     finally:
         stop_process(proc)
 

@@ -61,3 +61,26 @@ async def test_events_older_than_the_ttl_are_collected():
                                         "lastTimestamp": "2999-01-01T00:00:00Z"})
     await EventCollector(registry, ttl=3600).reconcile()
     assert [e["metadata"]["name"] for e in registry.list(EVENTS)[0]] == ["new"]
+
+
+async def test_tombstones_read_from_the_revision_they_start_at_a_page_at_a_time():
+    """Issue 19: a restart read the whole history on the event loop. The cursor starts at the
+    store's revision; what follows is read in pages of DELETED events only."""
+    from federation.ownership import DELETION_PROPAGATION_ANNOTATION, TOMBSTONES, Tombstones
+
+    store = SQLiteStore(":memory:")
+    registry = Registry(store, WatchHub())
+    orphan = {DELETION_PROPAGATION_ANNOTATION: "Orphan"}
+    for i in range(300):  # history from before this process: already handled by the one that served it
+        registry.create(SERVICES, "default", {"metadata": {"name": f"old{i}", "annotations": orphan},
+                                              "spec": {"ports": [{"port": 80}]}})
+        registry.delete(SERVICES, "default", f"old{i}")
+    tombstones = Tombstones(registry)
+    await tombstones.collect()
+    assert store.list(TOMBSTONES)[0] == []
+    for i in range(250):  # more than two pages of deletions after the start
+        registry.create(SERVICES, "default", {"metadata": {"name": f"new{i}", "annotations": orphan},
+                                              "spec": {"ports": [{"port": 80}]}})
+        registry.delete(SERVICES, "default", f"new{i}")
+    await tombstones.collect()
+    assert sorted(t["name"] for t in store.list(TOMBSTONES)[0]) == sorted(f"new{i}" for i in range(250))

@@ -198,7 +198,7 @@ class DeploymentController:
         self.tombstones = Tombstones(registry)
 
     async def reconcile(self) -> None:
-        self.tombstones.collect()
+        await self.tombstones.collect()
         clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
         deployments, _ = self.registry.list(DEPLOYMENTS)
         ready = [c for c in clusters if health.is_ready(c)]

@@ -14,6 +14,10 @@ A Service may carry the placement annotation Deployments use
 it selects get a copy (issue 8's soak places 1,000 services on two clusters each); a
 malformed placement means every cluster, as no placement does.
 
+A copy a member refuses (a 4xx other than 404 and 409: too large, invalid) is not retried on
+every pass: each (cluster, service) backs off exponentially, from 1 s to 5 min, until the
+federated Service changes or a write succeeds (issue 19; :mod:`apimachinery.backoff`).
+
 A cluster that is not Ready is left alone; its last-known shard stays on the annotation,
 marked ``clusterReady: false``, and the DNS planner leaves it out. A cluster that left the
 federation loses its shard at once.
@@ -23,9 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
+import json
 import logging
 from typing import Any
 
+from apimachinery.backoff import Backoff
 from federation import approval, health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
@@ -81,6 +88,15 @@ def shard_of(cluster: str, copy_: dict[str, Any] | None, endpoints: dict[str, An
     return {"cluster": cluster, "ingress": ingress, "readyEndpoints": ready}
 
 
+def refused(code: int) -> bool:
+    """A member's answer that the same write would get again: back off (404 and 409 are races)."""
+    return 400 <= code < 500 and code not in (404, 409)
+
+
+def fingerprint(desired: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(desired, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _placed(service: dict[str, Any], clusters: list[dict[str, Any]]) -> set[str]:
     try:
         return set(placed_clusters(service, clusters))
@@ -95,9 +111,10 @@ class PropagationController:
         self.members = members
         # copies of a Service deleted with propagationPolicy Orphan are released, not deleted (issue 7)
         self.tombstones = Tombstones(registry)
+        self.backoff: Backoff[tuple[str, str, str]] = Backoff()  # (cluster, namespace, name)
 
     async def reconcile(self) -> None:
-        self.tombstones.collect()
+        await self.tombstones.collect()
         clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
         services, _ = self.registry.list(SERVICES)
         ready = [c for c in clusters if health.is_ready(c)]
@@ -128,10 +145,14 @@ class PropagationController:
         copies = (await client.get("/api/v1/services", params=selector)).get("items") or []
         existing = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in copies}
         wanted = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in services}
+        self.backoff.retain(lambda k: k[0] != cname or (k[1], k[2]) in wanted)
         for key, fed_service in wanted.items():
             desired = member_copy(fed_service, fed)
             path = f"/api/v1/namespaces/{key[0]}/services/{key[1]}"
             actual = existing.get(key)
+            retry_key, print_ = (cname, key[0], key[1]), fingerprint(desired)
+            if not self.backoff.ready(retry_key, print_):
+                continue
             try:
                 if actual is None:
                     existing[key] = await client.post(f"/api/v1/namespaces/{key[0]}/services", desired)
@@ -147,8 +168,17 @@ class PropagationController:
                     log.info("updated service %s/%s in cluster %s", key[0], key[1], cname)
                     record_event(self.registry, involved=fed_service, reason="UpdatedInCluster",
                                  message=f"updated service {key[0]}/{key[1]} in cluster {cname}")
+                self.backoff.succeeded(retry_key)
             except APIError as err:
-                log.warning("service %s/%s in cluster %s: %s", key[0], key[1], cname, err.message)
+                if not refused(err.code):
+                    log.warning("service %s/%s in cluster %s: %s", key[0], key[1], cname, err.message)
+                    continue
+                delay = self.backoff.failed(retry_key, print_)
+                log.warning("service %s/%s refused by cluster %s (%d): %s; retrying in %.0f s",
+                            key[0], key[1], cname, err.code, err.message, delay)
+                record_event(self.registry, involved=fed_service, reason="RefusedByCluster", type_="Warning",
+                             message=f"cluster {cname} refused service {key[0]}/{key[1]} ({err.code}): "
+                                     f"{err.message[:1000]}; retrying in {delay:.0f} s")
         for key in set(existing) - set(wanted):
             try:
                 if self.tombstones.find(SERVICES.key, key[0], key[1]) is not None:
