@@ -144,14 +144,16 @@ class Agent:
         access_token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         credential_file: Path | None = None,
+        allow_http_token: bool = False,
     ) -> None:
         self.federation = federation
+        self.allow_http_token = allow_http_token  # issue 19: tokens never cross plain HTTP off-host
         self.credential_file = credential_file
         self.timeout = timeout
         self.ssl_context = ssl_context
         self.access_token = access_token
-        self.bootstrap = (APIClient(federation, timeout=timeout, token=bootstrap_token, ssl_context=ssl_context)
-                          if bootstrap_token else None)
+        self.bootstrap = (APIClient(federation, timeout=timeout, token=bootstrap_token, ssl_context=ssl_context,
+                                    allow_http_token=allow_http_token) if bootstrap_token else None)
         self.credential: str | None = None  # our own token (and in credential_file, when given)
         # Figures for bench/soak: latency of each successful renewal, and failed steps.
         self.renewal_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
@@ -198,7 +200,8 @@ class Agent:
 
     def _use_credential(self, token: str) -> None:
         self.credential = token
-        self.client = APIClient(self.federation, timeout=self.timeout, token=token, ssl_context=self.ssl_context)
+        self.client = APIClient(self.federation, timeout=self.timeout, token=token, ssl_context=self.ssl_context,
+                                allow_http_token=self.allow_http_token)
 
     async def ensure_access_secret(self) -> None:
         """Publish the token the federation needs for our API, when it needs one."""

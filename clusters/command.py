@@ -23,6 +23,8 @@ import click
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from apimachinery.serving import start_site
+from apimachinery.transport import InsecureTokenTransport, check_token_transport
 from clusters.agent import Agent
 from clusters.api import make_app
 from clusters.chaos import Chaos
@@ -64,6 +66,7 @@ class Options:
     tls_private_key_file: str | None = None
     certificate_authority: str | None = None
     credential_file: str | None = None  # issue 19: where the agent keeps its credential
+    insecure_allow_http_token: bool = False  # issue 19: apimachinery.transport
 
 
 def default_lb_pool(name: str) -> str:
@@ -168,6 +171,8 @@ def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 @click.option("--credential-file", default=None, type=click.Path(dir_okay=False),
               help="Keep the credential the bootstrap token got in this file (0600), so a restart can rejoin: "
                    "a bootstrap token gets only a cluster's first credential.")
+@click.option("--insecure-allow-http-token", is_flag=True,
+              help="Send the bootstrap token and credential to an http:// federation on another host (refused otherwise).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | None, pod_cidr: str | None, **kw: object) -> None:
     """Run one simulated member cluster: its API, nodes, pods, LB data plane, and join agent."""
@@ -190,6 +195,12 @@ def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | 
         **kw,  # type: ignore[arg-type]
     )
     setup_logging(name, log_level)
+    if opts.federation:
+        try:  # issue 19: refuse before the first request, not in the join loop
+            check_token_transport(opts.federation, opts.bootstrap_token or (opts.credential_file and "saved"),
+                                  allow_http=opts.insecure_allow_http_token)
+        except InsecureTokenTransport as err:
+            raise click.ClickException(str(err)) from None
     try:
         asyncio.run(serve(opts))
     except OSError as err:  # the API port could not be bound: say so plainly
@@ -294,13 +305,12 @@ async def start_cluster(opts: Options) -> Running:
 
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, opts.host, opts.port, reuse_address=True, ssl_context=ssl_context)
     try:
-        await site.start()
+        site = await start_site(runner, opts.host, opts.port, ssl_context=ssl_context)  # handshake and header deadlines
     except OSError:
         await runner.cleanup()
         raise
-    port = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else opts.port  # type: ignore[union-attr]
+    port = site.port
     shown_host = f"[{opts.host}]" if ":" in opts.host else opts.host
     api_url = f"{'https' if ssl_context else 'http'}://{shown_host}:{port}"
     advertise = opts.advertise or api_url
@@ -334,6 +344,7 @@ async def start_cluster(opts: Options) -> Running:
             access_token=access_token,
             ssl_context=client_ssl_context(opts.certificate_authority),
             credential_file=Path(opts.credential_file) if opts.credential_file else None,
+            allow_http_token=opts.insecure_allow_http_token,
         )
         agent_task = asyncio.create_task(agent.run(), name="agent")
         tasks.append(agent_task)

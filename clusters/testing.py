@@ -35,14 +35,15 @@ def random_lb_pool() -> str:
 
 
 def http(method: str, url: str, body: Any = None, *, timeout: float = 5.0, content_type: str = "application/json",
-         ca_file: str | None = None) -> tuple[int, Any, dict[str, str]]:
+         ca_file: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
     """One request; returns (status, parsed JSON or text, headers). Never raises on 4xx/5xx.
-    ``ca_file``: verify an HTTPS server against this CA."""
+    ``ca_file``: verify an HTTPS server against this CA; ``headers``: more request headers."""
     data = None
     if body is not None:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         data = data.encode() if isinstance(data, str) else data
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type} if data is not None else {})
+    sent = {"Content-Type": content_type} if data is not None else {}
+    req = urllib.request.Request(url, data=data, method=method, headers={**sent, **(headers or {})})
     try:
         context = ssl.create_default_context(cafile=ca_file) if ca_file else None
         with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:

@@ -15,6 +15,7 @@ import ssl
 import click
 from aiohttp import web
 
+from apimachinery.serving import start_site
 from apimachinery.watchlimits import WATCH_WINDOW
 from federation.apiserver import make_app
 from federation.controllers import run_forever
@@ -55,8 +56,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
     member_kw = {"secrets": lambda ns, name: registry.find(SECRETS, ns, name), "ssl_context": member_ssl}
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
-    await site.start()
+    await start_site(runner, host, port, ssl_context=ssl_context)  # handshake and header deadlines
     log.info(
         "federation %s (domain %s) API listening on %s://%s:%d, store %s, %s",
         settings.federation_name, settings.domain, "https" if ssl_context else "http", host, port, store_path,

@@ -9,6 +9,7 @@ plus any ``--host`` given. Not for production: the CA key sits beside the certif
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,35 +23,53 @@ def _run(args: list[str], cwd: Path) -> None:
         raise click.ClickException(f"openssl {' '.join(args[1:3])} failed: {done.stderr.strip()[-400:]}")
 
 
-def create_certs(directory: Path, *, hosts: list[str] | tuple[str, ...] = (), days: int = 30) -> dict[str, Path]:
-    """Write ca.crt, ca.key, server.crt, server.key into ``directory``; return their paths."""
+def _openssl() -> str:
     openssl = shutil.which("openssl")
     if openssl is None:
         raise click.ClickException("the openssl command is needed (Debian: apt-get install openssl)")
-    directory.mkdir(parents=True, exist_ok=True)
-    names = ["localhost", "127.0.0.1", "::1", *hosts]
+    return openssl
+
+
+def _alt_names(hosts: list[str] | tuple[str, ...]) -> str:
     alt = []
-    for name in dict.fromkeys(names):
+    for name in dict.fromkeys(["localhost", "127.0.0.1", "::1", *hosts]):
         try:
             ipaddress.ip_address(name)
             alt.append(f"IP:{name}")
         except ValueError:
             alt.append(f"DNS:{name}")
+    return ",".join(alt)
+
+
+def create_certs(directory: Path, *, hosts: list[str] | tuple[str, ...] = (), days: int = 30) -> dict[str, Path]:
+    """Write ca.crt, ca.key, server.crt, server.key into ``directory``; return their paths."""
+    openssl = _openssl()
+    directory.mkdir(parents=True, exist_ok=True)
     _run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
           "-days", str(days), "-subj", "/CN=ubernetes-demo-ca", "-addext", "basicConstraints=critical,CA:TRUE",
           "-addext", "keyUsage=critical,keyCertSign,cRLSign"], directory)
-    _run([openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-          "-subj", "/CN=ubernetes"], directory)
-    (directory / "server.ext").write_text(
-        f"subjectAltName={','.join(alt)}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-    )
-    _run([openssl, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-          "-out", "server.crt", "-days", str(days), "-extfile", "server.ext"], directory)
-    for leftover in ("server.csr", "server.ext", "ca.srl"):
-        (directory / leftover).unlink(missing_ok=True)
-    for key in ("ca.key", "server.key"):
-        (directory / key).chmod(0o600)
+    (directory / "ca.key").chmod(0o600)
+    issue_server_cert(directory, "server", hosts=hosts, days=days)
     return {n: directory / f"{n}" for n in ("ca.crt", "ca.key", "server.crt", "server.key")}
+
+
+def issue_server_cert(directory: Path, stem: str, *, hosts: list[str] | tuple[str, ...] = (),
+                      days: int = 30) -> tuple[Path, Path]:
+    """Sign ``STEM.crt`` (key ``STEM.key``, P-256) for ``hosts`` and loopback with the CA in
+    ``directory``: every member gets its own key (issue 19), so one member's key cannot
+    impersonate another member or the federation."""
+    openssl = _openssl()
+    crt, key = directory / f"{stem}.crt", directory / f"{stem}.key"
+    csr, ext = directory / f"{stem}.csr", directory / f"{stem}.ext"
+    _run([openssl, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+          "-keyout", key.name, "-out", csr.name, "-subj", f"/CN={stem}"], directory)
+    ext.write_text(f"subjectAltName={_alt_names(hosts)}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    _run([openssl, "x509", "-req", "-in", csr.name, "-CA", "ca.crt", "-CAkey", "ca.key",
+          "-set_serial", str(secrets.randbits(63)), "-out", crt.name, "-days", str(days), "-extfile", ext.name], directory)
+    for leftover in (csr, ext):
+        leftover.unlink(missing_ok=True)
+    key.chmod(0o600)
+    return crt, key
 
 
 @click.group("certs")

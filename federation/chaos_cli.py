@@ -7,7 +7,7 @@ Two kinds of fault, two places that can cause them:
   federation's Cluster object (``--server``), or given with ``--cluster-url``;
 - faults that need the process table (crash and start, flap, a whole zone or region down,
   stopping the federation API, healing all of it) go to the launcher's fault API that
-  ``ubernetes up`` serves (``--launcher``, default ``http://127.0.0.1:8079``; see
+  ``ubernetes up`` serves (``--launcher``, default ``127.0.0.1:8079`` over HTTPS with the admin token; see
   ``federation/launcher_control.py``).
 
 Every command prints the resulting state as JSON.
@@ -25,6 +25,7 @@ from federation.client import APIClient
 from federation.controllers.members import server_address
 from federation.status import APIError
 
+DEFAULT_LAUNCHER = "127.0.0.1:8079"
 
 
 def _run(coro: Any) -> None:
@@ -69,22 +70,35 @@ async def _switch(ctx: click.Context, cluster: str, patch: dict[str, Any] | None
         return await member.post("/chaos", patch)
 
 
+def launcher_address(given: str | None, federation_url: str) -> str:
+    """The fault API's URL: ``--launcher`` when given, else the local default with the
+    federation's scheme (``ubernetes up`` serves both over HTTPS when tokens are on)."""
+    if given:
+        return given.rstrip("/")
+    return f"{'https' if federation_url.startswith('https://') else 'http'}://{DEFAULT_LAUNCHER}"
+
+
 async def _launcher(ctx: click.Context, action: str, body: dict[str, Any] | None = None) -> Any:
-    async with APIClient(ctx.obj["launcher"], timeout=30.0) as launcher:
+    server = _server(ctx)
+    url = launcher_address(ctx.obj["launcher"], server.url)
+    # The admin's token opens the fault API (issue 19); it never goes over plain HTTP.
+    token = server.token if url.startswith("https://") else None
+    async with APIClient(url, timeout=30.0, token=token, ca_file=server.ca_file) as launcher:
         if action == "show":
             return await launcher.get("/faults")
         return await launcher.post(f"/faults/{action}", body or {})
 
 
 @click.group("chaos")
-@click.option("--launcher", envvar="UBERNETES_LAUNCHER", default="http://127.0.0.1:8079", show_default=True,
-              help="The launcher's fault API (served by `ubernetes up`).")
+@click.option("--launcher", envvar="UBERNETES_LAUNCHER", default=None,
+              help=f"The launcher's fault API (served by `ubernetes up`; default {DEFAULT_LAUNCHER} over the "
+                   "federation's scheme).")
 @click.option("--cluster-url", default=None, help="Talk to this member API directly instead of looking it up.")
 @click.pass_context
 def chaos(ctx: click.Context, launcher: str, cluster_url: str | None) -> None:
     """Break and heal members, zones, regions and the control plane (docs/failover.md)."""
     ctx.ensure_object(dict)
-    ctx.obj.update(launcher=launcher.rstrip("/"), cluster_url=cluster_url)
+    ctx.obj.update(launcher=launcher, cluster_url=cluster_url)
 
 
 @chaos.command("show")

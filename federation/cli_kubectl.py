@@ -31,6 +31,7 @@ import click
 import yaml
 
 from apimachinery import decoding
+from apimachinery.transport import InsecureTokenTransport, check_token_transport
 from federation import printers
 from federation.meta import covers
 from federation.client import error_from_response
@@ -148,6 +149,10 @@ class Server:
         data = None if body is None else json.dumps(body).encode()
         headers = {"Accept": "application/json"}
         if self.token:
+            try:  # issue 19: as kubectl, no bearer token over plain HTTP to another host
+                check_token_transport(self.url, self.token)
+            except InsecureTokenTransport as err:
+                raise ConnectionFailed(f"error: {err}") from None
             headers["Authorization"] = f"Bearer {self.token}"
         if data is not None:
             headers["Content-Type"] = content_type

@@ -14,15 +14,18 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
+from apimachinery.transport import check_token_transport
 from federation.status import APIError
 
 
 class APIClient:
     def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
-                 ca_file: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
+                 ca_file: str | None = None, ssl_context: ssl.SSLContext | None = None,
+                 allow_http_token: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.token = token
+        self.allow_http_token = allow_http_token  # issue 19: see apimachinery.transport
         # https: verify the server against ca_file (issue 8's --certificate-authority), else the system CAs.
         self.ssl: ssl.SSLContext | bool = ssl_context or (ssl.create_default_context(cafile=ca_file) if ca_file else True)
         self._session: aiohttp.ClientSession | None = None
@@ -36,6 +39,7 @@ class APIClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            check_token_transport(self.base_url, self.token, allow_http=self.allow_http_token)
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
             self._session = aiohttp.ClientSession(headers=headers)
         return self._session

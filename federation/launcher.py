@@ -147,11 +147,11 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
         starting.result()
         await fed.apply_objects()
         if control is not None:  # the fault API for `ubernetes chaos` (issue 5)
-            from federation.launcher_control import start_control
+            from federation.launcher_control import control_url, start_control
 
             try:
                 control_runner = await start_control(fed, *control)
-                click.echo(f"Launcher fault API on http://{control[0]}:{control[1]}/faults (ubernetes chaos).")
+                click.echo(f"Launcher fault API on {control_url(fed, *control)}/faults (ubernetes chaos; admin token).")
             except OSError as err:
                 click.echo(f"warning: no launcher fault API on {control[0]}:{control[1]}: {err.strerror or err}", err=True)
         if workdir is not None:

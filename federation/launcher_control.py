@@ -12,19 +12,33 @@ POST with a JSON body and answers with the launcher's view (``GET /faults``):
 | ``/faults/flap`` | ``{"cluster": c, "period": k}`` | kill, wait k s, start, wait k s, ... |
 | ``/faults/stop-api``, ``/faults/start-api`` | none | SIGKILL / start the federation API server |
 | ``/faults/heal`` | none | stop every flap, start every stopped member and the API |
+
+The API can SIGKILL every process, so it admits only its own user (issue 19):
+
+- with tokens on (the default), every request needs the admin's bearer token, and the API
+  serves HTTPS with the demo certificate, so the token never crosses plain HTTP;
+- the ``Host`` header must name the listener (a loopback name or the listen address), which
+  defeats DNS rebinding; a request carrying an ``Origin`` other than the listener's is
+  refused, so a web page in the user's browser cannot post to it;
+- a POST body must be ``application/json`` (a cross-site form or ``text/plain`` POST is
+  refused with 415 before anything runs).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from apimachinery.serving import start_site
 from federation.localfed import LocalFederation
 from federation.status import APIError, status_object
 
 FED = web.AppKey("fed", LocalFederation)
+HOSTS = web.AppKey("hosts", frozenset)
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 def _names(fed: LocalFederation, body: dict[str, Any]) -> list[str]:
@@ -89,12 +103,51 @@ async def show(request: web.Request) -> web.Response:
     return web.json_response(state(request.app[FED]))
 
 
+def _refuse(code: int, message: str) -> web.Response:
+    return web.json_response(status_object(code, message), status=code)
+
+
+def refusal(request: web.Request) -> web.Response | None:
+    """Why ``request`` may not reach the fault API, as a ``Status`` response (None: it may)."""
+    hosts = request.app[HOSTS]
+    if request.headers.get("Host", "").lower() not in hosts:
+        return _refuse(403, "the Host header does not name this fault API")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower().split("://", 1)[-1] not in hosts:
+        return _refuse(403, f"cross-origin requests are refused (Origin {origin})")
+    token = request.app[FED].admin_token
+    if token is not None:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            return _refuse(401, "the fault API needs the federation admin's bearer token")
+    if request.method == "POST" and request.content_type != "application/json":
+        return _refuse(415, f"the body must be application/json, not {request.content_type or 'empty'}")
+    return None
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    return refusal(request) or await handler(request)
+
+
+def listener_hosts(host: str, port: int) -> frozenset[str]:
+    """The ``Host`` values that name a listener on ``host:port``."""
+    shown = f"[{host}]" if ":" in host else host
+    return frozenset(f"{name.lower()}:{port}" for name in (*LOOPBACK_NAMES, shown))
+
+
 async def start_control(fed: LocalFederation, host: str, port: int) -> web.AppRunner:
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     app[FED] = fed
+    app[HOSTS] = listener_hosts(host, port)
     app.router.add_get("/faults", show)
     app.router.add_post("/faults/{action}", handle)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    await start_site(runner, host, port, ssl_context=fed.server_ssl_context())
     return runner
+
+
+def control_url(fed: LocalFederation, host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if fed.tls else 'http'}://{shown}:{port}"

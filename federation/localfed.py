@@ -138,14 +138,34 @@ class LocalFederation:
     def ca_file(self) -> str | None:
         return str(self.pki["ca.crt"]) if self.pki else None
 
-    def _tls_args(self, *, serve: bool) -> list[str]:
-        """Flags for a child: serve HTTPS with the demo certificate, trust the demo CA."""
+    def _tls_args(self, *, serve: bool, member: str | None = None) -> list[str]:
+        """Flags for a child: serve HTTPS with the demo certificate (a member with a key of
+        its own, issue 19), trust the demo CA."""
         if not self.pki:
             return []
         args = ["--certificate-authority", str(self.pki["ca.crt"])]
         if serve:
-            args += ["--tls-cert-file", str(self.pki["server.crt"]), "--tls-private-key-file", str(self.pki["server.key"])]
+            crt, key = self._member_cert(member) if member else (self.pki["server.crt"], self.pki["server.key"])
+            args += ["--tls-cert-file", str(crt), "--tls-private-key-file", str(key)]
         return args
+
+    def _member_cert(self, name: str) -> tuple[Path, Path]:
+        from federation.certs import issue_server_cert
+
+        assert self.pki is not None
+        directory = self.pki["ca.crt"].parent
+        crt, key = directory / f"member-{name}.crt", directory / f"member-{name}.key"
+        if not (crt.exists() and key.exists()):  # a restarted member keeps its key
+            crt, key = issue_server_cert(directory, f"member-{name}", hosts=[self.host])
+        return crt, key
+
+    def server_ssl_context(self) -> Any:
+        """The federation's server TLS context (the launcher's fault API serves with it)."""
+        if not self.pki:
+            return None
+        from federation.security import server_ssl_context
+
+        return server_ssl_context(str(self.pki["server.crt"]), str(self.pki["server.key"]))
 
     # -------------------------------------------------------------- addresses
 
@@ -269,7 +289,7 @@ class LocalFederation:
             *(["--token-file", str(self.credentials.member_token_file),
                "--credential-file", str(self.credentials.token_file.parent / "credentials" / f"{name}.token")]
               if self.credentials else []),
-            *self._tls_args(serve=True),
+            *self._tls_args(serve=True, member=name),
             *self.cluster_args,
         ]
         await self._spawn(name, argv, {"UBERNETES_BOOTSTRAP_TOKEN": self.credentials.bootstrap} if self.credentials else None)

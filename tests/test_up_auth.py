@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 
@@ -18,6 +19,27 @@ import yaml
 
 from clusters.testing import free_port, http, wait_until
 from tests.conftest import random_pool
+
+
+def _launcher_admits_only_its_admin(launcher: str, ca: str, admin: str) -> None:
+    """The fault API can SIGKILL everything (issue 19): without the admin token, from another
+    Origin, under another Host name or with a non-JSON body, nothing runs."""
+    bearer = {"Authorization": f"Bearer {admin}"}
+    crash = f"{launcher}/faults/crash"
+    assert http("GET", f"{launcher}/faults", timeout=2, ca_file=ca)[0] == 401
+    assert http("POST", crash, {"clusters": ["c1"]}, timeout=2, ca_file=ca)[0] == 401
+    assert http("POST", crash, {"clusters": ["c1"]}, timeout=2, ca_file=ca,
+                headers={"Authorization": "Bearer not-the-token"})[0] == 401
+    # a cross-site form post from a web page: text/plain, a foreign Origin
+    assert http("POST", crash, '{"clusters": ["c1"]}', content_type="text/plain", timeout=2, ca_file=ca,
+                headers=bearer)[0] == 415
+    assert http("POST", crash, {"clusters": ["c1"]}, timeout=2, ca_file=ca,
+                headers={**bearer, "Origin": "https://evil.example"})[0] == 403
+    # DNS rebinding: the browser sends the attacker's name as Host
+    assert http("POST", crash, {"clusters": ["c1"]}, timeout=2, ca_file=ca,
+                headers={**bearer, "Host": f"evil.example:{launcher.rsplit(':', 1)[1]}"})[0] == 403
+    code, body, _ = http("GET", f"{launcher}/faults", timeout=2, ca_file=ca, headers=bearer)
+    assert code == 200 and body["clusters"] == {"c1": "running"}, body  # nothing was crashed
 
 
 def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
@@ -49,6 +71,10 @@ def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
         assert users["myfed"]["token"] and users["c1"]["token"]
         ca = {c["name"]: c["cluster"] for c in config["clusters"]}["myfed"]["certificate-authority"]
         assert http("GET", f"{server}/apis/federation/v1beta1/clusters", timeout=2, ca_file=ca)[0] == 401
+        # Each member serves with a key of its own, not the federation's (issue 19).
+        federation_cert = ssl.get_server_certificate(("127.0.0.1", api), ca_certs=ca)
+        member_cert = ssl.get_server_certificate(("127.0.0.1", base), ca_certs=ca)
+        assert federation_cert != member_cert
         # The member's /chaos needs the token too; the CLI has it from the kubeconfig.
         assert http("GET", f"https://127.0.0.1:{base}/chaos", timeout=2, ca_file=ca)[0] == 401
         if shutil.which("kubectl"):
@@ -58,9 +84,13 @@ def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
             got = subprocess.run(["kubectl", "--context", "c1", "get", "nodes"], capture_output=True,
                                  text=True, timeout=60, env=env)
             assert got.returncode == 0 and "c1-" in got.stdout, got.stderr
-        shown = cli("chaos", "--launcher", f"http://127.0.0.1:{control}", "latency", "c1", "0.1")
+        shown = cli("chaos", "latency", "c1", "0.1")
         assert shown.returncode == 0, shown.stderr
         assert json.loads(shown.stdout)["apiLatency"] == 0.1
+        _launcher_admits_only_its_admin(f"https://127.0.0.1:{control}", ca, users["myfed"]["token"])
+        shown = cli("chaos", "--launcher", f"https://127.0.0.1:{control}", "show")  # with the admin token
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["clusters"] == {"c1": "running"}
         # kubeconfig from the running federation, as an admin: member tokens from their Secrets.
         out = cli("kubeconfig", "-o", "-")
         assert out.returncode == 0, out.stderr
