@@ -228,7 +228,10 @@ class SQLiteStore:
         only integrity_check's index-against-table cross-checks), so it costs O(file size)."""
         problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
-            raise damaged(self.path, "; ".join(problems[:3]))
+            # One line per problem, without SQLite's "*** in database main ***" headings.
+            lines = [line.strip() for p in problems for line in p.splitlines()]
+            lines = [line for line in lines if line and not line.startswith("***")]
+            raise damaged(self.path, "; ".join(lines[:3]) or "quick_check failed")
         for table, columns in _SCHEMA.items():
             found = tuple(r[1] for r in self._db.execute(f"PRAGMA table_info({table})").fetchall())
             if found and found != columns:
