@@ -137,8 +137,11 @@ class StoreLock:
         except OSError as e:
             os.close(fd)
             raise StoreOpenError(f"cannot lock store {store} ({self.path}): {e.strerror}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the pid only words a refusal; a full disk must not leak the held lock
         # Closes the descriptor (so drops the lock) even for a store nobody closed.
         self._release = weakref.finalize(self, os.close, fd)
         self._fd = fd
