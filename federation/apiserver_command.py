@@ -29,7 +29,7 @@ from federation.logsetup import setup_logging
 from federation.registry import Registry, WatchHub
 from federation.resources import CLUSTERS, DEPLOYMENTS, SECRETS, SERVICES
 from federation.settings import Settings
-from federation.store import open_store
+from federation.store import StoreOpenError, open_store
 
 log = logging.getLogger("federation.apiserver")
 
@@ -178,6 +178,11 @@ def federation_apiserver(
         dataplane_failure_threshold=dataplane_failure_threshold,
         event_ttl=event_ttl,
     )
-    asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
-                      tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl, watch_window=watch_window,
-                      auto_approve=frozenset(n.strip() for n in auto_approve.split(",") if n.strip())))
+    try:
+        asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
+                          tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl, watch_window=watch_window,
+                          auto_approve=frozenset(n.strip() for n in auto_approve.split(",") if n.strip())))
+    except StoreOpenError as e:
+        # Locked by another API server, damaged, or not a store: opening is serve()'s first
+        # step, so nothing is listening yet; one sentence and exit status 1, no traceback.
+        raise click.ClickException(str(e)) from None

@@ -10,15 +10,42 @@ Durability choice: WAL journal with ``synchronous=NORMAL``. A commit in WAL mode
 WAL file when ``commit()`` returns, so killing the process loses nothing acknowledged; only
 a power loss or kernel crash could lose the last transactions, which this emulator accepts
 for the write rate it gains (documented in docs/architecture.md).
+
+Opening a file store is guarded twice (docs/security.md, "Store integrity"):
+
+- **One owner.** The store holds an exclusive ``flock`` on ``PATH.lock`` beside the database
+  for as long as it is open. Two API servers on one file would each keep their own idea of the
+  current resourceVersion, so their writes would collide (``UNIQUE constraint failed``) and
+  neither would see the other's events; the second opener is refused, naming the holder's pid.
+- **Not damaged.** ``PRAGMA quick_check`` runs before anything else reads or writes the file;
+  a garbage, truncated or partly overwritten file is refused with one clear sentence instead
+  of a traceback at start or a 500 on some later watch. A zero-length file is what SQLite
+  calls an empty database, so it opens as a new, empty store.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+
+class StoreOpenError(Exception):
+    """The store cannot be opened. The message names the file and what to do about it, and
+    is meant to be shown as is (the API server exits with it, no traceback)."""
+
+
+class StoreLocked(StoreOpenError):
+    """Another process (or another open store in this one) holds the store's lock."""
+
+
+class StoreDamaged(StoreOpenError):
+    """The file is not a readable SQLite database, or SQLite's quick_check finds damage."""
 
 
 class StoreConflict(Exception):
@@ -63,15 +90,120 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+# The tables and their columns, in order: what an existing file must hold to be our store.
+_SCHEMA = {
+    "objects": ("resource", "namespace", "name", "rv", "body"),
+    "events": ("rv", "resource", "namespace", "type", "body"),
+    "revision": ("id", "rv"),
+}
+_DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def in_memory(path: str) -> bool:
+    """``:memory:`` (and ``""``, SQLite's private temporary database) has no file to guard."""
+    return path in (":memory:", "")
+
+
+def lock_path(path: str) -> str:
+    """The sidecar lock file of the store at ``path``: beside the database file itself, so two
+    spellings of one file (relative, absolute, through a symlink) meet on one lock."""
+    return os.path.realpath(path) + ".lock"
+
+
+class StoreLock:
+    """An exclusive ``flock`` on ``PATH.lock``, held while the store is open.
+
+    The kernel drops the lock when the holder's descriptor closes, so a SIGKILLed API server
+    leaves no stale lock behind; the file itself stays (removing it would let two openers lock
+    two different files of one name). The holder writes its pid into it for the refusal."""
+
+    def __init__(self, store: str) -> None:
+        self.path = lock_path(store)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise StoreOpenError(f"cannot open store {store}: cannot create its lock file {self.path}: "
+                                 f"{e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(fd)
+            os.close(fd)
+            raise StoreLocked(
+                f"store {store} is in use by another process ({holder} holds {self.path}); "
+                "two API servers on one store would lose each other's writes and events: "
+                "stop the other one first, or give this one another store file"
+            ) from None
+        except OSError as e:
+            os.close(fd)
+            raise StoreOpenError(f"cannot lock store {store} ({self.path}): {e.strerror}") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the pid only words a refusal; a full disk must not leak the held lock
+        # Closes the descriptor (so drops the lock) even for a store nobody closed.
+        self._release = weakref.finalize(self, os.close, fd)
+        self._fd = fd
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            pid = int(os.pread(fd, 32, 0).decode("ascii", "replace").strip())
+        except (OSError, ValueError):
+            return "a process that has not written its pid yet"
+        return f"pid {pid}"
+
+    def release(self) -> None:
+        if self._release.alive:
+            try:
+                os.ftruncate(self._fd, 0)  # no stale pid for the next reader
+            except OSError:
+                pass
+            self._release()
+
+
+def damaged(path: str, detail: str) -> StoreDamaged:
+    return StoreDamaged(f"store {path} is damaged: {detail}; restore it from a backup or move it aside "
+                        "(with its -wal and -shm files, if any)")
+
+
+def _open_error(path: str, error: sqlite3.DatabaseError) -> StoreOpenError:
+    detail = str(error) or type(error).__name__
+    if getattr(error, "sqlite_errorname", None) in _DAMAGED:
+        return damaged(path, detail)
+    return StoreOpenError(f"cannot open store {path}: {detail}")
+
+
 class SQLiteStore:
-    """SQLite-backed :class:`Store`. ``path`` may be ``:memory:``."""
+    """SQLite-backed :class:`Store`. ``path`` may be ``:memory:``.
+
+    A file store is locked for its lifetime and checked before use; opening raises
+    :class:`StoreLocked`, :class:`StoreDamaged` or :class:`StoreOpenError` with a message
+    meant for the user."""
 
     def __init__(self, path: str, *, history: int = 10_000) -> None:
         self.path = path
         self.history = history
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        if path != ":memory:":
+        self._file_lock = None if in_memory(path) else StoreLock(path)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except sqlite3.DatabaseError as e:
+            self._release_file()
+            raise _open_error(path, e) from None
+        try:
+            self._open()
+        except BaseException as e:
+            self._db.close()
+            self._release_file()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise _open_error(path, e) from None
+            raise
+
+    def _open(self) -> None:
+        if not in_memory(self.path):
+            self._check()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(
@@ -93,6 +225,28 @@ class SQLiteStore:
         self._oldest = (row[0] - 1) if row[0] is not None else self._rv
         self._writes = 0
 
+    def _check(self) -> None:
+        """Refuse a damaged file, or a sound one holding someone else's tables, before the
+        schema script writes to it. quick_check reads every page of every table (it skips
+        only integrity_check's index-against-table cross-checks), so it costs O(file size)."""
+        problems = [str(r[0]) for r in self._db.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            # One line per problem, without SQLite's "*** in database main ***" headings.
+            lines = [line.strip() for p in problems for line in p.splitlines()]
+            lines = [line for line in lines if line and not line.startswith("***")]
+            raise damaged(self.path, "; ".join(lines[:3]) or "quick_check failed")
+        for table, columns in _SCHEMA.items():
+            found = tuple(r[1] for r in self._db.execute(f"PRAGMA table_info({table})").fetchall())
+            if found and found != columns:
+                raise StoreOpenError(
+                    f"cannot open store {self.path}: it is not a federation store (its table {table} has "
+                    f"columns {', '.join(found)}; a store's has {', '.join(columns)})"
+                )
+
+    def _release_file(self) -> None:
+        if self._file_lock is not None:
+            self._file_lock.release()
+
     @property
     def revision(self) -> int:
         return self._rv
@@ -105,6 +259,7 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._release_file()
 
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
