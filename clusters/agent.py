@@ -40,7 +40,7 @@ from clusters.chaos import Chaos
 from federation.auth import ACCESS_SECRET_PREFIX, access_secret
 from federation.client import APIClient
 from federation.meta import now_micro
-from federation.status import APIError
+from apimachinery.errors import APIError, Conflict, Forbidden, NotFound, Unauthorized
 
 log = logging.getLogger("ubernetes.cluster.agent")
 
@@ -187,7 +187,7 @@ class Agent:
         try:
             answer = await self.bootstrap.post(f"{CLUSTERS}/{self.name}/credential", None)
         except APIError as err:
-            if err.code == 403:
+            if isinstance(err, Forbidden):
                 log.error("the federation refuses us a credential: %s", err.message)
             raise
         token = answer.get("token") if isinstance(answer, dict) else None
@@ -212,7 +212,7 @@ class Agent:
         try:
             await self.client.patch(path, {"data": secret["data"]})
         except APIError as err:
-            if err.code != 404:
+            if not isinstance(err, NotFound):
                 raise
             await self.client.post(SECRETS, secret)
             log.info("published the access token for our API in Secret %s/%s", LEASE_NAMESPACE, secret["metadata"]["name"])
@@ -222,14 +222,14 @@ class Agent:
         try:
             current = await self.client.get(path)
         except APIError as err:
-            if err.code != 404:
+            if not isinstance(err, NotFound):
                 raise
             try:
                 await self.client.post(CLUSTERS, self.desired)
                 log.info("joined federation %s as Cluster %s", self.federation, self.name)
                 return
             except APIError as err2:
-                if err2.code != 409:
+                if not isinstance(err2, Conflict):
                     raise
                 current = await self.client.get(path)
         patch = drifted(current, self.desired)
@@ -249,7 +249,7 @@ class Agent:
         try:
             await self.client.patch(f"{LEASES}/{self.name}", {"spec": spec})
         except APIError as err:
-            if err.code != 404:
+            if not isinstance(err, NotFound):
                 raise
             lease = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -260,7 +260,7 @@ class Agent:
             try:
                 await self.client.post(LEASES, lease)
             except APIError as err2:
-                if err2.code != 409:
+                if not isinstance(err2, Conflict):
                     raise
                 await self.client.patch(f"{LEASES}/{self.name}", {"spec": spec})
             self._need_ensure = True  # a lost lease may mean a federation with a fresh store
@@ -290,7 +290,7 @@ class Agent:
         except (APIError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as err:
             self._need_ensure = True
             self.failed_steps += 1
-            if isinstance(err, APIError) and err.code == 401 and self.credential is not None and self.bootstrap:
+            if isinstance(err, APIError) and isinstance(err, Unauthorized) and self.credential is not None and self.bootstrap:
                 log.warning("the federation no longer accepts our credential; asking again with the bootstrap token")
                 self.credential = None
             raise _Retry(describe(err)) from err
@@ -332,7 +332,7 @@ class Agent:
                 await self.client.delete(path, timeout=timeout)
                 log.info("unjoined: deleted %s", what)
             except APIError as err:
-                if err.code != 404:
+                if not isinstance(err, NotFound):
                     log.warning("unjoin: could not delete %s: %s", what, describe(err))
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
                 log.warning("unjoin: could not delete %s: %s", what, describe(err))

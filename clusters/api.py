@@ -13,7 +13,7 @@ printers), strategic merge patch and server-side apply (:mod:`federation.strateg
 ``fieldValidation``, and ``?watch=true`` on every list from :class:`clusters.watch.ChangeFeed`.
 
 Every error leaves as a Kubernetes ``Status`` (the middleware renders
-:class:`~federation.status.APIError`, aiohttp's own HTTP errors and unexpected exceptions
+:class:`~apimachinery.errors.APIError`, aiohttp's own HTTP errors and unexpected exceptions
 alike), so a malformed request is a 4xx that names the problem and never takes the process
 down. The chaos middleware sits outside everything except ``/chaos`` itself.
 """
@@ -42,7 +42,7 @@ from federation import openapi, tables
 from federation.apiserver import add_discovery_routes
 from federation.meta import SelectorError, check_dns_label, merge_patch
 from federation.resources import DEPLOYMENTS, EVENTS, SERVICES, Resource
-from federation.status import APIError, not_found, refused, status_object
+from apimachinery.errors import APIError, not_found, refused, status_object
 from federation.strategic import ApplyConflict, StrategicPatchError, server_side_apply, strategic_merge
 
 log = logging.getLogger("ubernetes.cluster.api")

@@ -17,7 +17,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from federation.status import invalid
+from apimachinery.errors import invalid
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from federation.probing import AddressProber
-from federation.status import invalid
+from apimachinery.errors import invalid
 
 log = logging.getLogger("ubernetes.cluster.prober")
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 
 from federation import resources as fed
 from federation.meta import check_dns_label, merge_patch, now_rfc3339, parse_selector, selector_matches
-from federation.status import APIError, already_exists, conflict, invalid, not_found
+from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
 
 PODS_ANNOTATION = "ubernetes.io/pods"
 SERVICE_LABEL = "ubernetes.io/service"

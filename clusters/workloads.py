@@ -54,7 +54,7 @@ from federation.resources import (
     default_deployment,
     validate_deployment,
 )
-from federation.status import APIError, already_exists, conflict, invalid, not_found
+from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
 
 if TYPE_CHECKING:
     from clusters.state import ClusterState

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation import approval, auth
-from federation import status as st
+from apimachinery import errors as st
 from federation.resources import CLUSTERS
 
 

@@ -20,7 +20,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 from apimachinery import decoding, watchlimits
 from apimachinery.errors import RequestRefused
 from federation import admission, auth, discovery, openapi, tables
-from federation import status as st
+from apimachinery import errors as st
 from federation.jsonpatch import PatchError, apply_json_patch
 from federation.meta import SelectorError, merge_patch, parse_selector, selector_matches
 from federation.registry import Registry

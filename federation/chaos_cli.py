@@ -23,7 +23,7 @@ import click
 
 from federation.client import APIClient
 from federation.controllers.members import server_address
-from federation.status import APIError
+from apimachinery.errors import APIError
 
 DEFAULT_LAUNCHER = "127.0.0.1:8079"
 

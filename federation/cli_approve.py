@@ -13,7 +13,7 @@ import click
 from federation import approval
 from federation.cli_kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
 from federation.resources import CLUSTERS
-from federation.status import APIError
+from apimachinery.errors import APIError
 
 
 def _decide(ctx: click.Context, server: str | None, names: tuple[str, ...], approved: bool, message: str) -> None:

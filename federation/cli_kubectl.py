@@ -35,7 +35,7 @@ from apimachinery.transport import InsecureTokenTransport, check_token_transport
 from federation import printers
 from federation.meta import covers
 from federation.client import error_from_response
-from federation.status import APIError
+from apimachinery.errors import APIError, NotFound
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 REQUEST_TIMEOUT = 10.0
@@ -568,7 +568,7 @@ def apply_document(api: Server, doc: Document, namespace: str | None) -> tuple[s
     try:
         current = api.get(res.path(namespace=ns, name=name))
     except APIError as err:
-        if err.code != 404:
+        if not isinstance(err, NotFound):
             return None, server_error(err, context=f"error when retrieving current configuration of {where}: ")
         current = None
     if current is None:
@@ -705,7 +705,7 @@ def delete(
             try:
                 api.delete(res.path(namespace=ns, name=name), body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy})
             except APIError as err:
-                if err.code == 404 and ignore_not_found:
+                if isinstance(err, NotFound) and ignore_not_found:
                     continue
                 errors.append(server_error(err))
                 continue

@@ -33,7 +33,7 @@ import click
 from click.shell_completion import CompletionItem, get_completion_class
 
 from federation import cli_kubectl as k
-from federation.status import APIError
+from apimachinery.errors import APIError, Conflict
 
 DEPLOYMENT = k.BY_ALIAS["deployment"]
 REVISIONS = k.BY_ALIAS["controllerrevisions"]
@@ -121,7 +121,7 @@ def update_with_retry(api: k.Server, ns: str, name: str, change) -> dict[str, An
         try:
             return api.request("PUT", DEPLOYMENT.path(namespace=ns, name=name), body=result)
         except APIError as err:
-            if err.code != 409 or attempt == 4:
+            if not isinstance(err, Conflict) or attempt == 4:
                 raise
     raise AssertionError("unreachable")
 

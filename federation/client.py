@@ -2,7 +2,7 @@
 
 Used by the member clusters (join and lease), the DNS responder (list and watch), the
 controllers (talking to member clusters) and the CLI. Errors come back as
-:class:`federation.status.APIError` built from the server's ``Status`` body, so callers
+:class:`apimachinery.errors.APIError` built from the server's ``Status`` body, so callers
 branch on ``err.code`` (404, 409, 410) instead of parsing text.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from apimachinery.transport import check_token_transport
-from federation.status import APIError
+from apimachinery.errors import APIError, from_status
 
 
 class APIClient:
@@ -121,24 +121,14 @@ class APIClient:
                     continue
                 event = json.loads(line)
                 if event.get("type") == "ERROR":
-                    obj = event.get("object") or {}
-                    raise APIError(int(obj.get("code", 500)), obj.get("message", "watch error"), reason=obj.get("reason"))
+                    raise from_status(500, event.get("object") or {"kind": "Status", "message": "watch error"})
                 yield event
 
 
 def error_from_response(status: int, text: str) -> APIError:
+    """The error class a server's answer stands for (see :func:`apimachinery.errors.from_status`)."""
     try:
-        body = json.loads(text)
+        body: Any = json.loads(text)
     except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        details = body.get("details") or {}
-        return APIError(
-            status,
-            body.get("message", text),
-            reason=body.get("reason"),
-            kind=details.get("kind"),
-            name=details.get("name"),
-            causes=details.get("causes"),
-        )
-    return APIError(status, text.strip() or f"HTTP {status}")
+        body = text
+    return from_status(status, body)

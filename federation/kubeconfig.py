@@ -26,7 +26,7 @@ import yaml
 
 from federation import printers
 from federation.cli_kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
-from federation.status import APIError
+from apimachinery.errors import APIError
 
 CLUSTERS_PATH = "/apis/federation/v1beta1/clusters"
 

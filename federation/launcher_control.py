@@ -34,7 +34,7 @@ from aiohttp import web
 
 from apimachinery.serving import start_site
 from federation.localfed import LocalFederation
-from federation.status import APIError, status_object
+from apimachinery.errors import APIError, status_object
 
 FED = web.AppKey("fed", LocalFederation)
 HOSTS = web.AppKey("hosts", frozenset)

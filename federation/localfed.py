@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from federation.client import APIClient
 from federation.health import is_ready
-from federation.status import APIError
+from apimachinery.errors import APIError, Conflict
 from federation.topology import ClusterSpec, Topology
 
 LogSink = Callable[[str, str], None]
@@ -359,7 +359,7 @@ class LocalFederation:
             try:
                 created.append(await self.api.post(f"/api/v1/namespaces/{ns}/services", obj))
             except APIError as err:
-                if err.code != 409:
+                if not isinstance(err, Conflict):
                     raise
         return created
 

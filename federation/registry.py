@@ -16,7 +16,7 @@ from typing import Any
 
 from apimachinery import decoding
 from federation import approval
-from federation import status as st
+from apimachinery import errors as st
 from federation.meta import now_rfc3339
 from federation.resources import CLUSTERS, Resource, validate_object
 from federation.store import Event, StoreConflict, StoreNotFound, Store

@@ -22,7 +22,7 @@ from federation.auth import (
     MASTERS, SYSTEM_NAMESPACE, TokenFileError, User, bootstrap_secret, format_token_line, new_bootstrap_token,
     new_token, parse_token_file,
 )
-from federation.status import APIError
+from apimachinery.errors import APIError, Conflict
 
 BOOTSTRAP_TTL = timedelta(hours=24)  # as kubeadm's tokens: `up` makes one for its members
 
@@ -120,5 +120,5 @@ async def publish_bootstrap_token(api: Any, token: str, *, ttl: timedelta = BOOT
     try:
         await api.post(f"/api/v1/namespaces/{SYSTEM_NAMESPACE}/secrets", secret)
     except APIError as err:
-        if err.code != 409:
+        if not isinstance(err, Conflict):
             raise

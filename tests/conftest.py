@@ -15,7 +15,7 @@ import pytest
 
 from federation.client import APIClient
 from federation.localfed import LocalFederation, free_port
-from federation.status import APIError
+from apimachinery.errors import APIError
 from federation.topology import ClusterSpec, Topology
 
 

@@ -7,7 +7,7 @@ import pytest
 from clusters.agent import cluster_object, drifted
 from clusters.chaos import Chaos
 from clusters.state import AddressPool, ClusterState, Topology, validate_service
-from federation.status import APIError
+from apimachinery.errors import APIError
 
 
 class Clock:

@@ -27,7 +27,7 @@ from federation import approval, auth
 from federation.client import APIClient
 from federation.localfed import LocalFederation
 from federation.meta import parse_time
-from federation.status import APIError
+from apimachinery.errors import APIError
 from federation.topology import ClusterSpec, Topology
 from tests.conftest import expect_error, first_credential, random_pool
 

@@ -12,7 +12,7 @@ import pytest
 
 from clusters.state import ClusterState, Topology
 from clusters.workloads import WorkloadSettings, pod_display_status
-from federation.status import APIError
+from apimachinery.errors import APIError
 
 NS = "default"
 

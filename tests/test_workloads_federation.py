@@ -274,7 +274,7 @@ async def test_completion_offers_kinds_and_live_names(fed):
 
 
 async def test_bad_federation_annotations_are_rejected(fed):
-    from federation.status import APIError
+    from apimachinery.errors import APIError
 
     bad = deployment("bad", annotations={"federation.kubernetes.io/deployment-preferences": '{"clusters": {"a": {"minReplicas": 3, "maxReplicas": 1}}}'})
     with pytest.raises(APIError) as err:

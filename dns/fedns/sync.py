@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable
 
 from federation.client import APIClient
-from federation.status import APIError
+from apimachinery.errors import APIError, Gone
 
 from fedns.view import ZoneView
 
@@ -88,7 +88,7 @@ class RecordSync:
             except asyncio.CancelledError:
                 raise
             except APIError as err:
-                if err.code == 410:
+                if isinstance(err, Gone):
                     log.info("watch of %s expired (410 Gone); relisting", self.path)
                     self.resource_version = None
                     gone += 1

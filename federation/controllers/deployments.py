@@ -59,7 +59,7 @@ from federation.registry import Registry
 from federation.replicasplit import PreferenceError, parse_preferences, plan_replicas
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS
 from federation.settings import Settings
-from federation.status import APIError
+from apimachinery.errors import APIError, NotFound
 
 log = logging.getLogger("federation.deployments")
 
@@ -341,7 +341,7 @@ class DeploymentController:
                         why = "its federated owner is gone" if uid not in alive else "the placement no longer selects this cluster"
                         log.info("deleted deployment %s/%s from %s (%s)", key[0], key[1], cname, why)
                 except APIError as err:
-                    if err.code != 404:
+                    if not isinstance(err, NotFound):
                         log.warning("garbage-collecting deployment %s/%s in %s: %s", key[0], key[1], cname, err.message)
                         continue
             self.tombstones.seen(DEPLOYMENTS.key, cname, joined)

@@ -18,7 +18,7 @@ from federation import approval, dnsplan, health
 from federation.registry import Registry
 from federation.resources import CLUSTERS, DNSRECORDS, SERVICES
 from federation.settings import Settings
-from federation.status import APIError
+from apimachinery.errors import APIError, NotFound
 
 log = logging.getLogger("federation.dns")
 
@@ -164,7 +164,7 @@ class DNSRecordController:
                 self.registry.delete(DNSRECORDS, "", name)
                 log.info("removed record %s", name)
             except APIError as err:
-                if err.code != 404:
+                if not isinstance(err, NotFound):
                     raise
             known.pop(name, None)
             writes += 1

@@ -24,7 +24,7 @@ from federation.meta import now_rfc3339, parse_time
 from federation.registry import Registry
 from federation.resources import CLUSTERS, LEASES
 from federation.settings import Settings
-from federation.status import APIError
+from apimachinery.errors import APIError, Conflict, NotFound
 
 log = logging.getLogger("federation.health")
 
@@ -187,7 +187,7 @@ class HealthController:
         try:
             self.registry.put_if_changed(CLUSTERS, "", name, new)
         except APIError as err:
-            if err.code in (404, 409):
+            if isinstance(err, (NotFound, Conflict)):
                 return  # deleted or changed under us; the next period decides again
             raise
         self._last_write[name] = now_mono

@@ -42,7 +42,7 @@ from federation.placement import PlacementError, placed_clusters
 from federation.registry import Registry
 from federation.resources import CLUSTERS, SERVICES
 from federation.settings import Settings
-from federation.status import APIError
+from apimachinery.errors import APIError, NotFound
 
 log = logging.getLogger("federation.propagation")
 
@@ -189,7 +189,7 @@ class PropagationController:
                 await client.delete(f"/api/v1/namespaces/{key[0]}/services/{key[1]}")
                 log.info("deleted service %s/%s from cluster %s", key[0], key[1], cname)
             except APIError as err:
-                if err.code != 404:
+                if not isinstance(err, NotFound):
                     log.warning("deleting service %s/%s from %s: %s", key[0], key[1], cname, err.message)
             existing.pop(key, None)
         endpoints = (await client.get("/api/v1/endpoints")).get("items") or []
