@@ -30,13 +30,13 @@ def check_token_transport(url: str | None, token: str | None, *, allow_http: boo
     anyway; raises :class:`TokenOverHTTP` when it must not be sent at all."""
     if not url or not token:
         return None
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() == "https":
-        return None
     try:
-        host = parts.hostname or ""
-    except ValueError:  # a malformed [v6] part
-        host = ""
+        parts = urlsplit(url.strip())
+        scheme, host = parts.scheme.lower(), parts.hostname or ""
+    except ValueError:  # a malformed [v6] part: no host we could call loopback
+        scheme, host = "", ""
+    if scheme == "https":
+        return None
     if is_loopback(host):
         return (
             f"INSECURE: the federation API token is sent over plain http to {host} (loopback, so "
@@ -44,11 +44,11 @@ def check_token_transport(url: str | None, token: str | None, *, allow_http: boo
         )
     if allow_http:
         return (
-            f"INSECURE: the federation API token is sent over plain http to {host or url!r} "
+            f"INSECURE: the federation API token is sent over plain http to {host or repr(url)} "
             "(--insecure-allow-http-token): anyone on the path can read it and use it"
         )
     raise TokenOverHTTP(
-        f"refusing to send the federation API token over plain http to {host or url!r}: anyone on "
+        f"refusing to send the federation API token over plain http to {host or repr(url)}: anyone on "
         "the path could read it. Use an https:// --federation URL (with --certificate-authority), "
         "or --insecure-allow-http-token to send it anyway"
     )
