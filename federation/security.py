@@ -9,7 +9,6 @@ The rules themselves live in :mod:`federation.auth`.
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,7 @@ from typing import Any
 
 import click
 
+from apimachinery.transport import is_loopback_host
 from federation.auth import (
     MASTERS, SYSTEM_NAMESPACE, TokenFileError, User, bootstrap_secret, format_token_line, new_bootstrap_token,
     new_token, parse_token_file,
@@ -39,18 +39,9 @@ def load_tokens(path: str) -> dict[str, User]:
     return tokens
 
 
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def refuse_open_listen(host: str, *, tokens_configured: bool, insecure: bool, what: str) -> None:
     """An API without tokens serves only loopback, unless ``--insecure`` says it on purpose."""
-    if tokens_configured or insecure or is_loopback(host):
+    if tokens_configured or insecure or is_loopback_host(host):
         return
     raise click.UsageError(
         f"refusing to serve {what} on {host} without authentication: give --token-file, "

@@ -19,7 +19,8 @@ from fedns.notify import Notifier
 from fedns.server import DNSServer
 from fedns.status import StatusServer
 from fedns.topology import ClientTopology
-from fedns.transfer import DEFAULT_ALLOW, History, TransferPolicy
+from apimachinery.transport import check_token_transport, warn_token_transport
+from fedns.transfer import History, TransferPolicy, default_allow
 from fedns.view import ZoneView
 from fedns.zone import CLUSTERSET, ZoneConfig
 
@@ -56,14 +57,17 @@ class Settings:
     negative_ttl: int = 5
     ns_ttl: int = 60
     ns_address: str | None = None  # default: the listen address, or 127.0.0.1 on a wildcard
-    tcp_idle_timeout: float = 10.0
+    tcp_idle_timeout: float = 10.0  # seconds without an answered message
     max_tcp_connections: int = 256
+    tcp_max_lifetime: float = 120.0  # seconds a TCP connection lives at most, busy or not
+    max_tcp_per_client: int = 32  # TCP connections one client address may hold
     status_listen: str | None = None
     # Served beside the federation's records, whatever it says (``--records FILE``).
     records: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]] = field(default_factory=list)
     max_backoff: float = 2.0
-    # Zone transfer (AXFR/IXFR over TCP) from these networks; () turns it off.
-    allow_transfer: tuple[str, ...] = DEFAULT_ALLOW
+    # Zone transfer (AXFR/IXFR over TCP) from these networks; () turns it off; None: the
+    # listen address alone (127.0.0.1 and ::1 on a wildcard), see transfer_networks().
+    allow_transfer: tuple[str, ...] | None = None
     notify: tuple[str, ...] = ()  # HOST:PORT of secondaries sent NOTIFY on every change
     notify_retries: int = 5
     # Topology-aware answers: a ClientTopology, a path to its YAML file, or a list of entries.
@@ -72,6 +76,17 @@ class Settings:
     # issue 8: a bearer token for the federation API (a reader's) and a CA for an HTTPS one.
     token: str | None = None
     ca_file: str | None = None
+    # The token over plain http to a host that is not loopback (apimachinery.transport).
+    insecure_allow_http_token: bool = False
+
+    def transfer_networks(self) -> tuple[str, ...]:
+        if self.allow_transfer is not None:
+            return tuple(self.allow_transfer)
+        return default_allow(split_host_port(self.listen, default_port=1053)[0])
+
+    def token_warning(self) -> str | None:
+        """A warning about the token's transport; raises InsecureTokenTransport when it must not go."""
+        return check_token_transport(self.federation, self.token, allow_http=self.insecure_allow_http_token)
 
     def topology(self) -> ClientTopology | None:
         t = self.client_topology
@@ -109,7 +124,8 @@ class Responder:
             places=self.topology.places if self.topology else (),
             nearest_only=s.nearest_only,
         )
-        self.history = History() if s.allow_transfer else None
+        self.transfer_networks = s.transfer_networks()
+        self.history = History() if self.transfer_networks else None
         if self.history is not None:
             self.history.record(self.view.table)
             self.view.listeners.append(self.history.record)
@@ -120,7 +136,7 @@ class Responder:
         self.handler = Handler(
             self.view,
             topology=self.topology,
-            transfer=TransferPolicy(s.allow_transfer),
+            transfer=TransferPolicy(self.transfer_networks),
             history=self.history,
         )
         self.server: DNSServer | None = None
@@ -140,6 +156,8 @@ class Responder:
 
     async def start(self) -> "Responder":
         s = self.settings
+        # before anything is bound or sent: refuse, or warn once (apimachinery.transport)
+        warn_token_transport(s.federation, s.token, allow_http=s.insecure_allow_http_token)
         if s.records:
             self.view.set_static(s.records)
             await self.view.settled()
@@ -150,6 +168,8 @@ class Responder:
             port=port,
             idle_timeout=s.tcp_idle_timeout,
             max_connections=s.max_tcp_connections,
+            max_lifetime=s.tcp_max_lifetime,
+            max_per_client=s.max_tcp_per_client,
             udp_peer=self.topology is not None,
         )
         await self.server.start()
@@ -163,7 +183,8 @@ class Responder:
 
             from fedns.sync import RecordSync
 
-            self._client = APIClient(s.federation, token=s.token, ca_file=s.ca_file)
+            self._client = APIClient(s.federation, token=s.token, ca_file=s.ca_file,
+                                     allow_http_token=s.insecure_allow_http_token)
             self.sync = RecordSync(self._client, self.view, max_backoff=s.max_backoff)
             self._sync_task = asyncio.get_running_loop().create_task(self.sync.run(), name="fedns-sync")
         if s.status_listen:

@@ -20,7 +20,7 @@ import click
 
 from fedns.app import DEFAULT_FEDERATION, DEFAULT_LISTEN, Settings, serve, split_host_port
 from fedns.topology import ClientTopology
-from fedns.transfer import DEFAULT_ALLOW
+from apimachinery.transport import InsecureTokenTransport
 from fedns.zone import CLUSTERSET
 
 
@@ -78,8 +78,16 @@ def _run(settings: Settings) -> None:
 )
 @click.option("--negative-ttl", default=5, show_default=True, type=click.IntRange(0, 2**31 - 1), help="SOA minimum: seconds NXDOMAIN and NODATA are cached.")
 @click.option("--ns-address", default=None, metavar="IP", help="Address of ns1.<zone> (glue); default the listen address.")
-@click.option("--tcp-idle-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds before an idle TCP connection is closed.")
+@click.option(
+    "--tcp-idle-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds a TCP connection may go without a complete query before it is closed (bytes alone do not count).",
+)
 @click.option("--max-tcp-connections", default=256, show_default=True, type=click.IntRange(min=1), help="Concurrent TCP connections; more are closed at once.")
+@click.option("--tcp-max-lifetime", default=120.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds a TCP connection lives at most, busy or not.")
+@click.option("--max-tcp-per-client", default=32, show_default=True, type=click.IntRange(min=1), help="Concurrent TCP connections from one client address; more are closed at once.")
 @click.option("--status-listen", default=None, metavar="HOST:PORT", help="Serve JSON status at http://HOST:PORT/status (off by default).")
 @click.option("--records", "records_file", default=None, type=click.Path(exists=True, dir_okay=False), help="Serve DNSRecords from a YAML/JSON file as well (static).")
 @click.option(
@@ -87,7 +95,8 @@ def _run(settings: Settings) -> None:
     "allow_transfer",
     multiple=True,
     metavar="CIDR",
-    help="Networks that may AXFR/IXFR over TCP (repeatable; default loopback). 'none' turns transfers off.",
+    help="Networks that may AXFR/IXFR over TCP (repeatable; default the listen address alone, "
+    "127.0.0.1 and ::1 on a wildcard). 'none' turns transfers off.",
 )
 @click.option("--notify", "notify", multiple=True, metavar="HOST:PORT", help="Secondary to send NOTIFY on every change (repeatable).")
 @click.option(
@@ -98,6 +107,11 @@ def _run(settings: Settings) -> None:
 )
 @click.option("--nearest-only", is_flag=True, help="With --client-topology: answer only the nearest level that has shards.")
 @click.option("--token", envvar="UBERNETES_TOKEN", default=None, metavar="TOKEN", help="Bearer token for the federation API (env UBERNETES_TOKEN); a reader's is enough.")
+@click.option(
+    "--insecure-allow-http-token",
+    is_flag=True,
+    help="Send the token over plain http to a host that is not loopback (refused without this flag).",
+)
 @click.option("--certificate-authority", "ca_file", default=None, type=click.Path(exists=True, dir_okay=False), help="CA to verify an HTTPS federation API with.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
@@ -111,6 +125,8 @@ def dns(
     ns_address: str | None,
     tcp_idle_timeout: float,
     max_tcp_connections: int,
+    tcp_max_lifetime: float,
+    max_tcp_per_client: int,
     status_listen: str | None,
     records_file: str | None,
     allow_transfer: tuple[str, ...],
@@ -120,6 +136,7 @@ def dns(
     log_level: str,
     token: str | None = None,
     ca_file: str | None = None,
+    insecure_allow_http_token: bool = False,
 ) -> None:
     """Answer DNS for the federation's services over UDP and TCP."""
     logging.basicConfig(
@@ -138,7 +155,7 @@ def dns(
         if any(a.lower() == "none" for a in allow_transfer):
             allow = ()
         else:
-            allow = tuple(str(ipaddress.ip_network(a, strict=False)) for a in allow_transfer) or DEFAULT_ALLOW
+            allow = tuple(str(ipaddress.ip_network(a, strict=False)) for a in allow_transfer) or None
         topology = ClientTopology.load(client_topology) if client_topology else None
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
@@ -153,6 +170,8 @@ def dns(
         ns_address=ns_address,
         tcp_idle_timeout=tcp_idle_timeout,
         max_tcp_connections=max_tcp_connections,
+        tcp_max_lifetime=tcp_max_lifetime,
+        max_tcp_per_client=max_tcp_per_client,
         status_listen=status_listen,
         records=_load_records(records_file) if records_file else [],
         allow_transfer=allow,
@@ -161,11 +180,16 @@ def dns(
         nearest_only=nearest_only,
         token=token,
         ca_file=ca_file,
+        insecure_allow_http_token=insecure_allow_http_token,
     )
     try:
         settings.zone_config()
     except ValueError as err:
         raise click.UsageError(f"invalid zone settings: {err}") from None
+    try:
+        settings.token_warning()  # refused here, before binding; the responder logs the warning
+    except InsecureTokenTransport as err:
+        raise click.UsageError(str(err)) from None
     try:
         _run(settings)
     except OSError as err:

@@ -8,10 +8,25 @@ about sockets.
   munmap per packet; setting the transport's ``max_size`` to 65535 halved the fast
   path's cost (../shared/notes/dns-fast-path.md). uvloop does not need it.
 - TCP (RFC 7766): many length-prefixed queries may arrive in one read (pipelining);
-  all their replies go out in one write, which is what makes TCP fast. A connection
-  idle for ``idle_timeout`` seconds is closed; beyond ``max_connections`` new
-  connections are closed at once. A client that does not read its replies stops us
-  reading its queries (flow control), so memory stays bounded.
+  all their replies go out in one write, which is what makes TCP fast. A client that
+  does not read its replies stops us reading its queries (flow control), so memory
+  stays bounded.
+
+TCP slots are few (``max_connections``), so who may hold one is bounded (docs/dns.md,
+"Limits and hardening"):
+
+- only an answered message is activity: a connection without one for ``idle_timeout``
+  seconds is closed, however many bytes trickle in (one byte every few seconds used
+  to hold a slot forever);
+- a connection lives ``max_lifetime`` seconds at most, busy or not;
+- one client address holds ``max_per_client`` connections at most; beyond that, and
+  beyond ``max_connections`` in all, a new connection is closed at once;
+- a connection being closed that does not take its last replies within
+  ``idle_timeout`` more seconds is aborted, so a client that never reads cannot keep
+  a closing slot either.
+
+All of it rides on one timer per connection; the read path only notes the time when a
+read held an answered message.
 
 Port 0 binds an ephemeral UDP port and then TCP on the same number, retrying when that
 TCP port is taken, so tests and launchers get one port for both.
@@ -72,6 +87,8 @@ class _TCP(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.peer: str | None = None
+        self.admitted = False  # counted in server.connections and server.per_client
+        self.started = 0.0
         self.last_activity = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
@@ -80,23 +97,43 @@ class _TCP(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else None
-        if len(self.server.connections) >= self.server.max_connections:
-            self.server.rejected += 1
+        server = self.server
+        if len(server.connections) >= server.max_connections:
+            server.rejected += 1
             transport.abort()  # type: ignore[attr-defined]
             return
-        self.server.connections.add(self)
-        self.last_activity = self.loop.time()
-        self.timer = self.loop.call_later(self.server.idle_timeout, self._check_idle)
+        held = server.per_client.get(self.peer, 0)
+        if held >= server.max_per_client:
+            server.rejected_per_client += 1
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        server.per_client[self.peer] = held + 1
+        server.connections.add(self)
+        self.admitted = True
+        self.started = self.last_activity = self.loop.time()
+        self.timer = self.loop.call_later(min(server.idle_timeout, server.max_lifetime), self._check)
 
-    def _check_idle(self) -> None:
-        idle = self.loop.time() - self.last_activity
-        if idle >= self.server.idle_timeout:
-            self.transport.close()  # type: ignore[union-attr]
-        else:
-            self.timer = self.loop.call_later(self.server.idle_timeout - idle, self._check_idle)
+    def _check(self) -> None:
+        """The one timer: close when idle too long or past the lifetime, else look again."""
+        server = self.server
+        now = self.loop.time()
+        left = self.started + server.max_lifetime - now
+        if left <= 0:
+            server.closed_lifetime += 1
+            return self._close()
+        idle = now - self.last_activity
+        if idle >= server.idle_timeout:
+            server.closed_idle += 1
+            return self._close()
+        self.timer = self.loop.call_later(min(server.idle_timeout - idle, left), self._check)
+
+    def _close(self) -> None:
+        """Close after the replies already written; abort if they are not taken in time."""
+        transport = self.transport
+        transport.close()  # type: ignore[union-attr]
+        self.timer = self.loop.call_later(self.server.idle_timeout, transport.abort)  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = self.loop.time()
         buf = self.buffer + data if self.buffer else data
         handle = self.server.handle
         replies = []
@@ -116,7 +153,8 @@ class _TCP(asyncio.Protocol):
                 replies.append(len(reply).to_bytes(2, "big"))
                 replies.append(reply)
         self.buffer = buf[i:]
-        if replies:
+        if replies:  # only an answered message is activity, not bytes
+            self.last_activity = self.loop.time()
             self.transport.write(b"".join(replies))  # type: ignore[union-attr]
 
     def pause_writing(self) -> None:
@@ -126,9 +164,18 @@ class _TCP(asyncio.Protocol):
         self.transport.resume_reading()  # type: ignore[union-attr]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
+        if self.admitted:
+            self.admitted = False
+            server = self.server
+            server.connections.discard(self)
+            held = server.per_client.get(self.peer, 1) - 1
+            if held > 0:
+                server.per_client[self.peer] = held
+            else:
+                server.per_client.pop(self.peer, None)
         if self.timer is not None:
             self.timer.cancel()
+            self.timer = None
         self.buffer = b""
 
 
@@ -143,6 +190,8 @@ class DNSServer:
         port: int = 1053,
         idle_timeout: float = 10.0,
         max_connections: int = 256,
+        max_lifetime: float = 120.0,
+        max_per_client: int = 32,
         udp_peer: bool = False,
     ) -> None:
         self.handle = handle
@@ -151,8 +200,14 @@ class DNSServer:
         self.port = port
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_lifetime = max_lifetime
+        self.max_per_client = max_per_client
         self.connections: set[_TCP] = set()
-        self.rejected = 0
+        self.per_client: dict[str | None, int] = {}  # open connections by client address
+        self.rejected = 0  # closed at once: max_connections reached
+        self.rejected_per_client = 0  # closed at once: the client's max_per_client reached
+        self.closed_idle = 0
+        self.closed_lifetime = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.AbstractServer | None = None
 

@@ -27,6 +27,19 @@ def _iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def _tcp_counters(server: Any) -> dict[str, int]:
+    """Why TCP connections ended early (docs/dns.md, "Limits and hardening")."""
+    if server is None:
+        return {}
+    return {
+        "rejected": server.rejected,
+        "rejectedPerClient": server.rejected_per_client,
+        "closedIdle": server.closed_idle,
+        "closedLifetime": server.closed_lifetime,
+        "clients": len(server.per_client),
+    }
+
+
 def status_document(responder: "Responder") -> dict[str, Any]:
     view, handler, sync = responder.view, responder.handler, responder.sync
     return {
@@ -44,6 +57,7 @@ def status_document(responder: "Responder") -> dict[str, Any]:
         "truncated": handler.truncated,
         "errors": handler.errors,
         "tcpConnections": len(responder.server.connections) if responder.server else 0,
+        "tcp": _tcp_counters(responder.server),
         "problems": list(view.problems),
         "transfers": handler.transfers,
         "refusedTransfers": handler.refused_transfers,

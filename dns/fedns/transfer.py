@@ -11,7 +11,9 @@ themselves: the way DNS has always scaled out. This module holds:
 - :func:`transfer_messages`: the wire messages of one transfer, rendered with dnspython
   (transfers are rare and large, so they stay off the fast path) and cached per
   (zone, serial, kind) with only the ID, flags and question patched per request;
-- :class:`TransferPolicy`: which client networks may transfer (loopback by default).
+- :class:`TransferPolicy`: which client networks may transfer, and
+  :func:`default_allow`: who may when ``--allow-transfer`` is not given (the listen
+  address alone; on a wildcard, 127.0.0.1 and ::1 alone).
 
 The serial is shared by every zone of the responder (``fedns.view``), so a change in one
 zone also moves the other zones' serials; their IXFR diff is then the SOA alone.
@@ -35,7 +37,7 @@ from fedns.table import AnswerTable
 from fedns.zone import SOA, Zone
 
 RR = tuple[str, str, int, str]  # owner, type, ttl, rdata (presentation format)
-DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
+LOOPBACK = ("127.0.0.1/32", "::1/128")  # on a wildcard listen address: this host's own clients
 CHUNK = 16000  # bytes of records per message; well under TCP's 65535
 QR, AA, RD = 0x8000, 0x0400, 0x0100
 
@@ -226,10 +228,28 @@ def patch(messages: list[bytes], query: dns.message.Message) -> list[bytes]:
     return out
 
 
+def default_allow(listen_host: str) -> tuple[str, ...]:
+    """Who may transfer without ``--allow-transfer``: a client of the listen address itself.
+
+    Listening on 127.0.0.1 lets 127.0.0.1 transfer, not the rest of 127/8 (other local
+    services, containers sharing the host's loopback); on a wildcard (0.0.0.0, ::) or a
+    name, 127.0.0.1 and ::1 only. Anything wider is said with ``--allow-transfer``.
+    """
+    try:
+        addr = ipaddress.ip_address(listen_host.strip("[]").split("%")[0])
+    except ValueError:
+        return LOOPBACK
+    if addr.is_unspecified:
+        return LOOPBACK
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return (str(ipaddress.ip_network(addr)),)
+
+
 class TransferPolicy:
     """Client networks allowed to transfer zones (``--allow-transfer``)."""
 
-    def __init__(self, allow: Iterable[str] = DEFAULT_ALLOW) -> None:
+    def __init__(self, allow: Iterable[str] = LOOPBACK) -> None:
         self.networks = [ipaddress.ip_network(c, strict=False) for c in allow]
         self._seen: dict[str, bool] = {}
 
