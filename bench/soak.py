@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "dns")]
 import dns.message  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
-from federation.client import APIClient  # noqa: E402
+from apimachinery.client import APIClient  # noqa: E402
 from federation.certs import create_certs  # noqa: E402
 from federation.security import make_local_credentials, publish_bootstrap_token  # noqa: E402
 

@@ -38,7 +38,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from clusters.chaos import Chaos
 from federation.auth import ACCESS_SECRET_PREFIX, access_secret
-from federation.client import APIClient
+from apimachinery.client import APIClient
 from federation.meta import now_micro
 from apimachinery.errors import APIError, Conflict, Forbidden, NotFound, Unauthorized
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from federation.client import APIClient
+from apimachinery.client import APIClient
 from federation.controllers.members import server_address
 from apimachinery.errors import APIError
 

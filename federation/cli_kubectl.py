@@ -33,7 +33,7 @@ from apimachinery import decoding
 from apimachinery.transport import InsecureTokenTransport, is_loopback_host, warn_token_transport
 from federation import printers
 from federation.meta import covers
-from federation.client import error_from_response
+from apimachinery.client import error_from_response
 from apimachinery.errors import APIError, NotFound
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from federation.client import APIClient
+from apimachinery.client import APIClient
 from federation.health import is_ready
 from apimachinery.errors import APIError, Conflict
 from federation.topology import ClusterSpec, Topology

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from federation.client import APIClient
+from apimachinery.client import APIClient
 from federation.localfed import LocalFederation, free_port
 from apimachinery.errors import APIError
 from federation.topology import ClusterSpec, Topology

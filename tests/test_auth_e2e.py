@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from federation import auth
-from federation.client import APIClient
+from apimachinery.client import APIClient
 from federation.localfed import LocalFederation
 from federation.meta import parse_time
 from federation.topology import ClusterSpec, Topology

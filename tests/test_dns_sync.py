@@ -346,7 +346,7 @@ async def test_static_records_are_served_beside_the_federation(api):
 async def test_a_hung_api_server_is_noticed_by_its_silence():
     """A server that takes the watch and then says nothing (no event, no bookmark) is hung:
     the sync calls the view stale after ``idle_timeout`` instead of waiting out its watch."""
-    from federation.client import APIClient
+    from apimachinery.client import APIClient
 
     hung = asyncio.Event()
 

@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 
 from federation import approval, auth
-from federation.client import APIClient
+from apimachinery.client import APIClient
 from federation.localfed import LocalFederation
 from federation.meta import parse_time
 from apimachinery.errors import APIError

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from apimachinery.transport import InsecureTokenTransport, check_token_transport, is_loopback_host
-from federation.client import APIClient
+from apimachinery.client import APIClient
 
 
 @pytest.mark.parametrize("url", ["https://fed.example:8080", "http://127.0.0.1:8080", "http://127.9.9.9",

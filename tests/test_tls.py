@@ -13,7 +13,7 @@ import pytest
 
 from clusters.testing import ClusterProcess, Process, free_port, wait_until
 from federation.certs import create_certs
-from federation.client import APIClient
+from apimachinery.client import APIClient
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 

@@ -80,7 +80,7 @@ async def cli(fed, *args: str, timeout: float = 90) -> tuple[int, str, str]:
 
 
 async def member(fed, cluster: str, path: str, method: str = "GET", body=None):
-    from federation.client import APIClient
+    from apimachinery.client import APIClient
 
     async with APIClient(fed.cluster_url(cluster), timeout=3) as client:
         return await client.request(method, path, body=body)

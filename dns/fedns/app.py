@@ -179,7 +179,7 @@ class Responder:
             f"records from {s.federation}" if s.federation else "static records only",
         )
         if s.federation:
-            from federation.client import APIClient
+            from apimachinery.client import APIClient
 
             from fedns.sync import RecordSync
 

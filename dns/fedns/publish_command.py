@@ -38,7 +38,7 @@ async def run_publisher(
         view.set_static(records)
     client = sync_task = None
     if federation:
-        from federation.client import APIClient
+        from apimachinery.client import APIClient
 
         from fedns.sync import RecordSync
 

@@ -24,7 +24,7 @@ import random
 import time
 from typing import Any, Callable
 
-from federation.client import APIClient
+from apimachinery.client import APIClient
 from apimachinery.errors import APIError, Gone
 
 from fedns.view import ZoneView

@@ -13,7 +13,7 @@ import ssl
 from typing import Any, Callable
 
 from federation.auth import ACCESS_SECRET_PREFIX, secret_value
-from federation.client import APIClient
+from apimachinery.client import APIClient
 
 SecretLookup = Callable[[str, str], "dict[str, Any] | None"]  # (namespace, name) -> Secret or None
 SECRET_NAMESPACE = "federation-system"

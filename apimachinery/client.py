@@ -1,9 +1,10 @@
-"""A small asynchronous client for Kubernetes-shaped HTTP APIs.
+"""The asynchronous client for Kubernetes-shaped HTTP APIs (the federation's and every member's).
 
 Used by the member clusters (join and lease), the DNS responder (list and watch), the
 controllers (talking to member clusters) and the CLI. Errors come back as
-:class:`apimachinery.errors.APIError` built from the server's ``Status`` body, so callers
-branch on ``err.code`` (404, 409, 410) instead of parsing text.
+:class:`apimachinery.errors.APIError` subclasses built from the server's ``Status`` body,
+so callers catch ``NotFound``, ``Conflict`` or ``Gone`` instead of parsing text. A bearer
+token goes only where :mod:`apimachinery.transport` allows.
 """
 
 from __future__ import annotations
