@@ -39,7 +39,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 from clusters.chaos import Chaos
 from federation.auth import ACCESS_SECRET_PREFIX, access_secret
 from apimachinery.client import APIClient
-from federation.meta import now_micro
+from apimachinery.meta import now_micro
 from apimachinery.errors import APIError, Conflict, Forbidden, NotFound, Unauthorized
 
 log = logging.getLogger("ubernetes.cluster.agent")

@@ -9,7 +9,7 @@ federation's controllers need no special cases. ``/chaos`` flips the fault switc
 kubectl is served the way the federation API serves it, with the federation's code
 (issue 3): discovery and OpenAPI v3 from :data:`MEMBER` (:func:`federation.apiserver.
 add_discovery_routes`), server-side tables (:mod:`federation.tables`, with the member
-printers), strategic merge patch and server-side apply (:mod:`federation.strategic`),
+printers), strategic merge patch and server-side apply (:mod:`apimachinery.strategic`),
 ``fieldValidation``, and ``?watch=true`` on every list from :class:`clusters.watch.ChangeFeed`.
 
 Every error leaves as a Kubernetes ``Status`` (the middleware renders
@@ -38,12 +38,14 @@ from clusters.chaos import Chaos
 from clusters.state import ClusterState, filter_by_selector
 from clusters.watch import ChangeFeed, TooOld
 from clusters.workloads import deletion_policy
-from federation import openapi, tables
+from apimachinery import openapi
+from federation import tables
 from federation.apiserver import add_discovery_routes
-from federation.meta import SelectorError, check_dns_label, merge_patch
-from federation.resources import DEPLOYMENTS, EVENTS, SERVICES, Resource
+from apimachinery.meta import SelectorError, check_dns_label, merge_patch
+from apimachinery.kinds import Kind
+from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
 from apimachinery.errors import APIError, not_found, refused, status_object
-from federation.strategic import ApplyConflict, StrategicPatchError, server_side_apply, strategic_merge
+from apimachinery.strategic import ApplyConflict, StrategicPatchError, server_side_apply, strategic_merge
 
 log = logging.getLogger("ubernetes.cluster.api")
 
@@ -59,25 +61,6 @@ VERSION = {
     "compiler": platform.python_implementation().lower(),
     "platform": f"{sys.platform}/{platform.machine() or 'unknown'}",
 }
-# The member's kinds, as discovery, OpenAPI and the tables know them.
-NODES = Resource("", "v1", "nodes", "Node", False, short_names=("no",), singular="node")
-NAMESPACES = Resource("", "v1", "namespaces", "Namespace", False, short_names=("ns",), singular="namespace")
-ENDPOINTS = Resource("", "v1", "endpoints", "Endpoints", True, short_names=("ep",), singular="endpoints")
-PODS = Resource("", "v1", "pods", "Pod", True, short_names=("po",), singular="pod")
-REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), singular="replicaset")
-MEMBER = [NODES, NAMESPACES, SERVICES, ENDPOINTS, PODS, EVENTS, DEPLOYMENTS, REPLICASETS]
-# What the member really serves (discovery must not promise more: kubectl believes it).
-VERBS = {
-    "nodes": ["get", "list", "watch"],
-    "namespaces": ["create", "get", "list", "watch"],
-    "services": ["create", "delete", "get", "list", "patch", "update", "watch"],
-    "endpoints": ["get", "list", "watch"],
-    "pods": ["delete", "get", "list", "watch"],
-    "events": ["get", "list", "watch"],
-    "deployments": ["create", "delete", "get", "list", "patch", "update", "watch"],
-    "replicasets": ["delete", "get", "list", "watch"],
-}
-SUBRESOURCES = {"services": ["status"], "deployments": ["status"]}
 SCHEMAS = {res.plural: openapi.root_node(res, MEMBER) for res in (SERVICES, DEPLOYMENTS)}
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 WATCH_TIMEOUT_MAX = 3600.0
@@ -167,7 +150,7 @@ def json_response(body: Any, status: int = 200, *, warnings: list[str] | None = 
     return resp
 
 
-def object_response(request: web.Request, res: Resource, obj: dict[str, Any], status: int = 200, *,
+def object_response(request: web.Request, res: Kind, obj: dict[str, Any], status: int = 200, *,
                     warnings: list[str] | None = None) -> web.Response:
     """One object, or a one-row Table when kubectl asks for one (``get NAME``)."""
     if tables.wants_table(request.headers.get("Accept")):
@@ -176,7 +159,7 @@ def object_response(request: web.Request, res: Resource, obj: dict[str, Any], st
     return json_response(obj, status, warnings=warnings)
 
 
-def _table(request: web.Request, res: Resource, items: list[dict[str, Any]], rv: str, *, headers: bool = True) -> dict[str, Any]:
+def _table(request: web.Request, res: Kind, items: list[dict[str, Any]], rv: str, *, headers: bool = True) -> dict[str, Any]:
     return tables.to_table(res.plural, items, resource_version=rv, headers=headers,
                            include_object=request.query.get("includeObject", "Metadata"),
                            printers_by_plural=tables.MEMBER_CLUSTER_PRINTERS)
@@ -219,7 +202,7 @@ def selected(items: list[dict[str, Any]], request: web.Request) -> list[dict[str
     return picked
 
 
-async def list_response(request: web.Request, res: Resource, items: list[dict[str, Any]]) -> web.StreamResponse:
+async def list_response(request: web.Request, res: Kind, items: list[dict[str, Any]]) -> web.StreamResponse:
     """A list (or Table), or, with ``?watch=true``, a stream of watch events."""
     state = request.app[STATE]
     feed = request.app[FEED]
@@ -234,7 +217,7 @@ async def list_response(request: web.Request, res: Resource, items: list[dict[st
                           "items": picked})
 
 
-async def watch(request: web.Request, res: Resource) -> web.StreamResponse:
+async def watch(request: web.Request, res: Kind) -> web.StreamResponse:
     """``?watch=true``: one JSON line per ADDED/MODIFIED/DELETED event of ``res`` (Tables when asked).
 
     Without a resourceVersion the objects that exist come first as ADDED, as a real API
@@ -357,7 +340,7 @@ async def info(request: web.Request) -> web.Response:
 # ---- writes: field validation, patches, server-side apply
 
 
-def _field_validation(request: web.Request, res: Resource, body: Any) -> list[str]:
+def _field_validation(request: web.Request, res: Kind, body: Any) -> list[str]:
     """Unknown fields per ``fieldValidation``: a 400 (Strict), warnings (Warn, the default) or
     nothing (Ignore), worded as the federation API (and the real API server) words them."""
     mode = request.query.get("fieldValidation") or "Warn"
@@ -386,7 +369,7 @@ def _for_replace(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
     return obj
 
 
-async def patch_object(request: web.Request, res: Resource, *, current: dict[str, Any] | None,
+async def patch_object(request: web.Request, res: Kind, *, current: dict[str, Any] | None,
                        merge: Callable[[dict[str, Any]], dict[str, Any]],
                        replace: Callable[[dict[str, Any]], dict[str, Any]],
                        create: Callable[[dict[str, Any]], dict[str, Any]],
@@ -426,7 +409,7 @@ async def patch_object(request: web.Request, res: Resource, *, current: dict[str
     return object_response(request, res, obj, warnings=warnings)
 
 
-async def apply_object(request: web.Request, res: Resource, *, current: dict[str, Any] | None,
+async def apply_object(request: web.Request, res: Kind, *, current: dict[str, Any] | None,
                        replace: Callable[[dict[str, Any]], dict[str, Any]],
                        create: Callable[[dict[str, Any]], dict[str, Any]]) -> web.Response:
     """Server-side apply (``kubectl apply --server-side``): the applied fields merged into the
@@ -737,7 +720,7 @@ def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] 
     r.add_get("/readyz", healthz)
     r.add_get("/version", version)
     r.add_get("/info", info)
-    add_discovery_routes(app, MEMBER, verbs=VERBS, subresources=SUBRESOURCES)
+    add_discovery_routes(app, MEMBER)
     r.add_get("/api/v1/nodes", list_nodes)
     r.add_get("/api/v1/nodes/{name}", get_node)
     r.add_get("/api/v1/namespaces", list_namespaces)

@@ -33,7 +33,7 @@ from clusters.dataplane import DataPlane
 from clusters.prober import MemberProber
 from clusters.workloads import WorkloadSettings
 from clusters.state import AddressPool, ClusterState, SharedAddress, Topology
-from federation.meta import check_dns_label
+from apimachinery.meta import check_dns_label
 
 log = logging.getLogger("ubernetes.cluster")
 

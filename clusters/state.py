@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from federation import resources as fed
-from federation.meta import check_dns_label, merge_patch, now_rfc3339, parse_selector, selector_matches
+from apimachinery.meta import check_dns_label, merge_patch, now_rfc3339, parse_selector, selector_matches
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
 
 PODS_ANNOTATION = "ubernetes.io/pods"

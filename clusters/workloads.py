@@ -46,7 +46,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from federation.meta import merge_patch, now_rfc3339, selector_matches
+from apimachinery.meta import merge_patch, now_rfc3339, selector_matches
 from federation.resources import (
     DEPLOYMENTS,
     SECCOMP_CONTAINER_PREFIX,
@@ -373,7 +373,7 @@ class Workloads:
     def patch_deployment(self, namespace: str, name: str, patch: Any, *, json_patch: bool = False) -> dict[str, Any]:
         current = self.get_deployment(namespace, name)
         if json_patch:
-            from federation.jsonpatch import PatchError, apply_json_patch
+            from apimachinery.jsonpatch import PatchError, apply_json_patch
 
             try:
                 merged = apply_json_patch(current, patch)

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -19,14 +20,17 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from apimachinery import decoding, watchlimits
 from apimachinery.errors import RequestRefused
-from federation import admission, auth, discovery, openapi, tables
+from apimachinery import discovery, openapi
+from federation import admission, auth, tables
 from apimachinery import errors as st
-from federation.jsonpatch import PatchError, apply_json_patch
-from federation.meta import SelectorError, merge_patch, parse_selector, selector_matches
+from apimachinery.jsonpatch import PatchError, apply_json_patch
+from apimachinery.meta import SelectorError, merge_patch, parse_selector, selector_matches
 from federation.registry import Registry
-from federation.resources import ALL, CLUSTERS, SECRETS, Resource
+from apimachinery.kinds import Kind
+from federation.resources import ALL, CLUSTERS, SECRETS
+from federation.resources import NAMESPACES as MEMBER_NAMESPACES
 from federation.store import HistoryExpired
-from federation.strategic import ApplyConflict, StrategicPatchError, record_update, server_side_apply, strategic_merge
+from apimachinery.strategic import ApplyConflict, StrategicPatchError, record_update, server_side_apply, strategic_merge
 
 log = logging.getLogger("federation.api")
 
@@ -48,11 +52,9 @@ VERSION = {
 
 # Namespaces are not stored: the federation serves the well-known ones plus every namespace
 # an object lives in, read only, because kubectl asks for them (``get ns``, completion).
-NAMESPACES = Resource("", "v1", "namespaces", "Namespace", False, short_names=("ns",), singular="namespace")
+NAMESPACES = replace(MEMBER_NAMESPACES, verbs=("get", "list"))
 WELL_KNOWN_NAMESPACES = ("default", "federation-system", "kube-public", "kube-system")
 SERVED = ALL + [NAMESPACES]
-DISCOVERY_VERBS = {"namespaces": ["get", "list"]}
-DISCOVERY_SUBRESOURCES = {r.plural: ["status"] for r in ALL}
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
 DELETION_PROPAGATION_ANNOTATION = "federation.kubernetes.io/deletion-propagation"
@@ -126,7 +128,7 @@ def auth_middleware(authenticator: auth.Authenticator):  # type: ignore[no-untyp
     return middleware
 
 
-def check_created_name(request: web.Request, res: Resource, name: Any, namespace: str) -> None:
+def check_created_name(request: web.Request, res: Kind, name: Any, namespace: str) -> None:
     """A cluster's credential may create only its own objects: the name is in the body."""
     user = request.get(USER_KEY)
     if user is None:
@@ -147,7 +149,7 @@ async def read_body(request: web.Request, what: str) -> Any:
         raise st.refused(err, what) from None
 
 
-def _object_body(body: Any, res: Resource, what: str) -> dict[str, Any]:
+def _object_body(body: Any, res: Kind, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise st.APIError(400, f"{what}: the request body must be a {res.kind} object")
     kind = body.get("kind")
@@ -180,7 +182,7 @@ class API:
         app.router.add_get("/readyz", self.healthz)
         app.router.add_get("/livez", self.healthz)
         app.router.add_get("/version", self.version)
-        add_discovery_routes(app, SERVED, verbs=DISCOVERY_VERBS, subresources=DISCOVERY_SUBRESOURCES)
+        add_discovery_routes(app, SERVED)
         app.router.add_get("/api/v1/namespaces", self.list_namespaces)
         app.router.add_get("/api/v1/namespaces/{name}", self.get_namespace)
         for res in ALL:
@@ -190,7 +192,7 @@ class API:
         app.router.add_get(approval_path, lambda request: self.get(request, CLUSTERS))
         app.router.add_put(approval_path, lambda request: self.replace(request, CLUSTERS, subresource="approval"))
 
-    def _add_resource(self, app: web.Application, res: Resource) -> None:
+    def _add_resource(self, app: web.Application, res: Kind) -> None:
         def bind(fn: Callable[..., Awaitable[web.StreamResponse]], **fixed: Any):
             async def handler(request: web.Request) -> web.StreamResponse:
                 return await fn(request, res, **fixed)
@@ -293,7 +295,7 @@ class API:
 
     # -------------------------------------------------------------- output
 
-    def _object_response(self, request: web.Request, res: Resource, obj: dict[str, Any], status: int = 200,
+    def _object_response(self, request: web.Request, res: Kind, obj: dict[str, Any], status: int = 200,
                          warnings: list[str] | None = None) -> web.Response:
         if tables.wants_table(request.headers.get("Accept")):
             rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
@@ -304,7 +306,7 @@ class API:
             )
         return json_response(obj, status, warnings=warnings)
 
-    def _list_response(self, request: web.Request, res: Resource, items: list[dict[str, Any]], rv: int) -> web.Response:
+    def _list_response(self, request: web.Request, res: Kind, items: list[dict[str, Any]], rv: int) -> web.Response:
         if tables.wants_table(request.headers.get("Accept")):
             return json_response(
                 tables.to_table(res.plural, items, resource_version=str(rv),
@@ -318,10 +320,10 @@ class API:
     # -------------------------------------------------------------- verbs
 
     @staticmethod
-    def _ns(request: web.Request, res: Resource) -> str:
+    def _ns(request: web.Request, res: Kind) -> str:
         return request.match_info.get("namespace", "") if res.namespaced else ""
 
-    async def get(self, request: web.Request, res: Resource) -> web.Response:
+    async def get(self, request: web.Request, res: Kind) -> web.Response:
         return self._object_response(request, res, self.registry.get(res, self._ns(request, res), request.match_info["name"]))
 
     @staticmethod
@@ -331,7 +333,7 @@ class API:
         except SelectorError as err:
             raise st.APIError(400, str(err)) from None
 
-    async def list(self, request: web.Request, res: Resource) -> web.StreamResponse:
+    async def list(self, request: web.Request, res: Kind) -> web.StreamResponse:
         namespace = request.match_info.get("namespace") if res.namespaced else None
         selector = self._selector(request)
         field_filters = self._field_selector(request.query.get("fieldSelector"), res)
@@ -342,7 +344,7 @@ class API:
         return self._list_response(request, res, items, rv)
 
     @staticmethod
-    def _field_selector(text: str | None, res: Resource) -> list[tuple[str, str, str]]:
+    def _field_selector(text: str | None, res: Kind) -> list[tuple[str, str, str]]:
         allowed = FIELD_LABELS | EXTRA_FIELD_LABELS.get(res.plural, set())
         filters = []
         for part in (text or "").split(","):
@@ -388,7 +390,7 @@ class API:
             raise st.APIError(400, f'fieldValidation must be one of Strict, Warn or Ignore, not {value!r}')
         return value
 
-    def _validate_fields(self, request: web.Request, res: Resource, body: Any, *, what: str) -> list[str]:
+    def _validate_fields(self, request: web.Request, res: Kind, body: Any, *, what: str) -> list[str]:
         """Unknown fields per ``fieldValidation``: a 400 (Strict), warnings (Warn) or nothing (Ignore)."""
         mode = self._field_validation(request)
         if mode == "Ignore" or not isinstance(body, dict):
@@ -409,14 +411,14 @@ class API:
             )
         return messages
 
-    def _admit(self, request: web.Request, res: Resource, current: dict[str, Any] | None,
+    def _admit(self, request: web.Request, res: Kind, current: dict[str, Any] | None,
                new: dict[str, Any]) -> dict[str, Any]:
         """Issue 19's rules on a Cluster a non-admin writes (federation/admission.py)."""
         if res.key != CLUSTERS.key:
             return new
         return admission.admit_cluster(request.get(USER_KEY), current, new, auto_approve=self.auto_approve)
 
-    def _track(self, request: web.Request, res: Resource, before: dict[str, Any] | None,
+    def _track(self, request: web.Request, res: Kind, before: dict[str, Any] | None,
                after: dict[str, Any]) -> dict[str, Any]:
         """Record the writer in managedFields when it names itself (kubectl does) or when the
         object is already under server-side apply, so that apply can see conflicts."""
@@ -426,7 +428,7 @@ class API:
         manager = manager or request.headers.get("User-Agent", "unknown").split("/")[0]
         return record_update(before, after, self.schemas[res.key], manager=manager)
 
-    async def create(self, request: web.Request, res: Resource) -> web.Response:
+    async def create(self, request: web.Request, res: Kind) -> web.Response:
         namespace = self._ns(request, res)
         what = f"creating {res.qualified}"
         body = _object_body(await read_body(request, what), res, what)
@@ -442,7 +444,7 @@ class API:
         body = self._admit(request, res, None, self._track(request, res, None, body))
         return self._object_response(request, res, self.registry.create(res, namespace, body), 201, warnings)
 
-    async def replace(self, request: web.Request, res: Resource, subresource: str = "") -> web.Response:
+    async def replace(self, request: web.Request, res: Kind, subresource: str = "") -> web.Response:
         name = request.match_info["name"]
         what = f'replacing {res.qualified} "{name}"'
         body = _object_body(await read_body(request, what), res, what)
@@ -455,7 +457,7 @@ class API:
             request, res, self.registry.replace(res, namespace, name, body, subresource=subresource), warnings=warnings
         )
 
-    async def patch(self, request: web.Request, res: Resource, subresource: str = "") -> web.Response:
+    async def patch(self, request: web.Request, res: Kind, subresource: str = "") -> web.Response:
         namespace, name = self._ns(request, res), request.match_info["name"]
         what = f'patching {res.qualified} "{name}"'
         ctype = request.content_type
@@ -497,7 +499,7 @@ class API:
             request, res, self.registry.replace(res, namespace, name, new, subresource=subresource), warnings=warnings
         )
 
-    async def apply(self, request: web.Request, res: Resource, namespace: str, name: str,
+    async def apply(self, request: web.Request, res: Kind, namespace: str, name: str,
                     subresource: str) -> web.Response:
         """Server-side apply: ``PATCH`` with ``application/apply-patch+yaml`` (creates if missing)."""
         what = f'applying {res.qualified} "{name}"'
@@ -532,7 +534,7 @@ class API:
         new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         return self._object_response(request, res, self.registry.replace(res, namespace, name, new), warnings=warnings)
 
-    async def delete(self, request: web.Request, res: Resource) -> web.Response:
+    async def delete(self, request: web.Request, res: Kind) -> web.Response:
         namespace, name = self._ns(request, res), request.match_info["name"]
         what = f'deleting {res.qualified} "{name}"'
         options: dict[str, Any] = {}
@@ -566,7 +568,7 @@ class API:
         return json_response(self.registry.delete(res, namespace, name, expected_rv=expected))
 
     @staticmethod
-    def _propagation(options: dict[str, Any], res: Resource, name: str) -> str | None:
+    def _propagation(options: dict[str, Any], res: Kind, name: str) -> str | None:
         policy = options.get("propagationPolicy")
         orphan = options.get("orphanDependents")
         if policy is not None and orphan is not None:
@@ -584,7 +586,7 @@ class API:
     # -------------------------------------------------------------- watch
 
     async def watch(
-        self, request: web.Request, res: Resource, namespace: str | None, selector: list, field_filters: list
+        self, request: web.Request, res: Kind, namespace: str | None, selector: list, field_filters: list
     ) -> web.StreamResponse:
         try:
             timeout = float(request.query.get("timeoutSeconds", "1800"))
@@ -695,18 +697,13 @@ class API:
 
 def add_discovery_routes(
     app: web.Application,
-    resources: list[Resource],
-    *,
-    verbs: dict[str, list[str]] | None = None,
-    categories: dict[str, list[str]] | None = None,
-    subresources: dict[str, list[str]] | None = None,
+    resources: list[Kind],
 ) -> None:
     """Serve discovery and OpenAPI v3 for ``resources`` on ``app``: ``/api``, ``/apis``,
     ``/api/v1``, ``/apis/<group>[/<version>]`` (legacy and aggregated) and ``/openapi/v3[/...]``.
 
     The member clusters' API calls this too, with its own resource table.
     """
-    extra = {"verbs": verbs, "categories": categories, "subresources": subresources}
     index_body = openapi.index(resources)
 
     def aggregated_or(request: web.Request, core: bool, legacy: dict[str, Any]) -> web.Response:
@@ -714,7 +711,7 @@ def add_discovery_routes(
         if ctype is None:
             return json_response(legacy)
         api_version = "apidiscovery.k8s.io/" + ("v2" if "v=v2;" in ctype else "v2beta1")
-        body = discovery.aggregated_discovery(resources, core=core, api_version=api_version, **extra)
+        body = discovery.aggregated_discovery(resources, core=core, api_version=api_version)
         return json_response(body, content_type=ctype)
 
     async def api_root(request: web.Request) -> web.Response:
@@ -725,7 +722,7 @@ def add_discovery_routes(
         return aggregated_or(request, False, discovery.api_group_list(resources))
 
     async def core_version(request: web.Request) -> web.Response:
-        body = discovery.api_resource_list(resources, "", request.match_info["version"], **extra)
+        body = discovery.api_resource_list(resources, "", request.match_info["version"])
         if body is None:
             raise web.HTTPNotFound()
         return json_response(body)
@@ -737,7 +734,7 @@ def add_discovery_routes(
         return json_response(body)
 
     async def group_version(request: web.Request) -> web.Response:
-        body = discovery.api_resource_list(resources, request.match_info["group"], request.match_info["version"], **extra)
+        body = discovery.api_resource_list(resources, request.match_info["group"], request.match_info["version"])
         if body is None:
             raise web.HTTPNotFound()
         return json_response(body)

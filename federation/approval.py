@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from federation.meta import now_rfc3339
+from apimachinery.meta import now_rfc3339
 
 APPROVED = "Approved"
 PENDING_REASON = "PendingApproval"

@@ -31,8 +31,10 @@ import yaml
 
 from apimachinery import decoding
 from apimachinery.transport import InsecureTokenTransport, is_loopback_host, warn_token_transport
+from apimachinery.kinds import Kind, KindTable
+from federation.resources import ALL, EVENTS
 from federation import printers
-from federation.meta import covers
+from apimachinery.meta import covers
 from apimachinery.client import error_from_response
 from apimachinery.errors import APIError, NotFound
 
@@ -45,52 +47,10 @@ SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", 
 # --- resource types -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Resource:
-    kind: str
-    api_version: str
-    plural: str
-    singular: str
-    aliases: tuple[str, ...]
-    namespaced: bool
-
-    @property
-    def group(self) -> str:
-        return self.api_version.split("/", 1)[0] if "/" in self.api_version else ""
-
-    @property
-    def qualified(self) -> str:
-        """kubectl's ``<resource>.<group>`` as in ``service/web`` and ``cluster.federation/c1``."""
-        return f"{self.singular}.{self.group}" if self.group else self.singular
-
-    def path(self, *, namespace: str | None = None, name: str | None = None) -> str:
-        base = f"/apis/{self.api_version}" if self.group else f"/api/{self.api_version}"
-        if self.namespaced and namespace is not None:
-            base += f"/namespaces/{urllib.parse.quote(namespace, safe='')}"
-        base += f"/{self.plural}"
-        if name is not None:
-            base += f"/{urllib.parse.quote(name, safe='')}"
-        return base
-
-
-RESOURCES = [
-    Resource("Cluster", "federation/v1beta1", "clusters", "cluster", ("clusters", "cluster", "cl"), False),
-    Resource("Service", "v1", "services", "service", ("services", "service", "svc"), True),
-    Resource("DNSRecord", "federation/v1beta1", "dnsrecords", "dnsrecord", ("dnsrecords", "dnsrecord", "dnsr"), False),
-    Resource("Lease", "coordination.k8s.io/v1", "leases", "lease", ("leases", "lease"), True),
-    Resource("Deployment", "apps/v1", "deployments", "deployment", ("deployments", "deployment", "deploy"), True),
-    Resource("ControllerRevision", "apps/v1", "controllerrevisions", "controllerrevision", ("controllerrevisions", "controllerrevision"), True),
-    Resource("Event", "v1", "events", "event", ("events", "event", "ev"), True),
-]
-EVENTS = RESOURCES[-1]
+# The CLI knows the federation's kinds from the federation's own table (issue 11).
+KINDS = KindTable(ALL)
 # Controllers record events of cluster-scoped objects here (federation.events.EVENT_NAMESPACE).
 CLUSTER_EVENT_NAMESPACE = "default"
-BY_ALIAS = {alias: r for r in RESOURCES for alias in r.aliases + (r.qualified, f"{r.plural}.{r.group}" if r.group else r.plural)}
-BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
-
-
-def known_kinds() -> str:
-    return ", ".join(f"{r.kind} ({r.api_version})" for r in RESOURCES)
 
 
 # --- errors and output ----------------------------------------------------------------
@@ -233,14 +193,14 @@ def namespace_option(fn: Any) -> Any:
 # --- shared helpers -------------------------------------------------------------------
 
 
-def resolve_type(text: str) -> Resource:
-    res = BY_ALIAS.get(text.lower())
+def resolve_type(text: str) -> Kind:
+    res = KINDS.by_alias(text)
     if res is None:
         fail(f'error: the server doesn\'t have a resource type "{text}"')
     return res
 
 
-def split_type_and_names(resource: str, names: tuple[str, ...]) -> tuple[Resource, list[str]]:
+def split_type_and_names(resource: str, names: tuple[str, ...]) -> tuple[Kind, list[str]]:
     """Accept ``get service web`` and ``get service/web`` alike."""
     if "/" in resource:
         type_text, _, name = resource.partition("/")
@@ -250,7 +210,7 @@ def split_type_and_names(resource: str, names: tuple[str, ...]) -> tuple[Resourc
     return resolve_type(resource), list(names)
 
 
-def with_type(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+def with_type(res: Kind, obj: dict[str, Any]) -> dict[str, Any]:
     """List items may come without apiVersion and kind; printed objects always carry them."""
     if "apiVersion" in obj and "kind" in obj:
         return obj
@@ -258,7 +218,7 @@ def with_type(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_objects(
-    res: Resource,
+    res: Kind,
     objs: list[dict[str, Any]],
     *,
     output: str | None,
@@ -281,7 +241,7 @@ def print_objects(
         return
     if output == "name":
         for o in objs:
-            click.echo(f"{res.qualified}/{(o.get('metadata') or {}).get('name', '')}")
+            click.echo(f"{res.kubectl_name}/{(o.get('metadata') or {}).get('name', '')}")
         return
     if not objs:
         if res.namespaced and not all_namespaces:
@@ -361,7 +321,7 @@ def get(
 # --- describe -------------------------------------------------------------------------
 
 
-def fetch_events(api: Server, res: Resource, namespace: str) -> list[dict[str, Any]]:
+def fetch_events(api: Server, res: Kind, namespace: str) -> list[dict[str, Any]]:
     """The events recorded where ``res`` objects' events live; none if they cannot be read."""
     try:
         body = api.get(EVENTS.path(namespace=namespace if res.namespaced else CLUSTER_EVENT_NAMESPACE)) or {}
@@ -535,11 +495,11 @@ def apply_document(api: Server, doc: Document, namespace: str | None) -> tuple[s
     api_version, kind = str(body["apiVersion"]), str(body["kind"])
     meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
     name = meta.get("name")
-    res = BY_KIND.get((api_version, kind))
+    res = KINDS.by_kind(api_version, kind)
     if res is None:
         return None, (
             f'error: resource mapping not found for name: "{name or ""}" from {where}: '
-            f'no matches for kind "{kind}" in version "{api_version}" (known kinds: {known_kinds()})'
+            f'no matches for kind "{kind}" in version "{api_version}" (known kinds: {KINDS.describe()})'
         )
     if not name or not isinstance(name, str):
         return None, f"error: error validating {where}: {kind} metadata.name is required"
@@ -553,7 +513,7 @@ def apply_document(api: Server, doc: Document, namespace: str | None) -> tuple[s
             )
         ns = doc_ns or namespace or "default"
         body = {**body, "metadata": {**meta, "namespace": ns}}
-    label = f"{res.qualified}/{name}"
+    label = f"{res.kubectl_name}/{name}"
     modified = with_last_applied(strip_server_fields(body))
     try:
         current = api.get(res.path(namespace=ns, name=name))
@@ -648,7 +608,7 @@ def delete(
     ubernetes delete cluster gcp-europe-west1-b
     ubernetes delete -f web.yaml
     """
-    targets: list[tuple[Resource, str | None, str]] = []  # (type, namespace, name)
+    targets: list[tuple[Kind, str | None, str]] = []  # (type, namespace, name)
     errors: list[str] = []
     policy = {"background": "Background", "true": "Background", "foreground": "Foreground", "orphan": "Orphan", "false": "Orphan"}.get(cascade.lower())
     if policy is None:
@@ -662,12 +622,12 @@ def delete(
             fail(str(err))
         for doc in docs:
             body = doc.body if isinstance(doc.body, dict) else {}
-            res = BY_KIND.get((str(body.get("apiVersion")), str(body.get("kind"))))
+            res = KINDS.by_kind(str(body.get("apiVersion")), str(body.get("kind")))
             meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
             if res is None or not meta.get("name"):
                 errors.append(
                     f'error: no matches for kind "{body.get("kind")}" in version "{body.get("apiVersion")}" '
-                    f'in "{doc.source}" (known kinds: {known_kinds()})'
+                    f'in "{doc.source}" (known kinds: {KINDS.describe()})'
                     if res is None
                     else f'error: "{doc.source}": metadata.name is required'
                 )
@@ -699,7 +659,7 @@ def delete(
                     continue
                 errors.append(server_error(err))
                 continue
-            click.echo(f'{res.qualified} "{name}" deleted')
+            click.echo(f'{res.kubectl_name} "{name}" deleted')
     except APIError as err:
         errors.append(server_error(err))
     except ConnectionFailed as err:

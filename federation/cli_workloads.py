@@ -35,8 +35,8 @@ from click.shell_completion import CompletionItem, get_completion_class
 from federation import cli_kubectl as k
 from apimachinery.errors import APIError, Conflict
 
-DEPLOYMENT = k.BY_ALIAS["deployment"]
-REVISIONS = k.BY_ALIAS["controllerrevisions"]
+DEPLOYMENT = k.KINDS.by_alias("deployment")
+REVISIONS = k.KINDS.by_alias("controllerrevisions")
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 POLL = 0.2
 COMPLETION_TIMEOUT = 1.0
@@ -169,11 +169,11 @@ def complete_resource(ctx: click.Context, param: click.Parameter, incomplete: st
     """``TYPE`` or ``TYPE/NAME``: kinds from the table, names from the federation."""
     if "/" in incomplete:
         type_text, _, prefix = incomplete.partition("/")
-        res = k.BY_ALIAS.get(type_text.lower())
+        res = k.KINDS.by_alias(type_text)
         if res is None:
             return []
         return [CompletionItem(f"{type_text}/{n}") for n in live_names(ctx, res) if n.startswith(prefix)]
-    kinds = sorted({alias for r in k.RESOURCES for alias in r.aliases})
+    kinds = sorted({alias for r in k.KINDS for alias in r.aliases})
     return [CompletionItem(a) for a in kinds if a.startswith(incomplete.lower())]
 
 
@@ -181,7 +181,7 @@ def complete_names(ctx: click.Context, param: click.Parameter, incomplete: str) 
     resource = ctx.params.get("resource")
     if not resource or "/" in resource:
         return []
-    res = k.BY_ALIAS.get(str(resource).lower())
+    res = k.KINDS.by_alias(str(resource))
     if res is None:
         return []
     already = set(ctx.params.get("names") or ())

@@ -31,7 +31,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from federation.meta import check_label_name
+from apimachinery.meta import check_label_name
 
 
 @dataclass(frozen=True)

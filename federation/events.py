@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from federation.meta import now_rfc3339, parse_time
+from apimachinery.meta import now_rfc3339, parse_time
 from federation.registry import Registry
 from federation.resources import EVENTS
 

@@ -15,7 +15,7 @@ Federation v1 did, the federation-only parts ride in annotations:
   (:mod:`federation.replicasplit`).
 
 Label selectors in their structured form (``matchLabels`` + ``matchExpressions``) are turned
-into the requirement tuples :func:`federation.meta.selector_matches` evaluates, so a
+into the requirement tuples :func:`apimachinery.meta.selector_matches` evaluates, so a
 Deployment's selector and a placement's cluster selector mean the same as a ``-l`` flag.
 """
 
@@ -25,8 +25,8 @@ import copy
 import json
 from typing import Any, Iterable
 
-from federation.jsonpatch import PatchError, apply_json_patch
-from federation.meta import check_label_key, check_label_value, selector_matches
+from apimachinery.jsonpatch import PatchError, apply_json_patch
+from apimachinery.meta import check_label_key, check_label_value, selector_matches
 
 PLACEMENT_ANNOTATION = "federation.kubernetes.io/placement"
 OVERRIDES_ANNOTATION = "federation.kubernetes.io/overrides"

@@ -17,8 +17,9 @@ from typing import Any
 from apimachinery import decoding
 from federation import approval
 from apimachinery import errors as st
-from federation.meta import now_rfc3339
-from federation.resources import CLUSTERS, Resource, validate_object
+from apimachinery.meta import now_rfc3339
+from apimachinery.kinds import Kind
+from federation.resources import CLUSTERS, validate_object
 from federation.store import Event, StoreConflict, StoreNotFound, Store
 
 
@@ -81,28 +82,28 @@ class Registry:
 
     # -------------------------------------------------------------- reads
 
-    def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any]:
+    def get(self, res: Kind, namespace: str, name: str) -> dict[str, Any]:
         obj = self.store.get(res.key, namespace, name)
         if obj is None:
             raise st.not_found(res.plural, name, res.group)
         return obj
 
-    def find(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+    def find(self, res: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         return self.store.get(res.key, namespace, name)
 
-    def list(self, res: Resource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list(self, res: Kind, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
         return self.store.list(res.key, namespace)
 
     # -------------------------------------------------------------- writes
 
-    def _check(self, res: Resource, obj: dict[str, Any]) -> None:
+    def _check(self, res: Kind, obj: dict[str, Any]) -> None:
         name = str((obj.get("metadata") or {}).get("name") or "")
         errs = validate_object(res, obj)
         if errs:
             raise st.invalid(res.kind, name, errs, res.group)
 
     @staticmethod
-    def _fits(res: Resource, name: str, obj: dict[str, Any]) -> None:
+    def _fits(res: Kind, name: str, obj: dict[str, Any]) -> None:
         """Within the object limits every body is decoded with (issue 19): a patch or a merge
         of two objects under the limits may be over them, and then nothing is stored."""
         try:
@@ -113,7 +114,7 @@ class Registry:
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)
 
-    def create(self, res: Resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, res: Kind, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         obj["apiVersion"] = res.api_version
         obj["kind"] = res.kind
@@ -142,7 +143,7 @@ class Registry:
         return stored
 
     def replace(
-        self, res: Resource, namespace: str, name: str, obj: dict[str, Any], *, subresource: str = ""
+        self, res: Kind, namespace: str, name: str, obj: dict[str, Any], *, subresource: str = ""
     ) -> dict[str, Any]:
         """PUT semantics. ``subresource="status"`` changes only status; otherwise status is kept."""
         ns = namespace if res.namespaced else ""
@@ -197,7 +198,7 @@ class Registry:
             new_meta["generation"] = generation
         return self._update(res, ns, name, new, expected, current)
 
-    def _update(self, res: Resource, ns: str, name: str, new: dict[str, Any], expected: int | None,
+    def _update(self, res: Kind, ns: str, name: str, new: dict[str, Any], expected: int | None,
                 current: dict[str, Any], *, approval_write: bool = False) -> dict[str, Any]:
         if res.key == CLUSTERS.key and not approval_write:
             new = approval.carry(current, new)
@@ -211,7 +212,7 @@ class Registry:
         self._publish(event)
         return stored
 
-    def put_if_changed(self, res: Resource, namespace: str, name: str, new: dict[str, Any]) -> dict[str, Any]:
+    def put_if_changed(self, res: Kind, namespace: str, name: str, new: dict[str, Any]) -> dict[str, Any]:
         """Controllers' write: store ``new`` (metadata, spec and status as given) unless identical."""
         ns = namespace if res.namespaced else ""
         current = self.store.get(res.key, ns, name)
@@ -225,7 +226,7 @@ class Registry:
             return current
         return self._update(res, ns, name, new, int(new["metadata"]["resourceVersion"]), current)
 
-    def delete(self, res: Resource, namespace: str, name: str, *, expected_rv: int | None = None) -> dict[str, Any]:
+    def delete(self, res: Kind, namespace: str, name: str, *, expected_rv: int | None = None) -> dict[str, Any]:
         ns = namespace if res.namespaced else ""
         try:
             old, event = self.store.delete(res.key, ns, name, expected_rv)

@@ -1,4 +1,5 @@
-"""The kinds the federation API serves: where they live, their defaults and their validation.
+"""The kinds of ubernetes as data: the federation's table (:data:`ALL`) and a member
+cluster's (:data:`MEMBER`), where each kind lives, its defaults and its validation.
 
 Validation collects every bad field before answering, as Kubernetes' ``field.ErrorList``
 does, so one ``Invalid`` Status tells the user everything that is wrong with an object.
@@ -9,51 +10,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any, Callable
 
-from federation.meta import check_dns_label, check_label_key, check_label_name, check_label_value, parse_time
+from apimachinery.kinds import READ_VERBS, Errors, Kind
+from apimachinery.meta import check_dns_label, check_label_key, check_label_name, check_label_value, parse_time
 
-Errors = list[tuple[str, str]]
 
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 RECORD_TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT")
-
-
-@dataclass(frozen=True)
-class Resource:
-    group: str
-    version: str
-    plural: str
-    kind: str
-    namespaced: bool
-    short_names: tuple[str, ...] = ()
-    singular: str = ""
-    validate: Callable[[dict[str, Any]], Errors] = field(default=lambda obj: [])
-    default: Callable[[dict[str, Any]], None] = field(default=lambda obj: None)
-    name_check: Callable[[str], str | None] = check_label_name
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def key(self) -> str:
-        """The store's name for this resource (group-qualified plural)."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def qualified(self) -> str:
-        """How Status messages name the resource: ``services`` or ``clusters.federation``."""
-        return self.key
-
-    def base_path(self, namespace: str | None = None) -> str:
-        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace is not None:
-            return f"{root}/namespaces/{namespace}/{self.plural}"
-        return f"{root}/{self.plural}"
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -442,7 +409,7 @@ def _containers_errors(pod_spec: dict[str, Any], path: str) -> Errors:
 def validate_deployment(obj: dict[str, Any]) -> Errors:
     """Field errors of an apps/v1 Deployment, Kubernetes' paths and wording where we can."""
     from federation.placement import PlacementError, selector_requirements
-    from federation.meta import selector_matches
+    from apimachinery.meta import selector_matches
 
     errs: Errors = []
     spec = obj.get("spec")
@@ -576,35 +543,51 @@ def validate_secret(obj: dict[str, Any]) -> Errors:
     return errs
 
 
-CLUSTERS = Resource(
-    "federation", "v1beta1", "clusters", "Cluster", False, short_names=("cl",), singular="cluster",
+CLUSTERS = Kind(
+    "federation", "v1beta1", "clusters", "Cluster", False, short_names=("cl",), singular="cluster", categories=("federation",),
     validate=validate_cluster,
 )
-SERVICES = Resource(
-    "", "v1", "services", "Service", True, short_names=("svc",), singular="service",
+SERVICES = Kind(
+    "", "v1", "services", "Service", True, short_names=("svc",), singular="service", categories=("all",),
     validate=validate_service, default=default_service, name_check=check_dns1035,
 )
-LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease", True, singular="lease", validate=validate_lease)
-DNSRECORDS = Resource(
+LEASES = Kind("coordination.k8s.io", "v1", "leases", "Lease", True, singular="lease", validate=validate_lease)
+DNSRECORDS = Kind(
     "federation", "v1beta1", "dnsrecords", "DNSRecord", False, short_names=("dnsr",), singular="dnsrecord",
     validate=validate_dnsrecord,
 )
-EVENTS = Resource("", "v1", "events", "Event", True, short_names=("ev",), singular="event", validate=validate_event)
-DEPLOYMENTS = Resource(
-    "apps", "v1", "deployments", "Deployment", True, short_names=("deploy",), singular="deployment",
+EVENTS = Kind("", "v1", "events", "Event", True, short_names=("ev",), singular="event", validate=validate_event)
+DEPLOYMENTS = Kind(
+    "apps", "v1", "deployments", "Deployment", True, short_names=("deploy",), singular="deployment", categories=("all",),
     validate=validate_federated_deployment, default=default_deployment,
 )
-CONTROLLERREVISIONS = Resource(
+CONTROLLERREVISIONS = Kind(
     "apps", "v1", "controllerrevisions", "ControllerRevision", True, singular="controllerrevision",
     validate=validate_controllerrevision,
 )
 
-SECRETS = Resource("", "v1", "secrets", "Secret", True, singular="secret", validate=validate_secret, default=default_secret)
+SECRETS = Kind("", "v1", "secrets", "Secret", True, singular="secret", validate=validate_secret, default=default_secret)
 
 ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERREVISIONS, SECRETS]
 
+# A member cluster's kinds, as discovery, OpenAPI and the tables know them, with the verbs and
+# subresources it really serves (discovery must not promise more: kubectl believes it).
+READ_ONLY = dict(verbs=READ_VERBS, subresources=())
+NODES = Kind("", "v1", "nodes", "Node", False, short_names=("no",), singular="node", **READ_ONLY)
+NAMESPACES = Kind("", "v1", "namespaces", "Namespace", False, short_names=("ns",), singular="namespace",
+                  verbs=("create", *READ_VERBS), subresources=())
+MEMBER_SERVICES = replace(SERVICES, verbs=("create", "delete", "get", "list", "patch", "update", "watch"))
+ENDPOINTS = Kind("", "v1", "endpoints", "Endpoints", True, short_names=("ep",), singular="endpoints", **READ_ONLY)
+PODS = Kind("", "v1", "pods", "Pod", True, short_names=("po",), singular="pod", categories=("all",),
+            verbs=("delete", *READ_VERBS), subresources=())
+MEMBER_EVENTS = replace(EVENTS, **READ_ONLY)
+MEMBER_DEPLOYMENTS = replace(DEPLOYMENTS, verbs=("create", "delete", "get", "list", "patch", "update", "watch"))
+REPLICASETS = Kind("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), singular="replicaset",
+                   categories=("all",), verbs=("delete", *READ_VERBS), subresources=())
+MEMBER = [NODES, NAMESPACES, MEMBER_SERVICES, ENDPOINTS, PODS, MEMBER_EVENTS, MEMBER_DEPLOYMENTS, REPLICASETS]
 
-def validate_object(res: Resource, obj: dict[str, Any]) -> Errors:
+
+def validate_object(res: Kind, obj: dict[str, Any]) -> Errors:
     """Every problem with ``obj`` as a ``res``: metadata first, then the kind's own rules."""
     errs = validate_metadata(obj, namespaced=res.namespaced, name_check=res.name_check)
     return errs or res.validate(obj)

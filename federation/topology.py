@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from federation.meta import check_dns_label
+from apimachinery.meta import check_dns_label
 
 
 class TopologyError(ValueError):

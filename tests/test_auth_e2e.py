@@ -21,7 +21,7 @@ import pytest_asyncio
 from federation import auth
 from apimachinery.client import APIClient
 from federation.localfed import LocalFederation
-from federation.meta import parse_time
+from apimachinery.meta import parse_time
 from federation.topology import ClusterSpec, Topology
 from tests.conftest import expect_error, first_credential, random_pool
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from federation import printers
-from federation.cli_kubectl import BY_ALIAS, BY_KIND, parse_documents, three_way_patch, with_last_applied
+from federation.cli_kubectl import KINDS, parse_documents, three_way_patch, with_last_applied
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -356,7 +356,7 @@ def test_describe_service_pending() -> None:
      ("services", "services"), ("dnsrecords", "dnsrecords"), ("cluster.federation", "clusters"), ("leases", "leases")],
 )
 def test_aliases(alias: str, plural: str) -> None:
-    assert BY_ALIAS[alias].plural == plural
+    assert KINDS.by_alias(alias).plural == plural
 
 
 @pytest.mark.parametrize(
@@ -368,15 +368,15 @@ def test_aliases(alias: str, plural: str) -> None:
     ],
 )
 def test_paths(api_version: str, kind: str, path: str) -> None:
-    assert BY_KIND[(api_version, kind)].path(namespace="prod", name="web") == path
+    assert KINDS.by_kind(api_version, kind).path(namespace="prod", name="web") == path
 
 
 def test_service_list_paths() -> None:
-    res = BY_KIND[("v1", "Service")]
+    res = KINDS.by_kind("v1", "Service")
     assert res.path(namespace="default") == "/api/v1/namespaces/default/services"
     assert res.path() == "/api/v1/services"
-    assert BY_KIND[("federation/v1beta1", "Cluster")].qualified == "cluster.federation"
-    assert res.qualified == "service"
+    assert KINDS.by_kind("federation/v1beta1", "Cluster").kubectl_name == "cluster.federation"
+    assert res.kubectl_name == "service"
 
 
 @pytest.mark.parametrize(

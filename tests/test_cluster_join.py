@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from clusters.testing import ClusterProcess, Process, free_port, http, wait_until
-from federation.meta import parse_time
+from apimachinery.meta import parse_time
 
 CLUSTERS = "/apis/federation/v1beta1/clusters"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/federation-system/leases"

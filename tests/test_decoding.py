@@ -16,7 +16,7 @@ from apimachinery import decoding, watchlimits
 from apimachinery.backoff import Backoff
 from apimachinery.decoding import DecodeError, InvalidSyntax, decode_body, load_yaml_documents
 from apimachinery.errors import RequestRefused
-from federation.jsonpatch import apply_json_patch
+from apimachinery.jsonpatch import apply_json_patch
 
 YAML = "application/yaml"
 

@@ -150,7 +150,7 @@ def test_address_records_carry_each_target_placement():
 
 
 def test_every_record_object_name_is_a_valid_and_distinct_kubernetes_name():
-    from federation.meta import check_label_name
+    from apimachinery.meta import check_label_name
 
     long_service = ServiceInfo("s" * 60, "n" * 60, (Shard("a1", ("127.10.1.1",), 1),),
                                (Port("http", "TCP", 80), Port("metrics", "TCP", 9090)))

@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from federation import discovery, openapi, tables
+from apimachinery import discovery, openapi
+from federation import tables
 from federation.resources import ALL, CLUSTERS, SERVICES
-from federation.strategic import ApplyConflict, server_side_apply, strategic_merge
+from apimachinery.strategic import ApplyConflict, server_side_apply, strategic_merge
 
 SVC_NODE = openapi.root_node(SERVICES, ALL)
 CLUSTER_NODE = openapi.root_node(CLUSTERS, ALL)

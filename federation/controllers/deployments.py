@@ -37,7 +37,7 @@ from typing import Any
 from federation import approval, health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
-from federation.meta import covers
+from apimachinery.meta import covers
 from federation.ownership import (
     FEDERATION_LABEL,
     OWNER_ANNOTATION,
@@ -223,7 +223,7 @@ class DeploymentController:
         if client is None:
             return {}
         params = {"labelSelector": f"{FEDERATION_LABEL}={self.settings.federation_name}"}
-        items = (await client.get("/apis/apps/v1/deployments", params=params)).get("items") or []
+        items = (await client.get(DEPLOYMENTS.path(), params=params)).get("items") or []
         return {(i["metadata"]["namespace"], i["metadata"]["name"]): i for i in items}
 
     async def _sync_one(
@@ -269,10 +269,10 @@ class DeploymentController:
             if client is None:
                 continue
             actual = observed[cname].get(key)
-            path = f"/apis/apps/v1/namespaces/{key[0]}/deployments/{key[1]}"
+            path = DEPLOYMENTS.path(namespace=key[0], name=key[1])
             try:
                 if actual is None:
-                    copies[cname] = await client.post(f"/apis/apps/v1/namespaces/{key[0]}/deployments", desired)
+                    copies[cname] = await client.post(DEPLOYMENTS.path(namespace=key[0]), desired)
                     log.info("created deployment %s/%s in %s (%d replicas)", key[0], key[1], cname, plan[cname])
                     record_event(self.registry, involved=fed, reason="CreatedInCluster",
                                  message=f"created deployment {key[0]}/{key[1]} in cluster {cname} with {plan[cname]} replicas")
@@ -330,7 +330,7 @@ class DeploymentController:
                 uid = owner[2]
                 if uid in alive and key in wanted[cname]:
                     continue
-                path = f"/apis/apps/v1/namespaces/{key[0]}/deployments/{key[1]}"
+                path = DEPLOYMENTS.path(namespace=key[0], name=key[1])
                 tomb = self.tombstones.find(DEPLOYMENTS.key, owner[0], owner[1], uid) if uid not in alive else None
                 try:
                     if tomb is not None:
@@ -419,6 +419,6 @@ class DeploymentController:
 
 
 def _now() -> str:
-    from federation.meta import now_rfc3339
+    from apimachinery.meta import now_rfc3339
 
     return now_rfc3339()

@@ -20,7 +20,7 @@ from typing import Any
 from federation import health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
-from federation.meta import now_rfc3339, parse_time
+from apimachinery.meta import now_rfc3339, parse_time
 from federation.registry import Registry
 from federation.resources import CLUSTERS, LEASES
 from federation.settings import Settings

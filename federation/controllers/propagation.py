@@ -36,11 +36,11 @@ from apimachinery.backoff import Backoff
 from federation import approval, health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
-from federation.meta import covers
+from apimachinery.meta import covers
 from federation.ownership import Tombstones, released
 from federation.placement import PlacementError, placed_clusters
 from federation.registry import Registry
-from federation.resources import CLUSTERS, SERVICES
+from federation.resources import CLUSTERS, ENDPOINTS, SERVICES
 from federation.settings import Settings
 from apimachinery.errors import APIError, NotFound
 
@@ -142,20 +142,20 @@ class PropagationController:
             return {}
         fed = self.settings.federation_name
         selector = {"labelSelector": f"{FEDERATION_LABEL}={fed}"}
-        copies = (await client.get("/api/v1/services", params=selector)).get("items") or []
+        copies = (await client.get(SERVICES.path(), params=selector)).get("items") or []
         existing = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in copies}
         wanted = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in services}
         self.backoff.retain(lambda k: k[0] != cname or (k[1], k[2]) in wanted)
         for key, fed_service in wanted.items():
             desired = member_copy(fed_service, fed)
-            path = f"/api/v1/namespaces/{key[0]}/services/{key[1]}"
+            path = SERVICES.path(namespace=key[0], name=key[1])
             actual = existing.get(key)
             retry_key, print_ = (cname, key[0], key[1]), fingerprint(desired)
             if not self.backoff.ready(retry_key, print_):
                 continue
             try:
                 if actual is None:
-                    existing[key] = await client.post(f"/api/v1/namespaces/{key[0]}/services", desired)
+                    existing[key] = await client.post(SERVICES.path(namespace=key[0]), desired)
                     log.info("created service %s/%s in cluster %s", key[0], key[1], cname)
                     record_event(self.registry, involved=fed_service, reason="CreatedInCluster",
                                  message=f"created service {key[0]}/{key[1]} in cluster {cname}")
@@ -182,17 +182,17 @@ class PropagationController:
         for key in set(existing) - set(wanted):
             try:
                 if self.tombstones.find(SERVICES.key, key[0], key[1]) is not None:
-                    await client.put(f"/api/v1/namespaces/{key[0]}/services/{key[1]}", released(existing[key]))
+                    await client.put(SERVICES.path(namespace=key[0], name=key[1]), released(existing[key]))
                     log.info("released service %s/%s in cluster %s (deleted with Orphan)", key[0], key[1], cname)
                     existing.pop(key, None)
                     continue
-                await client.delete(f"/api/v1/namespaces/{key[0]}/services/{key[1]}")
+                await client.delete(SERVICES.path(namespace=key[0], name=key[1]))
                 log.info("deleted service %s/%s from cluster %s", key[0], key[1], cname)
             except APIError as err:
                 if not isinstance(err, NotFound):
                     log.warning("deleting service %s/%s from %s: %s", key[0], key[1], cname, err.message)
             existing.pop(key, None)
-        endpoints = (await client.get("/api/v1/endpoints")).get("items") or []
+        endpoints = (await client.get(ENDPOINTS.path())).get("items") or []
         by_key = {(e["metadata"].get("namespace"), e["metadata"]["name"]): e for e in endpoints}
         return {key: shard_of(cname, existing.get(key), by_key.get(key)) for key in wanted}
 

@@ -9,7 +9,7 @@ things, and each shapes what is served here:
 - ``kubectl apply`` computes its strategic merge patch from the schema's
   ``x-kubernetes-patch-merge-key`` / ``x-kubernetes-patch-strategy`` when the patch
   operation accepts ``application/strategic-merge-patch+json``, which every kind here does
-  (the server merges with the same extensions, see :mod:`federation.strategic`);
+  (the server merges with the same extensions, see :mod:`apimachinery.strategic`);
 - ``kubectl explain cluster.spec`` walks the schema found by
   ``x-kubernetes-group-version-kind`` and prints descriptions and types.
 
@@ -24,7 +24,7 @@ import hashlib
 import json
 from typing import Any, Iterator, Sequence
 
-from federation.resources import Resource
+from apimachinery.kinds import Kind
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 CORE = "io.k8s.api.core.v1."
@@ -420,7 +420,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 # --- kinds -> schemas, documents --------------------------------------------------------
 
 
-def schema_name(res: Resource) -> str:
+def schema_name(res: Kind) -> str:
     """The component name of a kind's schema (a generated open one if none is written)."""
     for name, schema in SCHEMAS.items():
         for gvk in schema.get("x-kubernetes-group-version-kind") or []:
@@ -430,7 +430,7 @@ def schema_name(res: Resource) -> str:
     return f"io.ubernetes.{group}.{res.version}.{res.kind}"
 
 
-def schemas_for(resources: Sequence[Resource]) -> dict[str, dict[str, Any]]:
+def schemas_for(resources: Sequence[Kind]) -> dict[str, dict[str, Any]]:
     """Every component schema the resources need: the written ones, plus an open schema
     for each kind that has none."""
     out = dict(SCHEMAS)
@@ -464,7 +464,7 @@ def _ok(ref: str) -> dict[str, Any]:
             "401": {"description": "Unauthorized"}}
 
 
-def _paths(res: Resource) -> dict[str, Any]:
+def _paths(res: Kind) -> dict[str, Any]:
     ref = f"#/components/schemas/{schema_name(res)}"
     gvk = {"group": res.group, "version": res.version, "kind": res.kind}
     tag = f"{res.group or 'core'}_{res.version}"
@@ -507,7 +507,7 @@ def group_version_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def document(resources: Sequence[Resource], group: str, version: str) -> dict[str, Any] | None:
+def document(resources: Sequence[Kind], group: str, version: str) -> dict[str, Any] | None:
     """The OpenAPI v3 document for one group-version, or None if it is not served."""
     mine = [r for r in resources if (r.group, r.version) == (group, version)]
     if not mine:
@@ -527,9 +527,9 @@ def document_hash(doc: dict[str, Any]) -> str:
     return hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:128].upper()
 
 
-def index(resources: Sequence[Resource]) -> dict[str, Any]:
+def index(resources: Sequence[Kind]) -> dict[str, Any]:
     """``GET /openapi/v3``: each group-version's document with a content hash (kubectl caches by it)."""
-    from federation.discovery import group_versions
+    from apimachinery.discovery import group_versions
 
     paths = {}
     for group, version in group_versions(resources):
@@ -598,7 +598,7 @@ class SchemaNode:
         return self.schema.get("x-kubernetes-list-type") or ""
 
 
-def root_node(res: Resource, resources: Sequence[Resource] = ()) -> SchemaNode:
+def root_node(res: Kind, resources: Sequence[Kind] = ()) -> SchemaNode:
     components = schemas_for(list(resources) or [res])
     return SchemaNode(components[schema_name(res)] if schema_name(res) in components else {}, components)
 

@@ -13,7 +13,7 @@ by ``port``, containers by ``name``, conditions by ``type``) and carries directi
 - ``null`` deletes a field, as in a JSON merge patch.
 
 Which list merges by which key comes from the schema's ``x-kubernetes-patch-merge-key``
-and ``x-kubernetes-patch-strategy`` (see :mod:`federation.openapi`), the same extensions
+and ``x-kubernetes-patch-strategy`` (see :mod:`apimachinery.openapi`), the same extensions
 kubectl reads to compute the patch, so the client and the server agree. A list with no
 merge key is replaced whole.
 
@@ -32,7 +32,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from federation.openapi import SchemaNode
+from apimachinery.openapi import SchemaNode
 
 DIRECTIVE = "$patch"
 ORDER = "$setElementOrder/"

@@ -5,52 +5,30 @@ kubectl learns what a server offers before it does anything else: ``/api`` and `
 group-version), or, when its ``Accept`` header asks for it, the aggregated
 ``APIGroupDiscoveryList`` of ``apidiscovery.k8s.io/v2`` (one request instead of one per
 group-version). Everything here is a pure function of a list of
-:class:`federation.resources.Resource`, so the federation and every member cluster
-answer discovery from their own resource tables with the same code.
-
-What a ``Resource`` does not say (verbs, categories, subresources) comes from keyword
-arguments with the defaults a Kubernetes API server would give: every verb, a
-``status`` subresource, and the ``all`` category for services (so ``kubectl get all``
-shows them).
+:class:`apimachinery.kinds.Kind`, so the federation and every member cluster
+answer discovery from their own kind tables with the same code. Each kind says its verbs,
+categories (``all`` for services, so ``kubectl get all`` shows them) and subresources.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
-from federation.resources import Resource
+from apimachinery.kinds import Kind
 
-ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-READ_VERBS = ["get", "list", "watch"]
 STATUS_VERBS = ["get", "patch", "update"]
-DEFAULT_CATEGORIES: Mapping[str, list[str]] = {"services": ["all"], "pods": ["all"], "deployments": ["all"],
-                                               "replicasets": ["all"], "clusters": ["federation"]}
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
 
-def group_versions(resources: Sequence[Resource]) -> list[tuple[str, str]]:
+def group_versions(resources: Sequence[Kind]) -> list[tuple[str, str]]:
     """(group, version) pairs in first-seen order; the core group is ``""``."""
     seen: list[tuple[str, str]] = []
     for res in resources:
         if (res.group, res.version) not in seen:
             seen.append((res.group, res.version))
     return seen
-
-
-def _verbs(res: Resource, verbs: Mapping[str, Sequence[str]] | None) -> list[str]:
-    return sorted((verbs or {}).get(res.plural, ALL_VERBS))
-
-
-def _subresources(res: Resource, subresources: Mapping[str, Sequence[str]] | None) -> list[str]:
-    if subresources is not None:
-        return list(subresources.get(res.plural, ()))
-    return ["status"]
-
-
-def _categories(res: Resource, categories: Mapping[str, Sequence[str]] | None) -> list[str]:
-    return list((categories if categories is not None else DEFAULT_CATEGORIES).get(res.plural, ()))
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -62,7 +40,7 @@ def api_versions(server_address: str) -> dict[str, Any]:
     }
 
 
-def api_group_list(resources: Sequence[Resource]) -> dict[str, Any]:
+def api_group_list(resources: Sequence[Kind]) -> dict[str, Any]:
     """``GET /apis``: every named group (the core group is under ``/api``)."""
     groups: dict[str, list[str]] = {}
     for group, version in group_versions(resources):
@@ -82,7 +60,7 @@ def api_group_list(resources: Sequence[Resource]) -> dict[str, Any]:
     }
 
 
-def api_group(resources: Sequence[Resource], group: str) -> dict[str, Any] | None:
+def api_group(resources: Sequence[Kind], group: str) -> dict[str, Any] | None:
     """``GET /apis/<group>``, or None if the group is not served."""
     for item in api_group_list(resources)["groups"]:
         if item["name"] == group:
@@ -91,13 +69,9 @@ def api_group(resources: Sequence[Resource], group: str) -> dict[str, Any] | Non
 
 
 def api_resource_list(
-    resources: Sequence[Resource],
+    resources: Sequence[Kind],
     group: str,
     version: str,
-    *,
-    verbs: Mapping[str, Sequence[str]] | None = None,
-    categories: Mapping[str, Sequence[str]] | None = None,
-    subresources: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any] | None:
     """``GET /api/v1`` or ``/apis/<group>/<version>``, or None if that group-version is not served."""
     mine = [r for r in resources if (r.group, r.version) == (group, version)]
@@ -110,16 +84,16 @@ def api_resource_list(
             "singularName": res.singular or res.kind.lower(),
             "namespaced": res.namespaced,
             "kind": res.kind,
-            "verbs": _verbs(res, verbs),
+            "verbs": sorted(res.verbs),
             "storageVersionHash": "",
         }
         if res.short_names:
             entry["shortNames"] = list(res.short_names)
-        cats = _categories(res, categories)
+        cats = list(res.categories)
         if cats:
             entry["categories"] = cats
         out.append(entry)
-        for sub in _subresources(res, subresources):
+        for sub in list(res.subresources):
             out.append({"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
                         "kind": res.kind, "verbs": STATUS_VERBS})
     return {
@@ -131,13 +105,10 @@ def api_resource_list(
 
 
 def aggregated_discovery(
-    resources: Sequence[Resource],
+    resources: Sequence[Kind],
     *,
     core: bool,
     api_version: str = "apidiscovery.k8s.io/v2",
-    verbs: Mapping[str, Sequence[str]] | None = None,
-    categories: Mapping[str, Sequence[str]] | None = None,
-    subresources: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """The ``APIGroupDiscoveryList`` for ``/api`` (``core=True``) or ``/apis`` (named groups)."""
     items: list[dict[str, Any]] = []
@@ -160,14 +131,14 @@ def aggregated_discovery(
                 "responseKind": kind,
                 "scope": "Namespaced" if res.namespaced else "Cluster",
                 "singularResource": res.singular or res.kind.lower(),
-                "verbs": _verbs(res, verbs),
+                "verbs": sorted(res.verbs),
             }
             if res.short_names:
                 entry["shortNames"] = list(res.short_names)
-            cats = _categories(res, categories)
+            cats = list(res.categories)
             if cats:
                 entry["categories"] = cats
-            subs = _subresources(res, subresources)
+            subs = list(res.subresources)
             if subs:
                 entry["subresources"] = [{"subresource": s, "responseKind": kind, "verbs": STATUS_VERBS} for s in subs]
             entries.append(entry)
