@@ -33,7 +33,6 @@ nothing of either server, it is a leaf of :mod:`apimachinery`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from typing import Any
@@ -275,16 +274,3 @@ def _json_key(key: Any) -> str:
     if isinstance(key, (int, float)):
         return str(key)
     raise DecodeError(f"a YAML mapping key of type {type(key).__name__} has no JSON form")
-
-
-# --------------------------------------------------------------------------- for servers
-
-OFF_LOOP_BYTES = 64 * 1024  # bodies above this are decoded in a worker thread
-
-
-async def decode_request_body(raw: bytes, content_type: str = "application/json") -> Any:
-    """:func:`decode_body` for an event loop: a large body (a 3 MiB YAML takes seconds) is
-    decoded in a worker thread, so ``/healthz`` and other requests keep being answered."""
-    if len(raw) <= OFF_LOOP_BYTES:
-        return decode_body(raw, content_type)
-    return await asyncio.to_thread(decode_body, raw, content_type)

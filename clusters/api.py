@@ -32,7 +32,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from apimachinery import decoding, watchlimits
+from apimachinery import decoding, serving, watchlimits
 from apimachinery.errors import RequestRefused
 from clusters.chaos import Chaos
 from clusters.state import ClusterState, filter_by_selector
@@ -130,7 +130,7 @@ async def read_json(request: web.Request, what: str = "") -> Any:
     """The request's body through the decoder and limits the federation uses (issue 19):
     JSON, or YAML when the content type says so."""
     try:
-        return await decoding.decode_request_body(await request.read(), request.content_type)
+        return await serving.decode_request_body(await request.read(), request.content_type)
     except decoding.DecodeError as err:
         raise refused(err, what) from None
 

@@ -26,14 +26,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from federation import resources as fed
-from apimachinery.meta import check_dns_label, merge_patch, now_rfc3339, parse_selector, selector_matches
+from clusters.validation import NODE_PORT_RANGE, PODS_ANNOTATION, is_int, validate_metadata, validate_service
+from apimachinery.meta import merge_patch, now_rfc3339, parse_selector, selector_matches
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
 
-PODS_ANNOTATION = "ubernetes.io/pods"
 SERVICE_LABEL = "ubernetes.io/service"
-MAX_PODS_PER_SERVICE = 1000
-NODE_PORT_RANGE = (30000, 32767)
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public")
 
 Key = tuple[str, str]  # (namespace, name)
@@ -132,58 +129,6 @@ def default_pod_cidr(cluster_name: str) -> str:
     return f"10.{zlib.crc32(cluster_name.encode()) % 200 + 20}.0.0/16"
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def validate_metadata(meta: Any, errors: list[tuple[str, str]], *, namespaced: bool = True,
-                      name_check: Callable[[str], str | None] = check_dns_label) -> None:
-    """Metadata errors into ``errors``: the federation's rules (:func:`federation.resources.
-    validate_metadata`), then the member's own, the ``ubernetes.io/pods`` annotation."""
-    errors.extend(fed.validate_metadata({"metadata": meta}, namespaced=namespaced, name_check=name_check))
-    annotations = meta.get("annotations") if isinstance(meta, dict) else None
-    pods = annotations.get(PODS_ANNOTATION) if isinstance(annotations, dict) else None
-    if pods is not None:
-        if not isinstance(pods, str) or not pods.isdigit() or int(pods) > MAX_PODS_PER_SERVICE:
-            errors.append(
-                (
-                    f"metadata.annotations[{PODS_ANNOTATION}]",
-                    f"Invalid value: {pods!r}: must be an integer between 0 and {MAX_PODS_PER_SERVICE}",
-                )
-            )
-
-
-def validate_service(obj: Any) -> list[tuple[str, str]]:
-    """Field errors of a Service, as (path, message) pairs.
-
-    The federation's rules (:mod:`federation.resources`: metadata with a DNS-1035 name, then
-    the spec), so one Service is valid or invalid the same way on the federation and on
-    every member; then what only a cluster decides: the pods annotation and its node-port
-    range (which ports are free is checked when they are allocated)."""
-    if not isinstance(obj, dict):
-        return [("", "Invalid value: the object must be a JSON object")]
-    errors: list[tuple[str, str]] = []
-    validate_metadata(obj.get("metadata"), errors, name_check=fed.SERVICES.name_check)
-    errors += fed.validate_service(obj)
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    stype = spec.get("type", "ClusterIP")
-    ports = spec.get("ports") if isinstance(spec.get("ports"), list) else []
-    for i, port in enumerate(ports):
-        node_port = port.get("nodePort") if isinstance(port, dict) else None
-        if node_port in (None, 0) or not _is_int(node_port) or not 1 <= node_port <= 65535:
-            continue  # absent, or already reported by the federation's rules
-        path = f"spec.ports[{i}].nodePort"
-        if stype not in ("NodePort", "LoadBalancer"):
-            errors.append((path, f"Forbidden: may not be used when `type` is '{stype}'"))
-        elif not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
-            errors.append((path, f"Invalid value: {node_port}: provided port is not in the valid range. "
-                                 f"The range of valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}"))
-    return errors
-
-
 # --------------------------------------------------------------------------- cluster state
 
 
@@ -244,7 +189,7 @@ class ClusterState:
         pod_net = ipaddress.ip_network(self.topology.pod_cidr, strict=False)
         base = int(pod_net.network_address)
         # nodes take the first /24 of the pod CIDR (.0.10 upwards), pods the rest (.1.0 upwards)
-        self._pod_ips = AddressPool(self.topology.pod_cidr, skip=255)
+        self.pod_ips = AddressPool(self.topology.pod_cidr, skip=255)
         self._cluster_ips = AddressPool("10.96.0.0/16", skip=9)
         self._node_ports: set[int] = set()
         for ns in DEFAULT_NAMESPACES:
@@ -559,7 +504,7 @@ class ClusterState:
             want = 0  # the service fronts workload pods: no per-service simulated pods
         mine = sorted((s for s in self._sims.values() if s.service == key), key=lambda s: _pod_index(s.key[1]))
         for sim in mine[want:]:
-            self._pod_ips.release(sim.key)
+            self.pod_ips.release(sim.key)
             del self._sims[sim.key]
             self.pods.pop(sim.key, None)
         have = {_pod_index(s.key[1]) for s in mine[:want]}
@@ -571,7 +516,7 @@ class ClusterState:
             nodes = self.nodes_in_zone(zone)
             node = nodes[(i // len(zones)) % len(nodes)]
             pod_key = (ns, f"{name}-{i}")
-            ip = self._pod_ips.allocate(pod_key)
+            ip = self.pod_ips.allocate(pod_key)
             if ip is None:
                 self.record_event(svc, "Warning", "FailedCreatePod", "pod CIDR exhausted")
                 break
@@ -584,7 +529,7 @@ class ClusterState:
         ns, name = sim.key
         labels = {SERVICE_LABEL: svc["metadata"]["name"], **(svc["spec"].get("selector") or {})}
         ports = [
-            {"containerPort": p["targetPort"] if _is_int(p.get("targetPort")) else p["port"], "protocol": p.get("protocol", "TCP")}
+            {"containerPort": p["targetPort"] if is_int(p.get("targetPort")) else p["port"], "protocol": p.get("protocol", "TCP")}
             for p in svc["spec"].get("ports") or []
         ]
         now = now_rfc3339()
@@ -692,7 +637,7 @@ class ClusterState:
         ports = [
             {
                 **({"name": p["name"]} if p.get("name") else {}),
-                "port": p["targetPort"] if _is_int(p.get("targetPort")) else self._named_port(key, p),
+                "port": p["targetPort"] if is_int(p.get("targetPort")) else self._named_port(key, p),
                 "protocol": p.get("protocol", "TCP"),
             }
             for p in svc["spec"].get("ports") or []
@@ -801,7 +746,7 @@ def _drop_type_dependent_fields(obj: dict[str, Any], current: dict[str, Any]) ->
     old = {p.get("nodePort") for p in current["spec"].get("ports") or []}
     ports = spec.get("ports")
     for port in ports if isinstance(ports, list) else []:
-        if isinstance(port, dict) and _is_int(port.get("nodePort")) and port["nodePort"] in old:
+        if isinstance(port, dict) and is_int(port.get("nodePort")) and port["nodePort"] in old:
             port.pop("nodePort", None)
     if spec.get("type") == "ExternalName" and spec.get("clusterIP") == current["spec"].get("clusterIP"):
         spec.pop("clusterIP", None)

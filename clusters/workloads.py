@@ -44,7 +44,7 @@ import re
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Protocol
 
 from apimachinery.meta import merge_patch, now_rfc3339, selector_matches
 from federation.resources import (
@@ -54,10 +54,26 @@ from federation.resources import (
     default_deployment,
     validate_deployment,
 )
+from clusters.validation import validate_metadata
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
 
-if TYPE_CHECKING:
-    from clusters.state import ClusterState
+
+
+class WorkloadHost(Protocol):
+    """What the workload controllers use of the cluster they run in (clusters.state.ClusterState):
+    its pods, nodes and addresses, its clock, its events and its resourceVersions."""
+
+    topology: Any
+    pods: dict[tuple[str, str], dict[str, Any]]
+    nodes: dict[str, dict[str, Any]]
+    pod_ips: Any
+    clock: Callable[[], float]
+    on_change: Callable[[], None]
+
+    def next_rv(self) -> str: ...
+    def nodes_in_zone(self, zone: str) -> list[str]: ...
+    def ensure_namespace(self, name: str) -> dict[str, Any]: ...
+    def record_event(self, obj: dict[str, Any] | None, type_: str, reason: str, message: str) -> dict[str, Any] | None: ...
 
 Key = tuple[str, str]
 
@@ -273,7 +289,7 @@ class PodSim:
 class Workloads:
     """Deployments, ReplicaSets and their Pods; the cluster state owns one."""
 
-    def __init__(self, state: "ClusterState", settings: WorkloadSettings | None = None) -> None:
+    def __init__(self, state: WorkloadHost, settings: WorkloadSettings | None = None) -> None:
         self.state = state
         self.settings = settings or WorkloadSettings()
         self.deployments: dict[Key, dict[str, Any]] = {}
@@ -346,8 +362,6 @@ class Workloads:
         return new
 
     def _validate(self, obj: dict[str, Any], name: str) -> None:
-        from clusters.state import validate_metadata
-
         errors: list[tuple[str, str]] = []
         # the federation's name rule for Deployments, so a federated one fits every member
         validate_metadata(obj.get("metadata"), errors, name_check=DEPLOYMENTS.name_check)
@@ -586,7 +600,7 @@ class Workloads:
     def _remove_pod(self, key: Key) -> None:
         self.sims.pop(key, None)
         self.state.pods.pop(key, None)
-        self.state._pod_ips.release(key)
+        self.state.pod_ips.release(key)
 
     # ---- deployment controller
 
@@ -776,7 +790,7 @@ class Workloads:
             if (ns, name) not in self.state.pods:
                 break
         key = (ns, name)
-        ip = self.state._pod_ips.allocate(key)
+        ip = self.state.pod_ips.allocate(key)
         if ip is None:
             self.state.record_event(rs, "Warning", "FailedCreate", "Error creating: pod CIDR exhausted")
             return False

@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
-from apimachinery import decoding, watchlimits
+from apimachinery import decoding, serving, watchlimits
 from apimachinery.errors import RequestRefused
 from apimachinery import discovery, openapi
 from federation import admission, auth, tables
@@ -144,7 +144,7 @@ def check_created_name(request: web.Request, res: Kind, name: Any, namespace: st
 async def read_body(request: web.Request, what: str) -> Any:
     """The request's JSON or YAML body through the shared decoder and its limits (issue 19)."""
     try:
-        return await decoding.decode_request_body(await request.read(), request.content_type)
+        return await serving.decode_request_body(await request.read(), request.content_type)
     except decoding.DecodeError as err:
         raise st.refused(err, what) from None
 

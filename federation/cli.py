@@ -23,7 +23,7 @@ COMMANDS = [
     ("federation.cli_workloads", "COMMANDS"),
     ("federation.chaos_cli", "chaos"),
     ("federation.experiments.command", "experiment"),
-    ("federation.kubeconfig", "kubeconfig"),
+    ("federation.cli_kubeconfig", "kubeconfig"),
     ("federation.cli_token", "token"),  # issue 8
     ("federation.cli_approve", "COMMANDS"),  # issue 19
     ("federation.certs", "certs"),  # issue 8

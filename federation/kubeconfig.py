@@ -1,4 +1,5 @@
-"""``ubernetes kubeconfig``: a kubeconfig with one context for the federation and one per member.
+"""Kubeconfig files: one context for the federation and one per member (``ubernetes kubeconfig``
+is the command in :mod:`federation.cli_kubeconfig`; this module only builds and reads files).
 
 ``kubefed join`` left a context behind for every cluster it joined, so
 ``kubectl --context <member>`` reached a member and ``kubectl --context <federation>`` the
@@ -21,12 +22,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import click
 import yaml
 
 from federation import printers
-from federation.cli_kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
-from apimachinery.errors import APIError
 
 CLUSTERS_PATH = "/apis/federation/v1beta1/clusters"
 
@@ -97,26 +95,6 @@ def build(federation_name: str, federation_url: str, clusters: list[dict[str, An
     }
 
 
-def member_tokens(api: Any, clusters: list[dict[str, Any]]) -> dict[str, str]:
-    """Each member's access token from its access Secret, where we may read it."""
-    from federation.auth import secret_value
-    from federation.controllers.members import access_secret
-
-    found: dict[str, str] = {}
-    for cluster in clusters:
-        ref = access_secret(cluster)
-        name = (cluster.get("metadata") or {}).get("name")
-        if ref is None or not name:
-            continue
-        try:
-            token = secret_value(api.get(f"/api/v1/namespaces/{ref[0]}/secrets/{ref[1]}"), "token")
-        except (APIError, ConnectionFailed):
-            continue
-        if token:
-            found[name] = token
-    return found
-
-
 def merge(existing: dict[str, Any] | None, new: dict[str, Any], *, set_current: bool) -> dict[str, Any]:
     """``new``'s entries replace same-named ones in ``existing``; the rest of ``existing`` stays."""
     if not isinstance(existing, dict) or not existing:
@@ -149,47 +127,3 @@ def unmerge(existing: dict[str, Any] | None, added: dict[str, Any]) -> dict[str,
     if out.get("current-context") and out["current-context"] not in names:
         out.pop("current-context")
     return out
-
-
-@click.command("kubeconfig")
-@server_option
-@click.option("--federation-name", default="myfed", show_default=True, help="Name of the federation's context.")
-@click.option("--kubeconfig", "-o", "output", default=None, metavar="FILE",
-              help="Kubeconfig to merge into ('-' prints it; default $KUBECONFIG or ~/.kube/config).")
-@click.option("--set-current/--no-set-current", default=True, show_default=True,
-              help="Make the federation's context the current one.")
-@click.option("--token", "user_token", default=None, metavar="TOKEN",
-              help="Bearer token to write for the federation's user [default: the token this command used].")
-@click.pass_context
-def kubeconfig(ctx: click.Context, server: str | None, federation_name: str, output: str | None,
-               set_current: bool, user_token: str | None = None) -> None:
-    """Write kubectl contexts for the federation and every member cluster."""
-    api = resolve_server(ctx, server)
-    if user_token:
-        api.token = user_token
-    try:
-        listed = api.get(CLUSTERS_PATH) or {}
-    except ConnectionFailed as err:
-        fail(str(err))
-    except APIError as err:
-        fail(server_error(err))
-    config = build(federation_name, api.url, listed.get("items") or [], token=api.token,
-                   member_tokens=member_tokens(api, listed.get("items") or []))
-    if output == "-":
-        click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
-        return
-    path = Path(output) if output else default_path()
-    existing = None
-    if path.exists():
-        try:
-            existing = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            fail(f"error: {path} is not a valid kubeconfig: {str(err).splitlines()[0]}")
-    merged = merge(existing, config, set_current=set_current)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(merged, sort_keys=False))
-    path.chmod(0o600)
-    names = [c["name"] for c in config["contexts"]]
-    click.echo(f"Wrote {len(names)} context{'s' if len(names) != 1 else ''} to {path}: {', '.join(names)}")
-    if set_current:
-        click.echo(f'Current context is "{federation_name}".')

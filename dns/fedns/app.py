@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 from fedns.handler import Handler
 from fedns.notify import Notifier
 from fedns.server import DNSServer
-from fedns.status import StatusServer
+from fedns.status import StatusServer, iso_time, tcp_counters
 from fedns.topology import ClientTopology
 from apimachinery.transport import check_token_transport, warn_token_transport
 from fedns.transfer import History, TransferPolicy, default_allow
@@ -154,6 +154,35 @@ class Responder:
     def host(self) -> str:
         return split_host_port(self.settings.listen, default_port=1053)[0]
 
+    def status_document(self) -> dict[str, Any]:
+        """What ``GET /status`` answers (fedns.status serves it)."""
+        view, handler, sync = self.view, self.handler, self.sync
+        return {
+            "records": len(view.recordsets),
+            "objects": len(view.specs),
+            "serial": view.serial,
+            "zones": list(view.config.apexes),
+            "lastSync": iso_time(sync.last_sync) if sync else None,
+            "lastChange": iso_time(view.last_change),
+            "stale": sync.stale if sync else False,
+            "federation": sync.client.base_url if sync else None,
+            "lastError": sync.last_error if sync else None,
+            "queries": handler.stats(),
+            "dropped": handler.dropped,
+            "truncated": handler.truncated,
+            "errors": handler.errors,
+            "tcpConnections": len(self.server.connections) if self.server else 0,
+            "tcp": tcp_counters(self.server),
+            "problems": list(view.problems),
+            "transfers": handler.transfers,
+            "refusedTransfers": handler.refused_transfers,
+            "notify": {
+                "sent": self.notifier.sent,
+                "acked": self.notifier.acked,
+                "failed": self.notifier.failed,
+            },
+        }
+
     async def start(self) -> "Responder":
         s = self.settings
         # before anything is bound or sent: refuse, or warn once (apimachinery.transport)
@@ -189,7 +218,7 @@ class Responder:
             self._sync_task = asyncio.get_running_loop().create_task(self.sync.run(), name="fedns-sync")
         if s.status_listen:
             shost, sport = split_host_port(s.status_listen, default_port=0)
-            self.status = StatusServer(self, host=shost, port=sport)
+            self.status = StatusServer(self.status_document, host=shost, port=sport)
             await self.status.start()
         return self
 

@@ -1,4 +1,5 @@
-"""A small HTTP status endpoint, so an operator can see what the responder serves.
+"""A small HTTP status endpoint, so an operator can see what the responder serves (the
+document itself is :meth:`fedns.app.Responder.status_document`).
 
 ``GET /status`` returns JSON: the number of record sets, the zone serial, when the
 records were last synced from the federation API and whether they are stale (the API is
@@ -11,23 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from fedns.app import Responder
 
 log = logging.getLogger("fedns.status")
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_time(ts: float | None) -> str | None:
     if ts is None:
         return None
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _tcp_counters(server: Any) -> dict[str, int]:
+def tcp_counters(server: Any) -> dict[str, int]:
     """Why TCP connections ended early (docs/dns.md, "Limits and hardening")."""
     if server is None:
         return {}
@@ -40,38 +38,11 @@ def _tcp_counters(server: Any) -> dict[str, int]:
     }
 
 
-def status_document(responder: "Responder") -> dict[str, Any]:
-    view, handler, sync = responder.view, responder.handler, responder.sync
-    return {
-        "records": len(view.recordsets),
-        "objects": len(view.specs),
-        "serial": view.serial,
-        "zones": list(view.config.apexes),
-        "lastSync": _iso(sync.last_sync) if sync else None,
-        "lastChange": _iso(view.last_change),
-        "stale": sync.stale if sync else False,
-        "federation": sync.client.base_url if sync else None,
-        "lastError": sync.last_error if sync else None,
-        "queries": handler.stats(),
-        "dropped": handler.dropped,
-        "truncated": handler.truncated,
-        "errors": handler.errors,
-        "tcpConnections": len(responder.server.connections) if responder.server else 0,
-        "tcp": _tcp_counters(responder.server),
-        "problems": list(view.problems),
-        "transfers": handler.transfers,
-        "refusedTransfers": handler.refused_transfers,
-        "notify": {
-            "sent": responder.notifier.sent,
-            "acked": responder.notifier.acked,
-            "failed": responder.notifier.failed,
-        },
-    }
-
-
 class StatusServer:
-    def __init__(self, responder: "Responder", *, host: str, port: int) -> None:
-        self.responder = responder
+    """Serves ``document()`` (the responder's :meth:`fedns.app.Responder.status_document`)."""
+
+    def __init__(self, document: Callable[[], dict[str, Any]], *, host: str, port: int) -> None:
+        self.document = document
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -90,7 +61,7 @@ class StatusServer:
         log.info("status on http://%s:%d/status", self.host, self.port)
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(status_document(self.responder))
+        return web.json_response(self.document())
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
