@@ -97,15 +97,17 @@ class APIClient:
         resource_version: str | None = None,
         timeout: float | None = None,
         idle_timeout: float | None = None,
+        params: dict[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield watch events (``{"type", "object"}``) until the server ends the stream.
 
         With ``idle_timeout``, bookmarks are asked for (and yielded, type ``BOOKMARK``).
+        ``params`` adds query parameters (``labelSelector``, ``fieldSelector``, ``timeoutSeconds``).
 
         A 410 arrives either as an HTTP error or as an ``ERROR`` event; both raise
         :class:`APIError` with code 410 so the caller relists.
         """
-        params = {"watch": "true"}
+        params = {**(params or {}), "watch": "true"}
         if resource_version:
             params["resourceVersion"] = resource_version
         if idle_timeout is not None:
