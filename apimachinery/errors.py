@@ -42,20 +42,22 @@ REASONS = {
 class APIError(Exception):
     """An error with an HTTP code and a Kubernetes reason, rendered as a ``Status``.
 
-    Built on the base class, it becomes the subclass its reason (else its code) names."""
+    Built on the base class, it becomes the subclass its reason (else its code) names:
+    ``APIError(404, "...")`` is a :class:`NotFound`. A subclass may be built with the
+    message alone: ``Gone("too old")`` is a 410."""
 
     code: int = 500
     reason: str = "InternalError"
 
-    def __new__(cls, code: int = 0, *args: Any, reason: str | None = None, **kwargs: Any) -> "APIError":
+    def __new__(cls, code: int | str = 0, *args: Any, reason: str | None = None, **kwargs: Any) -> "APIError":
         if cls is APIError:
-            cls = _BY_REASON.get(reason or "", None) or _BY_CODE.get(code, APIError)
+            cls = _BY_REASON.get(reason or "", None) or _BY_CODE.get(code, APIError)  # type: ignore[arg-type]
         return super().__new__(cls)
 
     def __init__(
         self,
-        code: int,
-        message: str,
+        code: int | str,
+        message: str | None = None,
         *,
         reason: str | None = None,
         kind: str | None = None,
@@ -64,10 +66,13 @@ class APIError(Exception):
         causes: list[dict[str, str]] | None = None,
         retry_after: int | None = None,
     ) -> None:
+        if isinstance(code, str):  # Gone("message"): the class's own code
+            code, message = type(self).code, code
+        message = message or ""
         super().__init__(message)
         self.code = code
         self.message = message
-        self.reason = reason or REASONS.get(code, "Unknown")
+        self.reason = reason or (type(self).reason if type(self) is not APIError else REASONS.get(code, "Unknown"))
         self.kind = kind
         self.name = name
         self.group = group

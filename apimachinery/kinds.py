@@ -67,10 +67,14 @@ class Kind:
         return f"{self.singular}.{self.group}" if self.group else self.singular
 
     @property
+    def names(self) -> tuple[str, ...]:
+        """The names a user types for this kind, and completion offers (``services``, ``svc``)."""
+        return tuple(dict.fromkeys(n for n in (self.plural, self.singular, *self.short_names) if n))
+
+    @property
     def aliases(self) -> tuple[str, ...]:
-        """Every name a user may type for this kind (``svc``, ``services``, ``service``, ...)."""
-        names = (self.plural, self.singular, *self.short_names, self.key, self.kubectl_name)
-        return tuple(dict.fromkeys(n for n in names if n))
+        """Every name that finds this kind: :attr:`names` and the group-qualified ones."""
+        return tuple(dict.fromkeys((*self.names, self.key, self.kubectl_name)))
 
     def base_path(self, namespace: str | None = None) -> str:
         root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"

@@ -27,7 +27,8 @@ from federation.controllers.health import HealthController
 from federation.controllers.members import MemberClients
 from federation.logsetup import setup_logging
 from federation.registry import Registry, WatchHub
-from federation.resources import CLUSTERS, DEPLOYMENTS, SECRETS, SERVICES
+from federation.cache import InformerReader
+from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
 from federation.settings import Settings
 from federation.store import StoreOpenError, open_store
 
@@ -66,11 +67,17 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
     # Propagation gets its own clients with a longer timeout than a health probe.
     propagation_members = MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw)
     tasks: list[asyncio.Task[None]] = []
+    reader = None
     if controllers:
-        health = HealthController(registry, settings, members)
-        propagation = PropagationController(registry, settings, propagation_members)
-        dataplane = DataPlaneController(registry, settings, MemberClients(timeout=settings.dataplane_timeout, **member_kw))
-        dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable)
+        # issue 11: the controllers read shared informers' caches, not the store
+        reader = InformerReader(registry, [CLUSTERS, SERVICES, DEPLOYMENTS, CONTROLLERREVISIONS, DNSRECORDS])
+        if not await reader.start():
+            log.warning("the controllers' informers did not sync within 60 s; starting anyway")
+        health = HealthController(registry, settings, members, reader=reader)
+        propagation = PropagationController(registry, settings, propagation_members, reader=reader)
+        dataplane = DataPlaneController(registry, settings, MemberClients(timeout=settings.dataplane_timeout, **member_kw),
+                                        reader=reader)
+        dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable, reader=reader)
         dataplane.on_change = dns.reconcile
         events = EventCollector(registry, ttl=settings.event_ttl)
         tasks = [
@@ -84,7 +91,8 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
                                             watches=frozenset({SERVICES.key, CLUSTERS.key}))),
         ]
         # Federated Deployments (issue 7): their own member clients, as propagation has.
-        deployments = DeploymentController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw))
+        deployments = DeploymentController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw),
+                                           reader=reader)
         tasks.append(asyncio.create_task(
             run_forever("deployments", deployments.reconcile, hub=hub, period=settings.deployment_period,
                         watches=frozenset({DEPLOYMENTS.key, CLUSTERS.key}))
@@ -102,6 +110,8 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if reader is not None:
+        await reader.stop()
     await members.close()
     await propagation_members.close()
     if controllers:

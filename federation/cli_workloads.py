@@ -34,6 +34,7 @@ from click.shell_completion import CompletionItem, get_completion_class
 
 from federation import cli_kubectl as k
 from apimachinery.errors import APIError, Conflict
+from apimachinery.kinds import Kind
 
 DEPLOYMENT = k.KINDS.by_alias("deployment")
 REVISIONS = k.KINDS.by_alias("controllerrevisions")
@@ -151,7 +152,7 @@ def _server_for(ctx: click.Context) -> k.Server:
     return k.resolve_server(ctx, server)  # issue 8: with the token and CA
 
 
-def live_names(ctx: click.Context, res: k.Resource) -> list[str]:
+def live_names(ctx: click.Context, res: Kind) -> list[str]:
     """Names of ``res`` objects from the live federation; nothing when it does not answer."""
     ns = ctx.params.get("namespace") or "default"
     old = k.REQUEST_TIMEOUT
@@ -173,7 +174,7 @@ def complete_resource(ctx: click.Context, param: click.Parameter, incomplete: st
         if res is None:
             return []
         return [CompletionItem(f"{type_text}/{n}") for n in live_names(ctx, res) if n.startswith(prefix)]
-    kinds = sorted({alias for r in k.KINDS for alias in r.aliases})
+    kinds = sorted({name for r in k.KINDS for name in r.names})
     return [CompletionItem(a) for a in kinds if a.startswith(incomplete.lower())]
 
 

@@ -29,6 +29,7 @@ from federation import approval, health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
 from federation.probing import AddressProber
+from federation.cache import Reader, StoreReader
 from federation.registry import Registry
 from federation.resources import CLUSTERS, SERVICES
 from federation.settings import Settings
@@ -63,8 +64,10 @@ class DataPlaneController:
         members: MemberClients,
         *,
         on_change: Callable[[], Awaitable[None]] | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.registry = registry
+        self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
         self.settings = settings
         self.members = members
         self.on_change = on_change
@@ -82,8 +85,8 @@ class DataPlaneController:
     async def reconcile(self) -> None:
         if not self.settings.dataplane_checks:
             return
-        clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
-        services, _ = self.registry.list(SERVICES)
+        clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
+        services = self.reader.list(SERVICES)
         targets = shard_targets(services)
         self.prober.set_targets(set(targets))
         polls = [

@@ -55,6 +55,7 @@ from federation.placement import (
     parse_overrides,
     placed_clusters,
 )
+from federation.cache import Reader, StoreReader
 from federation.registry import Registry
 from federation.replicasplit import PreferenceError, parse_preferences, plan_replicas
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS
@@ -191,16 +192,18 @@ def aggregate_status(
 
 
 class DeploymentController:
-    def __init__(self, registry: Registry, settings: Settings, members: MemberClients) -> None:
+    def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
+                 reader: Reader | None = None) -> None:
         self.registry = registry
+        self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
         self.settings = settings
         self.members = members
         self.tombstones = Tombstones(registry)
 
     async def reconcile(self) -> None:
         await self.tombstones.collect()
-        clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
-        deployments, _ = self.registry.list(DEPLOYMENTS)
+        clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
+        deployments = self.reader.list(DEPLOYMENTS)
         ready = [c for c in clusters if health.is_ready(c)]
         listed = await asyncio.gather(*(self._list_copies(c) for c in ready), return_exceptions=True)
         observed: dict[str, dict[Key, dict[str, Any]]] = {}
@@ -349,9 +352,7 @@ class DeploymentController:
     # ---- revision history
 
     def _revisions_of(self, fed: dict[str, Any]) -> list[dict[str, Any]]:
-        items, _ = self.registry.list(CONTROLLERREVISIONS, fed["metadata"]["namespace"])
-        uid = fed["metadata"]["uid"]
-        return [r for r in items if any(o.get("uid") == uid for o in r["metadata"].get("ownerReferences") or [])]
+        return self.reader.owned_by(CONTROLLERREVISIONS, fed["metadata"]["uid"])
 
     def _sync_revisions(self, fed: dict[str, Any]) -> None:
         meta = fed["metadata"]
@@ -408,8 +409,7 @@ class DeploymentController:
 
     def _collect_revisions(self, deployments: list[dict[str, Any]]) -> None:
         alive = {d["metadata"]["uid"] for d in deployments}
-        items, _ = self.registry.list(CONTROLLERREVISIONS)
-        for r in items:
+        for r in self.reader.list(CONTROLLERREVISIONS):
             refs = r["metadata"].get("ownerReferences") or []
             if refs and not any(o.get("uid") in alive for o in refs):
                 try:

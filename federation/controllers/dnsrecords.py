@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable
 
 from federation import approval, dnsplan, health
+from federation.cache import Reader, StoreReader
 from federation.registry import Registry
 from federation.resources import CLUSTERS, DNSRECORDS, SERVICES
 from federation.settings import Settings
@@ -73,8 +74,10 @@ class DNSRecordController:
         settings: Settings,
         *,
         unreachable: Callable[[], frozenset[tuple[str, str]]] | None = None,
+        reader: Reader | None = None,
     ) -> None:
         self.registry = registry
+        self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
         self.settings = settings
         self.unreachable = unreachable or frozenset
         # The specs this controller knows are stored, by object name. Reading every
@@ -122,8 +125,8 @@ class DNSRecordController:
         return desired
 
     async def desired(self) -> dict[str, dict[str, Any]]:
-        clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
-        services, _ = self.registry.list(SERVICES)
+        clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
+        services = self.reader.list(SERVICES)
         if len(services) < 50:
             return self.plan(clusters, services)
         # A big federation's plan takes a few hundred milliseconds: plan in a thread so the
@@ -134,10 +137,7 @@ class DNSRecordController:
         desired = await self.desired()
         now = time.monotonic()
         if self._known is None or now - self._known_at >= self.resync:
-            if len(desired) < 1000:
-                stored, _ = self.registry.list(DNSRECORDS)
-            else:  # 22,000 records take ~0.3 s to decode: not on the event loop
-                stored, _ = await asyncio.to_thread(self.registry.list, DNSRECORDS)
+            stored = self.reader.list(DNSRECORDS)
             self._known = {o["metadata"]["name"]: o.get("spec") for o in stored}
             self._known_at = now
         known = self._known

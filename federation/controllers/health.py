@@ -21,6 +21,7 @@ from federation import health
 from federation.controllers.members import MemberClients
 from federation.events import record_event
 from apimachinery.meta import now_rfc3339, parse_time
+from federation.cache import Reader, StoreReader
 from federation.registry import Registry
 from federation.resources import CLUSTERS, LEASES
 from federation.settings import Settings
@@ -49,8 +50,10 @@ def zones_and_region(nodes: list[dict[str, Any]]) -> tuple[list[str], str]:
 
 
 class HealthController:
-    def __init__(self, registry: Registry, settings: Settings, members: MemberClients) -> None:
+    def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
+                 reader: Reader | None = None) -> None:
         self.registry = registry
+        self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
         self.settings = settings
         self.members = members
         self.states: dict[str, health.HealthState] = {}
@@ -58,7 +61,7 @@ class HealthController:
         self._last_zones: dict[str, float] = {}
 
     async def reconcile(self) -> None:
-        clusters, _ = self.registry.list(CLUSTERS)
+        clusters = self.reader.list(CLUSTERS)
         names = {c["metadata"]["name"] for c in clusters}
         for gone in set(self.states) - names:
             self.states.pop(gone, None)

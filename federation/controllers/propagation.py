@@ -39,6 +39,7 @@ from federation.events import record_event
 from apimachinery.meta import covers
 from federation.ownership import Tombstones, released
 from federation.placement import PlacementError, placed_clusters
+from federation.cache import Reader, StoreReader
 from federation.registry import Registry
 from federation.resources import CLUSTERS, ENDPOINTS, SERVICES
 from federation.settings import Settings
@@ -105,8 +106,10 @@ def _placed(service: dict[str, Any], clusters: list[dict[str, Any]]) -> set[str]
 
 
 class PropagationController:
-    def __init__(self, registry: Registry, settings: Settings, members: MemberClients) -> None:
+    def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
+                 reader: Reader | None = None) -> None:
         self.registry = registry
+        self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
         self.settings = settings
         self.members = members
         # copies of a Service deleted with propagationPolicy Orphan are released, not deleted (issue 7)
@@ -115,8 +118,8 @@ class PropagationController:
 
     async def reconcile(self) -> None:
         await self.tombstones.collect()
-        clusters = approval.trusted(self.registry.list(CLUSTERS)[0])  # issue 19: approved members only
-        services, _ = self.registry.list(SERVICES)
+        clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
+        services = self.reader.list(SERVICES)
         ready = [c for c in clusters if health.is_ready(c)]
         placed = {id(s): _placed(s, clusters) for s in services}
         results = await asyncio.gather(
@@ -199,8 +202,7 @@ class PropagationController:
     def _write_shards(self, clusters: list[dict[str, Any]], observed: dict[str, dict[tuple[str, str], dict]]) -> None:
         ready_names = {c["metadata"]["name"] for c in clusters if health.is_ready(c)}
         joined = {c["metadata"]["name"] for c in clusters}
-        services, _ = self.registry.list(SERVICES)
-        for service in services:
+        for service in self.reader.list(SERVICES):
             meta = service["metadata"]
             key = (meta["namespace"], meta["name"])
             previous = {
