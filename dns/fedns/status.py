@@ -47,6 +47,7 @@ def status_document(responder: "Responder") -> dict[str, Any]:
         "objects": len(view.specs),
         "serial": view.serial,
         "zones": list(view.config.apexes),
+        "identity": handler.identity,
         "lastSync": _iso(sync.last_sync) if sync else None,
         "lastChange": _iso(view.last_change),
         "stale": sync.stale if sync else False,
