@@ -7,6 +7,7 @@ federation's domain and ``clusterset.local.`` over UDP and TCP. The layers, lowe
 - :mod:`fedns.zone`: the zones and how a question resolves in them (pure);
 - :mod:`fedns.table`: every answer rendered ahead of time as wire bytes (pure);
 - :mod:`fedns.handler`: one message in, one reply out: the protocol rules (pure);
+- :mod:`fedns.wire`: a query's structure read by hand, for replies to broken ones (pure);
 - :mod:`fedns.view`: the last-known records and the table served from them;
 - :mod:`fedns.server`: UDP and TCP sockets; :mod:`fedns.sync`: list and watch;
   :mod:`fedns.status`: the HTTP status page;

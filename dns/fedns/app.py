@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from fedns.handler import Handler
+from fedns.handler import Handler, check_identity
 from fedns.notify import Notifier
 from fedns.server import DNSServer
 from fedns.status import StatusServer, iso_time, tcp_counters
@@ -78,6 +79,14 @@ class Settings:
     ca_file: str | None = None
     # The token over plain http to a host that is not loopback (apimachinery.transport).
     insecure_allow_http_token: bool = False
+    # Who answered: NSID (RFC 5001) and id.server./hostname.bind. CH TXT. None: the host name.
+    identity: str | None = None
+
+    def server_identity(self) -> str:
+        """The identity this responder gives; raises ValueError when it cannot be served."""
+        identity = socket.gethostname() if self.identity is None else self.identity
+        check_identity(identity)
+        return identity
 
     def transfer_networks(self) -> tuple[str, ...]:
         if self.allow_transfer is not None:
@@ -138,6 +147,7 @@ class Responder:
             topology=self.topology,
             transfer=TransferPolicy(self.transfer_networks),
             history=self.history,
+            identity=s.server_identity(),
         )
         self.server: DNSServer | None = None
         self.sync = None
@@ -162,6 +172,7 @@ class Responder:
             "objects": len(view.specs),
             "serial": view.serial,
             "zones": list(view.config.apexes),
+            "identity": handler.identity,
             "lastSync": iso_time(sync.last_sync) if sync else None,
             "lastChange": iso_time(view.last_change),
             "stale": sync.stale if sync else False,

@@ -113,6 +113,13 @@ def _run(settings: Settings) -> None:
     help="Send the token over plain http to a host that is not loopback (refused without this flag).",
 )
 @click.option("--certificate-authority", "ca_file", default=None, type=click.Path(exists=True, dir_okay=False), help="CA to verify an HTTPS federation API with.")
+@click.option(
+    "--identity",
+    default=None,
+    metavar="TEXT",
+    help="Server identity given in NSID (RFC 5001) and id.server./hostname.bind. CH TXT answers "
+    "(default: the host name; at most 255 bytes).",
+)
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
 def dns(
@@ -137,6 +144,7 @@ def dns(
     token: str | None = None,
     ca_file: str | None = None,
     insecure_allow_http_token: bool = False,
+    identity: str | None = None,
 ) -> None:
     """Answer DNS for the federation's services over UDP and TCP."""
     logging.basicConfig(
@@ -181,7 +189,12 @@ def dns(
         token=token,
         ca_file=ca_file,
         insecure_allow_http_token=insecure_allow_http_token,
+        identity=identity,
     )
+    try:
+        settings.server_identity()
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--identity") from None
     try:
         settings.zone_config()
     except ValueError as err:

@@ -8,17 +8,28 @@ question, a class other than IN, extra records, a malformed OPT, EDNS versions a
 meta types) goes to the slow path, where dnspython parses the message. The two paths
 give byte-identical replies wherever both apply (tests/test_dns_handler.py checks it).
 
-Rules:
+Rules (docs/dns.md, "RFC edge cases"):
 
-- shorter than a header, QR set, or unparseable: dropped, no reply;
-- opcode other than QUERY: NOTIMP; a question count other than one: FORMERR;
-- EDNS(0): the reply carries an OPT with our payload size (1232) and the query's DO bit;
-  an EDNS version above 0 gets BADVERS;
+- shorter than a header, QR set, or no readable question: dropped, no reply;
+- a header and question that parse with a malformed rest (records past the end, two OPT
+  records, an OPT outside the additional section, bytes after the last record, broken
+  record data; :mod:`fedns.wire`): FORMERR with the question echoed;
+- opcode other than QUERY: NOTIMP, the question echoed, RD and CD not copied; a
+  question count other than one: FORMERR;
+- signed with TSIG: we hold no keys, so NOTAUTH with an unsigned TSIG, error BADKEY
+  (RFC 8945 5.2.2);
+- EDNS(0): every reply to a query with an OPT carries one, with our payload size (1232)
+  and the query's DO bit; an EDNS version above 0 gets BADVERS; NSID (RFC 5001) is
+  answered with the server identity; REFUSED carries Extended DNS Error 20, Not
+  Authoritative (18, Prohibited, for a refused zone transfer; RFC 8914);
+- QCLASS ANY gets the IN data; class CH answers ``id.server.`` and ``hostname.bind.`` TXT
+  with the server identity, and REFUSED for the rest;
 - over UDP the reply must fit min(client size, 1232) with EDNS, 512 without: first the
   additional section is left out (no TC, RFC 2181 9), then the records (TC=1);
   over TCP it comes whole;
 - AXFR and IXFR (:mod:`fedns.transfer`): over TCP from allowed networks, several
-  messages; over UDP, or from elsewhere, REFUSED;
+  messages; AXFR over UDP, or from elsewhere, REFUSED; IXFR over UDP our SOA alone
+  (RFC 1995 2), and without the client's SOA in the authority section FORMERR;
 - with a client topology (:mod:`fedns.topology`), answers that carry placements are
   picked for where the client is (its EDNS Client Subnet option, else its address),
   and an ECS option in the query comes back with its scope.
@@ -37,24 +48,31 @@ from typing import Protocol
 import dns.message
 import dns.rcode
 
-from fedns.table import EMPTY, AnswerTable, Variant
+from fedns.table import EMPTY, FLAG_AA, AnswerTable, Variant
 from fedns.topology import ClientTopology
 from fedns.transfer import History, TransferPolicy
+from fedns.wire import Scan, scan
 
 log = logging.getLogger("fedns.handler")
 
 QR, OPCODE_MASK, TC, RD, CD = 0x8000, 0x7800, 0x0200, 0x0100, 0x0010
-ECS = 8
-FORMERR, NOTIMP, REFUSED, NOTAUTH, BADVERS = 1, 4, 5, 9, 16
-OPT, TKEY, TSIG, IXFR, AXFR, MAILB, MAILA = 41, 249, 250, 251, 252, 253, 254
+NSID, ECS, EDE = 3, 8, 15  # EDNS option codes
+EDE_PROHIBITED, EDE_NOT_AUTHORITATIVE = 18, 20  # RFC 8914 info codes
+FORMERR, NOTIMP, REFUSED, NOTAUTH, BADVERS, BADKEY = 1, 4, 5, 9, 16, 17
+SOA, TXT = 6, 16
+OPT, TKEY, TSIG, IXFR, AXFR, MAILB, MAILA, ANY_TYPE = 41, 249, 250, 251, 252, 253, 254, 255
+IN, CH, NONE_CLASS, ANY_CLASS = 1, 3, 254, 255
+UPDATE = 5 << 11  # the opcode, in place in the flags
+CHAOS_NAMES = (b"\x02id\x06server\x00", b"\x08hostname\x04bind\x00")  # CH TXT: who answered
+MAX_IDENTITY = 255  # bytes: one TXT string
 PAYLOAD_SIZE = 1232  # DNS flag day 2020: no fragmented UDP
 DO_BIT = 0x8000
 _HEADER = struct.Struct("!HHHHHH")
 _OPT_FIELDS = struct.Struct("!HHBBHH")  # type, class (size), ext-rcode, version, flags, rdlength
 
 
-def _ecs_option(wire: bytes, start: int, end: int) -> bytes | None | bool:
-    """The data of the ECS option in OPT rdata ``wire[start:end]``; None if absent, False if broken."""
+def _option(wire: bytes, start: int, end: int, wanted: int) -> bytes | None | bool:
+    """The data of option ``wanted`` in OPT rdata ``wire[start:end]``; None if absent, False if broken."""
     i = start
     while i < end:
         if end - i < 4:
@@ -62,7 +80,7 @@ def _ecs_option(wire: bytes, start: int, end: int) -> bytes | None | bool:
         code, length = (wire[i] << 8) | wire[i + 1], (wire[i + 2] << 8) | wire[i + 3]
         if i + 4 + length > end:
             return False
-        if code == ECS:
+        if code == wanted:
             return wire[i + 4 : i + 4 + length]
         i += 4 + length
     return None
@@ -72,8 +90,31 @@ class HasTable(Protocol):
     table: AnswerTable
 
 
-def opt_record(*, payload: int, do: bool, ext_rcode: int = 0) -> bytes:
-    return b"\x00" + _OPT_FIELDS.pack(OPT, payload, ext_rcode, 0, DO_BIT if do else 0, 0)
+def opt_record(*, payload: int, do: bool, ext_rcode: int = 0, options: bytes = b"") -> bytes:
+    """Our OPT record: root owner, payload size, extended rcode, version 0, DO, options."""
+    return b"\x00" + _OPT_FIELDS.pack(OPT, payload, ext_rcode, 0, DO_BIT if do else 0, len(options)) + options
+
+
+def ede_option(info_code: int, text: bytes = b"") -> bytes:
+    """An Extended DNS Error option (RFC 8914)."""
+    return struct.pack("!HHH", EDE, 2 + len(text), info_code) + text
+
+
+def check_identity(identity: str) -> bytes:
+    """The server identity as bytes; raises ValueError when it cannot be served."""
+    data = identity.encode("utf-8")
+    if len(data) > MAX_IDENTITY:
+        raise ValueError(f"the server identity is {len(data)} bytes; at most {MAX_IDENTITY}")
+    if any(b < 0x20 or b == 0x7F for b in data):
+        raise ValueError(f"the server identity {identity!r} has control characters")
+    return data
+
+
+def chaos_txt(identity: bytes) -> Variant:
+    """The answer to ``id.server. CH TXT``: one TXT record, owner a pointer to the question."""
+    rdata = bytes([len(identity)]) + identity
+    body = b"\xc0\x0c" + struct.pack("!HHIH", TXT, CH, 0, len(rdata)) + rdata
+    return (1, 0, 0, body, 1, 0, 0, body)
 
 
 class Handler:
@@ -88,7 +129,9 @@ class Handler:
         topology: ClientTopology | None = None,
         transfer: TransferPolicy | None = None,
         history: History | None = None,
+        identity: str = "",
     ) -> None:
+        """``identity`` names this server in NSID and ``id.server.`` answers; "" answers neither."""
         self.view = view
         self.topology = topology  # None: answers do not depend on the client
         self.transfer = transfer or TransferPolicy()
@@ -104,6 +147,13 @@ class Handler:
         self._opts = {
             (do, ext): opt_record(payload=payload_size, do=do, ext_rcode=ext) for do in (False, True) for ext in (0, 1)
         }
+        self._refused_opts = {
+            do: opt_record(payload=payload_size, do=do, options=ede_option(EDE_NOT_AUTHORITATIVE)) for do in (False, True)
+        }
+        ident = check_identity(identity)
+        self.identity = identity
+        self._nsid = struct.pack("!HH", NSID, len(ident)) + ident if ident else b""
+        self._chaos = chaos_txt(ident) if ident else None
         self._last_error_log = 0.0
 
     # -- entry point -------------------------------------------------------------------
@@ -164,6 +214,8 @@ class Handler:
             rtype, size, _ext, version, eflags, rdlen = _OPT_FIELDS.unpack_from(wire, qend + 1)
             if rtype != OPT or version or qend + 11 + rdlen != n:
                 return None
+            if rdlen and _option(wire, qend + 11, n, NSID) is not None:
+                return None  # NSID asked for, or broken options: the slow path answers
             edns_size, do = size, bool(eflags & DO_BIT)
         else:
             if qend != n:
@@ -173,7 +225,7 @@ class Handler:
         qname = question[:-4].lower()
         table = self.view.table
         if self.topology is not None and (qname, qtype) in table.placed:
-            ecs = _ecs_option(wire, qend + 11, n) if ar else None
+            ecs = _option(wire, qend + 11, n, ECS) if ar else None
             if ecs is False:
                 return None  # malformed options: the slow path decides
             return self._placed(qid, flags, question, table, qname, qtype, edns_size, do, tcp, peer, ecs)
@@ -193,8 +245,10 @@ class Handler:
         tcp: bool,
         peer: str | None,
         ecs: bytes | None,
+        options: bytes = b"",
     ) -> bytes:
-        """An answer ordered for where the client is (fedns.topology)."""
+        """An answer ordered for where the client is (fedns.topology); ``options``: more EDNS
+        options for the reply (NSID)."""
         topo = self.topology
         assert topo is not None
         place = None
@@ -206,9 +260,11 @@ class Handler:
                 # RFC 7871 7.2.1: echo family, source prefix and address; set our scope.
                 option = ecs[:3] + bytes([scope]) + ecs[4:]
                 rdata = struct.pack("!HH", ECS, len(option)) + option
-                opt = b"\x00" + _OPT_FIELDS.pack(OPT, self.payload_size, 0, 0, DO_BIT if do else 0, len(rdata)) + rdata
+                opt = opt_record(payload=self.payload_size, do=do, options=rdata + options)
         if place is None and peer is not None and (ecs is None or opt is None):
             place = topo.of_ip(peer)
+        if opt is None and options and edns_size >= 0:
+            opt = opt_record(payload=self.payload_size, do=do, options=options)
         prepared = table.placed[(qname, qtype)].get(place) if place is not None else None
         if prepared is None:
             bits, variant = table.lookup(qname, qtype)
@@ -232,7 +288,7 @@ class Handler:
         an, ns, ar, body = variant[0], variant[1], variant[2], variant[3]
         if edns_size >= 0:
             if opt is None:
-                opt = self._opts[(do, 0)]
+                opt = self._refused_opts[do] if bits == REFUSED else self._opts[(do, 0)]
             limit = min(max(edns_size, 512), self.payload_size)
         else:
             opt = b""
@@ -248,79 +304,132 @@ class Handler:
             ar += 1
         return _HEADER.pack(qid, flags, 1, an, ns, ar) + question + body + opt
 
+
     # -- slow path ---------------------------------------------------------------------
 
     def _slow(self, wire: bytes, tcp: bool, peer: str | None = None) -> bytes | list[bytes] | None:
-        if len(wire) < 12:
+        s = scan(wire)
+        if s is None or s.flags & QR:
             return None
-        qid, flags, *_ = _HEADER.unpack_from(wire)
-        if flags & QR:
-            return None
+        qid, flags = s.qid, s.flags
+        opt = self._opts[(s.opt_do, 0)] if s.had_opt else b""
+        echo = s.question if s.qdcount == 1 and s.question is not None else b""
         if flags & OPCODE_MASK:
-            # Not a query (NOTIFY, UPDATE, ...): say so without reading further.
-            self.rcodes[NOTIMP] += 1
-            return _HEADER.pack(qid, QR | (flags & (OPCODE_MASK | RD | CD)) | NOTIMP, 0, 0, 0, 0)
+            # Not a query (NOTIFY, UPDATE, ...): NOTIMP without reading further. RD and CD
+            # mean something for QUERY only, so they are not copied (genreport's opcodeflg).
+            # An UPDATE's zone section is echoed only when it is one (RFC 2136 3.1.1 says FORMERR
+            # otherwise, and clients cannot read such a reply).
+            if flags & OPCODE_MASK == UPDATE and (s.qtype != SOA or s.qclass in (NONE_CLASS, ANY_CLASS)):
+                echo = b""
+            return self._error(qid, QR | (flags & OPCODE_MASK), NOTIMP, echo, opt)
+        if s.qdcount != 1:
+            return self._error(qid, QR | (flags & (RD | CD)), FORMERR, b"", opt)
+        if s.question is None:
+            return None  # too broken to have a question: dropped
+        if s.problem is not None:  # RFC 6891 6.1.1: two OPTs, a misplaced or overrunning one, ...
+            return self._error(qid, QR | (flags & (RD | CD)), FORMERR, echo, opt)
         try:
-            msg = dns.message.from_wire(wire)
-        except Exception:
-            return None
+            msg = dns.message.from_wire(wire, keyring=False)  # TSIG read, not validated
+        except Exception:  # broken record data (an A record of 3 bytes, a bad option, ...)
+            return self._error(qid, QR | (flags & (RD | CD)), FORMERR, echo, opt)
+        if msg.tsig is not None:
+            return self._badkey(s, msg, opt)
+        question = s.question
         edns_size = msg.payload if msg.edns >= 0 else -1
         do = bool(msg.ednsflags & DO_BIT) if msg.edns >= 0 else False
-        opt = self._opts[(do, 0)] if msg.edns >= 0 else b""
-        if len(msg.question) != 1:
-            self.rcodes[FORMERR] += 1
-            return _HEADER.pack(qid, QR | (flags & (RD | CD)) | FORMERR, 0, 0, 0, 1 if opt else 0) + opt
-        q = msg.question[0]
-        question = q.name.to_wire() + struct.pack("!HH", q.rdtype, q.rdclass)
         if msg.edns > 0:
             self.rcodes[BADVERS] += 1
             opt = self._opts[(do, BADVERS >> 4)]
             return _HEADER.pack(qid, QR | (flags & (RD | CD)), 1, 0, 0, 1) + question + opt
-        if q.rdclass != 1:
+        nsid = bool(self._nsid) and msg.edns == 0 and any(o.otype == NSID for o in msg.options)
+        qname, qtype, qclass = s.qname, s.qtype, s.qclass
+        if qclass == CH:
+            if self._chaos is not None and qname in CHAOS_NAMES:
+                bits, variant = FLAG_AA, (self._chaos if qtype in (TXT, ANY_TYPE) else EMPTY)
+            else:
+                bits, variant = REFUSED, EMPTY
+        elif qclass != IN and qclass != ANY_CLASS:  # QCLASS ANY gets the IN data, as Knot does
             bits, variant = REFUSED, EMPTY
-        elif q.rdtype in (AXFR, IXFR):
-            return self._transfer(msg, qid, flags, question, tcp, peer, opt)
-        elif q.rdtype in (MAILA, MAILB):
+        elif qtype in (AXFR, IXFR):
+            return self._transfer(msg, s, tcp, peer, edns_size, do)
+        elif qtype in (MAILA, MAILB):
             bits, variant = NOTIMP, EMPTY
-        elif q.rdtype in (OPT, TKEY, TSIG):
+        elif qtype in (OPT, TKEY, TSIG):
             # Meta types are not questions one can ask.
             bits, variant = FORMERR, EMPTY
         else:
-            qname = q.name.canonicalize().to_wire()
             table = self.view.table
-            if self.topology is not None and (qname, q.rdtype) in table.placed:
+            if self.topology is not None and (qname, qtype) in table.placed:
                 ecs = next((o for o in msg.options if o.otype == ECS), None)
                 return self._placed(
-                    qid, flags, question, table, qname, q.rdtype, edns_size, do, tcp, peer,
-                    ecs.to_wire() if ecs is not None else None,
+                    qid, flags, question, table, qname, qtype, edns_size, do, tcp, peer,
+                    ecs.to_wire() if ecs is not None else None, self._nsid if nsid else b"",
                 )
-            bits, variant = table.lookup(qname, q.rdtype)
-        return self._assemble(qid, flags, question, bits, variant, edns_size, do, tcp)
+            bits, variant = table.lookup(qname, qtype)
+        reply_opt = self._reply_opt(do, bits, nsid=True) if nsid else None
+        return self._assemble(qid, flags, question, bits, variant, edns_size, do, tcp, reply_opt)
+
+    def _error(self, qid: int, flags: int, rcode: int, question: bytes, opt: bytes) -> bytes:
+        """A reply of a header, the question (b"": none) and our OPT (b"": none)."""
+        self.rcodes[rcode] += 1
+        return _HEADER.pack(qid, flags | rcode, 1 if question else 0, 0, 0, 1 if opt else 0) + question + opt
+
+    def _reply_opt(self, do: bool, bits: int, *, nsid: bool = False, ede: int | None = None) -> bytes:
+        """Our OPT with the options this reply carries: NSID when asked, an EDE on REFUSED."""
+        options = self._nsid if nsid else b""
+        if ede is None and bits == REFUSED:
+            ede = EDE_NOT_AUTHORITATIVE
+        if ede is not None:
+            options += ede_option(ede)
+        return opt_record(payload=self.payload_size, do=do, options=options)
+
+    def _badkey(self, s: Scan, msg: dns.message.Message, opt: bytes) -> bytes:
+        """RFC 8945 5.2.2: a key we do not know (we know none) gets NOTAUTH and an unsigned
+        TSIG with error BADKEY: the query's key name, algorithm, time and fudge, no MAC."""
+        assert msg.tsig is not None and s.question is not None
+        t = msg.tsig[0]
+        rdata = (
+            t.algorithm.to_wire()
+            + struct.pack("!HIHHHHH", t.time_signed >> 32, t.time_signed & 0xFFFFFFFF, t.fudge, 0, t.original_id, BADKEY, 0)
+        )
+        tsig = msg.tsig.name.to_wire() + struct.pack("!HHIH", TSIG, ANY_CLASS, 0, len(rdata)) + rdata
+        self.rcodes[NOTAUTH] += 1
+        flags = QR | (s.flags & (RD | CD)) | NOTAUTH
+        return _HEADER.pack(s.qid, flags, 1, 0, 0, 2 if opt else 1) + s.question + opt + tsig
 
     def _transfer(
-        self, msg: dns.message.Message, qid: int, flags: int, question: bytes, tcp: bool, peer: str | None, opt: bytes
+        self, msg: dns.message.Message, s: Scan, tcp: bool, peer: str | None, edns_size: int, do: bool
     ) -> bytes | list[bytes]:
-        """AXFR or IXFR: several messages over TCP to an allowed client, else REFUSED."""
-        q = msg.question[0]
-        apex = q.name.canonicalize().to_wire()
+        """AXFR or IXFR: several messages over TCP to an allowed client; IXFR over UDP: our SOA."""
+        assert s.question is not None
+        apex, question = s.qname, s.question
+        opt = self._opts[(do, 0)] if edns_size >= 0 else b""
         history = self.history
+        serial = None
+        if s.qtype == IXFR:
+            soa = next((rs for rs in msg.authority if rs.rdtype == SOA and len(rs)), None)
+            serial = soa[0].serial if soa is not None else None
         if history is None:
             bits = NOTIMP
+        elif s.qtype == IXFR and serial is None:
+            bits = FORMERR  # RFC 1995 3: an IXFR query carries the client's SOA in authority
+        elif s.qtype == IXFR and not tcp:
+            # RFC 1995 2: over UDP, our SOA alone: "up to date", or "ask again over TCP".
+            # The SOA is public (any SOA query gets it), so no transfer ACL applies.
+            table = self.view.table
+            if apex in table.zone.apexes:
+                bits, variant = table.lookup(apex, SOA)
+                return self._assemble(s.qid, s.flags, question, bits, variant, edns_size, do, tcp)
+            bits = NOTAUTH
         elif not tcp or not self.transfer.allowed(peer):
             bits = REFUSED
             self.refused_transfers += 1
+            if opt:  # RFC 8914 4.19: the client is not allowed to do this
+                opt = self._reply_opt(do, bits, ede=EDE_PROHIBITED)
         elif apex not in history.current:
             bits = NOTAUTH  # not the apex of a zone we serve
         else:
-            serial = None
-            if q.rdtype == IXFR:
-                soa = next((rs for rs in msg.authority if rs.rdtype == 6 and len(rs)), None)
-                serial = soa[0].serial if soa is not None else None
-            if q.rdtype != IXFR or serial is not None:
-                self.transfers += 1
-                self.rcodes[0] += 1
-                return history.answer(msg, apex, ixfr_serial=serial)
-            bits = FORMERR  # RFC 1995: an IXFR query carries the client's SOA
-        self.rcodes[bits] += 1
-        ar = 1 if opt else 0
-        return _HEADER.pack(qid, QR | (flags & (RD | CD)) | bits, 1, 0, 0, ar) + question + opt
+            self.transfers += 1
+            self.rcodes[0] += 1
+            return history.answer(msg, apex, ixfr_serial=serial, opt=opt)
+        return self._error(s.qid, QR | (s.flags & (RD | CD)), bits, question, opt)

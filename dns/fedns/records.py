@@ -8,6 +8,12 @@ and every good one is kept. Specs that name the same record set are merged (targ
 order, duplicates dropped, the smallest TTL), because two writers briefly disagreeing
 must not make a name disappear.
 
+Owner names are checked as a zone checker would (named-checkzone): a ``*`` label is
+refused, because the responder does not synthesize wildcard answers (RFC 4592) and
+secondaries taking the zone by AXFR would, so the two would answer differently
+(docs/dns.md, "RFC edge cases"); an A or AAAA owner must be a host name (RFC 952/1123
+letters, digits and hyphens; ``check-names``).
+
 Pure: no I/O, no clock. Names come out absolute and lower case, and rdata in DNS
 presentation format, ready for :mod:`fedns.zone`.
 """
@@ -15,6 +21,7 @@ presentation format, ready for :mod:`fedns.zone`.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -23,6 +30,8 @@ import dns.name
 
 TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT")
 DEFAULT_TTL = 5
+HOST_TYPES = ("A", "AAAA")  # owner names must be host names (named-checkzone check-names)
+_HOST_LABEL = re.compile(rb"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")  # RFC 952 as relaxed by RFC 1123 2.1
 MAX_TTL = 2**31 - 1
 
 
@@ -66,6 +75,25 @@ def canonical_name(text: str) -> str:
         return dns.name.from_text(text).canonicalize().to_text()
     except dns.exception.DNSException as err:
         raise ValueError(f"{text!r} is not a valid DNS name ({err})") from None
+
+
+def owner_problem(name: str, rtype: str) -> str | None:
+    """Why ``name`` (canonical) cannot own a ``rtype`` record set here, or None."""
+    labels = dns.name.from_text(name).labels[:-1]
+    if b"*" in labels:
+        return (
+            f"'{name}' has a '*' label: wildcards are not served (the responder would match it "
+            "literally while secondaries synthesize answers from it); name each record set"
+        )
+    if rtype in HOST_TYPES:
+        bad = next((label for label in labels if not _HOST_LABEL.fullmatch(label)), None)
+        if bad is not None:
+            shown = dns.name.Name([bad]).to_text(omit_final_dot=True)
+            return (
+                f"'{name}' is not a host name, as an {rtype} record's owner must be (label '{shown}': "
+                "letters, digits and '-' only, not at either end; RFC 952/1123, named-checkzone check-names)"
+            )
+    return None
 
 
 def txt_presentation(value: str) -> str:
@@ -139,6 +167,9 @@ def parse_spec(spec: Mapping[str, Any], *, source: str | None = None) -> RecordS
     if not isinstance(rtype, str) or rtype.upper() not in TYPES:
         raise InvalidRecord(f"{who}: spec.type: {rtype!r} must be one of {', '.join(TYPES)}")
     rtype = rtype.upper()
+    problem = owner_problem(name, rtype)
+    if problem is not None:
+        raise InvalidRecord(f"{who}: spec.name: {problem}")
     ttl = spec.get("ttl", DEFAULT_TTL)
     if ttl is None:
         ttl = DEFAULT_TTL

@@ -121,8 +121,11 @@ class History:
 
     # -- answering ---------------------------------------------------------------------
 
-    def answer(self, query: dns.message.Message, apex: bytes, *, ixfr_serial: int | None) -> list[bytes]:
-        """The messages answering an AXFR (``ixfr_serial`` None) or an IXFR."""
+    def answer(
+        self, query: dns.message.Message, apex: bytes, *, ixfr_serial: int | None, opt: bytes = b""
+    ) -> list[bytes]:
+        """The messages answering an AXFR (``ixfr_serial`` None) or an IXFR; ``opt``: the OPT
+        record every message ends with (the query had one: RFC 6891 6.1.1)."""
         version = self.current[apex]
         if ixfr_serial is None:
             key: tuple = (apex, version.serial, "axfr")
@@ -145,7 +148,7 @@ class History:
                 if len(self._cache) > 16:
                     self._cache.clear()
                 self._cache[key] = messages
-        return patch(messages, query)
+        return patch(messages, query, opt)
 
 
 def serial_ge(a: int, b: int) -> bool:
@@ -216,15 +219,18 @@ def render_messages(rrs: list[RR], *, qname: dns.name.Name, qtype: int) -> list[
     return messages
 
 
-def patch(messages: list[bytes], query: dns.message.Message) -> list[bytes]:
-    """The cached messages with the query's ID, RD bit and question (its case) put in."""
+def patch(messages: list[bytes], query: dns.message.Message, opt: bytes = b"") -> list[bytes]:
+    """The cached messages with the query's ID, RD bit and question (its case) put in, and
+    ``opt`` (an OPT record, or b"") at the end of each. Cached messages have no additional
+    records, so the additional count is 1 with an OPT, else 0."""
     flags = QR | AA | (query.flags & RD)
     head = struct.pack("!HH", query.id, flags)
+    ar = b"\x00\x01" if opt else b"\x00\x00"
     q = query.question[0]
     question = q.name.to_wire() + struct.pack("!HH", q.rdtype, q.rdclass)
     first = messages[0]
-    out = [head + first[4:12] + question + first[12 + len(question) :]]
-    out += [head + m[4:] for m in messages[1:]]
+    out = [head + first[4:10] + ar + question + first[12 + len(question) :] + opt]
+    out += [head + m[4:10] + ar + m[12:] + opt for m in messages[1:]]
     return out
 
 
