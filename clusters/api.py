@@ -64,6 +64,7 @@ VERSION = {
 SCHEMAS = {res.plural: openapi.root_node(res, MEMBER) for res in (SERVICES, DEPLOYMENTS)}
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 WATCH_TIMEOUT_MAX = 3600.0
+BOOKMARK_PERIOD = 5.0  # seconds of silence before a watch with allowWatchBookmarks gets a BOOKMARK
 
 STATE = web.AppKey("state", ClusterState)
 CHAOS = web.AppKey("chaos", Chaos)
@@ -234,6 +235,7 @@ async def watch(request: web.Request, res: Kind) -> web.StreamResponse:
     since = watchlimits.parse_resource_version(request.query.get("resourceVersion"))
     namespace = request.match_info.get("ns")
     as_table = tables.wants_table(request.headers.get("Accept"))
+    bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1") and not as_table
     first = [True]
 
     def wanted(obj: dict[str, Any]) -> bool:
@@ -264,7 +266,7 @@ async def watch(request: web.Request, res: Kind) -> web.StreamResponse:
         watchlimits.check_window(since, oldest=feed.horizon, replay=sum(e.plural == res.plural for e in events),
                                  window=request.app[WATCH_LIMITS][0])
         cursor = events[-1].seq if events else since
-        backlog = [(e.type, e.object) for e in events if e.plural == res.plural and wanted(e.object)]
+        backlog = [seen for e in events if e.plural == res.plural and (seen := ChangeFeed.as_seen(e, wanted))]
     resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
     resp.enable_chunked_encoding()
     feed.watchers += 1
@@ -273,8 +275,9 @@ async def watch(request: web.Request, res: Kind) -> web.StreamResponse:
         for etype, obj in backlog:
             await resp.write(line(etype, obj))
         deadline = time.monotonic() + timeout
+        last_sent = time.monotonic()
         while (remaining := deadline - time.monotonic()) > 0:
-            await feed.wait(min(remaining, 5.0))
+            await feed.wait(min(remaining, BOOKMARK_PERIOD))
             if request.transport is None or request.transport.is_closing():
                 break
             try:
@@ -284,8 +287,15 @@ async def watch(request: web.Request, res: Kind) -> web.StreamResponse:
                 break
             for event in events:
                 cursor = event.seq
-                if event.plural == res.plural and wanted(event.object):
-                    await resp.write(line(event.type, event.object))
+                seen = ChangeFeed.as_seen(event, wanted) if event.plural == res.plural else None
+                if seen is not None:
+                    await resp.write(line(*seen))
+                    last_sent = time.monotonic()
+            if bookmarks and time.monotonic() - last_sent >= BOOKMARK_PERIOD:
+                # Nothing for this watcher for a while: say it is alive and how far it got.
+                await resp.write(line("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
+                                                   "metadata": {"resourceVersion": str(cursor)}}))
+                last_sent = time.monotonic()
         await resp.write_eof()
     except (ConnectionResetError, ClientConnectionResetError):
         pass  # the watcher went away

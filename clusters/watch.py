@@ -36,6 +36,7 @@ class Event:
     plural: str
     type: str  # ADDED, MODIFIED or DELETED
     object: dict[str, Any]
+    previous: dict[str, Any] | None = None  # a MODIFIED object as it was (selector transitions)
 
 
 class TooOld(Exception):
@@ -93,7 +94,7 @@ class ChangeFeed:
                 if before == rv:
                     continue
                 snapshot = copy.deepcopy(obj)
-                fresh.append(Event(rv, plural, "ADDED" if before is None else "MODIFIED", snapshot))
+                fresh.append(Event(rv, plural, "ADDED" if before is None else "MODIFIED", snapshot, last.get(key)))
                 seen[key], last[key] = rv, snapshot
             for key in [k for k in seen if k not in now]:
                 gone = copy.deepcopy(last.pop(key))
@@ -114,6 +115,19 @@ class ChangeFeed:
         return len(fresh)
 
     # ---- reading
+
+    @staticmethod
+    def as_seen(event: Event, wanted: Callable[[dict[str, Any]], bool]) -> tuple[str, dict[str, Any]] | None:
+        """The event as a watcher that sees only ``wanted`` objects must get it: a change
+        that makes an object match is ``ADDED``, one that makes it stop matching is
+        ``DELETED`` (as Kubernetes' watch cache sends them); None when it sees nothing."""
+        now = wanted(event.object)
+        if event.type != "MODIFIED" or event.previous is None:
+            return (event.type, event.object) if now else None
+        was = wanted(event.previous)
+        if now:
+            return ("MODIFIED" if was else "ADDED", event.object)
+        return ("DELETED", event.object) if was else None
 
     def since(self, rv: int) -> list[Event]:
         """Events after resourceVersion ``rv``, oldest first (raises TooOld if the log lost some)."""

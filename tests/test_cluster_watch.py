@@ -78,3 +78,23 @@ def test_a_resource_version_older_than_the_log_is_too_old():
     with pytest.raises(TooOld):
         feed.since(start)
     assert feed.since(int(state.resource_version)) == []
+
+
+def test_a_selector_watch_sees_objects_enter_and_leave_its_selection():
+    state, feed = make()
+    start = int(state.resource_version)
+    state.create_service("default", svc("web"))
+    feed.sync()
+    state.patch_service("default", "web", {"metadata": {"labels": {"fed": "yes"}}})
+    feed.sync()
+    state.patch_service("default", "web", {"spec": {"ports": [{"port": 81}]}})
+    feed.sync()
+    state.patch_service("default", "web", {"metadata": {"labels": {"fed": None}}})
+    feed.sync()
+
+    def labelled(obj):
+        return (obj["metadata"].get("labels") or {}).get("fed") == "yes"
+
+    seen = [ChangeFeed.as_seen(e, labelled) for e in feed.since(start) if e.plural == "services"]
+    assert [s[0] for s in seen if s] == ["ADDED", "MODIFIED", "DELETED"]  # no event before it matched
+    assert ChangeFeed.as_seen(feed.since(start)[0], lambda o: True)[0] == "ADDED"
