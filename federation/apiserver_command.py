@@ -21,7 +21,7 @@ from federation.apiserver import make_app
 from federation.controllers import run_forever
 from federation.events import EventCollector
 from federation.controllers.dataplane import DataPlaneController
-from federation.controllers.deployments import DeploymentController
+from federation.controllers.deployments import MEMBER_DEPLOYMENTS_CHANGED, DeploymentController
 from federation.controllers.dnsrecords import DNSRecordController
 from federation.controllers.health import HealthController
 from federation.controllers.members import MemberClients
@@ -46,7 +46,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
                 tokens: dict | None = None, ssl_context: ssl.SSLContext | None = None,
                 member_ssl: ssl.SSLContext | None = None, watch_window: int = WATCH_WINDOW,
                 auto_approve: frozenset[str] = frozenset()) -> None:
-    from federation.controllers.propagation import PropagationController
+    from federation.controllers.propagation import MEMBER_SERVICES_CHANGED, PropagationController
 
     store = open_store(store_path)
     hub = WatchHub()
@@ -85,7 +85,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
             asyncio.create_task(run_forever("health", health.reconcile, hub=None, period=settings.health_period)),
             asyncio.create_task(
                 run_forever("propagation", propagation.reconcile, hub=hub, period=settings.propagation_period,
-                            watches=frozenset({SERVICES.key, CLUSTERS.key}))
+                            watches=frozenset({SERVICES.key, CLUSTERS.key, MEMBER_SERVICES_CHANGED}))
             ),
             asyncio.create_task(run_forever("dns", dns.reconcile, hub=hub, period=1.0,
                                             watches=frozenset({SERVICES.key, CLUSTERS.key}))),
@@ -95,7 +95,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
                                            reader=reader)
         tasks.append(asyncio.create_task(
             run_forever("deployments", deployments.reconcile, hub=hub, period=settings.deployment_period,
-                        watches=frozenset({DEPLOYMENTS.key, CLUSTERS.key}))
+                        watches=frozenset({DEPLOYMENTS.key, CLUSTERS.key, MEMBER_DEPLOYMENTS_CHANGED}))
         ))
         if settings.dataplane_checks:
             tasks.append(asyncio.create_task(
@@ -112,6 +112,9 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
     await asyncio.gather(*tasks, return_exceptions=True)
     if reader is not None:
         await reader.stop()
+    if controllers:
+        await propagation.close()
+        await deployments.close()
     await members.close()
     await propagation_members.close()
     if controllers:

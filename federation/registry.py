@@ -55,7 +55,12 @@ class WatchHub:
                 while not q.empty():
                     q.get_nowait()
                 q.put_nowait(None)
-        changed = self._changed.pop(event.resource, None)
+        self.notify(event.resource)
+
+    def notify(self, key: str) -> None:
+        """Wake whoever waits for changes of ``key`` (a store key, or a name of the
+        controllers' own, such as a member kind their informers watch)."""
+        changed = self._changed.pop(key, None)
         if changed is not None:
             changed.set()
 

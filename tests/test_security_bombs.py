@@ -281,5 +281,6 @@ async def test_a_copy_the_member_refuses_backs_off_until_the_service_changes(ser
         assert http("GET", f"{member_url}{FED_SVC}/refused")[0] == 200
         assert len(refusals()) == len(tries) and len(controller.backoff) == 0
     finally:
+        await controller.close()  # its informers on the member
         await members.close()
         http("DELETE", f"{member_url}{FED_SVC}/refused")

@@ -23,7 +23,9 @@ from tests.conftest import three_clusters
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FED_ARGS = ["--health-period", "0.5", "--failure-threshold", "2", "--offline-records", "remove", "--dns-ttl", "1"]
-CLUSTER_ARGS = ["--pod-ready-delay", "0.2", "--lease-period", "0.5"]
+# Pods take 1 s to be ready, so a rollout lasts longer than `rollout status` takes to start
+# and the test sees it in progress (with 0.2 s a fast federation finished it first).
+CLUSTER_ARGS = ["--pod-ready-delay", "1.0", "--lease-period", "0.5"]
 A, B, C = "aws-us-east-1a", "aws-us-east-1b", "gcp-europe-west1-b"
 GLOBAL = "web.default.myfed.svc.example.com."
 PREFS = json.dumps({"rebalance": True, "clusters": {"*": {"weight": 1}}})

@@ -2,13 +2,15 @@
 
 Per reconcile, level-triggered, as the service propagation does:
 
-1. list every Ready member's Deployments that carry this federation's label (one request
-   per cluster);
+1. every Ready member's Deployments that carry this federation's label, as informers on
+   the members keep them (:mod:`federation.controllers.membercopies`; a member whose view
+   has not synced counts as one that did not answer);
 2. per federated Deployment: the clusters its placement selects
    (:mod:`federation.placement`), of those the Ready ones, and the replica split over them
    (:mod:`federation.replicasplit`; the current copies' replicas count only without
    ``rebalance``); then create, update or scale each cluster's copy (overrides applied) and
-   delete copies in clusters the placement no longer selects;
+   delete copies in clusters the placement no longer selects, along the one sync path of
+   member copies (:func:`federation.controllers.membersync.sync_copies`);
 3. garbage collection: a copy whose federated owner (by uid) is gone is deleted, or
    released if the owner was deleted with ``propagationPolicy: Orphan``
    (:mod:`federation.ownership`); a cluster that was Offline then is cleaned up when it is
@@ -35,8 +37,10 @@ import zlib
 from typing import Any
 
 from federation import approval, health
+from apimachinery.backoff import Backoff
+from federation.controllers.membercopies import MemberCopies
 from federation.controllers.members import MemberClients
-from federation.events import record_event
+from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
 from federation.ownership import (
     FEDERATION_LABEL,
@@ -60,7 +64,7 @@ from federation.registry import Registry
 from federation.replicasplit import PreferenceError, parse_preferences, plan_replicas
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS
 from federation.settings import Settings
-from apimachinery.errors import APIError, NotFound
+from apimachinery.errors import APIError, Conflict, NotFound
 
 log = logging.getLogger("federation.deployments")
 
@@ -191,6 +195,58 @@ def aggregate_status(
     return status
 
 
+DELETE_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+# What the controller's loop also waits for: a change its member informers saw.
+MEMBER_DEPLOYMENTS_CHANGED = "members/deployments"
+
+
+class DeploymentCopies:
+    """How a member's copy of a federated Deployment is kept (a :class:`membersync.CopyAdapter`)."""
+
+    kind = DEPLOYMENTS
+    noun = "deployment"
+
+    def __init__(self, tombstones: Tombstones) -> None:
+        self.tombstones = tombstones
+        self.alive: set[str] = set()  # uids of the federated Deployments, set each pass
+
+    drifted = staticmethod(drifted)
+
+    @staticmethod
+    def update_body(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
+        return desired
+
+    @staticmethod
+    def created_event(want: Wanted, cluster: str) -> str:
+        meta, replicas = want.desired["metadata"], _int(want.desired["spec"].get("replicas"))
+        return f"created deployment {meta['namespace']}/{meta['name']} in cluster {cluster} with {replicas} replicas"
+
+    @staticmethod
+    def update_event(desired: dict[str, Any], actual: dict[str, Any], cluster: str) -> tuple[str, str]:
+        meta = desired["metadata"]
+        before, after = _int((actual.get("spec") or {}).get("replicas")), _int(desired["spec"].get("replicas"))
+        if before != after and (actual.get("spec") or {}).get("template") == desired["spec"].get("template"):
+            return ("ScaledInCluster",
+                    f"scaled deployment {meta['namespace']}/{meta['name']} in cluster {cluster} from {before} to {after}")
+        return "UpdatedInCluster", f"updated deployment {meta['namespace']}/{meta['name']} in cluster {cluster}"
+
+    @staticmethod
+    def collectable(copy_: dict[str, Any]) -> bool:
+        return owner_of(copy_) is not None  # a member's own Deployment is never ours to remove
+
+    def tombstone(self, key: Key, copy_: dict[str, Any]) -> Any:
+        owner = owner_of(copy_)
+        if owner is None or owner[2] in self.alive:
+            return None  # the placement no longer selects this cluster: delete
+        return self.tombstones.find(DEPLOYMENTS.key, owner[0], owner[1], owner[2])
+
+    released = staticmethod(released)
+
+    @staticmethod
+    def delete_body() -> dict[str, Any]:
+        return DELETE_BACKGROUND
+
+
 class DeploymentController:
     def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
                  reader: Reader | None = None) -> None:
@@ -199,106 +255,108 @@ class DeploymentController:
         self.settings = settings
         self.members = members
         self.tombstones = Tombstones(registry)
+        self.adapter = DeploymentCopies(self.tombstones)
+        self.backoff: Backoff[tuple[str, str, str]] = Backoff()
+        poke = lambda: registry.hub.notify(MEMBER_DEPLOYMENTS_CHANGED)  # noqa: E731
+        self.copies = MemberCopies(members, DEPLOYMENTS, on_change=poke,
+                                   label_selector=f"{FEDERATION_LABEL}={settings.federation_name}")
+
+    async def close(self) -> None:
+        await self.copies.close()
 
     async def reconcile(self) -> None:
         await self.tombstones.collect()
         clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
         deployments = self.reader.list(DEPLOYMENTS)
         ready = [c for c in clusters if health.is_ready(c)]
-        listed = await asyncio.gather(*(self._list_copies(c) for c in ready), return_exceptions=True)
+        self.copies.track(ready)
         observed: dict[str, dict[Key, dict[str, Any]]] = {}
-        by_name = {c["metadata"]["name"]: c for c in clusters}
-        for cluster, result in zip(ready, listed):
-            if isinstance(result, BaseException):
-                log.debug("listing deployments in %s failed: %s", cluster["metadata"]["name"], result)
-                continue
-            observed[cluster["metadata"]["name"]] = result
+        for cluster in ready:
+            items = self.copies.items(cluster["metadata"]["name"])
+            if items is not None:
+                observed[cluster["metadata"]["name"]] = items
         unanswered = {c["metadata"]["name"] for c in ready} - set(observed)
-        wanted: dict[str, set[Key]] = {name: set() for name in observed}
-        for fed in deployments:
-            await self._sync_one(fed, clusters, observed, unanswered, wanted, by_name)
+        wanted: dict[str, dict[Key, Wanted]] = {name: {} for name in observed}
+        plans = [(fed, self._plan(fed, clusters, observed, unanswered, wanted)) for fed in deployments]
+        by_name = {c["metadata"]["name"]: c for c in clusters}
+        self.adapter.alive = {d["metadata"]["uid"] for d in deployments}
+        names = list(observed)
+        results = await asyncio.gather(*(self._sync_cluster(by_name[n], wanted[n], observed[n]) for n in names),
+                                       return_exceptions=True)
+        after: dict[str, dict[Key, dict[str, Any]]] = {}
+        for name, result in zip(names, results):
+            if isinstance(result, BaseException):
+                log.warning("syncing deployments in %s failed: %s", name, result)
+                continue
+            after[name] = result
+            self.tombstones.seen(DEPLOYMENTS.key, name, set(by_name))
+        now = _now()
+        for fed, plan in plans:
+            if plan is not None:
+                placed, replicas = plan
+                meta = fed["metadata"]
+                key = (meta["namespace"], meta["name"])
+                copies = {c: after[c][key] for c in placed if c in after and key in after[c]}
+                self._write_status(fed, aggregate_status(fed, placed=placed, ready=set(observed), plan=replicas,
+                                                         copies=copies, previous=fed.get("status") or {}, now=now))
             self._sync_revisions(fed)
-        await self._collect_garbage(observed, deployments, wanted, by_name)
         self._collect_revisions(deployments)
 
-    async def _list_copies(self, cluster: dict[str, Any]) -> dict[Key, dict[str, Any]]:
+    async def _sync_cluster(self, cluster: dict[str, Any], wanted: dict[Key, Wanted],
+                            existing: dict[Key, dict[str, Any]]) -> dict[Key, dict[str, Any]]:
         client = self.members.for_cluster(cluster)
         if client is None:
-            return {}
-        params = {"labelSelector": f"{FEDERATION_LABEL}={self.settings.federation_name}"}
-        items = (await client.get(DEPLOYMENTS.path(), params=params)).get("items") or []
-        return {(i["metadata"]["namespace"], i["metadata"]["name"]): i for i in items}
+            return dict(existing)
+        return await sync_copies(registry=self.registry, adapter=self.adapter, client=client,
+                                 cluster=cluster["metadata"]["name"], wanted=wanted, existing=existing,
+                                 backoff=self.backoff)
 
-    async def _sync_one(
+    def _plan(
         self,
         fed: dict[str, Any],
         clusters: list[dict[str, Any]],
         observed: dict[str, dict[Key, dict[str, Any]]],
         unanswered: set[str],
-        wanted: dict[str, set[Key]],
-        by_name: dict[str, dict[str, Any]],
-    ) -> None:
+        wanted: dict[str, dict[Key, Wanted]],
+    ) -> tuple[list[str], dict[str, int]] | None:
+        """Fill ``wanted`` with this Deployment's copies; (placed clusters, replica plan), or
+        None when the copies are only kept as they are (no status written this pass)."""
         meta = fed["metadata"]
         key = (meta["namespace"], meta["name"])
+
+        def keep(names: Any) -> None:
+            for cname in names:
+                if cname in observed and key in observed[cname]:
+                    wanted[cname][key] = Wanted(observed[cname][key], fed)
+
         try:
             placed = placed_clusters(fed, clusters)
             overrides = parse_overrides(fed)
             prefs = parse_preferences((meta.get("annotations") or {}).get(PREFERENCES_ANNOTATION))
         except (PlacementError, PreferenceError) as err:
             log.warning("deployment %s/%s: %s", key[0], key[1], err)
-            for cname in observed:  # keep every copy until the annotations make sense again
-                wanted[cname].add(key)
-            return
-        for cname in placed:
-            if cname in observed:
-                wanted[cname].add(key)
+            keep(observed)  # keep every copy until the annotations make sense again
+            return None
         if any(c in unanswered for c in placed):
-            return  # re-plan only with every Ready cluster's answer (see the module docstring)
+            keep(placed)  # re-plan only with every Ready cluster's answer (see the module docstring)
+            return None
         ready_placed = [c for c in placed if c in observed]
-        copies = {
+        owned = {
             c: observed[c][key] for c in ready_placed
             if key in observed[c] and (owner_of(observed[c][key]) or ("", "", ""))[2] == meta["uid"]
         }
-        current = {c: _int((copies[c].get("spec") or {}).get("replicas")) for c in copies}
+        current = {c: _int((owned[c].get("spec") or {}).get("replicas")) for c in owned}
         plan = plan_replicas(_int((fed.get("spec") or {}).get("replicas", 1)), ready_placed, prefs, current=current)
-        fed_name = self.settings.federation_name
         for cname in ready_placed:
             try:
-                desired = member_copy(fed, federation=fed_name, replicas=plan[cname], overrides=overrides.get(cname, []))
+                desired = member_copy(fed, federation=self.settings.federation_name, replicas=plan[cname],
+                                      overrides=overrides.get(cname, []))
             except PlacementError as err:
                 log.warning("deployment %s/%s in %s: %s", key[0], key[1], cname, err)
+                keep([cname])
                 continue
-            client = self.members.for_cluster(by_name[cname])
-            if client is None:
-                continue
-            actual = observed[cname].get(key)
-            path = DEPLOYMENTS.path(namespace=key[0], name=key[1])
-            try:
-                if actual is None:
-                    copies[cname] = await client.post(DEPLOYMENTS.path(namespace=key[0]), desired)
-                    log.info("created deployment %s/%s in %s (%d replicas)", key[0], key[1], cname, plan[cname])
-                    record_event(self.registry, involved=fed, reason="CreatedInCluster",
-                                 message=f"created deployment {key[0]}/{key[1]} in cluster {cname} with {plan[cname]} replicas")
-                elif drifted(desired, actual):
-                    before = _int((actual.get("spec") or {}).get("replicas"))
-                    copies[cname] = await client.put(path, desired)
-                    if before != plan[cname] and (actual.get("spec") or {}).get("template") == desired["spec"].get("template"):
-                        log.info("scaled deployment %s/%s in %s from %d to %d", key[0], key[1], cname, before, plan[cname])
-                        record_event(self.registry, involved=fed, reason="ScaledInCluster",
-                                     message=f"scaled deployment {key[0]}/{key[1]} in cluster {cname} from {before} to {plan[cname]}")
-                    else:
-                        log.info("updated deployment %s/%s in %s", key[0], key[1], cname)
-                        record_event(self.registry, involved=fed, reason="UpdatedInCluster",
-                                     message=f"updated deployment {key[0]}/{key[1]} in cluster {cname}")
-            except APIError as err:
-                log.warning("deployment %s/%s in %s: %s", key[0], key[1], cname, err.message)
-        ready_names = set(observed)
-        now = _now()
-        status = aggregate_status(
-            fed, placed=placed, ready=ready_names, plan=plan, copies=copies,
-            previous=fed.get("status") or {}, now=now,
-        )
-        self._write_status(fed, status)
+            wanted[cname][key] = Wanted(desired, fed)
+        return placed, plan
 
     def _write_status(self, fed: dict[str, Any], status: dict[str, Any]) -> None:
         meta = fed["metadata"]
@@ -310,44 +368,8 @@ class DeploymentController:
         try:
             self.registry.put_if_changed(DEPLOYMENTS, meta["namespace"], meta["name"], new)
         except APIError as err:
-            if err.code not in (404, 409):
+            if not isinstance(err, (NotFound, Conflict)):
                 raise
-
-    async def _collect_garbage(
-        self,
-        observed: dict[str, dict[Key, dict[str, Any]]],
-        deployments: list[dict[str, Any]],
-        wanted: dict[str, set[Key]],
-        by_name: dict[str, dict[str, Any]],
-    ) -> None:
-        alive = {d["metadata"]["uid"] for d in deployments}
-        joined = set(by_name)
-        for cname, copies in observed.items():
-            client = self.members.for_cluster(by_name[cname])
-            if client is None:
-                continue
-            for key, obj in copies.items():
-                owner = owner_of(obj)
-                if owner is None:
-                    continue
-                uid = owner[2]
-                if uid in alive and key in wanted[cname]:
-                    continue
-                path = DEPLOYMENTS.path(namespace=key[0], name=key[1])
-                tomb = self.tombstones.find(DEPLOYMENTS.key, owner[0], owner[1], uid) if uid not in alive else None
-                try:
-                    if tomb is not None:
-                        await client.put(path, released(obj))
-                        log.info("released deployment %s/%s in %s (its owner was deleted with Orphan)", key[0], key[1], cname)
-                    else:
-                        await client.request("DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})
-                        why = "its federated owner is gone" if uid not in alive else "the placement no longer selects this cluster"
-                        log.info("deleted deployment %s/%s from %s (%s)", key[0], key[1], cname, why)
-                except APIError as err:
-                    if not isinstance(err, NotFound):
-                        log.warning("garbage-collecting deployment %s/%s in %s: %s", key[0], key[1], cname, err.message)
-                        continue
-            self.tombstones.seen(DEPLOYMENTS.key, cname, joined)
 
     # ---- revision history
 
@@ -383,7 +405,7 @@ class DeploymentController:
                     new["metadata"].setdefault("annotations", {})[CHANGE_CAUSE_ANNOTATION] = cause
                 mine = self.registry.put_if_changed(CONTROLLERREVISIONS, ns, mine["metadata"]["name"], new)
         except APIError as err:
-            if err.code not in (404, 409):
+            if not isinstance(err, (NotFound, Conflict)):
                 raise
             return
         limit = _int((fed.get("spec") or {}).get("revisionHistoryLimit", 10))
@@ -404,7 +426,7 @@ class DeploymentController:
             try:
                 self.registry.put_if_changed(DEPLOYMENTS, ns, meta["name"], new)
             except APIError as err:
-                if err.code not in (404, 409):
+                if not isinstance(err, (NotFound, Conflict)):
                     raise
 
     def _collect_revisions(self, deployments: list[dict[str, Any]]) -> None:

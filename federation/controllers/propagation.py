@@ -1,8 +1,10 @@
 """Service propagation: every federated Service exists in every Ready member cluster.
 
-Per Ready cluster and per reconcile: list the member's copies (by the federation label),
-create the missing, replace the drifted, delete the ones whose federated Service is gone;
-then read each copy's load-balancer ingress and ready endpoints to build its *shard*. The
+Per Ready cluster and per reconcile: from the member's copies (by the federation label) and
+endpoints, as informers on the member keep them (:mod:`federation.controllers.membercopies`),
+create the missing, replace the drifted, delete the ones whose federated Service is gone
+(:func:`federation.controllers.membersync.sync_copies`, the path Deployments share); then
+read each copy's load-balancer ingress and ready endpoints to build its *shard*. The
 shards are written to the federated Service's ``status.shards``, and the healthy shards'
 ingresses are aggregated into ``status.loadBalancer.ingress``. Federation v1.7 kept the
 shards in the annotation ``federation.kubernetes.io/service-ingresses``; status is the
@@ -27,15 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import json
 import logging
 from typing import Any
 
 from apimachinery.backoff import Backoff
 from federation import approval, health
+from federation.controllers.membercopies import MemberCopies
 from federation.controllers.members import MemberClients
-from federation.events import record_event
+from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
 from federation.ownership import Tombstones, released
 from federation.placement import PlacementError, placed_clusters
@@ -43,12 +44,14 @@ from federation.cache import Reader, StoreReader
 from federation.registry import Registry
 from federation.resources import CLUSTERS, ENDPOINTS, SERVICES
 from federation.settings import Settings
-from apimachinery.errors import APIError, NotFound
+from apimachinery.errors import APIError, Conflict, NotFound
 
 log = logging.getLogger("federation.propagation")
 
 FEDERATION_LABEL = "federation.kubernetes.io/federation-name"
 OWNER_ANNOTATION = "federation.kubernetes.io/owner"
+# What the controller's loop also waits for: a change its member informers saw.
+MEMBER_SERVICES_CHANGED = "members/services"
 # Annotations that belong to the federation object only, never copied to members.
 PRIVATE_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
@@ -89,20 +92,58 @@ def shard_of(cluster: str, copy_: dict[str, Any] | None, endpoints: dict[str, An
     return {"cluster": cluster, "ingress": ingress, "readyEndpoints": ready}
 
 
-def refused(code: int) -> bool:
-    """A member's answer that the same write would get again: back off (404 and 409 are races)."""
-    return 400 <= code < 500 and code not in (404, 409)
-
-
-def fingerprint(desired: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(desired, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def _placed(service: dict[str, Any], clusters: list[dict[str, Any]]) -> set[str]:
     try:
         return set(placed_clusters(service, clusters))
     except PlacementError:
         return {c["metadata"]["name"] for c in clusters}
+
+
+class ServiceCopies:
+    """How a member's copy of a federated Service is kept (a :class:`membersync.CopyAdapter`)."""
+
+    kind = SERVICES
+    noun = "service"
+
+    def __init__(self, tombstones: Tombstones) -> None:
+        self.tombstones = tombstones
+
+    drifted = staticmethod(drifted)
+
+    @staticmethod
+    def update_body(desired: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
+        update = copy.deepcopy(actual)  # keep what the member owns (clusterIP, nodePorts, status)
+        update["metadata"]["labels"] = desired["metadata"]["labels"]
+        update["metadata"].setdefault("annotations", {}).update(desired["metadata"]["annotations"])
+        update["spec"] = {**(actual.get("spec") or {}), **desired["spec"]}
+        return update
+
+    @staticmethod
+    def created_event(want: Wanted, cluster: str) -> str:
+        meta = want.desired["metadata"]
+        return f"created service {meta['namespace']}/{meta['name']} in cluster {cluster}"
+
+    @staticmethod
+    def update_event(desired: dict[str, Any], actual: dict[str, Any], cluster: str) -> tuple[str, str]:
+        meta = desired["metadata"]
+        return "UpdatedInCluster", f"updated service {meta['namespace']}/{meta['name']} in cluster {cluster}"
+
+    @staticmethod
+    def collectable(copy_: dict[str, Any]) -> bool:
+        return True  # every copy labelled with this federation is ours
+
+    def tombstone(self, key: tuple[str, str], copy_: dict[str, Any]) -> Any:
+        return self.tombstones.find(SERVICES.key, key[0], key[1])
+
+    released = staticmethod(released)
+
+    @staticmethod
+    def delete_body() -> None:
+        return None
+
+
+class NotSynced(Exception):
+    """Our view of a member's objects is not complete yet."""
 
 
 class PropagationController:
@@ -114,13 +155,24 @@ class PropagationController:
         self.members = members
         # copies of a Service deleted with propagationPolicy Orphan are released, not deleted (issue 7)
         self.tombstones = Tombstones(registry)
+        self.adapter = ServiceCopies(self.tombstones)
         self.backoff: Backoff[tuple[str, str, str]] = Backoff()  # (cluster, namespace, name)
+        poke = lambda: registry.hub.notify(MEMBER_SERVICES_CHANGED)  # noqa: E731
+        selector = f"{FEDERATION_LABEL}={settings.federation_name}"
+        self.copies = MemberCopies(members, SERVICES, label_selector=selector, on_change=poke)
+        self.endpoints = MemberCopies(members, ENDPOINTS, on_change=poke)
+
+    async def close(self) -> None:
+        await self.copies.close()
+        await self.endpoints.close()
 
     async def reconcile(self) -> None:
         await self.tombstones.collect()
         clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
         services = self.reader.list(SERVICES)
         ready = [c for c in clusters if health.is_ready(c)]
+        self.copies.track(ready)
+        self.endpoints.track(ready)
         placed = {id(s): _placed(s, clusters) for s in services}
         results = await asyncio.gather(
             *(self._sync_cluster(c, [s for s in services if c["metadata"]["name"] in placed[id(s)]]) for c in ready),
@@ -143,61 +195,14 @@ class PropagationController:
         client = self.members.for_cluster(cluster)
         if client is None:
             return {}
+        existing, endpoints = self.copies.items(cname), self.endpoints.items(cname)
+        if existing is None or endpoints is None:
+            raise NotSynced(f"the view of {cname}'s services and endpoints is not synced yet")
         fed = self.settings.federation_name
-        selector = {"labelSelector": f"{FEDERATION_LABEL}={fed}"}
-        copies = (await client.get(SERVICES.path(), params=selector)).get("items") or []
-        existing = {(c["metadata"]["namespace"], c["metadata"]["name"]): c for c in copies}
-        wanted = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in services}
-        self.backoff.retain(lambda k: k[0] != cname or (k[1], k[2]) in wanted)
-        for key, fed_service in wanted.items():
-            desired = member_copy(fed_service, fed)
-            path = SERVICES.path(namespace=key[0], name=key[1])
-            actual = existing.get(key)
-            retry_key, print_ = (cname, key[0], key[1]), fingerprint(desired)
-            if not self.backoff.ready(retry_key, print_):
-                continue
-            try:
-                if actual is None:
-                    existing[key] = await client.post(SERVICES.path(namespace=key[0]), desired)
-                    log.info("created service %s/%s in cluster %s", key[0], key[1], cname)
-                    record_event(self.registry, involved=fed_service, reason="CreatedInCluster",
-                                 message=f"created service {key[0]}/{key[1]} in cluster {cname}")
-                elif drifted(desired, actual):
-                    update = copy.deepcopy(actual)
-                    update["metadata"]["labels"] = desired["metadata"]["labels"]
-                    update["metadata"].setdefault("annotations", {}).update(desired["metadata"]["annotations"])
-                    update["spec"] = {**(actual.get("spec") or {}), **desired["spec"]}
-                    existing[key] = await client.put(path, update)
-                    log.info("updated service %s/%s in cluster %s", key[0], key[1], cname)
-                    record_event(self.registry, involved=fed_service, reason="UpdatedInCluster",
-                                 message=f"updated service {key[0]}/{key[1]} in cluster {cname}")
-                self.backoff.succeeded(retry_key)
-            except APIError as err:
-                if not refused(err.code):
-                    log.warning("service %s/%s in cluster %s: %s", key[0], key[1], cname, err.message)
-                    continue
-                delay = self.backoff.failed(retry_key, print_)
-                log.warning("service %s/%s refused by cluster %s (%d): %s; retrying in %.0f s",
-                            key[0], key[1], cname, err.code, err.message, delay)
-                record_event(self.registry, involved=fed_service, reason="RefusedByCluster", type_="Warning",
-                             message=f"cluster {cname} refused service {key[0]}/{key[1]} ({err.code}): "
-                                     f"{err.message[:1000]}; retrying in {delay:.0f} s")
-        for key in set(existing) - set(wanted):
-            try:
-                if self.tombstones.find(SERVICES.key, key[0], key[1]) is not None:
-                    await client.put(SERVICES.path(namespace=key[0], name=key[1]), released(existing[key]))
-                    log.info("released service %s/%s in cluster %s (deleted with Orphan)", key[0], key[1], cname)
-                    existing.pop(key, None)
-                    continue
-                await client.delete(SERVICES.path(namespace=key[0], name=key[1]))
-                log.info("deleted service %s/%s from cluster %s", key[0], key[1], cname)
-            except APIError as err:
-                if not isinstance(err, NotFound):
-                    log.warning("deleting service %s/%s from %s: %s", key[0], key[1], cname, err.message)
-            existing.pop(key, None)
-        endpoints = (await client.get(ENDPOINTS.path())).get("items") or []
-        by_key = {(e["metadata"].get("namespace"), e["metadata"]["name"]): e for e in endpoints}
-        return {key: shard_of(cname, existing.get(key), by_key.get(key)) for key in wanted}
+        wanted = {(s["metadata"]["namespace"], s["metadata"]["name"]): Wanted(member_copy(s, fed), s) for s in services}
+        copies = await sync_copies(registry=self.registry, adapter=self.adapter, client=client, cluster=cname,
+                                   wanted=wanted, existing=existing, backoff=self.backoff)
+        return {key: shard_of(cname, copies.get(key), endpoints.get(key)) for key in wanted}
 
     def _write_shards(self, clusters: list[dict[str, Any]], observed: dict[str, dict[tuple[str, str], dict]]) -> None:
         ready_names = {c["metadata"]["name"] for c in clusters if health.is_ready(c)}
@@ -236,5 +241,5 @@ class PropagationController:
             try:
                 self.registry.put_if_changed(SERVICES, meta["namespace"], meta["name"], new)
             except APIError as err:
-                if err.code not in (404, 409):
+                if not isinstance(err, (NotFound, Conflict)):
                     raise
