@@ -33,6 +33,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
 from apimachinery import decoding, serving, watchlimits
+from apimachinery.options import dry_run as parse_dry_run
 from apimachinery.errors import RequestRefused
 from clusters.chaos import Chaos
 from clusters.state import ClusterState, filter_by_selector
@@ -64,6 +65,7 @@ VERSION = {
 SCHEMAS = {res.plural: openapi.root_node(res, MEMBER) for res in (SERVICES, DEPLOYMENTS)}
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 WATCH_TIMEOUT_MAX = 3600.0
+DRY_RUN = "ubernetes.dry_run_state"  # the request's scratch state, when it is a dry run
 BOOKMARK_PERIOD = 5.0  # seconds of silence before a watch with allowWatchBookmarks gets a BOOKMARK
 
 STATE = web.AppKey("state", ClusterState)
@@ -453,6 +455,24 @@ async def apply_object(request: web.Request, res: Kind, *, current: dict[str, An
 # ---- workloads (issue 7): Deployments, ReplicaSets, deleting pods
 
 
+async def writable(request: web.Request) -> ClusterState:
+    """The state a write changes: the cluster's own, or with ``dryRun=All`` (in the query, or
+    in a DELETE's DeleteOptions, where kubectl puts it) a scratch copy: the whole write
+    runs, validation, allocation, controllers' bookkeeping, and nothing of it stays
+    (apimachinery.options)."""
+    state = request.app[STATE]
+    values = request.query.getall("dryRun", [])
+    if request.method == "DELETE" and (await request.read()).strip():
+        options = await read_json(request, "DeleteOptions")
+        given = options.get("dryRun") if isinstance(options, dict) else None
+        values = [*values, *(given if isinstance(given, list) else [given] if isinstance(given, str) else [])]
+    if not parse_dry_run(values):
+        return state
+    if DRY_RUN not in request:
+        request[DRY_RUN] = state.scratch()
+    return request[DRY_RUN]
+
+
 async def delete_options(request: web.Request) -> str:
     """The propagation policy of a DELETE (DeleteOptions body or query), Background by default."""
     options = await read_json(request, "DeleteOptions") if (await request.read()).strip() else None
@@ -468,7 +488,7 @@ async def create_deployment(request: web.Request) -> web.Response:
     _check_ns(ns)
     body = await read_json(request)
     warnings = _field_validation(request, DEPLOYMENTS, body)
-    obj = request.app[STATE].workloads.create_deployment(ns, body)
+    obj = (await writable(request)).workloads.create_deployment(ns, body)
     log.info("deployment %s/%s created (%d replicas)", ns, obj["metadata"]["name"], obj["spec"]["replicas"])
     return object_response(request, DEPLOYMENTS, obj, 201, warnings=warnings)
 
@@ -482,13 +502,13 @@ async def replace_deployment(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
     body = await read_json(request)
     warnings = _field_validation(request, DEPLOYMENTS, body)
-    obj = request.app[STATE].workloads.replace_deployment(ns, name, body)
+    obj = (await writable(request)).workloads.replace_deployment(ns, name, body)
     return object_response(request, DEPLOYMENTS, obj, warnings=warnings)
 
 
 async def patch_deployment(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
-    workloads = request.app[STATE].workloads
+    workloads = (await writable(request)).workloads
     return await patch_object(
         request, DEPLOYMENTS, current=workloads.deployments.get((ns, name)),
         merge=lambda patch: workloads.patch_deployment(ns, name, patch),
@@ -501,7 +521,7 @@ async def patch_deployment(request: web.Request) -> web.Response:
 async def delete_deployment(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
     policy = await delete_options(request)
-    obj = request.app[STATE].workloads.delete_deployment(ns, name, policy=policy)
+    obj = (await writable(request)).workloads.delete_deployment(ns, name, policy=policy)
     log.info("deployment %s/%s deleted (propagation %s)", ns, name, policy)
     return json_response(obj)
 
@@ -518,11 +538,11 @@ async def get_replicaset(request: web.Request) -> web.Response:
 async def delete_replicaset(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
     policy = await delete_options(request)
-    return json_response(request.app[STATE].workloads.delete_replicaset(ns, name, policy=policy))
+    return json_response((await writable(request)).workloads.delete_replicaset(ns, name, policy=policy))
 
 
 async def delete_pod(request: web.Request) -> web.Response:
-    return json_response(request.app[STATE].workloads.delete_pod(request.match_info["ns"], request.match_info["name"]))
+    return json_response((await writable(request)).workloads.delete_pod(request.match_info["ns"], request.match_info["name"]))
 
 
 # ---- nodes and namespaces
@@ -553,7 +573,7 @@ async def get_namespace(request: web.Request) -> web.Response:
 
 
 async def create_namespace(request: web.Request) -> web.Response:
-    state = request.app[STATE]
+    state = await writable(request)
     return object_response(request, NAMESPACES, state.create_namespace(await read_json(request)), 201)
 
 
@@ -575,7 +595,7 @@ async def create_service(request: web.Request) -> web.Response:
     _check_ns(ns)
     body = await read_json(request)
     warnings = _field_validation(request, SERVICES, body)
-    obj = request.app[STATE].create_service(ns, body)
+    obj = (await writable(request)).create_service(ns, body)
     log.info("service %s/%s created (type %s)", ns, obj["metadata"]["name"], obj["spec"]["type"])
     return object_response(request, SERVICES, obj, 201, warnings=warnings)
 
@@ -589,14 +609,14 @@ async def replace_service(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
     body = await read_json(request)
     warnings = _field_validation(request, SERVICES, body)
-    return object_response(request, SERVICES, request.app[STATE].replace_service(ns, name, body), warnings=warnings)
+    return object_response(request, SERVICES, (await writable(request)).replace_service(ns, name, body), warnings=warnings)
 
 
 async def patch_service(request: web.Request) -> web.Response:
     """Merge, strategic merge (what ``kubectl apply`` sends on a re-apply) and server-side
     apply. JSON patch stays unsupported (415) on the member's services."""
     ns, name = request.match_info["ns"], request.match_info["name"]
-    state = request.app[STATE]
+    state = await writable(request)
     return await patch_object(
         request, SERVICES, current=state.services.get((ns, name)),
         merge=lambda patch: state.patch_service(ns, name, patch),
@@ -607,7 +627,7 @@ async def patch_service(request: web.Request) -> web.Response:
 
 async def delete_service(request: web.Request) -> web.Response:
     ns, name = request.match_info["ns"], request.match_info["name"]
-    obj = request.app[STATE].delete_service(ns, name)
+    obj = (await writable(request)).delete_service(ns, name)
     log.info("service %s/%s deleted", ns, name)
     return json_response(obj)
 

@@ -198,6 +198,11 @@ class ClusterState:
 
     # ---- bookkeeping
 
+    def scratch(self) -> "ClusterState":
+        """A copy to run a dry-run write on (``?dryRun=All``): everything the write would do,
+        on objects nobody else sees; telling the controller about it is left out."""
+        return copy.deepcopy(self, {id(self.on_change): lambda: None})
+
     def next_rv(self) -> str:
         self._rv += 1
         return str(self._rv)

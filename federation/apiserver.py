@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientConnectionResetError
 
 from apimachinery import decoding, serving, watchlimits
+from apimachinery.options import dry_run as parse_dry_run
 from apimachinery.errors import RequestRefused
 from apimachinery import discovery, openapi
 from federation import admission, auth, tables
@@ -126,6 +127,11 @@ def auth_middleware(authenticator: auth.Authenticator):  # type: ignore[no-untyp
         return await handler(request)
 
     return middleware
+
+
+def _dry(request: web.Request) -> bool:
+    """``?dryRun=All`` (apimachinery.options): run the write, store nothing."""
+    return parse_dry_run(request.query.getall("dryRun", []))
 
 
 def check_created_name(request: web.Request, res: Kind, name: Any, namespace: str) -> None:
@@ -442,7 +448,8 @@ class API:
             )
         check_created_name(request, res, meta.get("name") if isinstance(meta, dict) else None, namespace)
         body = self._admit(request, res, None, self._track(request, res, None, body))
-        return self._object_response(request, res, self.registry.create(res, namespace, body), 201, warnings)
+        created = self.registry.create(res, namespace, body, dry_run=_dry(request))
+        return self._object_response(request, res, created, 201, warnings)
 
     async def replace(self, request: web.Request, res: Kind, subresource: str = "") -> web.Response:
         name = request.match_info["name"]
@@ -453,9 +460,8 @@ class API:
         if not subresource:
             current = self.registry.find(res, namespace, name)
             body = self._admit(request, res, current, self._track(request, res, current, body))
-        return self._object_response(
-            request, res, self.registry.replace(res, namespace, name, body, subresource=subresource), warnings=warnings
-        )
+        replaced = self.registry.replace(res, namespace, name, body, subresource=subresource, dry_run=_dry(request))
+        return self._object_response(request, res, replaced, warnings=warnings)
 
     async def patch(self, request: web.Request, res: Kind, subresource: str = "") -> web.Response:
         namespace, name = self._ns(request, res), request.match_info["name"]
@@ -495,9 +501,8 @@ class API:
             new_meta["resourceVersion"] = current["metadata"]["resourceVersion"]
         if not subresource:
             new = self._admit(request, res, current, self._track(request, res, current, new))
-        return self._object_response(
-            request, res, self.registry.replace(res, namespace, name, new, subresource=subresource), warnings=warnings
-        )
+        patched = self.registry.replace(res, namespace, name, new, subresource=subresource, dry_run=_dry(request))
+        return self._object_response(request, res, patched, warnings=warnings)
 
     async def apply(self, request: web.Request, res: Kind, namespace: str, name: str,
                     subresource: str) -> web.Response:
@@ -528,11 +533,14 @@ class API:
         except StrategicPatchError as err:
             raise st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
         new = self._admit(request, res, current, new)
+        dry = _dry(request)
         if current is None:
             new.setdefault("metadata", {})["name"] = name
-            return self._object_response(request, res, self.registry.create(res, namespace, new), 201, warnings)
+            return self._object_response(request, res, self.registry.create(res, namespace, new, dry_run=dry), 201,
+                                         warnings)
         new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return self._object_response(request, res, self.registry.replace(res, namespace, name, new), warnings=warnings)
+        return self._object_response(request, res, self.registry.replace(res, namespace, name, new, dry_run=dry),
+                                     warnings=warnings)
 
     async def delete(self, request: web.Request, res: Kind) -> web.Response:
         namespace, name = self._ns(request, res), request.match_info["name"]
@@ -554,6 +562,11 @@ class API:
             except (TypeError, ValueError):
                 raise st.APIError(400, f"{what}: preconditions.resourceVersion must be an integer") from None
         policy = self._propagation(options, res, name)
+        given = options.get("dryRun")  # kubectl puts it in the DeleteOptions of a DELETE
+        dry = parse_dry_run([*request.query.getall("dryRun", []),
+                             *(given if isinstance(given, list) else [given] if isinstance(given, str) else [])])
+        if dry:
+            return json_response(self.registry.delete(res, namespace, name, expected_rv=expected, dry_run=True))
         if policy is not None and policy != "Background":
             # Recorded on the object itself, so the DELETED event carries it to whoever
             # cascades the deletion to the member clusters. Background is the default

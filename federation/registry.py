@@ -119,7 +119,9 @@ class Registry:
     def _publish(self, event: Event) -> None:
         self.hub.publish(event)
 
-    def create(self, res: Kind, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, res: Kind, namespace: str, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Validate, default and store ``obj``; with ``dry_run`` everything but the store
+        write (``?dryRun=All``: the answer is the object as it would be stored)."""
         obj = copy.deepcopy(obj)
         obj["apiVersion"] = res.api_version
         obj["kind"] = res.kind
@@ -140,6 +142,10 @@ class Registry:
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
         self._fits(res, meta["name"], obj)
+        if dry_run:
+            if self.store.get(res.key, namespace if res.namespaced else "", meta["name"]) is not None:
+                raise st.already_exists(res.plural, meta["name"], res.group)
+            return obj
         try:
             stored, event = self.store.create(res.key, namespace if res.namespaced else "", meta["name"], obj)
         except StoreConflict:
@@ -148,7 +154,8 @@ class Registry:
         return stored
 
     def replace(
-        self, res: Kind, namespace: str, name: str, obj: dict[str, Any], *, subresource: str = ""
+        self, res: Kind, namespace: str, name: str, obj: dict[str, Any], *, subresource: str = "",
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """PUT semantics. ``subresource="status"`` changes only status; otherwise status is kept."""
         ns = namespace if res.namespaced else ""
@@ -176,7 +183,7 @@ class Registry:
         if subresource == "approval":
             # Only the Approved condition of the body counts (issue 19; federation/approval.py).
             new = approval.with_condition(copy.deepcopy(current), copy.deepcopy(approval.condition(obj)))
-            return self._update(res, ns, name, new, expected, current, approval_write=True)
+            return self._update(res, ns, name, new, expected, current, approval_write=True, dry_run=dry_run)
         if subresource == "status":
             new = copy.deepcopy(current)
             new["status"] = obj.get("status", {})
@@ -201,13 +208,18 @@ class Registry:
             if new.get("spec") != current.get("spec"):
                 generation += 1
             new_meta["generation"] = generation
-        return self._update(res, ns, name, new, expected, current)
+        return self._update(res, ns, name, new, expected, current, dry_run=dry_run)
 
     def _update(self, res: Kind, ns: str, name: str, new: dict[str, Any], expected: int | None,
-                current: dict[str, Any], *, approval_write: bool = False) -> dict[str, Any]:
+                current: dict[str, Any], *, approval_write: bool = False, dry_run: bool = False) -> dict[str, Any]:
         if res.key == CLUSTERS.key and not approval_write:
             new = approval.carry(current, new)
         self._fits(res, name, new)
+        if dry_run:
+            if expected is not None and str(expected) != str(current["metadata"].get("resourceVersion")):
+                raise st.conflict(res.plural, name, res.group)
+            new.setdefault("metadata", {})["resourceVersion"] = current["metadata"].get("resourceVersion")
+            return new
         try:
             stored, event = self.store.update(res.key, ns, name, new, expected)
         except StoreConflict:
@@ -231,8 +243,14 @@ class Registry:
             return current
         return self._update(res, ns, name, new, int(new["metadata"]["resourceVersion"]), current)
 
-    def delete(self, res: Kind, namespace: str, name: str, *, expected_rv: int | None = None) -> dict[str, Any]:
+    def delete(self, res: Kind, namespace: str, name: str, *, expected_rv: int | None = None,
+               dry_run: bool = False) -> dict[str, Any]:
         ns = namespace if res.namespaced else ""
+        if dry_run:
+            current = self.get(res, ns, name)
+            if expected_rv is not None and str(expected_rv) != str(current["metadata"].get("resourceVersion")):
+                raise st.conflict(res.plural, name, res.group)
+            return current
         try:
             old, event = self.store.delete(res.key, ns, name, expected_rv)
         except StoreNotFound:

@@ -1,0 +1,22 @@
+"""Query options every write verb takes, parsed once for every API server (issue 11).
+
+``dryRun``: ``All`` runs the whole request (decoding, defaulting, validation, admission,
+conflict checks) and answers with the object as it would be stored, without storing it
+(``kubectl apply --dry-run=server`` and ``kubectl diff`` rely on it). Kubernetes accepts
+the parameter repeated and refuses any value but ``All`` with a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from apimachinery.errors import APIError
+
+
+def dry_run(values: Iterable[str]) -> bool:
+    """True for ``?dryRun=All``; a 400 for another value."""
+    given = [v for v in values if v != ""]
+    bad = [v for v in given if v != "All"]
+    if bad:
+        raise APIError(400, f'Invalid dry run value {bad[0]!r}: supported value is "All"', reason="BadRequest")
+    return bool(given)
