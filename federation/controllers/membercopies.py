@@ -54,7 +54,9 @@ class MemberCopies:
             if name not in self._informers:
                 source = APIListWatch(client, self.kind.path(), label_selector=self.label_selector,
                                       idle_timeout=self.idle_timeout)
-                informer = Informer(source, name=f"{name}/{self.kind.plural}")
+                # A member back from a short outage is seen again within 2 s (the health
+                # controller's own period), not after an informer's 30 s backoff.
+                informer = Informer(source, name=f"{name}/{self.kind.plural}", backoff_max=2.0)
                 if self.on_change is not None:
                     poke = self.on_change
                     informer.add_handler(on_add=lambda o: poke(), on_update=lambda o, n: poke(),
