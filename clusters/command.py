@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import click
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
+from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.transport import InsecureTokenTransport, warn_token_transport
 from clusters.agent import Agent
@@ -194,7 +194,7 @@ def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | 
         lb_address=lb_address,
         **kw,  # type: ignore[arg-type]
     )
-    setup_logging(name, log_level)
+    setup_logging(f"cluster/{name}", log_level)
     if opts.federation:
         try:  # issue 19: refuse before the first request, not in the join loop
             warn_token_transport(opts.federation, opts.bootstrap_token or (opts.credential_file and "saved"),
@@ -206,31 +206,6 @@ def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | 
     except OSError as err:  # the API port could not be bound: say so plainly
         log.error("cannot start: %s", err)
         sys.exit(1)
-
-
-def setup_logging(name: str, level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level.upper()),
-        format=f"%(asctime)s.%(msecs)03d cluster/{name} %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-        force=True,
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.server").addFilter(_MalformedRequestFilter())
-
-
-class _MalformedRequestFilter(logging.Filter):
-    """aiohttp logs a garbage request as an ERROR with a traceback; one WARNING line is enough."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
-            first = (str(exc.message).strip().splitlines() or [""])[0]
-            record.msg, record.args = "rejected a malformed HTTP request: %s %s", (exc.code, first)
-            record.exc_info, record.exc_text = None, None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
 
 
 @dataclass
