@@ -33,6 +33,7 @@ from clusters.dataplane import DataPlane
 from clusters.prober import MemberProber
 from clusters.workloads import WorkloadSettings
 from clusters.state import AddressPool, ClusterState, SharedAddress, Topology
+from federation.names import DEFAULT_SERVER, PODS_ANNOTATION
 from apimachinery.meta import check_dns_label
 
 log = logging.getLogger("ubernetes.cluster")
@@ -150,10 +151,10 @@ def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT of this cluster's API (port 0: any free port).")
 @click.option("--lb-pool", callback=_cidr, default=None, help="CIDR of load-balancer addresses [default: a /24 of 127/8 derived from the name].")
 @click.option("--lb-address", callback=_lb_address, default=None, metavar="IP|auto", help="One address every LoadBalancer service shares, told apart by port, instead of --lb-pool; 'auto': this host's own address (a container's, on its compose network).")
-@click.option("--federation", default=None, help="Federation API URL to join, e.g. http://127.0.0.1:8080 (omit to run standalone).")
+@click.option("--federation", default=None, help=f"Federation API URL to join, e.g. {DEFAULT_SERVER} (omit to run standalone).")
 @click.option("--federation-name", default="myfed", show_default=True, help="Name of the federation this cluster joins.")
 @click.option("--nodes-per-zone", type=click.IntRange(1, 100), default=1, show_default=True)
-@click.option("--pods-per-service", type=click.IntRange(0, 1000), default=2, show_default=True, help="Pods per service unless its annotation ubernetes.io/pods says otherwise.")
+@click.option("--pods-per-service", type=click.IntRange(0, 1000), default=2, show_default=True, help=f"Pods per service unless its annotation {PODS_ANNOTATION} says otherwise.")
 @click.option("--pod-ready-delay", type=click.FloatRange(0, 3600), default=0.5, show_default=True, help="Seconds before a new pod is Ready.")
 @click.option("--lease-period", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True, help="Seconds between lease renewals.")
 @click.option("--lease-duration", type=click.IntRange(1, 3600), default=5, show_default=True, help="Lease duration in seconds.")
