@@ -46,6 +46,7 @@ import dns.rdatatype  # noqa: E402
 
 from apimachinery.client import APIClient  # noqa: E402
 from federation.certs import create_certs  # noqa: E402
+from federation.names import PLACEMENT_ANNOTATION  # noqa: E402
 from federation.security import make_local_credentials, publish_bootstrap_token  # noqa: E402
 
 SERVICES = "/api/v1/namespaces/default/services"
@@ -80,7 +81,7 @@ def service(i: int, clusters: list[str]) -> dict:
     placed = [clusters[i % len(clusters)], clusters[(i + len(clusters) // 2) % len(clusters)]]
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": f"svc-{i:04d}", "labels": {"app": f"svc-{i:04d}"},
-                         "annotations": {"federation.kubernetes.io/placement": json.dumps({"clusters": placed})}},
+                         "annotations": {PLACEMENT_ANNOTATION: json.dumps({"clusters": placed})}},
             "spec": {"type": "LoadBalancer", "selector": {"app": f"svc-{i:04d}"},
                      "ports": [{"name": "http", "port": 8000 + i % 1000}]}}
 

@@ -37,7 +37,8 @@ import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from clusters.chaos import Chaos
-from federation.auth import ACCESS_SECRET_PREFIX, access_secret
+from federation.auth import access_secret
+from federation.names import ACCESS_SECRET_PREFIX, FEDERATION_LABEL, LEASE_NAMESPACE, PROVIDER_LABEL, REGION_LABEL
 from apimachinery.client import APIClient
 from apimachinery.meta import now_micro
 from apimachinery.errors import APIError, Conflict, Forbidden, NotFound, Unauthorized
@@ -45,7 +46,6 @@ from apimachinery.errors import APIError, Conflict, Forbidden, NotFound, Unautho
 log = logging.getLogger("ubernetes.cluster.agent")
 
 CLUSTERS = "/apis/federation/v1beta1/clusters"
-LEASE_NAMESPACE = "federation-system"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
 SECRETS = f"/api/v1/namespaces/{LEASE_NAMESPACE}/secrets"
 ENSURE_EVERY = 5  # renewals between checks that the Cluster object still exists
@@ -86,9 +86,9 @@ def cluster_object(*, name: str, provider: str, region: str, advertise: str, fed
         "metadata": {
             "name": name,
             "labels": {
-                "federation.kubernetes.io/federation-name": federation_name,
-                "topology.kubernetes.io/region": region,
-                "ubernetes.io/provider": provider,
+                FEDERATION_LABEL: federation_name,
+                REGION_LABEL: region,
+                PROVIDER_LABEL: provider,
             },
         },
         "spec": {

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import click
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
+from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.transport import InsecureTokenTransport, warn_token_transport
 from clusters.agent import Agent
@@ -33,6 +33,7 @@ from clusters.dataplane import DataPlane
 from clusters.prober import MemberProber
 from clusters.workloads import WorkloadSettings
 from clusters.state import AddressPool, ClusterState, SharedAddress, Topology
+from federation.names import DEFAULT_SERVER, PODS_ANNOTATION
 from apimachinery.meta import check_dns_label
 
 log = logging.getLogger("ubernetes.cluster")
@@ -150,10 +151,10 @@ def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT of this cluster's API (port 0: any free port).")
 @click.option("--lb-pool", callback=_cidr, default=None, help="CIDR of load-balancer addresses [default: a /24 of 127/8 derived from the name].")
 @click.option("--lb-address", callback=_lb_address, default=None, metavar="IP|auto", help="One address every LoadBalancer service shares, told apart by port, instead of --lb-pool; 'auto': this host's own address (a container's, on its compose network).")
-@click.option("--federation", default=None, help="Federation API URL to join, e.g. http://127.0.0.1:8080 (omit to run standalone).")
+@click.option("--federation", default=None, help=f"Federation API URL to join, e.g. {DEFAULT_SERVER} (omit to run standalone).")
 @click.option("--federation-name", default="myfed", show_default=True, help="Name of the federation this cluster joins.")
 @click.option("--nodes-per-zone", type=click.IntRange(1, 100), default=1, show_default=True)
-@click.option("--pods-per-service", type=click.IntRange(0, 1000), default=2, show_default=True, help="Pods per service unless its annotation ubernetes.io/pods says otherwise.")
+@click.option("--pods-per-service", type=click.IntRange(0, 1000), default=2, show_default=True, help=f"Pods per service unless its annotation {PODS_ANNOTATION} says otherwise.")
 @click.option("--pod-ready-delay", type=click.FloatRange(0, 3600), default=0.5, show_default=True, help="Seconds before a new pod is Ready.")
 @click.option("--lease-period", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True, help="Seconds between lease renewals.")
 @click.option("--lease-duration", type=click.IntRange(1, 3600), default=5, show_default=True, help="Lease duration in seconds.")
@@ -194,7 +195,7 @@ def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | 
         lb_address=lb_address,
         **kw,  # type: ignore[arg-type]
     )
-    setup_logging(name, log_level)
+    setup_logging(f"cluster/{name}", log_level)
     if opts.federation:
         try:  # issue 19: refuse before the first request, not in the join loop
             warn_token_transport(opts.federation, opts.bootstrap_token or (opts.credential_file and "saved"),
@@ -206,31 +207,6 @@ def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | 
     except OSError as err:  # the API port could not be bound: say so plainly
         log.error("cannot start: %s", err)
         sys.exit(1)
-
-
-def setup_logging(name: str, level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level.upper()),
-        format=f"%(asctime)s.%(msecs)03d cluster/{name} %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-        force=True,
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.server").addFilter(_MalformedRequestFilter())
-
-
-class _MalformedRequestFilter(logging.Filter):
-    """aiohttp logs a garbage request as an ERROR with a traceback; one WARNING line is enough."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
-            first = (str(exc.message).strip().splitlines() or [""])[0]
-            record.msg, record.args = "rejected a malformed HTTP request: %s %s", (exc.code, first)
-            record.exc_info, record.exc_text = None, None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
 
 
 @dataclass

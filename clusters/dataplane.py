@@ -25,6 +25,7 @@ from aiohttp import web
 
 from clusters.chaos import Chaos
 from clusters.state import ClusterState, Key, Topology
+from federation.names import CLUSTER_HEADER, POD_HEADER, REGION_HEADER, ZONE_HEADER
 
 log = logging.getLogger("ubernetes.cluster.dataplane")
 
@@ -115,7 +116,7 @@ class DataPlane:
                 await asyncio.sleep(3600)
             listener = self._listeners.get(key)
             pods = self.state.ready_pods(key)
-            headers = {"X-Ubernetes-Cluster": t.name, "X-Ubernetes-Region": t.region}
+            headers = {CLUSTER_HEADER: t.name, REGION_HEADER: t.region}
             body: dict[str, Any] = {
                 "cluster": t.name,
                 "region": t.region,
@@ -142,7 +143,7 @@ class DataPlane:
                 method=request.method,
                 path=request.path_qs,
             )
-            headers.update({"X-Ubernetes-Zone": pod["zone"], "X-Ubernetes-Pod": pod["name"]})
+            headers.update({ZONE_HEADER: pod["zone"], POD_HEADER: pod["name"]})
             return web.json_response(body, headers=headers)
 
         return handle

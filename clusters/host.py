@@ -21,7 +21,8 @@ from pathlib import Path
 
 import click
 
-from clusters.command import Options, Running, setup_logging, start_cluster, stop_cluster
+from apimachinery.logsetup import setup_logging
+from clusters.command import Options, Running, start_cluster, stop_cluster
 
 log = logging.getLogger("ubernetes.cluster.host")
 
@@ -94,7 +95,7 @@ def main(count: int, first_index: int, prefix: str, regions: int, zones_per_regi
          log_level: str, credential_dir: str | None = None, tls_cert_file: str | None = None,
          tls_private_key_file: str | None = None, certificate_authority: str | None = None) -> None:
     """Run COUNT simulated member clusters in this one process (load tests)."""
-    setup_logging(f"{prefix}-host{first_index}", log_level)
+    setup_logging(f"cluster/{prefix}-host{first_index}", log_level)
     options = [cluster_options(index=i, prefix=prefix, regions=regions, zones_per_region=zones_per_region,
                                federation=federation, lease_period=lease_period, pods_per_service=pods_per_service,
                                bootstrap_token=bootstrap_token,

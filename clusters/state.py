@@ -29,9 +29,17 @@ from typing import Any, Callable, Iterable
 from clusters.validation import NODE_PORT_RANGE, PODS_ANNOTATION, is_int, validate_metadata, validate_service
 from apimachinery.meta import merge_patch, now_rfc3339, parse_selector, selector_matches
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
+from federation.names import KUBERNETES_NAMESPACES as DEFAULT_NAMESPACES
+from federation.names import (
+    LEGACY_REGION_LABEL,
+    LEGACY_ZONE_LABEL,
+    NAMESPACE_NAME_LABEL,
+    REGION_LABEL,
+    SERVICE_LABEL,
+    ZONE_ANNOTATION,
+    ZONE_LABEL,
+)
 
-SERVICE_LABEL = "ubernetes.io/service"
-DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public")
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -238,10 +246,10 @@ class ClusterState:
                             "kubernetes.io/hostname": name,
                             "kubernetes.io/os": "linux",
                             "kubernetes.io/arch": "amd64",
-                            "topology.kubernetes.io/zone": zone,
-                            "topology.kubernetes.io/region": t.region,
-                            "failure-domain.beta.kubernetes.io/zone": zone,
-                            "failure-domain.beta.kubernetes.io/region": t.region,
+                            ZONE_LABEL: zone,
+                            REGION_LABEL: t.region,
+                            LEGACY_ZONE_LABEL: zone,
+                            LEGACY_REGION_LABEL: t.region,
                             "node.kubernetes.io/instance-type": "ubernetes.sim",
                         },
                     },
@@ -268,7 +276,7 @@ class ClusterState:
                 }
 
     def nodes_in_zone(self, zone: str) -> list[str]:
-        return [n for n, o in self.nodes.items() if o["metadata"]["labels"]["topology.kubernetes.io/zone"] == zone]
+        return [n for n, o in self.nodes.items() if o["metadata"]["labels"][ZONE_LABEL] == zone]
 
     # ---- namespaces
 
@@ -277,7 +285,7 @@ class ClusterState:
             self.namespaces[name] = {
                 "apiVersion": "v1",
                 "kind": "Namespace",
-                "metadata": {**self._new_meta(name), "labels": {"kubernetes.io/metadata.name": name}},
+                "metadata": {**self._new_meta(name), "labels": {NAMESPACE_NAME_LABEL: name}},
                 "spec": {"finalizers": ["kubernetes"]},
                 "status": {"phase": "Active"},
             }
@@ -544,7 +552,7 @@ class ClusterState:
             "metadata": {
                 **self._new_meta(name, ns),
                 "labels": labels,
-                "annotations": {"ubernetes.io/zone": sim.zone},
+                "annotations": {ZONE_ANNOTATION: sim.zone},
                 "ownerReferences": [
                     {"apiVersion": "v1", "kind": "Service", "name": svc["metadata"]["name"], "uid": svc["metadata"]["uid"]}
                 ],

@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 from apimachinery.meta import check_dns_label
 from federation import resources as fed
+from federation.names import PODS_ANNOTATION
 
-PODS_ANNOTATION = "ubernetes.io/pods"
 MAX_PODS_PER_SERVICE = 1000
 NODE_PORT_RANGE = (30000, 32767)
 

@@ -55,6 +55,7 @@ from federation.resources import (
     validate_deployment,
 )
 from clusters.validation import validate_metadata
+from federation.names import CHANGE_CAUSE_ANNOTATION, PODS_ANNOTATION, REVISION_ANNOTATION, ZONE_ANNOTATION
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
 
 
@@ -77,8 +78,6 @@ class WorkloadHost(Protocol):
 
 Key = tuple[str, str]
 
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 HASH_LABEL = "pod-template-hash"
 FOREGROUND = "foregroundDeletion"
 ORPHAN_FINALIZER = "orphan"
@@ -447,7 +446,7 @@ class Workloads:
         key = (namespace, name)
         if key not in self.sims:
             if key in self.state.pods:
-                raise APIError(405, f'pod "{name}" belongs to the per-service simulation (ubernetes.io/pods); change the service instead', reason="MethodNotAllowed")
+                raise APIError(405, f'pod "{name}" belongs to the per-service simulation ({PODS_ANNOTATION}); change the service instead', reason="MethodNotAllowed")
             raise not_found("pods", name)
         pod = self.state.pods[key]
         self._remove_pod(key)
@@ -798,7 +797,7 @@ class Workloads:
         template = copy.deepcopy(rs["spec"]["template"])
         tmeta = template.get("metadata") or {}
         annotations = dict(tmeta.get("annotations") or {})
-        annotations["ubernetes.io/zone"] = zone
+        annotations[ZONE_ANNOTATION] = zone
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",

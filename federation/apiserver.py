@@ -23,6 +23,7 @@ from apimachinery.options import dry_run as parse_dry_run
 from apimachinery.errors import RequestRefused
 from apimachinery import discovery, openapi
 from federation import admission, auth, tables
+from federation.names import DELETION_PROPAGATION_ANNOTATION, KUBERNETES_NAMESPACES, NAMESPACE_NAME_LABEL, SYSTEM_NAMESPACE
 from apimachinery import errors as st
 from apimachinery.jsonpatch import PatchError, apply_json_patch
 from apimachinery.meta import SelectorError, merge_patch, parse_selector, selector_matches
@@ -54,11 +55,10 @@ VERSION = {
 # Namespaces are not stored: the federation serves the well-known ones plus every namespace
 # an object lives in, read only, because kubectl asks for them (``get ns``, completion).
 NAMESPACES = replace(MEMBER_NAMESPACES, verbs=("get", "list"))
-WELL_KNOWN_NAMESPACES = ("default", "federation-system", "kube-public", "kube-system")
+WELL_KNOWN_NAMESPACES = (*KUBERNETES_NAMESPACES, SYSTEM_NAMESPACE)
 SERVED = ALL + [NAMESPACES]
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
-DELETION_PROPAGATION_ANNOTATION = "federation.kubernetes.io/deletion-propagation"
 # Fields every kind can be selected by; events add their involvedObject and reason (what
 # ``kubectl describe`` asks for), as the real API server does.
 FIELD_LABELS = {"metadata.name", "metadata.namespace"}
@@ -278,7 +278,7 @@ class API:
                 names.update((o.get("metadata") or {}).get("namespace") or "default" for o in items)
         return [
             {"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}},
+             "metadata": {"name": n, "labels": {NAMESPACE_NAME_LABEL: n}},
              "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
             for n in sorted(names)
         ], rv

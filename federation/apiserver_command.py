@@ -15,6 +15,7 @@ import ssl
 import click
 from aiohttp import web
 
+from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.watchlimits import WATCH_WINDOW
 from federation.apiserver import make_app
@@ -25,7 +26,6 @@ from federation.controllers.deployments import MEMBER_DEPLOYMENTS_CHANGED, Deplo
 from federation.controllers.dnsrecords import DNSRecordController
 from federation.controllers.health import HealthController
 from federation.controllers.members import MemberClients
-from federation.logsetup import setup_logging
 from federation.registry import Registry, WatchHub
 from federation.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
@@ -170,7 +170,7 @@ def federation_apiserver(
     """Run the federation API server and its controllers."""
     from federation.security import load_tokens, refuse_open_listen, server_ssl_context, client_ssl_context
 
-    setup_logging("apiserver", verbose)
+    setup_logging("apiserver", "debug" if verbose else "info")
     host, port = split_listen(listen)
     tokens = load_tokens(token_file) if token_file else None
     refuse_open_listen(host, tokens_configured=tokens is not None, insecure=insecure, what="the federation API")

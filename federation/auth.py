@@ -31,16 +31,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from federation.names import ACCESS_SECRET_PREFIX, SYSTEM_NAMESPACE
+
 MASTERS = "system:masters"
 BOOTSTRAPPERS = "system:bootstrappers"
 CLUSTERS_GROUP = "system:clusters"
 AUTHENTICATED = "system:authenticated"
 CLUSTER_USER_PREFIX = "system:cluster:"
 BOOTSTRAP_USER_PREFIX = "system:bootstrap:"
-SYSTEM_NAMESPACE = "federation-system"
 BOOTSTRAP_SECRET_PREFIX = "bootstrap-token-"
 CREDENTIAL_SECRET_PREFIX = "cluster-credential-"
-ACCESS_SECRET_PREFIX = "cluster-access-"
 BOOTSTRAP_TOKEN_TYPE = "bootstrap.kubernetes.io/token"
 BOOTSTRAP_USAGES = frozenset({"authentication", "signing"})  # kubeadm's; "authentication" lets a cluster join
 SINGLE_USE_KEY = "usage-bootstrap-single-use"  # ours: spent on the first credential it gets

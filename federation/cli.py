@@ -11,6 +11,8 @@ import importlib
 
 import click
 
+from federation.names import DEFAULT_SERVER
+
 # (module, attribute) of every subcommand; imported when the group is built.
 COMMANDS = [
     ("federation.apiserver_command", "federation_apiserver"),
@@ -30,7 +32,6 @@ COMMANDS = [
 ]
 
 
-DEFAULT_SERVER = "http://127.0.0.1:8080"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

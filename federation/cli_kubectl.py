@@ -34,11 +34,11 @@ from apimachinery.transport import InsecureTokenTransport, is_loopback_host, war
 from apimachinery.kinds import Kind, KindTable
 from federation.resources import ALL, EVENTS
 from federation import printers
+from federation.names import DEFAULT_SERVER
 from apimachinery.meta import covers
 from apimachinery.client import error_from_response
 from apimachinery.errors import APIError, NotFound
 
-DEFAULT_SERVER = "http://127.0.0.1:8080"
 REQUEST_TIMEOUT = 10.0
 # Server-owned metadata that apply neither compares nor sends back.
 SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "selfLink", "managedFields", "deletionTimestamp")

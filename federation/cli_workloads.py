@@ -33,12 +33,12 @@ import click
 from click.shell_completion import CompletionItem, get_completion_class
 
 from federation import cli_kubectl as k
+from federation.names import CHANGE_CAUSE_ANNOTATION as CHANGE_CAUSE
 from apimachinery.errors import APIError, Conflict
 from apimachinery.kinds import Kind
 
 DEPLOYMENT = k.KINDS.by_alias("deployment")
 REVISIONS = k.KINDS.by_alias("controllerrevisions")
-CHANGE_CAUSE = "kubernetes.io/change-cause"
 POLL = 0.2
 COMPLETION_TIMEOUT = 1.0
 
@@ -352,7 +352,7 @@ def set_group() -> None:
 @click.argument("resource", metavar="deployment/NAME", shell_complete=complete_resource)
 @click.argument("pairs", nargs=-1, required=True, metavar="CONTAINER=IMAGE...")
 @k.namespace_option
-@click.option("--record", is_flag=True, help="Record the command in the kubernetes.io/change-cause annotation.")
+@click.option("--record", is_flag=True, help=f"Record the command in the {CHANGE_CAUSE} annotation.")
 @k.server_option
 @click.pass_context
 def set_image(

@@ -35,6 +35,8 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from federation.names import CLUSTER_HEADER, DEFAULT_SERVER, REGION_HEADER, ZONE_HEADER
+
 MAX_CNAME_HOPS = 8
 
 
@@ -162,9 +164,9 @@ def fetch(attempt: Attempt, *, timeout: float) -> None:
         resp = conn.getresponse()
         body = resp.read()
         attempt.status = resp.status
-        attempt.cluster = resp.getheader("X-Ubernetes-Cluster")
-        attempt.zone = resp.getheader("X-Ubernetes-Zone")
-        attempt.region = resp.getheader("X-Ubernetes-Region")
+        attempt.cluster = resp.getheader(CLUSTER_HEADER)
+        attempt.zone = resp.getheader(ZONE_HEADER)
+        attempt.region = resp.getheader(REGION_HEADER)
         if attempt.cluster is None:
             doc: Any = json.loads(body or b"{}")
             attempt.cluster, attempt.zone, attempt.region = doc.get("cluster"), doc.get("zone"), doc.get("region")
@@ -217,7 +219,7 @@ def apply_until_done(filename: str, server: str, *, echo: Callable[[str], None],
 @click.option("--timeout", type=click.FloatRange(0.05, 60), default=1.0, show_default=True, help="Seconds for each DNS query and each connection.")
 @click.option("--count", type=click.IntRange(0), default=0, show_default=True, help="Attempts per name, then exit (0: until stopped).")
 @click.option("--apply", "apply_file", type=click.Path(exists=True, dir_okay=False), default=None, help="First create or update these objects in the federation (ubernetes apply -f FILE).")
-@click.option("--server", default=None, envvar="UBERNETES_SERVER", help="Federation API for --apply [default: the global --server, else http://127.0.0.1:8080].")
+@click.option("--server", default=None, envvar="UBERNETES_SERVER", help=f"Federation API for --apply [default: the global --server, else {DEFAULT_SERVER}].")
 @click.option("--status-file", type=click.Path(dir_okay=False), default=None, help="Touch this file after every attempt (a liveness signal for a healthcheck).")
 @click.pass_context
 def client(
@@ -247,7 +249,7 @@ def client(
     fqdns = [n if n.endswith(".") else n + "." for n in names]
     if apply_file:
         root = ctx.find_root().obj or {}
-        target = server or root.get("server") or "http://127.0.0.1:8080"
+        target = server or root.get("server") or DEFAULT_SERVER
         if not apply_until_done(apply_file, target, echo=echo, deadline=time.monotonic() + 120):
             sys.exit(1)
     echo(f"client: resolving {', '.join(fqdns)} via {dns_server} every {interval:g} s, connecting to port {port}")

@@ -34,16 +34,18 @@ import copy
 import logging
 from typing import Any
 
+from federation.names import (
+    DELETION_PROPAGATION_ANNOTATION,
+    FEDERATION_LABEL,
+    OWNER_ANNOTATION,
+    OWNER_KIND_ANNOTATION,
+    OWNER_UID_ANNOTATION,
+)
 from federation.registry import Registry
 from federation.store import Event, HistoryExpired
 
 log = logging.getLogger("federation.ownership")
 
-FEDERATION_LABEL = "federation.kubernetes.io/federation-name"
-OWNER_ANNOTATION = "federation.kubernetes.io/owner"
-OWNER_UID_ANNOTATION = "federation.kubernetes.io/owner-uid"
-OWNER_KIND_ANNOTATION = "federation.kubernetes.io/owner-kind"
-DELETION_PROPAGATION_ANNOTATION = "federation.kubernetes.io/deletion-propagation"
 OWNERSHIP_ANNOTATIONS = (OWNER_ANNOTATION, OWNER_UID_ANNOTATION, OWNER_KIND_ANNOTATION)
 TOMBSTONES = "orphantombstones.federation.internal"
 

@@ -27,10 +27,8 @@ from typing import Any, Iterable
 
 from apimachinery.jsonpatch import PatchError, apply_json_patch
 from apimachinery.meta import check_label_key, check_label_value, selector_matches
+from federation.names import OVERRIDES_ANNOTATION, PLACEMENT_ANNOTATION, PREFERENCES_ANNOTATION
 
-PLACEMENT_ANNOTATION = "federation.kubernetes.io/placement"
-OVERRIDES_ANNOTATION = "federation.kubernetes.io/overrides"
-PREFERENCES_ANNOTATION = "federation.kubernetes.io/deployment-preferences"
 FEDERATION_ANNOTATIONS = (PLACEMENT_ANNOTATION, OVERRIDES_ANNOTATION, PREFERENCES_ANNOTATION)
 OVERRIDE_OPS = ("add", "remove", "replace")
 SELECTOR_OPS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
+from federation.names import LAST_APPLIED_ANNOTATION
+
 NONE = "<none>"
 UNKNOWN = "<unknown>"
 PENDING = "<pending>"
 
 SERVICE_INGRESSES_ANNOTATION = "federation.kubernetes.io/service-ingresses"
-LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 # Annotations `describe` leaves out: one is shown as the Shards table, the other is apply's
 # bookkeeping (kubectl hides it too).
 HIDDEN_ANNOTATIONS = (SERVICE_INGRESSES_ANNOTATION, LAST_APPLIED_ANNOTATION)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from federation.names import LEASE_NAMESPACE
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -37,7 +39,7 @@ class Settings:
     # Events older than this are deleted (the API server's --event-ttl; Kubernetes' default).
     event_ttl: float = 3600.0
     # Namespace of the members' Lease objects.
-    lease_namespace: str = "federation-system"
+    lease_namespace: str = LEASE_NAMESPACE
     # What an Offline cluster's shards do in DNS: "keep" (last known) or "remove".
     offline_records: str = "keep"
     # Data-plane health checking: probers vote by majority on every shard's LB address.

@@ -21,13 +21,13 @@ from fedns.server import DNSServer
 from fedns.status import StatusServer, iso_time, tcp_counters
 from fedns.topology import ClientTopology
 from apimachinery.transport import check_token_transport, warn_token_transport
+from federation.names import DEFAULT_SERVER as DEFAULT_FEDERATION
 from fedns.transfer import History, TransferPolicy, default_allow
 from fedns.view import ZoneView
 from fedns.zone import CLUSTERSET, ZoneConfig
 
 log = logging.getLogger("fedns")
 
-DEFAULT_FEDERATION = "http://127.0.0.1:8080"
 DEFAULT_LISTEN = "127.0.0.1:1053"
 
 

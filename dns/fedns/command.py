@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import click
 
 from fedns.app import DEFAULT_FEDERATION, DEFAULT_LISTEN, Settings, serve, split_host_port
 from fedns.topology import ClientTopology
+from apimachinery.logsetup import setup_logging
 from apimachinery.transport import InsecureTokenTransport
 from fedns.zone import CLUSTERSET
 
@@ -147,11 +146,7 @@ def dns(
     identity: str | None = None,
 ) -> None:
     """Answer DNS for the federation's services over UDP and TCP."""
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging("dns", log_level)
     if federation is None:
         federation = ((ctx.obj or {}).get("server") if ctx.obj else None) or DEFAULT_FEDERATION
     try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 import click
 
+from apimachinery.logsetup import setup_logging
 from fedns.app import DEFAULT_FEDERATION, split_host_port
 from fedns.publish import Publisher, load_key
 from fedns.view import ZoneView
@@ -90,7 +90,7 @@ def dns_publish(ctx, federation, primary, zones, tsig_key, records_file, log_lev
     """Publish the federation's DNS records to an external primary (RFC 2136 + TSIG)."""
     from fedns.command import _load_records
 
-    logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging("dns-publish", log_level)
     if federation is None:
         federation = ((ctx.obj or {}).get("server") if ctx.obj else None) or DEFAULT_FEDERATION
     try:

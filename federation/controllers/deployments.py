@@ -42,15 +42,17 @@ from federation.controllers.membercopies import MemberCopies
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
-from federation.ownership import (
+from federation.names import (
+    CHANGE_CAUSE_ANNOTATION,
+    DELETION_PROPAGATION_ANNOTATION,
     FEDERATION_LABEL,
+    LAST_APPLIED_ANNOTATION,
     OWNER_ANNOTATION,
     OWNER_KIND_ANNOTATION,
     OWNER_UID_ANNOTATION,
-    Tombstones,
-    owner_of,
-    released,
+    REVISION_ANNOTATION,
 )
+from federation.ownership import Tombstones, owner_of, released
 from federation.placement import (
     FEDERATION_ANNOTATIONS,
     PREFERENCES_ANNOTATION,
@@ -69,10 +71,8 @@ from apimachinery.errors import APIError, Conflict, NotFound
 log = logging.getLogger("federation.deployments")
 
 GENERATION_ANNOTATION = "federation.kubernetes.io/generation"
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
-CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
-PRIVATE_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", REVISION_ANNOTATION,
-                       "federation.kubernetes.io/deletion-propagation") + FEDERATION_ANNOTATIONS
+PRIVATE_ANNOTATIONS = (LAST_APPLIED_ANNOTATION, REVISION_ANNOTATION,
+                       DELETION_PROPAGATION_ANNOTATION) + FEDERATION_ANNOTATIONS
 Key = tuple[str, str]
 
 

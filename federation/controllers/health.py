@@ -22,6 +22,7 @@ from federation.controllers.members import MemberClients
 from federation.events import record_event
 from apimachinery.meta import now_rfc3339, parse_time
 from federation.cache import Reader, StoreReader
+from federation.names import LEGACY_REGION_LABEL, LEGACY_ZONE_LABEL, REGION_LABEL, ZONE_LABEL
 from federation.registry import Registry
 from federation.resources import CLUSTERS, LEASES
 from federation.settings import Settings
@@ -29,8 +30,8 @@ from apimachinery.errors import APIError, Conflict, NotFound
 
 log = logging.getLogger("federation.health")
 
-ZONE_LABELS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
-REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region")
+ZONE_LABELS = (ZONE_LABEL, LEGACY_ZONE_LABEL)
+REGION_LABELS = (REGION_LABEL, LEGACY_REGION_LABEL)
 TOKEN_WITHHELD = "TokenWithheld"  # issue 19: a member token the federation will not send, and why
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import ssl
 from typing import Any, Callable
 
-from federation.auth import ACCESS_SECRET_PREFIX, secret_value
+from federation.auth import secret_value
+from federation.names import ACCESS_SECRET_PREFIX, SYSTEM_NAMESPACE as SECRET_NAMESPACE
 from apimachinery.client import APIClient
 
 SecretLookup = Callable[[str, str], "dict[str, Any] | None"]  # (namespace, name) -> Secret or None
-SECRET_NAMESPACE = "federation-system"
 
 
 def server_address(cluster: dict[str, Any]) -> str | None:

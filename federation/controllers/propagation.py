@@ -38,6 +38,7 @@ from federation.controllers.membercopies import MemberCopies
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
+from federation.names import FEDERATION_LABEL, LAST_APPLIED_ANNOTATION, OWNER_ANNOTATION
 from federation.ownership import Tombstones, released
 from federation.placement import PlacementError, placed_clusters
 from federation.cache import Reader, StoreReader
@@ -48,12 +49,10 @@ from apimachinery.errors import APIError, Conflict, NotFound
 
 log = logging.getLogger("federation.propagation")
 
-FEDERATION_LABEL = "federation.kubernetes.io/federation-name"
-OWNER_ANNOTATION = "federation.kubernetes.io/owner"
 # What the controller's loop also waits for: a change its member informers saw.
 MEMBER_SERVICES_CHANGED = "members/services"
 # Annotations that belong to the federation object only, never copied to members.
-PRIVATE_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+PRIVATE_ANNOTATIONS = (LAST_APPLIED_ANNOTATION,)
 
 
 def member_copy(fed_service: dict[str, Any], federation: str) -> dict[str, Any]:

@@ -30,6 +30,8 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from federation.names import CLUSTER_HEADER
+
 Emit = Callable[[dict[str, Any]], None]
 Clock = Callable[[], float]
 
@@ -140,7 +142,7 @@ async def http_get(address: str, port: int, *, timeout: float) -> tuple[int, str
                 if line in (b"\r\n", b"\n", b""):
                     break
                 key, _, value = line.decode(errors="replace").partition(":")
-                if key.strip().lower() == "x-ubernetes-cluster":
+                if key.strip().lower() == CLUSTER_HEADER.lower():
                     cluster = value.strip()
         return int(status_line.split()[1]), cluster
     finally:
