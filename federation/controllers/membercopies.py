@@ -8,8 +8,9 @@ the member appears, restarted when its address or token changes (a new client), 
 when it leaves. A member whose informer has not synced yet answers None, which the
 controllers treat as a member that did not answer this pass.
 
-``on_change`` is called when any member's copies change, so a controller can wake up at
-once instead of at its next period.
+``on_change`` is called when any member's copies change, and when a member's view has
+synced (a member with nothing of ours syncs without an event), so a controller wakes up
+at once instead of at its next period.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class MemberCopies:
         self.on_change = on_change
         self.idle_timeout = idle_timeout
         self._informers: dict[str, tuple[APIClient, Informer]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _poke_when_synced(self, informer: Informer) -> None:
+        if await informer.wait_for_sync(60.0) and self.on_change is not None:
+            self.on_change()
 
     def track(self, clusters: list[dict[str, Any]]) -> None:
         """Watch exactly these clusters (those with a client); stop watching the others."""
@@ -63,6 +69,9 @@ class MemberCopies:
                                          on_delete=lambda o: poke())
                 informer.start()
                 self._informers[name] = (client, informer)
+                if self.on_change is not None:  # a member with nothing of ours yet syncs without an event
+                    self._tasks.add(task := asyncio.get_running_loop().create_task(self._poke_when_synced(informer)))
+                    task.add_done_callback(self._tasks.discard)
 
     def items(self, cluster: str) -> dict[Key, dict[str, Any]] | None:
         """The member's objects by (namespace, name), or None until its informer has synced."""
@@ -72,6 +81,8 @@ class MemberCopies:
         return {(o["metadata"].get("namespace") or "", o["metadata"]["name"]): o for o in entry[1].cache.list()}
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         informers = [i for _, i in self._informers.values()]
         self._informers.clear()
         await asyncio.gather(*(i.stop() for i in informers), return_exceptions=True)
