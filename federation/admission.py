@@ -57,12 +57,18 @@ def admit_cluster(user: auth.User | None, current: dict[str, Any] | None, new: d
     return new
 
 
-def check_credential_request(user: auth.User | None, name: str, *, has_credential: bool, cluster_exists: bool) -> None:
-    """Raise 403 unless ``user`` may be issued a credential for cluster ``name``."""
+def check_credential_request(user: auth.User | None, name: str, *, issued_to: str | None, cluster_exists: bool) -> None:
+    """Raise 403 unless ``user`` may be issued a credential for cluster ``name``.
+
+    ``issued_to``: who got the cluster's current credential (None: it has none). A bootstrap
+    token gets a new name's first credential; the same token may ask again until the
+    Cluster is registered (the answer to its first request may have been lost on the way,
+    and the name was its own claim), never after."""
     if _trusted(user):
         return
     assert user is not None
-    if has_credential or cluster_exists:
+    retry = issued_to is not None and issued_to == user.name and not cluster_exists
+    if (issued_to is not None and not retry) or cluster_exists:
         raise _forbidden(user, name, "create",
                          f"cluster {name!r} is already claimed; a bootstrap token gets only a new cluster's first "
                          "credential (an admin may re-issue one, or delete the Cluster to free the name)")

@@ -232,11 +232,13 @@ class API:
         if problem:
             raise st.invalid(CLUSTERS.kind, name, [("metadata.name", f"Invalid value: {name!r}: {problem}")],
                              CLUSTERS.group)
+        user = request.get(USER_KEY)
         token = auth.new_cluster_token(name)
-        secret = auth.credential_secret(name, token)
+        secret = auth.credential_secret(name, token, issued_to=user.name if user is not None else "")
         secret_name = secret["metadata"]["name"]
         current = self.registry.find(SECRETS, auth.SYSTEM_NAMESPACE, secret_name)
-        admission.check_credential_request(request.get(USER_KEY), name, has_credential=current is not None,
+        admission.check_credential_request(user, name,
+                                           issued_to=auth.secret_value(current, "issued-to") if current else None,
                                            cluster_exists=self.registry.find(CLUSTERS, "", name) is not None)
         if current is None:
             self.registry.create(SECRETS, auth.SYSTEM_NAMESPACE, secret)

@@ -175,9 +175,12 @@ def bootstrap_secret(token: str, *, expiration: str | None = None, description: 
     return secret_object(BOOTSTRAP_SECRET_PREFIX + match.group(1), data, type_=BOOTSTRAP_TOKEN_TYPE)
 
 
-def credential_secret(cluster: str, token: str) -> dict[str, Any]:
-    """Where a cluster credential lives on the server: its hash only, never the token."""
-    return secret_object(CREDENTIAL_SECRET_PREFIX + cluster, {"cluster": cluster, "token-sha256": token_hash(token)},
+def credential_secret(cluster: str, token: str, *, issued_to: str = "") -> dict[str, Any]:
+    """Where a cluster credential lives on the server: its hash only, never the token, and
+    the user it was issued to (a bootstrap token's, so the same one may ask again while the
+    cluster has not registered: its first answer may have been lost)."""
+    return secret_object(CREDENTIAL_SECRET_PREFIX + cluster,
+                         {"cluster": cluster, "token-sha256": token_hash(token), "issued-to": issued_to},
                          type_=CREDENTIAL_TYPE)
 
 

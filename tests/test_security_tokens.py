@@ -270,3 +270,20 @@ async def test_a_restarted_member_rejoins_with_the_credential_it_kept(fed):
 
     await fed.wait_for(rejoined, 15, "c2 to reuse its credential")
     assert "refuses us a credential" not in fed.logs("c2")
+
+
+async def test_a_lost_credential_answer_can_be_asked_for_again_until_the_cluster_registers(fed):
+    """The first answer may be lost on the way (the agent timed out): the same bootstrap token
+    may ask again while the Cluster is not registered, which replaces the first credential;
+    once the Cluster exists, never again."""
+    first = await first_credential(fed, "lost-answer")
+    second = await first_credential(fed, "lost-answer")
+    assert first != second
+    async with client(fed, first) as old:
+        await expect_error(401, old.get(f"{CLUSTERS}/lost-answer"))  # the lost one no longer works
+    async with client(fed, second) as own:
+        await own.post(CLUSTERS, cluster_object("lost-answer", "https://127.0.0.1:9"))
+    async with client(fed, fed.credentials.bootstrap) as boot:
+        err = await expect_error(403, boot.post(f"{CLUSTERS}/lost-answer/credential", None))
+        assert "already claimed" in err.message
+    await fed.api.delete(f"{CLUSTERS}/lost-answer")
