@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from apimachinery.watchevents import as_seen
+
 Key = tuple[str, str]  # (namespace, name)
 Source = Callable[[], Iterable[dict[str, Any]]]
 
@@ -118,16 +120,8 @@ class ChangeFeed:
 
     @staticmethod
     def as_seen(event: Event, wanted: Callable[[dict[str, Any]], bool]) -> tuple[str, dict[str, Any]] | None:
-        """The event as a watcher that sees only ``wanted`` objects must get it: a change
-        that makes an object match is ``ADDED``, one that makes it stop matching is
-        ``DELETED`` (as Kubernetes' watch cache sends them); None when it sees nothing."""
-        now = wanted(event.object)
-        if event.type != "MODIFIED" or event.previous is None:
-            return (event.type, event.object) if now else None
-        was = wanted(event.previous)
-        if now:
-            return ("MODIFIED" if was else "ADDED", event.object)
-        return ("DELETED", event.object) if was else None
+        """The event as a selector watch gets it (:func:`apimachinery.watchevents.as_seen`)."""
+        return as_seen(event.type, event.object, event.previous, wanted)
 
     def since(self, rv: int) -> list[Event]:
         """Events after resourceVersion ``rv``, oldest first (raises TooOld if the log lost some)."""

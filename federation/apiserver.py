@@ -20,6 +20,7 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 
 from apimachinery import decoding, serving, watchlimits
 from apimachinery.options import dry_run as parse_dry_run
+from apimachinery.watchevents import as_seen
 from apimachinery.errors import RequestRefused
 from apimachinery import discovery, openapi
 from federation import admission, auth, tables
@@ -694,8 +695,11 @@ class API:
                 if event.rv <= last:
                     continue
                 last = event.rv
-                if wanted(event.resource, event.namespace, event.object):
-                    await resp.write(line(event.type, event.object))
+                if event.resource != res.key or (namespace is not None and event.namespace != namespace):
+                    continue
+                seen = as_seen(event.type, event.object, event.previous, lambda o: self._matches(o, selector, field_filters))
+                if seen is not None:
+                    await resp.write(line(*seen))
                     last_sent = time.monotonic()
             await resp.write_eof()
             return resp

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import uuid
 from typing import Any
 
@@ -226,7 +227,7 @@ class Registry:
             raise st.conflict(res.plural, name, res.group) from None
         except StoreNotFound:
             raise st.not_found(res.plural, name, res.group) from None
-        self._publish(event)
+        self._publish(dataclasses.replace(event, previous=current))
         return stored
 
     def put_if_changed(self, res: Kind, namespace: str, name: str, new: dict[str, Any]) -> dict[str, Any]:

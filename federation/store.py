@@ -67,6 +67,9 @@ class Event:
     namespace: str
     type: str  # ADDED | MODIFIED | DELETED
     object: dict[str, Any]
+    # The object before a MODIFIED change, when the writer had it (the registry does; the
+    # stored history does not): a selector watch hears an object leave its selection.
+    previous: dict[str, Any] | None = None
 
 
 class Store(Protocol):

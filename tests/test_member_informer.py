@@ -1,32 +1,47 @@
-"""An informer on a real member cluster's API (issue 11): the federation's view of its copies.
+"""Informers on real API servers, a member's and the federation's (issue 11).
 
-A label-selected watch on a member follows objects in and out of the selection (a copy
-whose federation label is taken away is a delete, as Kubernetes' watch cache sends it), and
-an idle watch gets bookmarks, so the informer neither keeps a released copy nor takes a
-quiet member for a hung one.
+A label-selected watch follows objects in and out of the selection (a copy whose
+federation label is taken away is a delete, as Kubernetes' watch cache sends it), and an
+idle watch gets bookmarks, so the informer neither keeps a released copy nor takes a
+quiet server for a hung one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 
 from apimachinery.client import APIClient
 from apimachinery.informer import APIListWatch, Informer
-from clusters.testing import ClusterProcess
+from clusters.testing import ClusterProcess, free_port, http, wait_until
 from federation.resources import SERVICES
 
 LABEL = "federation.kubernetes.io/federation-name"
 
 
-@pytest.fixture(scope="module")
-def member():
-    proc = ClusterProcess(name="aws-inf-1", region="us-east-1", zones="us-east-1a", extra=["--pod-ready-delay", "0"])
+@pytest.fixture(scope="module", params=["member", "federation"])
+def member(request):
+    if request.param == "member":
+        proc = ClusterProcess(name="aws-inf-1", region="us-east-1", zones="us-east-1a", extra=["--pod-ready-delay", "0"])
+        try:
+            yield proc.wait_ready()
+        finally:
+            proc.close()
+        return
+    port = free_port()
+    api = subprocess.Popen([sys.executable, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{port}",
+                            "--store", ":memory:", "--no-controllers"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield proc.wait_ready()
+        wait_until(lambda: http("GET", url + "/healthz", timeout=1)[0] == 200, timeout=15, what="the API server")
+        yield SimpleNamespace(url=url)
     finally:
-        proc.close()
+        api.terminate()
+        api.wait(10)
 
 
 async def settle(predicate, timeout=5.0):
