@@ -13,7 +13,7 @@ ARG BASE_IMAGE=python:3.11-slim
 # --- build: a virtual environment with the package and its dependencies ---------------------
 FROM ${BASE_IMAGE} AS build
 # Marks the build stage's image, which the legacy builder leaves behind untagged, so a
-# clean-up can prune exactly these (tests/test_compose_e2e.py does).
+# clean-up can prune exactly these (tests/e2e/test_compose_e2e.py does).
 LABEL io.ubernetes.stage=build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/ubernetes

@@ -1,7 +1,7 @@
 """Pure formatting for the kubectl-style CLI: tables, ages, ports, shards, describe text.
 
 Everything here is a function of objects (plain dicts as the API returns them) and a
-``now`` timestamp, with no I/O, so the table-driven tests in ``tests/test_cli_printers.py``
+``now`` timestamp, with no I/O, so the table-driven tests in ``tests/unit/test_cli_printers.py``
 pin the output down column by column. The shell that talks HTTP lives in
 ``federation.cli_kubectl``.
 

@@ -6,7 +6,7 @@ own question bytes and the stored records: only the ID, the RD and CD bits, the 
 TC and the OPT record are decided per query. Everything unusual (compression in the
 question, a class other than IN, extra records, a malformed OPT, EDNS versions above 0,
 meta types) goes to the slow path, where dnspython parses the message. The two paths
-give byte-identical replies wherever both apply (tests/test_dns_handler.py checks it).
+give byte-identical replies wherever both apply (tests/unit/test_dns_handler.py checks it).
 
 Rules (docs/dns.md, "RFC edge cases"):
 

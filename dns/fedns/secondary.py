@@ -3,7 +3,7 @@
 Scale-out is real DNS servers taking our zones by AXFR/IXFR and answering for them
 (docs/dns.md, "Scale-out"). This module writes the Knot configuration that does it and
 starts ``knotd`` in the foreground with a private directory, so the test
-(tests/test_dns_secondary.py), the benchmark (bench/dns_qps) and an operator use one
+(tests/e2e/test_dns_secondary.py), the benchmark (bench/dns_qps) and an operator use one
 set-up. Knot is a Debian package (``knot``); nothing here installs it.
 """
 

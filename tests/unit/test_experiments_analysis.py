@@ -11,7 +11,7 @@ from federation.experiments.scenario import (
     PROFILES, ScenarioError, fast_form, parse_scenario, profile_form, scale_settings,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CRASH = (ROOT / "experiments" / "cluster-crash.yaml").read_text()
 
 

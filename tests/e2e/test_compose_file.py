@@ -4,7 +4,7 @@ Every service must run a real ``ubernetes`` command that parses with the flags i
 publish ports that do not collide, depend only on services that exist and have a
 healthcheck, and the demo must keep its promised shape (two providers, three regions, a
 region with two zones, LB addresses that are the containers' own). The end-to-end run with a
-real daemon is tests/test_compose_e2e.py (``make test-compose``).
+real daemon is tests/e2e/test_compose_e2e.py (``make test-compose``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import yaml
 
 from federation.cli import main as ubernetes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "experiments").glob("*.yaml"))
 PARALLEL = 3
 pytestmark = pytest.mark.timeout(400)

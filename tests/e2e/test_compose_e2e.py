@@ -40,7 +40,7 @@ import pytest
 
 from federation.cli_kubectl import Server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = ROOT / "docker"
 BASE_IMAGE = os.environ.get("UBERNETES_BASE_IMAGE", "local/python:3.11-bookworm")
 CLUSTERS = {  # service -> (cluster, region, zone)

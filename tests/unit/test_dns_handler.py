@@ -197,7 +197,7 @@ def test_class_other_than_in_is_refused(view):
 )
 def test_broken_or_response_packets_are_dropped(view, wire):
     # Garbage after the message and a wrong answer count used to be here: their header and
-    # question parse, so they now get FORMERR with the question (tests/test_dns_rfc.py).
+    # question parse, so they now get FORMERR with the question (tests/e2e/test_dns_rfc.py).
     h = Handler(view)
     assert h.handle(wire) is None
     assert h.handle(wire, tcp=True) is None

@@ -16,7 +16,7 @@ import pytest
 
 from clusters.testing import ClusterProcess, http
 from tests.conftest import apiserver_process
-from tests.test_decoding import alias_bomb
+from tests.unit.test_decoding import alias_bomb
 
 FED_SVC = "/api/v1/namespaces/default/services"
 WINDOW = 40  # the federation's --watch-window here: a short history is enough to go past it

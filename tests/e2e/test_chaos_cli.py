@@ -35,7 +35,7 @@ def fed(tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "federation", "up", "-f", str(topo), "--api-port", str(api), "--dns-port", str(dns),
          "--cluster-base-port", str(base), "--control-listen", f"127.0.0.1:{control}", "--no-color",
-         "--store", str(tmp / "fed.db"), "--no-auth", "--kubeconfig", ""],  # tokens: tests/test_up_auth.py
+         "--store", str(tmp / "fed.db"), "--no-auth", "--kubeconfig", ""],  # tokens: tests/e2e/test_up_auth.py
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
     env = {"api": f"http://127.0.0.1:{api}", "launcher": f"http://127.0.0.1:{control}", "proc": proc, "log": tmp / "up.log"}
