@@ -29,7 +29,7 @@ from federation.controllers.members import MemberClients
 from federation.registry import Registry, WatchHub
 from federation.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
-from federation.settings import Settings
+from federation.settings import Settings, settings_from, settings_options
 from federation.store import StoreOpenError, open_store
 
 log = logging.getLogger("federation.apiserver")
@@ -127,23 +127,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
 @click.command("federation-apiserver")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to serve the API on.")
 @click.option("--store", "store_path", default="ubernetes.db", show_default=True, help="SQLite file, or :memory:.")
-@click.option("--federation-name", default="myfed", show_default=True)
-@click.option("--dns-domain", default="example.com", show_default=True)
-@click.option("--health-period", type=float, default=1.0, show_default=True, help="Seconds between probes.")
-@click.option("--health-timeout", type=float, default=1.0, show_default=True, help="Probe timeout, seconds.")
-@click.option("--failure-threshold", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--success-threshold", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--dns-ttl", type=click.IntRange(0), default=5, show_default=True, help="TTL of the records, seconds.")
-@click.option("--event-ttl", type=click.FloatRange(1), default=3600.0, show_default=True,
-              help="Seconds an Event is kept (Kubernetes' --event-ttl).")
-@click.option("--offline-records", type=click.Choice(["keep", "remove"]), default="keep", show_default=True,
-              help="What an Offline cluster's DNS records do (docs/failover.md).")
-@click.option("--dataplane-checks/--no-dataplane-checks", default=True, show_default=True,
-              help="Probe every shard's LB address from the federation and every member; remove it on a majority vote.")
-@click.option("--dataplane-period", type=click.FloatRange(0.05), default=0.5, show_default=True, help="Seconds between data-plane probes.")
-@click.option("--dataplane-timeout", type=click.FloatRange(0.05), default=0.5, show_default=True, help="Data-plane probe timeout, seconds.")
-@click.option("--dataplane-failure-threshold", type=click.IntRange(1), default=2, show_default=True,
-              help="Failed probes in a row before a prober votes an address down.")
+@settings_options  # federation/settings.py: each setting's flag, default and help, written once
 @click.option("--controllers/--no-controllers", default=True, show_default=True)
 @click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
               help='Static tokens (token,user,uid,"group1,group2" per line): turns authentication on (docs/security.md).')
@@ -159,13 +143,9 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
               help="Events of its kind one watch may replay; a watch from further back gets 410 Gone (docs/security.md).")
 @click.option("-v", "--verbose", is_flag=True)
 def federation_apiserver(
-    listen: str, store_path: str, federation_name: str, dns_domain: str, health_period: float,
-    health_timeout: float, failure_threshold: int, success_threshold: int, dns_ttl: int,
-    offline_records: str, dataplane_checks: bool, dataplane_period: float, dataplane_timeout: float,
-    dataplane_failure_threshold: int, controllers: bool, verbose: bool, event_ttl: float = 3600.0,
-    token_file: str | None = None,
+    listen: str, store_path: str, controllers: bool, verbose: bool, token_file: str | None = None,
     insecure: bool = False, tls_cert_file: str | None = None, tls_private_key_file: str | None = None,
-    member_ca: str | None = None, auto_approve: str = "", watch_window: int = WATCH_WINDOW,
+    member_ca: str | None = None, auto_approve: str = "", watch_window: int = WATCH_WINDOW, **options: object,
 ) -> None:
     """Run the federation API server and its controllers."""
     from federation.security import load_tokens, refuse_open_listen, server_ssl_context, client_ssl_context
@@ -176,21 +156,7 @@ def federation_apiserver(
     refuse_open_listen(host, tokens_configured=tokens is not None, insecure=insecure, what="the federation API")
     ssl_context = server_ssl_context(tls_cert_file, tls_private_key_file)
     member_ssl = client_ssl_context(member_ca)
-    settings = Settings(
-        federation_name=federation_name,
-        dns_domain=dns_domain,
-        health_period=health_period,
-        health_timeout=health_timeout,
-        failure_threshold=failure_threshold,
-        success_threshold=success_threshold,
-        dns_ttl=dns_ttl,
-        offline_records=offline_records,
-        dataplane_checks=dataplane_checks,
-        dataplane_period=dataplane_period,
-        dataplane_timeout=dataplane_timeout,
-        dataplane_failure_threshold=dataplane_failure_threshold,
-        event_ttl=event_ttl,
-    )
+    settings = settings_from(options)
     try:
         asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
                           tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl, watch_window=watch_window,
