@@ -43,6 +43,7 @@ class Kind:
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
     subresources: tuple[str, ...] = ("status",)
+    field_labels: tuple[str, ...] = ()  # field selectors beyond metadata.name and metadata.namespace
     validate: Callable[[dict[str, Any]], Errors] = field(default=_no_errors)
     default: Callable[[dict[str, Any]], None] = field(default=_no_defaults)
     name_check: Callable[[str], str | None] = check_label_name

@@ -42,7 +42,7 @@ from clusters.workloads import deletion_policy
 from apimachinery import openapi
 from federation import tables
 from federation.apiserver import add_discovery_routes
-from apimachinery.meta import SelectorError, check_dns_label, merge_patch
+from apimachinery.meta import SelectorError, check_dns_label, fields_match, merge_patch, parse_field_selector
 from apimachinery.kinds import Kind
 from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
 from apimachinery.errors import APIError, not_found, refused, status_object
@@ -168,39 +168,14 @@ def _table(request: web.Request, res: Kind, items: list[dict[str, Any]], rv: str
                            printers_by_plural=tables.MEMBER_CLUSTER_PRINTERS)
 
 
-def field_filters(text: str | None) -> list[tuple[str, bool, str]]:
-    """A field selector (``a.b=x,c!=y``) as (dotted path, equal?, value) triples."""
-    filters = []
-    for part in (text or "").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        equal = "!=" not in part
-        key, _, value = part.replace("==", "=").partition("=" if equal else "!=")
-        if not key.strip():
-            raise APIError(400, f"invalid field selector {text!r}: {part!r} names no field")
-        filters.append((key.strip(), equal, value.strip()))
-    return filters
-
-
-def _field_value(obj: dict[str, Any], path: str) -> str:
-    if path == "source":  # events: the reporting component
-        source = obj.get("source")
-        return str(source.get("component") or "") if isinstance(source, dict) else ""
-    cursor: Any = obj
-    for step in path.split("."):
-        cursor = cursor.get(step) if isinstance(cursor, dict) else None
-    return "" if cursor is None else str(cursor)
-
-
-def selected(items: list[dict[str, Any]], request: web.Request) -> list[dict[str, Any]]:
+def selected(items: list[dict[str, Any]], request: web.Request, res: Kind) -> list[dict[str, Any]]:
     """``items`` that match the request's label and field selectors, in name order."""
     try:
         picked = filter_by_selector(items, request.query.get("labelSelector"))
+        filters = parse_field_selector(request.query.get("fieldSelector"), res.field_labels, res.plural)
     except SelectorError as err:
         raise APIError(400, str(err)) from None
-    filters = field_filters(request.query.get("fieldSelector"))
-    picked = [o for o in picked if all((_field_value(o, k) == v) == eq for k, eq, v in filters)]
+    picked = [o for o in picked if fields_match(o, filters)]
     picked.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
     return picked
 
@@ -212,7 +187,7 @@ async def list_response(request: web.Request, res: Kind, items: list[dict[str, A
     feed.sync()  # so the list's resourceVersion and the watch log agree
     if request.query.get("watch") in ("1", "true", "True"):
         return await watch(request, res)
-    picked = selected(items, request)
+    picked = selected(items, request, res)
     rv = state.resource_version
     if tables.wants_table(request.headers.get("Accept")):
         return json_response(_table(request, res, picked, rv))
@@ -243,7 +218,7 @@ async def watch(request: web.Request, res: Kind) -> web.StreamResponse:
     def wanted(obj: dict[str, Any]) -> bool:
         if namespace is not None and obj["metadata"].get("namespace") != namespace:
             return False
-        return bool(selected([obj], request))
+        return bool(selected([obj], request, res))
 
     def line(etype: str, obj: dict[str, Any]) -> bytes:
         if as_table and etype != "ERROR":
@@ -252,14 +227,14 @@ async def watch(request: web.Request, res: Kind) -> web.StreamResponse:
             first[0] = False
         return (json.dumps({"type": etype, "object": obj}, separators=(",", ":")) + "\n").encode()
 
-    selected([], request)  # a malformed selector is a 400 before the stream starts
+    selected([], request, res)  # a malformed selector is a 400 before the stream starts
     if since > int(state.resource_version):  # the same rules as the federation's watch (issue 19)
         await watchlimits.wait_for_revision(since, lambda: int(state.resource_version),
                                             timeout=request.app[WATCH_LIMITS][1])
         feed.sync()
     if since == 0:
         cursor = int(state.resource_version)
-        backlog = [("ADDED", o) for o in selected(feed.current(res.plural), request) if wanted(o)]
+        backlog = [("ADDED", o) for o in selected(feed.current(res.plural), request, res) if wanted(o)]
     else:
         try:
             events = feed.since(since)

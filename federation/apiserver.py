@@ -27,7 +27,9 @@ from federation import admission, auth, tables
 from federation.names import DELETION_PROPAGATION_ANNOTATION, KUBERNETES_NAMESPACES, NAMESPACE_NAME_LABEL, SYSTEM_NAMESPACE
 from apimachinery import errors as st
 from apimachinery.jsonpatch import PatchError, apply_json_patch
-from apimachinery.meta import SelectorError, merge_patch, parse_selector, selector_matches
+from apimachinery.meta import (
+    SelectorError, fields_match, merge_patch, parse_field_selector, parse_selector, selector_matches,
+)
 from federation.registry import Registry
 from apimachinery.kinds import Kind
 from federation.resources import ALL, CLUSTERS, SECRETS
@@ -62,16 +64,6 @@ FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
 # Fields every kind can be selected by; events add their involvedObject and reason (what
 # ``kubectl describe`` asks for), as the real API server does.
-FIELD_LABELS = {"metadata.name", "metadata.namespace"}
-EXTRA_FIELD_LABELS = {
-    "events": {
-        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-        "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-        "reason", "reportingComponent", "source", "type",
-    },
-    "services": {"spec.type", "spec.clusterIP"},
-}
-
 
 def json_response(body: Any, status: int = 200, *, content_type: str = "application/json",
                   warnings: list[str] | None = None) -> web.Response:
@@ -353,42 +345,18 @@ class API:
         return self._list_response(request, res, items, rv)
 
     @staticmethod
-    def _field_selector(text: str | None, res: Kind) -> list[tuple[str, str, str]]:
-        allowed = FIELD_LABELS | EXTRA_FIELD_LABELS.get(res.plural, set())
-        filters = []
-        for part in (text or "").split(","):
-            part = part.strip()
-            if not part:
-                continue
-            op = "!=" if "!=" in part else "="
-            key, _, value = part.replace("==", "=").partition(op)
-            key = key.strip()
-            if key not in allowed:
-                raise st.APIError(
-                    400, f'field label not supported: {key} (supported for {res.plural}: {", ".join(sorted(allowed))})'
-                )
-            filters.append((key, op, value.strip()))
-        return filters
-
-    @staticmethod
-    def _field_value(obj: dict[str, Any], key: str) -> str:
-        if key == "source":
-            source = obj.get("source") or {}
-            return str(source.get("component") or "") if isinstance(source, dict) else ""
-        cursor: Any = obj
-        for step in key.split("."):
-            cursor = cursor.get(step) if isinstance(cursor, dict) else None
-        return "" if cursor is None else str(cursor)
+    def _field_selector(text: str | None, res: Kind) -> list[tuple[str, bool, str]]:
+        try:
+            return parse_field_selector(text, res.field_labels, res.plural)
+        except SelectorError as err:
+            raise st.APIError(400, str(err)) from None
 
     @classmethod
     def _matches(cls, obj: dict[str, Any], selector: list, field_filters: list[tuple[str, str, str]]) -> bool:
         meta = obj.get("metadata") or {}
         if not selector_matches(selector, meta.get("labels")):
             return False
-        for key, op, value in field_filters:
-            if (cls._field_value(obj, key) == value) != (op == "="):
-                return False
-        return True
+        return fields_match(obj, field_filters)
 
     # -------------------------------------------------------------- writes
 

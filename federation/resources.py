@@ -549,6 +549,7 @@ CLUSTERS = Kind(
 )
 SERVICES = Kind(
     "", "v1", "services", "Service", True, short_names=("svc",), singular="service", categories=("all",),
+    field_labels=("spec.type", "spec.clusterIP"),
     validate=validate_service, default=default_service, name_check=check_dns1035,
 )
 LEASES = Kind("coordination.k8s.io", "v1", "leases", "Lease", True, singular="lease", validate=validate_lease)
@@ -556,7 +557,11 @@ DNSRECORDS = Kind(
     "federation", "v1beta1", "dnsrecords", "DNSRecord", False, short_names=("dnsr",), singular="dnsrecord",
     validate=validate_dnsrecord,
 )
-EVENTS = Kind("", "v1", "events", "Event", True, short_names=("ev",), singular="event", validate=validate_event)
+EVENT_FIELD_LABELS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+                      "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+                      "reason", "reportingComponent", "source", "type")
+EVENTS = Kind("", "v1", "events", "Event", True, short_names=("ev",), singular="event", validate=validate_event,
+              field_labels=EVENT_FIELD_LABELS)
 DEPLOYMENTS = Kind(
     "apps", "v1", "deployments", "Deployment", True, short_names=("deploy",), singular="deployment", categories=("all",),
     validate=validate_federated_deployment, default=default_deployment,
@@ -579,6 +584,8 @@ NAMESPACES = Kind("", "v1", "namespaces", "Namespace", False, short_names=("ns",
 MEMBER_SERVICES = replace(SERVICES, verbs=("create", "delete", "get", "list", "patch", "update", "watch"))
 ENDPOINTS = Kind("", "v1", "endpoints", "Endpoints", True, short_names=("ep",), singular="endpoints", **READ_ONLY)
 PODS = Kind("", "v1", "pods", "Pod", True, short_names=("po",), singular="pod", categories=("all",),
+            field_labels=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                          "status.phase", "status.podIP", "status.nominatedNodeName"),
             verbs=("delete", *READ_VERBS), subresources=())
 MEMBER_EVENTS = replace(EVENTS, **READ_ONLY)
 MEMBER_DEPLOYMENTS = replace(DEPLOYMENTS, verbs=("create", "delete", "get", "list", "patch", "update", "watch"))
