@@ -40,7 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from federation_rig import CLUSTERS, DOMAIN, SERVICES, Rig, is_ready, peak_rss_mib, pct  # noqa: E402
+from federation_rig import CLUSTERS, DOMAIN, SERVICES, Rig, is_ready, peak_rss_mib  # noqa: E402
+from figures import pct  # noqa: E402
 
 import dns.message  # noqa: E402
 import dns.rdatatype  # noqa: E402
