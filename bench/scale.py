@@ -66,7 +66,7 @@ from federation_rig import (  # noqa: E402
     raise_open_files_limit)
 from scale_plan import (  # noqa: E402
     MAX_CHANGES, Change, CopyView, PhaseResult, fill_name, global_name, placement, plan_changes, service, summary,
-    table)
+    table, top_frames)
 
 import aiohttp  # noqa: E402
 import dns.message  # noqa: E402
@@ -473,6 +473,8 @@ class Scale:
                                pick=self.rng.randrange)
         self.seq += count
         self.created += sum(c.kind == "create" for c in changes)
+        if args.profile and name.startswith("100"):
+            self.start_profiles(min(args.duration, 120))
         start, cpu_start = time.monotonic(), self.cpu_all()
         deadline = start + args.duration + self.settle
         running = []
@@ -499,6 +501,37 @@ class Scale:
         self.phases.append(result)
         self.progress(f"{name}: done, API CPU {result.cpu_per_change_ms():.1f} ms per change", force=True)
         return result
+
+    def start_profiles(self, seconds: float) -> None:
+        """py-spy on the API server and the responder for ``seconds`` (``--profile``): collapsed stacks."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if not Path(spy).exists():
+            log("scale: --profile: py-spy not found (pip install py-spy into the virtualenv); not profiling")
+            return
+        out = Path(self.args.profile)
+        out.mkdir(parents=True, exist_ok=True)
+        for kind in ("apiserver", "dns"):
+            name = f"py-spy-{kind}"
+            self.rig.may_exit.add(name)
+            self.rig.spawn(name, [spy, "record", "--pid", str(self.rig.procs[kind].pid), "--duration",
+                                  str(max(1, int(seconds))), "--format", "raw", "--nonblocking", "--threads",
+                                  "--output", str(out / f"{kind}.txt")])
+
+    def profile_report(self) -> str:
+        if not self.args.profile:
+            return ""
+        lines = []
+        for kind in ("apiserver", "dns"):
+            path = Path(self.args.profile) / f"{kind}.txt"
+            if not path.exists():
+                continue
+            text = path.read_text()
+            for by in ("inclusive", "own"):
+                total, rows = top_frames(text, 8, by)
+                lines += ["", f"profile of the {kind} during the 100 % phase ({total} samples, py-spy), by "
+                              f"{'time on the stack' if by == 'inclusive' else 'own time'}: % on the stack / % at the top"]
+                lines += [f"  {inclusive:5.1f} % / {own:5.1f} %  {frame}" for frame, inclusive, own in rows]
+        return "\n".join(lines)
 
     # ---- the run
 
@@ -570,6 +603,7 @@ class Scale:
                          not_ready=len(self.left_ready), rss=self.rss, setup=self.setup,
                          load=(load_before[0], os.getloadavg()[0]), error=self.error)
         text = table(result, self.phases, self.rss, join, start_to_ready, renewals, os.cpu_count() or 0)
+        text += self.profile_report()
         return result, text
 
 
@@ -582,6 +616,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-host", type=int, default=10, help="clusters per host process (default 10)")
     parser.add_argument("--rate", type=float, default=10.0, help="service changes per second (default 10)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs)")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="py-spy the API server and the responder during the 100 %% phase; stacks in DIR")
     args = parser.parse_args(argv)
     if not 1 <= args.clusters <= min(2000, MAX_INDEX + 1):
         parser.error("--clusters: 1-2000")

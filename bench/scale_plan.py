@@ -263,3 +263,33 @@ def table(result: dict[str, Any], phases: list[PhaseResult], rss: dict[str, dict
     if r.get("error"):
         lines.append(f"\nstopped early: {r['error']}")
     return "\n".join(lines)
+
+
+def top_frames(collapsed: str, n: int, by: str = "inclusive") -> tuple[int, list[tuple[str, float, float]]]:
+    """(samples, the ``n`` functions most often on the stack: (frame, % on the stack, % at the top)).
+
+    ``collapsed``: py-spy's raw format, one ``frame;frame;...;frame count`` line per stack,
+    outermost first; a function counts once per sample however deep it recurses. Thread
+    frames (``thread (0x...)``) and the event loop's own frames are left out of the ranking."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [f for f in stack.split(";") if f and not f.startswith(("thread ", "process "))]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + samples
+    skip = ("run_forever", "run_until_complete", "_run_once", "_run (asyncio", "<module>", "run (asyncio", "main (",
+            "_run_module", "_run_code", "invoke (click", "__call__ (click", "serve (", "run (federation",
+            "federation_apiserver (", "Thread.run (", "Thread._bootstrap", "_worker (concurrent", "_WorkItem.run (",
+            "new_func (click", "dns (fedns", "Runner.run (", "Handle._run (")
+    weight = inclusive if by == "inclusive" else own
+    ranked = sorted((f for f in weight if not any(s in f for s in skip)), key=lambda f: -weight[f])
+    pct_of = (lambda v: 100.0 * v / total) if total else (lambda v: 0.0)
+    return total, [(f, pct_of(inclusive[f]), pct_of(own.get(f, 0))) for f in ranked[:n]]
