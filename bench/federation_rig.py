@@ -153,19 +153,24 @@ class Rig:
             env={"UBERNETES_TOKEN": self.creds.reader})
 
     def start_hosts(self, clusters: int, per_host: int) -> list[HostProcess]:
-        """``clusters`` member clusters, ``per_host`` to a ``clusters.host`` process."""
+        """``clusters`` member clusters, ``per_host`` to a ``clusters.host`` process, all at once."""
         for first in range(0, clusters, per_host):
-            count = min(per_host, clusters - first)
-            name = f"host{first // per_host}"
-            stats = self.work / f"{name}.json"
-            started = time.monotonic()
-            self.spawn(name, [
-                sys.executable, "-m", "clusters.host", "--count", str(count), "--first-index", str(first),
-                "--prefix", self.prefix, "--federation", self.api_url, "--stats-file", str(stats),
-                "--credential-dir", str(self.work / "credentials"), *self.tls(serve=True),
-            ], env={"UBERNETES_BOOTSTRAP_TOKEN": self.creds.bootstrap})
-            self.hosts.append(HostProcess(name, first, count, started, stats))
+            self.start_host(first, min(per_host, clusters - first))
         return self.hosts
+
+    def start_host(self, first: int, count: int) -> HostProcess:
+        """One ``clusters.host`` process running clusters ``first`` .. ``first + count - 1``."""
+        name = f"host{len(self.hosts)}"
+        stats = self.work / f"{name}.json"
+        started = time.monotonic()
+        self.spawn(name, [
+            sys.executable, "-m", "clusters.host", "--count", str(count), "--first-index", str(first),
+            "--prefix", self.prefix, "--federation", self.api_url, "--stats-file", str(stats),
+            "--credential-dir", str(self.work / "credentials"), *self.tls(serve=True),
+        ], env={"UBERNETES_BOOTSTRAP_TOKEN": self.creds.bootstrap})
+        host = HostProcess(name, first, count, started, stats)
+        self.hosts.append(host)
+        return host
 
     def admin_client(self, timeout: float = 30) -> Any:
         from apimachinery.client import APIClient

@@ -50,6 +50,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -81,6 +82,7 @@ from federation.security import publish_bootstrap_token  # noqa: E402
 FEDERATION_LABEL = "federation.kubernetes.io/federation-name"
 PREFIX = "scale"
 NET_ERRORS = (APIError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
+CLAIMED = re.compile(r"cluster '([a-z0-9-]+)' is already claimed")
 FILL_CONCURRENCY = 16
 DNS_SAMPLE = 200
 TAIL_S = 2.0
@@ -221,6 +223,7 @@ class Scale:
         self.seq = 0  # changes planned so far (labels and ports take it as their value)
         self.created = 0  # services created by changes so far
         self._last_progress = 0.0
+        self._last_stuck_check = 0.0
         n, m = args.clusters, args.services
         self.ready_timeout = 60 + 1.0 * n
         self.fill_timeout = 120 + 0.3 * m
@@ -342,12 +345,52 @@ class Scale:
 
     # ---- setup steps
 
+    async def start_hosts(self) -> None:
+        """The host processes one after the other (each once its clusters have registered), or all at once."""
+        args = self.args
+        ranges = [(first, min(args.per_host, args.clusters - first)) for first in range(0, args.clusters, args.per_host)]
+        for k, (first, count) in enumerate(ranges):
+            self.rig.start_host(first, count)
+            if args.all_at_once:
+                continue
+            names = [cluster_name(PREFIX, i) for i in range(first, first + count)]
+
+            async def registered() -> bool | str:
+                self.check_stuck()
+                done = sum(n in self.added for n in names)
+                self.progress(f"host {k + 1}/{len(ranges)} started, clusters registered {len(self.added)}/"
+                              f"{args.clusters}, Ready {len(self.ready)}/{args.clusters}")
+                return True if done == count else f"{done}/{count} of host {k + 1}'s clusters registered"
+
+            await self.rig.wait(f"host {k + 1}'s clusters to register", registered, 60 + 2 * count, interval=0.25)
+        self.progress(f"started {len(ranges)} host processes for {args.clusters} clusters", force=True)
+
+    def check_stuck(self) -> None:
+        """Fail at once when clusters can never join (a credential issued but its answer lost, see below)."""
+        now = time.monotonic()
+        if now - self._last_stuck_check < 5:
+            return
+        self._last_stuck_check = now
+        stuck = set()
+        for name, path in self.rig.logs.items():
+            if name.startswith("host"):
+                try:
+                    stuck |= set(CLAIMED.findall(path.read_text(errors="replace")))
+                except OSError:
+                    pass
+        stuck -= set(self.ready)
+        if stuck and (stuck | set(self.ready)) >= set(self.names):
+            raise RuntimeError(
+                f"{len(stuck)} clusters can never join: the federation issued their credential but the agent's "
+                f"request timed out (2 s), and the retry is refused as 'already claimed' ({', '.join(sorted(stuck)[:5])}...)")
+
     async def wait_ready(self) -> None:
         n = self.args.clusters
 
         async def all_ready() -> bool | str:
             if len(self.ready) >= n:
                 return True
+            self.check_stuck()
             self.progress(f"clusters Ready {len(self.ready)}/{n}")
             return f"{len(self.ready)}/{n} Ready"
 
@@ -550,8 +593,7 @@ class Scale:
         await publish_bootstrap_token(api, self.rig.creds.bootstrap)
         self.rig.start_dns()
         self.tasks.append(asyncio.create_task(self.watch_clusters(watch_api), name="watch-clusters"))
-        hosts = self.rig.start_hosts(args.clusters, args.per_host)
-        self.progress(f"started {len(hosts)} host processes for {args.clusters} clusters", force=True)
+        await self.start_hosts()
         await self.wait_ready()
         self.setup["clusters Ready"] = time.monotonic() - self.t0
         await self.connect_members(api)
@@ -615,6 +657,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, required=True, help="seconds of changes in each measured phase")
     parser.add_argument("--per-host", type=int, default=10, help="clusters per host process (default 10)")
     parser.add_argument("--rate", type=float, default=10.0, help="service changes per second (default 10)")
+    parser.add_argument("--all-at-once", action="store_true",
+                        help="start every host process at once (default: each once the previous one's clusters "
+                             "registered)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs)")
     parser.add_argument("--profile", metavar="DIR", default=None,
                         help="py-spy the API server and the responder during the 100 %% phase; stacks in DIR")
