@@ -91,6 +91,14 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of this machine has been busy since boot (/proc/stat), for telling
+    the benchmark's own load from everyone else's."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS  # user nice system idle iowait irq softirq steal
+
+
 def is_ready(cluster: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (cluster.get("status") or {}).get("conditions") or [])

@@ -20,8 +20,8 @@ What it measures, in order:
    member copy has its load-balancer address (the bench watches every member's Services,
    selected by the federation label) and the responder answers a sample of 200 names with
    those addresses.
-3. **A measured phase** at that store size: ``B`` seconds idle (the CPU rate of each
-   process without changes), then ``--rate`` changes a second for ``--duration`` seconds,
+3. **A measured phase** at that store size: 3 s quiet, then ``B`` seconds idle (the CPU
+   rate of each process without changes; B = duration / 2 within 2-10 s), then ``--rate`` changes a second for ``--duration`` seconds,
    in the cycle create, label update, create, port update. For each create: **create to
    every member copy** (from just before the POST to the member watch event that completes
    the set of placed copies) and **create to DNS answer** (from just before the POST until
@@ -63,8 +63,8 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from federation_rig import (  # noqa: E402
-    CLUSTERS, DOMAIN, FEDERATION_NAME, SECRETS, SERVICES, Rig, cpu_seconds, is_ready, proc_status_mib,
-    raise_open_files_limit)
+    CLUSTERS, DOMAIN, FEDERATION_NAME, SECRETS, SERVICES, Rig, cpu_seconds, is_ready, machine_busy_seconds,
+    proc_status_mib, raise_open_files_limit)
 from scale_plan import (  # noqa: E402
     MAX_CHANGES, Change, CopyView, PhaseResult, fill_name, global_name, placement, plan_changes, service, summary,
     table, top_frames)
@@ -86,6 +86,7 @@ CLAIMED = re.compile(r"cluster '([a-z0-9-]+)' is already claimed")
 FILL_CONCURRENCY = 16
 DNS_SAMPLE = 200
 TAIL_S = 2.0
+QUIET_S = 3.0
 
 
 def log(message: str) -> None:
@@ -219,6 +220,8 @@ class Scale:
         self.phases: list[PhaseResult] = []
         self.rss: dict[str, dict[str, float]] = {}
         self.error: str | None = None
+        self.sent_at: dict[str, tuple[float, int]] = {}  # --stages: a create's send time and shards
+        self.stage_at: dict[str, dict[str, float]] = {"federation status": {}, "DNSRecord": {}}
         self.present = 0  # fill services created so far
         self.seq = 0  # changes planned so far (labels and ports take it as their value)
         self.created = 0  # services created by changes so far
@@ -231,7 +234,7 @@ class Scale:
         self.settle = max(60.0, args.duration)
         self.idle_s = min(10.0, max(2.0, args.duration / 2))
         self.deadline = self.t0 + self.ready_timeout + 2 * (self.fill_timeout + self.dns_timeout) + \
-            2 * (self.idle_s + args.duration + self.settle + TAIL_S) + 120
+            2 * (QUIET_S + self.idle_s + args.duration + self.settle + TAIL_S) + 120
 
     # ---- helpers
 
@@ -255,6 +258,7 @@ class Scale:
                 out[kind] = out.get(kind, 0.0) + value
         usage = resource.getrusage(resource.RUSAGE_SELF)
         out["bench"] = usage.ru_utime + usage.ru_stime
+        out["machine"] = machine_busy_seconds()
         return out
 
     def read_rss(self) -> dict[str, dict[str, float]]:
@@ -324,6 +328,39 @@ class Scale:
                 pass
             failures += 1
             await asyncio.sleep(min(2.0, 0.05 * 2 ** min(failures, 6)))
+
+    async def watch_federation(self, api: APIClient, path: str, params: dict[str, str],
+                               handle: Callable[[dict[str, Any], float], None]) -> None:
+        """``--stages``: a watch from now on (the store's revision is global: a short list gives it)."""
+        while time.monotonic() < self.deadline:
+            try:
+                rv = ((await api.get(CLUSTERS)).get("metadata") or {}).get("resourceVersion")
+                async for event in api.watch(path, resource_version=rv, idle_timeout=60, params=params):
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        handle(event.get("object") or {}, time.monotonic())
+            except NET_ERRORS:
+                pass
+            await asyncio.sleep(0.5)
+
+    def see_service(self, obj: dict[str, Any], now: float) -> None:
+        name = (obj.get("metadata") or {}).get("name")
+        placed = self.sent_at.get(name)
+        if placed is None or name in self.stage_at["federation status"]:
+            return
+        ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        if len(ingress) >= placed[1]:
+            self.stage_at["federation status"][name] = now
+
+    def see_record(self, obj: dict[str, Any], now: float) -> None:
+        record = str((obj.get("metadata") or {}).get("name") or "")
+        if not record.startswith("a.") or not record.endswith(f".default.{FEDERATION_NAME}.svc.{DOMAIN}"):
+            return
+        name = record[2:].split(".")[0]
+        placed = self.sent_at.get(name)
+        if placed is None or name in self.stage_at["DNSRecord"]:
+            return
+        if len((obj.get("spec") or {}).get("targets") or []) >= placed[1]:
+            self.stage_at["DNSRecord"][name] = now
 
     async def connect_members(self, api: APIClient) -> None:
         """One watch per member, with the URL its Cluster advertises and the token its Secret holds."""
@@ -476,6 +513,8 @@ class Scale:
             return
         result.write_latency.append(time.monotonic() - sent)
         result.issued += 1
+        if change.kind == "create":
+            self.sent_at[change.name] = (sent, len(change.placed))
         dns_wait = asyncio.create_task(self.dns_until(change, sent, deadline)) if change.kind == "create" else None
         try:
             at = await asyncio.wait_for(reached, max(0.0, deadline - time.monotonic()))
@@ -505,6 +544,7 @@ class Scale:
         result = PhaseResult(name, store, count)
         self.progress(f"{name}: {self.idle_s:.0f} s idle, then {count} changes at {args.rate:g}/s "
                       f"on {store} services", force=True)
+        await asyncio.sleep(QUIET_S)  # let the fill's last echoes (status writes, DNS plans) pass
         before, t_before = self.cpu_all(), time.monotonic()
         await asyncio.sleep(self.idle_s)
         after, t_after = self.cpu_all(), time.monotonic()
@@ -541,6 +581,12 @@ class Scale:
         end, cpu_end = time.monotonic(), self.cpu_all()
         result.seconds = end - start
         result.cpu = {k: cpu_end[k] - cpu_start[k] for k in cpu_end}
+        if args.stages:
+            creates = [c.name for c in changes if c.kind == "create" and c.name in self.sent_at]
+            result.stages["every member copy"] = result.create_copies
+            for stage, seen in self.stage_at.items():
+                result.stages[stage] = [seen[n] - self.sent_at[n][0] for n in creates if n in seen]
+            result.stages["DNS answer"] = result.create_dns
         self.phases.append(result)
         self.progress(f"{name}: done, API CPU {result.cpu_per_change_ms():.1f} ms per change", force=True)
         return result
@@ -601,6 +647,13 @@ class Scale:
         changes_api = self.client(self.rig.api_url, self.rig.creds.admin)
         await self.fill(api, small)
         self.setup_done = True
+        if args.stages:
+            stage_api = self.client(self.rig.api_url, self.rig.creds.admin)
+            self.tasks.append(asyncio.create_task(self.watch_federation(stage_api, SERVICES, {}, self.see_service)))
+            record_api = self.client(self.rig.api_url, self.rig.creds.admin)
+            self.tasks.append(asyncio.create_task(self.watch_federation(
+                record_api, "/apis/federation/v1beta1/dnsrecords",
+                {"labelSelector": "federation.kubernetes.io/record-type=A"}, self.see_record)))
         await self.phase(changes_api, "10% store")
         if args.services > small:
             await self.fill(api, args.services)
@@ -660,6 +713,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--all-at-once", action="store_true",
                         help="start every host process at once (default: each once the previous one's clusters "
                              "registered)")
+    parser.add_argument("--stages", action="store_true",
+                        help="also watch the federation's Services and A DNSRecords, to time each step from a "
+                             "create to its DNS answer (adds two watchers to the API server)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (logs)")
     parser.add_argument("--profile", metavar="DIR", default=None,
                         help="py-spy the API server and the responder during the 100 %% phase; stacks in DIR")

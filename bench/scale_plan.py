@@ -151,6 +151,21 @@ class PhaseResult:
     cpu: dict[str, float] = field(default_factory=dict)  # kind -> CPU s over the window
     send_seconds: float = 0.0  # from the first change sent to the last
 
+    stages: dict[str, list[float]] = field(default_factory=dict)  # --stages: create to each step
+
+    def other_cpu_per_s(self) -> float:
+        """CPU s/s the machine spent on anything but the federation under test and the bench."""
+        own = sum(v for k, v in self.cpu.items() if k != "machine")
+        return (self.cpu.get("machine", own) - own) / self.seconds if self.seconds else float("nan")
+
+    def gross_cpu_per_change_ms(self, kind: str = "apiserver") -> float:
+        return 1000 * self.cpu.get(kind, 0.0) / self.issued if self.issued else float("nan")
+
+    def separable(self, kind: str = "apiserver") -> bool:
+        """Whether the changes showed in the CPU rate at all (15 % over idle): if not, the process
+        was as busy without them (saturated, or starved by the machine) and the net cost is not measured."""
+        return self.cpu_per_s(kind) > 1.15 * self.idle_cpu_per_s.get(kind, 0.0)
+
     def cpu_per_s(self, kind: str) -> float:
         return self.cpu.get(kind, float("nan")) / self.seconds if self.seconds else float("nan")
 
@@ -197,6 +212,13 @@ def summary(*, clusters: int, services: int, shards: int, per_host: int, rate: f
         "setup_s": {k: _r(v, 1) for k, v in setup.items()},
         "load_before": _r(load[0], 2), "load_after": _r(load[1], 2),
     }
+    for tag, p in (("small", small), ("large", large)):
+        if p is not None:
+            out[f"cpu_per_change_gross_{tag}_ms"] = _r(p.gross_cpu_per_change_ms())
+            out[f"cpu_separable_{tag}"] = p.separable()
+            out[f"other_cpu_per_s_{tag}"] = _r(p.other_cpu_per_s())
+    if big.stages:
+        out["stages_p50_p99_s"] = {k: [_r(pct(v, 0.5)), _r(pct(v, 0.99))] for k, v in big.stages.items()}
     if small:
         out["copies_p99_small_s"] = _r(pct(small.create_copies, 0.99))
         out["create_to_dns_p99_small_s"] = _r(pct(small.create_dns, 0.99))
@@ -240,10 +262,13 @@ def table(result: dict[str, Any], phases: list[PhaseResult], rss: dict[str, dict
             f"{f' ({p.dns_missing} never)' if p.dns_missing else ''} | p99 < 2 s |",
             f"| {label}: API CPU idle / with changes | {p.idle_cpu_per_s.get('apiserver', float('nan')):.2f} / "
             f"{p.cpu_per_s('apiserver'):.2f} s/s | |",
-            f"| {label}: API CPU per change (net of idle) | {p.cpu_per_change_ms():.1f} ms | |",
-            f"| {label}: CPU s/s responder / member hosts / bench | {p.cpu_per_s('dns'):.2f} / "
-            f"{p.cpu_per_s('member host'):.2f} / {p.cpu_per_s('bench'):.2f} | |",
+            f"| {label}: API CPU per change, net of idle / gross | {p.cpu_per_change_ms():.1f} / "
+            f"{p.gross_cpu_per_change_ms():.1f} ms{'' if p.separable() else ' (not separable: as busy when idle)'} | |",
+            f"| {label}: CPU s/s responder / member hosts / bench / others on the machine | {p.cpu_per_s('dns'):.2f} / "
+            f"{p.cpu_per_s('member host'):.2f} / {p.cpu_per_s('bench'):.2f} / {p.other_cpu_per_s():.2f} | |",
         ]
+        lines += [f"| {label}: create to {stage} p50 / p99 (--stages) | {_ms(v)} | |" for stage, v in p.stages.items()
+                  if stage not in ("every member copy", "DNS answer")]
     if len(phases) == 2:
         a, b = phases[0].cpu_per_change_ms(), phases[1].cpu_per_change_ms()
         ratio = b / a if a else float("nan")
