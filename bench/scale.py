@@ -21,8 +21,9 @@ What it measures, in order:
    selected by the federation label) and the responder answers a sample of 200 names with
    those addresses.
 3. **A measured phase** at that store size: 3 s quiet, then ``B`` seconds idle (the CPU
-   rate of each process without changes; B = duration / 2 within 2-10 s), then ``--rate`` changes a second for ``--duration`` seconds,
-   in the cycle create, label update, create, port update. For each create: **create to
+   rate of each process without changes; B = duration / 2 within 2-10 s), then ``--rate``
+   changes a second for ``--duration`` seconds, in the cycle create, label update, create,
+   port update. For each create: **create to
    every member copy** (from just before the POST to the member watch event that completes
    the set of placed copies) and **create to DNS answer** (from just before the POST until
    the responder, asked over UDP with dnspython messages, answers the name's A query with
