@@ -278,6 +278,7 @@ def table(result: dict[str, Any], phases: list[PhaseResult], rss: dict[str, dict
         f"{max(renewals or [0]) * 1000:,.0f} ms ({len(renewals)}) | p99 < 200 ms |",
         f"| failed lease renewals | {r['failed_renewals']} | 0 |",
         f"| clusters that left Ready after setup | {r['clusters_left_ready']} | 0 |",
+        f"| credentials lost at join (agent timeout), freed by the bench | {r.get('credentials_freed', 0)} | 0 |",
     ]
     for kind in ("apiserver", "dns", "member host"):
         if kind in rss:
