@@ -38,8 +38,10 @@ What it measures, in order:
 5. RSS (VmRSS now, VmHWM peak) of each kind of process; then everything stops.
 
 A change not seen within ``max(60, duration)`` s after the phase's last change is counted
-as never arriving (``copies_missing``, ``dns_missing``). Progress goes to stderr; the report
-to stdout, and its last line is one JSON object (:data:`scale_plan.REQUIRED_KEYS` first).
+as never arriving (``copies_missing``, ``dns_missing``). Every wait has a bound that grows
+with the size; Ctrl-C or SIGTERM stops the measuring, stops every process and still
+reports what was measured (with ``error``). Progress goes to stderr; the report to stdout,
+and its last line is one JSON object (:data:`scale_plan.REQUIRED_KEYS` first).
 
 Usage: bench/scale --clusters N --services M --shards K --duration S [--per-host H] [--rate R] [--keep]
 """
@@ -685,12 +687,29 @@ class Scale:
         return out
 
     async def run(self, load_before: tuple[float, float, float]) -> tuple[dict[str, Any], str]:
+        measuring = asyncio.create_task(self.measure())
+        loop = asyncio.get_running_loop()
+        interrupted: list[int] = []
+
+        def interrupt(sig: int) -> None:  # Ctrl-C or SIGTERM: stop measuring, report what was measured
+            interrupted.append(sig)
+            measuring.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, interrupt, sig)
         try:
-            await self.measure()
+            await measuring
         except (TimeoutError, RuntimeError, APIError) as err:
             self.error = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
             log(f"scale: {err}")
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+            self.error = f"interrupted ({signal.Signals(interrupted[0]).name}) after {time.monotonic() - self.t0:.0f}s"
+            log(f"scale: {self.error}; stopping everything")
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
             self.rss = self.read_rss()
             for task in self.tasks:
                 task.cancel()
@@ -761,9 +780,6 @@ def main() -> int:
     load_before = os.getloadavg()
 
     async def go() -> tuple[dict[str, Any], str]:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await Scale(args, work).run(load_before)
 
     try:
