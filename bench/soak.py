@@ -6,7 +6,8 @@ What runs (every process real, every socket on 127.0.0.0/8):
   a DNS reader and a bootstrap token), store in an SQLite file, data-plane checks off;
 - the DNS responder, reading with the reader token;
 - ``--clusters`` member clusters (50) renewing their leases every second, hosted
-  ``--per-host`` (10) to a process by ``python -m clusters.host``: each cluster has its own
+  ``--per-host`` (10) to a process by ``ubernetes cluster-host`` (``python -m clusters.host``,
+  started by :mod:`federation_rig`, shared with ``bench/scale``): each cluster has its own
   API address, LB pool, control loop and agent, and joins with the bootstrap token;
 - ``--services`` federated LoadBalancer services (1,000), each placed on two clusters;
 - a DNS load generator (its own process) asking the services' global names at ``--qps``
@@ -32,49 +33,21 @@ import random
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "dns")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from federation_rig import CLUSTERS, DOMAIN, SERVICES, Rig, is_ready, peak_rss_mib  # noqa: E402
+from figures import pct  # noqa: E402
 
 import dns.message  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
-from apimachinery.client import APIClient  # noqa: E402
-from federation.certs import create_certs  # noqa: E402
 from federation.names import PLACEMENT_ANNOTATION  # noqa: E402
-from federation.security import make_local_credentials, publish_bootstrap_token  # noqa: E402
-
-SERVICES = "/api/v1/namespaces/default/services"
-CLUSTERS = "/apis/federation/v1beta1/clusters"
-DOMAIN = "example.com"
-
-
-def free_port(udp_too: bool = False) -> int:
-    from federation.localfed import free_port as pick
-
-    return pick("127.0.0.1", udp_too=udp_too)
-
-
-def peak_rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from federation.security import publish_bootstrap_token  # noqa: E402
 
 
 def service(i: int, clusters: list[str]) -> dict:
@@ -172,86 +145,22 @@ def loadgen(port: int, expected_file: str, qps: int, duration: float, out: str) 
 # ---------------------------------------------------------------------------- the soak
 
 
-class Soak:
+class Soak(Rig):
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        super().__init__(work, prefix="soak")
         self.args = args
-        self.work = work
-        self.creds = make_local_credentials(work)
-        # Tokens go only over https (issue 19), so the soak runs with TLS as `up` does.
-        self.pki = create_certs(work / "pki", hosts=["127.0.0.1"])
-        self.api_port = free_port()
-        self.dns_port = free_port(udp_too=True)
-        self.api_url = f"https://127.0.0.1:{self.api_port}"
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.logs: dict[str, Path] = {}
-
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        log = self.work / f"{name}.log"
-        self.logs[name] = log
-        proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, **(env or {})))
-        self.procs[name] = proc
-        return proc
+        self.may_exit.add("loadgen")
 
     def start(self) -> None:
-        py = sys.executable
-        self.spawn("apiserver", [py, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{self.api_port}",
-                                 "--store", str(self.work / "federation.db"), "--token-file", str(self.creds.token_file),
-                                 "--no-dataplane-checks", "--auto-approve-clusters", "*", *self.tls(serve=True)])
-        self.spawn("dns", [py, "-m", "federation", "dns", "--federation", self.api_url, *self.tls(serve=False),
-                           "--listen", f"127.0.0.1:{self.dns_port}", "--domain", DOMAIN, "--log-level", "warning"],
-                   env={"UBERNETES_TOKEN": self.creds.reader})
-        per = self.args.per_host
-        for first in range(0, self.args.clusters, per):
-            count = min(per, self.args.clusters - first)
-            self.spawn(f"host{first // per}", [
-                py, "-m", "clusters.host", "--count", str(count), "--first-index", str(first), "--prefix", "soak",
-                "--federation", self.api_url, "--stats-file", str(self.work / f"host{first // per}.json"),
-                "--credential-dir", str(self.work / "credentials"), *self.tls(serve=True),
-            ], env={"UBERNETES_BOOTSTRAP_TOKEN": self.creds.bootstrap})
-
-    def tls(self, *, serve: bool) -> list[str]:
-        args = ["--certificate-authority", str(self.pki["ca.crt"])]
-        if serve:
-            args += ["--tls-cert-file", str(self.pki["server.crt"]), "--tls-private-key-file", str(self.pki["server.key"])]
-        return args
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None and name != "loadgen":
-                tail = self.logs[name].read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
-
-    async def wait(self, what: str, predicate, timeout: float, interval: float = 0.5):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                last = await predicate()
-                if last is True:
-                    return
-            except Exception as err:  # noqa: BLE001 - keep waiting, say what the last failure was
-                last = err
-            await asyncio.sleep(interval)
-        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last})")
+        self.start_apiserver()
+        self.start_dns()
+        self.start_hosts(self.args.clusters, self.args.per_host)
 
     async def run(self) -> dict:
         args = self.args
         t0 = time.monotonic()
         self.start()
-        api = APIClient(self.api_url, timeout=30, token=self.creds.admin, ca_file=str(self.pki["ca.crt"]))
+        api = self.admin_client()
         try:
             async def api_up():
                 return await api.get("/healthz") == "ok"
@@ -261,8 +170,7 @@ class Soak:
 
             async def clusters_ready():
                 items = (await api.get(CLUSTERS))["items"]
-                ready = [c for c in items if any(x["type"] == "Ready" and x["status"] == "True"
-                                                 for x in (c.get("status") or {}).get("conditions") or [])]
+                ready = [c for c in items if is_ready(c)]
                 return True if len(ready) == args.clusters else f"{len(ready)}/{args.clusters} Ready"
 
             await self.wait(f"{args.clusters} clusters Ready", clusters_ready, 180)
@@ -313,9 +221,7 @@ class Soak:
             expected_file.write_text(json.dumps(expected))
 
             # ---- the soak itself
-            for name, proc in self.procs.items():
-                if name.startswith("host"):
-                    proc.send_signal(signal.SIGUSR1)
+            self.signal_hosts(signal.SIGUSR1)
             self.spawn("loadgen", [sys.executable, __file__, "--loadgen", str(self.dns_port), str(expected_file),
                                    str(args.qps), str(args.duration), str(self.work / "loadgen.json")])
             not_ready_seen: set[str] = set()
@@ -324,8 +230,7 @@ class Soak:
                 self.check_alive()
                 try:
                     for c in (await api.get(CLUSTERS))["items"]:
-                        if not any(x["type"] == "Ready" and x["status"] == "True"
-                                   for x in (c.get("status") or {}).get("conditions") or []):
+                        if not is_ready(c):
                             not_ready_seen.add(c["metadata"]["name"])
                 except Exception as err:  # noqa: BLE001
                     print(f"warning: cluster poll failed: {err}", file=sys.stderr)
@@ -340,19 +245,14 @@ class Soak:
             for name, proc in self.procs.items():
                 if name == "loadgen":
                     continue
-                kind = "member host" if name.startswith("host") else name
+                kind = self.kind_of(name)
                 value = peak_rss_mib(proc.pid)
                 if value is not None:
                     rss.setdefault(kind, []).append(value)
         finally:
             await api.close()
             self.stop()
-        renewals: list[float] = []
-        failed = 0
-        for path in self.work.glob("host*.json"):
-            for stats in json.loads(path.read_text()).values():
-                renewals += stats["renewals"]
-                failed += stats["failed"]
+        renewals, failed = self.host_stats()
         load = json.loads((self.work / "loadgen.json").read_text())
         return {
             "setup": {"clusters_ready_s": t_clusters, "services_created_s": t_created,

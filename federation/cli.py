@@ -18,6 +18,7 @@ COMMANDS = [
     ("federation.apiserver_command", "federation_apiserver"),
     ("federation.launcher", "up"),
     ("clusters.command", "cluster"),
+    ("clusters.host", "main"),  # `ubernetes cluster-host`: many clusters in one process (issue 11)
     ("fedns.command", "dns"),
     ("fedns.publish_command", "dns_publish"),
     ("federation.democlient", "client"),
