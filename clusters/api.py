@@ -436,12 +436,10 @@ async def writable(request: web.Request) -> ClusterState:
     runs, validation, allocation, controllers' bookkeeping, and nothing of it stays
     (apimachinery.options)."""
     state = request.app[STATE]
-    values = request.query.getall("dryRun", [])
+    options = None
     if request.method == "DELETE" and (await request.read()).strip():
         options = await read_json(request, "DeleteOptions")
-        given = options.get("dryRun") if isinstance(options, dict) else None
-        values = [*values, *(given if isinstance(given, list) else [given] if isinstance(given, str) else [])]
-    if not parse_dry_run(values):
+    if not parse_dry_run(request.query.getall("dryRun", []), options):
         return state
     if DRY_RUN not in request:
         request[DRY_RUN] = state.scratch()

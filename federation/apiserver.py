@@ -533,9 +533,7 @@ class API:
             except (TypeError, ValueError):
                 raise st.APIError(400, f"{what}: preconditions.resourceVersion must be an integer") from None
         policy = self._propagation(options, res, name)
-        given = options.get("dryRun")  # kubectl puts it in the DeleteOptions of a DELETE
-        dry = parse_dry_run([*request.query.getall("dryRun", []),
-                             *(given if isinstance(given, list) else [given] if isinstance(given, str) else [])])
+        dry = parse_dry_run(request.query.getall("dryRun", []), options)
         if dry:
             return json_response(self.registry.delete(res, namespace, name, expected_rv=expected, dry_run=True))
         if policy is not None and policy != "Background":

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from clusters.testing import ClusterProcess, free_port, http, wait_until
+from clusters.testing import ClusterProcess, http
+from tests.conftest import apiserver
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (not on PATH)")
@@ -38,17 +38,8 @@ def server(request, tmp_path_factory):
         finally:
             proc.close()
         return
-    port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{port}",
-                            "--store", ":memory:", "--no-controllers"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: http("GET", url + "/healthz", timeout=1)[0] == 200, timeout=15, what="the API server")
+    with apiserver(tmp_path_factory.mktemp("dry-run"), "--no-controllers") as url:
         yield url
-    finally:
-        api.terminate()
-        api.wait(10)
 
 
 def kubectl(server: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:

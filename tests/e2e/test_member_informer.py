@@ -9,22 +9,21 @@ quiet server for a hung one.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 
 from apimachinery.client import APIClient
 from apimachinery.informer import APIListWatch, Informer
-from clusters.testing import ClusterProcess, free_port, http, wait_until
+from clusters.testing import ClusterProcess
+from tests.conftest import apiserver
 from federation.resources import SERVICES
 
 LABEL = "federation.kubernetes.io/federation-name"
 
 
 @pytest.fixture(scope="module", params=["member", "federation"])
-def member(request):
+def member(request, tmp_path_factory):
     if request.param == "member":
         proc = ClusterProcess(name="aws-inf-1", region="us-east-1", zones="us-east-1a", extra=["--pod-ready-delay", "0"])
         try:
@@ -32,16 +31,8 @@ def member(request):
         finally:
             proc.close()
         return
-    port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{port}",
-                            "--store", ":memory:", "--no-controllers"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: http("GET", url + "/healthz", timeout=1)[0] == 200, timeout=15, what="the API server")
+    with apiserver(tmp_path_factory.mktemp("informer"), "--no-controllers") as url:
         yield SimpleNamespace(url=url)
-    finally:
-        api.terminate()
-        api.wait(10)
 
 
 async def settle(predicate, timeout=5.0):

@@ -7,33 +7,25 @@ a member keeps no managedFields, docs/architecture.md.)
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from clusters.testing import ClusterProcess, free_port, http, wait_until
+from clusters.testing import ClusterProcess, http
+from tests.conftest import apiserver
 
 SVC = "/api/v1/namespaces/default/services"
 
 
 @pytest.fixture(scope="module")
-def servers():
-    port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{port}",
-                            "--store", ":memory:", "--no-controllers"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def servers(tmp_path_factory):
     member = ClusterProcess(name="aws-parity-1", region="us-east-1", zones="us-east-1a", extra=["--pod-ready-delay", "0"])
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http("GET", url + "/healthz", timeout=1)[0] == 200, timeout=15, what="the API server")
-        bases = {"federation": url, "member": member.wait_ready().url}
-        for base in bases.values():
-            assert http("POST", base + SVC, {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})[0] == 201
-        yield bases
+        with apiserver(tmp_path_factory.mktemp("parity"), "--no-controllers") as url:
+            bases = {"federation": url, "member": member.wait_ready().url}
+            for base in bases.values():
+                assert http("POST", base + SVC, {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})[0] == 201
+            yield bases
     finally:
         member.close()
-        api.terminate()
-        api.wait(10)
 
 
 def stale_replace(base):

@@ -99,45 +99,40 @@ def test_a_real_api_server_cuts_off_trickled_headers(tmp_path):
     50 connections that trickle a header byte every 0.5 s are closed, and /healthz answers
     meanwhile."""
     import socket
-    import subprocess
-    import sys
 
-    from clusters.testing import free_port, http, wait_until
+    from clusters.testing import http
+    from tests.conftest import apiserver
 
-    port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "federation", "federation-apiserver", "--listen", f"127.0.0.1:{port}",
-                            "--store", ":memory:", "--no-controllers"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     socks = []
-    try:
-        wait_until(lambda: http("GET", f"http://127.0.0.1:{port}/healthz", timeout=1)[0] == 200, timeout=15, what="API")
-        for _ in range(50):
-            s = socket.create_connection(("127.0.0.1", port), timeout=2)
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHo")
-            s.setblocking(False)
-            socks.append(s)
-        started, open_ = time.monotonic(), set(range(len(socks)))
-        while open_ and time.monotonic() - started < 20:
-            for i in list(open_):
-                try:
-                    if socks[i].recv(1) == b"":
+    with apiserver(tmp_path, "--no-controllers") as url:
+        try:
+            port = int(url.rsplit(":", 1)[1])
+            for _ in range(50):
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+                s.setblocking(False)
+                socks.append(s)
+            started, open_ = time.monotonic(), set(range(len(socks)))
+            while open_ and time.monotonic() - started < 20:
+                for i in list(open_):
+                    try:
+                        if socks[i].recv(1) == b"":
+                            open_.discard(i)
+                            continue
+                    except BlockingIOError:
+                        pass
+                    except OSError:
                         open_.discard(i)
                         continue
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    open_.discard(i)
-                    continue
-                try:
-                    socks[i].send(b"x")
-                except OSError:
-                    open_.discard(i)
-            assert http("GET", f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200
-            time.sleep(0.5)
-        took = time.monotonic() - started
-        assert not open_, f"{len(open_)} trickling connections still open after {took:.0f} s"
-        assert 8 <= took <= 15, took
-    finally:
-        for s in socks:
-            s.close()
-        api.terminate()
-        api.wait(10)
+                    try:
+                        socks[i].send(b"x")
+                    except OSError:
+                        open_.discard(i)
+                assert http("GET", f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200
+                time.sleep(0.5)
+            took = time.monotonic() - started
+            assert not open_, f"{len(open_)} trickling connections still open after {took:.0f} s"
+            assert 8 <= took <= 15, took
+        finally:
+            for s in socks:
+                s.close()
