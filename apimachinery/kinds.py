@@ -5,7 +5,7 @@ A :class:`Kind` says where a kind lives (group, version, plural, scope), how peo
 subresources) and the kind's own hooks (defaulting, validation, the name rule). Discovery,
 OpenAPI, routing, the CLI's names and paths, Status messages and the store's keys are all
 derived from it, so the federation, every member cluster and the CLI read one table each
-(``federation/resources.py``, the member's in ``clusters/api.py``) instead of writing their
+(``federation/resources.py``: ALL and MEMBER) instead of writing their
 own, and adding a kind is adding one record.
 """
 

@@ -335,7 +335,7 @@ class ClusterState:
             "metadata": {
                 **self._new_meta(name, namespace),
                 "generation": 1,
-                **{k: v for k, v in meta.items() if k in ("labels", "annotations", "ownerReferences", "finalizers")},
+                **{k: v for k, v in meta.items() if k in ("labels", "annotations", "ownerReferences", "finalizers", "managedFields")},
             },
             "spec": obj["spec"],
             "status": {"loadBalancer": {}},
@@ -400,7 +400,7 @@ class ClusterState:
         self._default_spec(obj["spec"])
         meta = obj["metadata"]
         new_meta = dict(current["metadata"])
-        for k in ("labels", "annotations", "ownerReferences", "finalizers"):
+        for k in ("labels", "annotations", "ownerReferences", "finalizers", "managedFields"):
             if k in meta:
                 new_meta[k] = meta[k]
             else:

@@ -350,7 +350,7 @@ class Workloads:
             "metadata": {
                 **self._meta(name, namespace),
                 "generation": 1,
-                **{k: v for k, v in meta.items() if k in ("labels", "annotations", "ownerReferences", "finalizers")},
+                **{k: v for k, v in meta.items() if k in ("labels", "annotations", "ownerReferences", "finalizers", "managedFields")},
             },
             "spec": obj["spec"],
             "status": {},
@@ -412,7 +412,7 @@ class Workloads:
         if obj["spec"].get("selector") != current["spec"].get("selector"):
             raise invalid("Deployment", name, [("spec.selector", f"Invalid value: {obj['spec'].get('selector')}: field is immutable")], "apps")
         new_meta = dict(current["metadata"])
-        for k in ("labels", "annotations", "ownerReferences", "finalizers"):
+        for k in ("labels", "annotations", "ownerReferences", "finalizers", "managedFields"):
             if k in obj["metadata"]:
                 new_meta[k] = obj["metadata"][k]
             else:

@@ -246,3 +246,20 @@ def to_table(
         "columnDefinitions": column_definitions(printer) if headers else [],
         "rows": [_row(o, printer, now, include_object) for o in objs],
     }
+
+
+class KindTables:
+    """These printers as the generic API server's :class:`apimachinery.server.Tables`: the
+    federation's by default, a member's with :data:`MEMBER_CLUSTER_PRINTERS`."""
+
+    def __init__(self, printers: Mapping[str, Printer] | None = None) -> None:
+        self.printers = printers
+
+    @staticmethod
+    def wants(accept: str | None) -> bool:
+        return wants_table(accept)
+
+    def render(self, res: Any, items: list[dict[str, Any]], *, resource_version: str, headers: bool,
+               include_object: str) -> dict[str, Any]:
+        return to_table(res.plural, items, resource_version=resource_version, headers=headers,
+                        include_object=include_object, printers_by_plural=self.printers)

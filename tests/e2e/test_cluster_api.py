@@ -147,8 +147,13 @@ def test_malformed_requests_get_status(cluster, method, path, raw, ctype, code, 
 
 def test_unsupported_patch_type_and_oversized_body(cluster):
     http("POST", cluster.url + NS + "/services", {"metadata": {"name": "ptype"}, "spec": {"ports": [{"port": 80}]}})
-    status, err, _ = http("PATCH", cluster.url + NS + "/services/ptype", b"[]", content_type="application/json-patch+json")
-    assert status == 415 and err["kind"] == "Status"
+    status, err, _ = http("PATCH", cluster.url + NS + "/services/ptype", b"[]", content_type="text/plain")
+    assert status == 415 and err["kind"] == "Status" and err["reason"] == "UnsupportedMediaType"
+    # JSON patch is served on every kind (one server, issue 11), as at the federation
+    status, patched, _ = http("PATCH", cluster.url + NS + "/services/ptype",
+                              b'[{"op": "add", "path": "/metadata/labels", "value": {"p": "1"}}]',
+                              content_type="application/json-patch+json")
+    assert status == 200 and patched["metadata"]["labels"] == {"p": "1"}, patched
     status, err, _ = http("POST", cluster.url + NS + "/services", b'{"x": "' + b"a" * (2 * 1024 * 1024) + b'"}')
     assert status == 413 and err["kind"] == "Status"
     assert http("GET", cluster.url + "/healthz")[1] == "ok"

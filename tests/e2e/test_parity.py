@@ -1,8 +1,9 @@
 """The same bad request gets the same Status from the federation and from a member (issue 11).
 
 A real federation API server and a real member cluster are sent the same requests; their
-answers must agree on code, reason and message. (Server-side apply conflicts still differ:
-a member keeps no managedFields, docs/architecture.md.)
+answers must agree on code, reason and message. Both are one server by construction
+(apimachinery.server), so this checks the wiring: the same kinds, hooks and storages
+answering alike, server-side apply conflicts included.
 """
 
 from __future__ import annotations
@@ -36,7 +37,18 @@ def stale_replace(base):
                                              "spec": {"ports": [{"port": 81}]}})
 
 
+def apply_conflict(base):
+    def apply(manager, value):
+        return http("PATCH", base + SVC + f"/web?fieldManager={manager}",
+                    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "labels": {"tier": value}}},
+                    content_type="application/apply-patch+yaml")
+
+    assert apply("alice", "front")[0] == 200
+    return apply("bob", "back")
+
+
 REQUESTS = {
+    "apply conflict": apply_conflict,
     "stale resourceVersion": stale_replace,
     "unknown field, Strict": lambda b: http("POST", b + SVC + "?fieldValidation=Strict",
                                             {"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80}], "bogus": 1}}),

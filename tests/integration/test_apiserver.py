@@ -100,7 +100,7 @@ async def test_status_subresource_only_changes_status(api):
         (SVC, json.dumps(service(port=70000)), "application/json", 422, "spec.ports[0].port"),
         (SVC, json.dumps(service(port=0)), "application/json", 422, "spec.ports[0].port"),
         (SVC, json.dumps({**service(), "kind": "Deployment"}), "application/json", 400, "Deployment"),
-        (SVC, json.dumps([1, 2]), "application/json", 400, "must be a Service object"),
+        (SVC, json.dumps([1, 2]), "application/json", 400, "must be a JSON object (a Service object)"),
         (CLUSTERS, json.dumps({"metadata": {"name": "c"}, "spec": {}}), "application/json", 422,
          "spec.serverAddressByClientCIDRs"),
         ("/apis/federation/v1beta1/widgets", "{}", "application/json", 404, "could not find"),
