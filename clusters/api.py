@@ -135,9 +135,11 @@ def change_feed(state: ClusterState) -> ChangeFeed:
     previous = state.on_change
 
     def on_change() -> None:
+        # Every change, watched or not: a watch that resumes from a resourceVersion must hear
+        # each change after it, not one diff of several (the federation's informers watch
+        # every member anyway, so this is what a member does in practice).
         previous()
-        if feed.watchers:
-            feed.sync()
+        feed.sync()
 
     state.on_change = on_change
     return feed

@@ -581,14 +581,14 @@ READ_ONLY = dict(verbs=READ_VERBS, subresources=())
 NODES = Kind("", "v1", "nodes", "Node", False, short_names=("no",), singular="node", **READ_ONLY)
 NAMESPACES = Kind("", "v1", "namespaces", "Namespace", False, short_names=("ns",), singular="namespace",
                   verbs=("create", *READ_VERBS), subresources=())
-MEMBER_SERVICES = replace(SERVICES, verbs=("create", "delete", "get", "list", "patch", "update", "watch"))
+MEMBER_SERVICES = replace(SERVICES, verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"))
 ENDPOINTS = Kind("", "v1", "endpoints", "Endpoints", True, short_names=("ep",), singular="endpoints", **READ_ONLY)
 PODS = Kind("", "v1", "pods", "Pod", True, short_names=("po",), singular="pod", categories=("all",),
             field_labels=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
                           "status.phase", "status.podIP", "status.nominatedNodeName"),
             verbs=("delete", *READ_VERBS), subresources=())
 MEMBER_EVENTS = replace(EVENTS, **READ_ONLY)
-MEMBER_DEPLOYMENTS = replace(DEPLOYMENTS, verbs=("create", "delete", "get", "list", "patch", "update", "watch"))
+MEMBER_DEPLOYMENTS = replace(DEPLOYMENTS, verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"))
 REPLICASETS = Kind("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), singular="replicaset",
                    categories=("all",), verbs=("delete", *READ_VERBS), subresources=())
 MEMBER = [NODES, NAMESPACES, MEMBER_SERVICES, ENDPOINTS, PODS, MEMBER_EVENTS, MEMBER_DEPLOYMENTS, REPLICASETS]
