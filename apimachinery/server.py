@@ -510,6 +510,15 @@ class ResourceAPI:
         def ours(ev_resource: str, ev_namespace: str) -> bool:
             return ev_resource == res.key and (namespace is None or ev_namespace == namespace)
 
+        def replayed(ev: Any) -> tuple[str, Object] | None:
+            """A change from the history: where the history lost the object as it was (the
+            federation's stored log keeps only the new one), a MODIFIED object that does not
+            match is sent as DELETED, since it may have matched before; a client that did
+            not hold it drops nothing."""
+            if ev.type == "MODIFIED" and ev.previous is None and not matches(ev.object):
+                return ("DELETED", ev.object)
+            return as_seen(ev.type, ev.object, ev.previous, matches)
+
         source = self.storage.watch
         if since > source.revision():
             await watchlimits.wait_for_revision(since, source.revision, timeout=self.future_wait)
@@ -542,8 +551,8 @@ class ResourceAPI:
                     if not page:
                         break
                     for ev in page:
-                        if ours(ev.resource, ev.namespace) and matches(ev.object):
-                            await resp.write(line(ev.type, ev.object))
+                        if ours(ev.resource, ev.namespace) and (seen := replayed(ev)) is not None:
+                            await resp.write(line(*seen))
                         last = max(last, ev.rv)
                     del page
             deadline = time.monotonic() + timeout

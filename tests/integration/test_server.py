@@ -173,6 +173,9 @@ async def test_watch_lists_replays_follows_selectors_and_refuses_too_old(api):
     # Replay from a resourceVersion: what happened after it, in order.
     events = await watch_lines(api, SVC + f"?watch=true&resourceVersion={rv}", 1)
     assert [(e["type"], e["object"]["metadata"]["labels"]["tier"]) for e in events] == [("MODIFIED", "back")]
+    # A replay through the selector also hears the object leave it.
+    events = await watch_lines(api, SVC + f"?watch=true&labelSelector=tier%3Dfront&resourceVersion={rv}", 1)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("DELETED", "a")]
     # More events of the kind than the watch window (5) since the resourceVersion: 410.
     for i in range(7):
         await call(api, "PATCH", SVC + "/a", {"metadata": {"labels": {"n": str(i)}}}, "application/merge-patch+json")
