@@ -17,6 +17,8 @@ from typing import Any, Sequence
 from apimachinery.kinds import Kind
 
 STATUS_VERBS = ["get", "patch", "update"]
+# Subresources with a kind of their own: (group, version, kind).
+SUBRESOURCE_KINDS = {"scale": ("autoscaling", "v1", "Scale")}
 
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
@@ -94,14 +96,26 @@ def api_resource_list(
             entry["categories"] = cats
         out.append(entry)
         for sub in list(res.subresources):
-            out.append({"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
-                        "kind": res.kind, "verbs": STATUS_VERBS})
+            entry = {"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
+                     "kind": res.kind, "verbs": STATUS_VERBS}
+            if sub in SUBRESOURCE_KINDS:
+                sub_group, sub_version, entry["kind"] = SUBRESOURCE_KINDS[sub]
+                entry.update(group=sub_group, version=sub_version)
+            out.append(entry)
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
         "groupVersion": f"{group}/{version}" if group else version,
         "resources": out,
     }
+
+
+def subresource_kind(sub: str, kind: dict[str, str]) -> dict[str, str]:
+    """What a subresource answers with: the kind itself (status), or its own (scale: Scale)."""
+    if sub in SUBRESOURCE_KINDS:
+        group, version, name = SUBRESOURCE_KINDS[sub]
+        return {"group": group, "version": version, "kind": name}
+    return kind
 
 
 def aggregated_discovery(
@@ -140,7 +154,8 @@ def aggregated_discovery(
                 entry["categories"] = cats
             subs = list(res.subresources)
             if subs:
-                entry["subresources"] = [{"subresource": s, "responseKind": kind, "verbs": STATUS_VERBS} for s in subs]
+                entry["subresources"] = [{"subresource": s, "responseKind": subresource_kind(s, kind), "verbs": STATUS_VERBS}
+                                         for s in subs]
             entries.append(entry)
         item["versions"].append({"version": version, "resources": entries, "freshness": "Current"})
     return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}

@@ -123,8 +123,8 @@ def status_object(
         "reason": reason or REASONS.get(code, "Unknown"),
         "code": code,
     }
-    if details:
-        body["details"] = details
+    if details or code >= 400:
+        body["details"] = details  # a real server's failures carry details, empty if nothing more
     return body
 
 
@@ -157,7 +157,7 @@ def conflict(plural: str, name: str, group: str = "") -> APIError:
 
 def invalid(kind: str, name: str, errors: list[tuple[str, str]], group: str = "") -> APIError:
     """``errors`` is a list of (field path, problem); all are listed, as field.ErrorList does."""
-    causes = [{"reason": "FieldValueInvalid", "field": f, "message": f"{f}: {m}"} for f, m in errors]
+    causes = [{"reason": "FieldValueInvalid", "field": f, "message": m} for f, m in errors]  # clients print both
     joined = ", ".join(f"{f}: {m}" for f, m in errors)
     return APIError(
         422,

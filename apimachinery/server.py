@@ -19,6 +19,7 @@ member's ``/chaos``) are added to the same aiohttp app beside these.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import json
 import logging
@@ -51,6 +52,7 @@ FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
 WATCH_TIMEOUT = 1800.0  # a watch without timeoutSeconds
 WATCH_TIMEOUT_MAX = 3600.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json",
                "application/json-patch+json", "application/apply-patch+yaml")
 VERSION = {
@@ -152,6 +154,61 @@ def propagation_policy(options: dict[str, Any], res: Kind, name: str) -> str | N
     return None
 
 
+def paginate(request: web.Request, items: list[Object]) -> tuple[list[Object], str, int] | None:
+    """``limit`` and ``continue``: one page of ``items`` (in the storage's order: namespace,
+    name), the token for the next page ("" at the end) and how many remain; None without a
+    limit. A token names the last key served, so a page after a change resumes where the
+    last one ended (the objects are read as they are now, not at the first page's
+    resourceVersion: docs/kubectl.md)."""
+    token = request.query.get("continue") or ""
+    try:
+        limit = int(request.query.get("limit") or 0)
+    except ValueError:
+        raise st.APIError(400, "limit must be an integer") from None
+    if limit <= 0 and not token:
+        return None
+    start = 0
+    if token:
+        try:
+            after = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+            after_key = (str(after["ns"]), str(after["name"]))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise st.APIError(400, f"invalid continue token {token!r}", reason="BadRequest") from None
+        start = next((i for i, o in enumerate(items) if _key(o) > after_key), len(items))
+    end = len(items) if limit <= 0 else start + limit
+    chunk = items[start:end]
+    if end >= len(items) or not chunk:
+        return chunk, "", 0
+    ns, name = _key(chunk[-1])
+    next_token = base64.urlsafe_b64encode(json.dumps({"ns": ns, "name": name}).encode()).decode()
+    return chunk, next_token, len(items) - end
+
+
+def _key(obj: Object) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def scale_of(obj: Object) -> Object:
+    """An object with spec.replicas as ``autoscaling/v1`` Scale (what ``kubectl scale`` reads)."""
+    meta = obj.get("metadata") or {}
+    selector = ((obj.get("spec") or {}).get("selector") or {})
+    labels = selector.get("matchLabels") if isinstance(selector, dict) else None
+    terms = [f"{k}={v}" for k, v in sorted((labels or {}).items())]
+    for expr in (selector.get("matchExpressions") or []) if isinstance(selector, dict) else []:
+        values = ",".join(expr.get("values") or [])
+        op = str(expr.get("operator", "")).lower()
+        key = expr.get("key", "")
+        terms.append({"in": f"{key} in ({values})", "notin": f"{key} notin ({values})",
+                      "exists": key, "doesnotexist": f"!{key}"}.get(op, key))
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+        "spec": {"replicas": int((obj.get("spec") or {}).get("replicas") or 0)},
+        "status": {"replicas": int((obj.get("status") or {}).get("replicas") or 0), "selector": ",".join(terms)},
+    }
+
+
 # --------------------------------------------------------------------------- per-server parts
 
 
@@ -195,7 +252,8 @@ class ResourceAPI:
         """Health, version, discovery, OpenAPI, and every kind's verbs on ``app``."""
         for path in ("/healthz", "/readyz", "/livez"):
             app.router.add_get(path, healthz)
-        app.router.add_get("/version", version)
+        for path in ("/version", "/version/"):
+            app.router.add_get(path, version)
         add_discovery_routes(app, self.kinds)
         for res in self.kinds:
             self._add_kind(app, res)
@@ -231,6 +289,11 @@ class ResourceAPI:
         if "delete" in verbs:
             app.router.add_delete(item, bind(self.delete))
         for sub in res.subresources:
+            if sub == "scale":
+                app.router.add_get(f"{item}/scale", bind(self.get_scale))
+                app.router.add_put(f"{item}/scale", bind(self.write_scale))
+                app.router.add_patch(f"{item}/scale", bind(self.write_scale))
+                continue
             app.router.add_get(f"{item}/{sub}", bind(self.get))
             app.router.add_put(f"{item}/{sub}", bind(self.replace, subresource=sub))
             app.router.add_patch(f"{item}/{sub}", bind(self.patch, subresource=sub))
@@ -286,7 +349,17 @@ class ResourceAPI:
                                   reason="MethodNotAllowed")
             return await self.watch(request, res, namespace, matches)
         items, rv = self.storage.list(res, namespace)
-        return self.list_response(request, res, [o for o in items if matches(o)], rv)
+        items = [o for o in items if matches(o)]
+        page = paginate(request, items)
+        if page is None:
+            return self.list_response(request, res, items, rv)
+        chunk, token, remaining = page
+        resp = self.list_response(request, res, chunk, rv)
+        if token and not self.tables.wants(request.headers.get("Accept")):
+            body = json.loads(resp.body)
+            body["metadata"].update({"continue": token, "remainingItemCount": remaining})
+            resp = json_response(body)
+        return resp
 
     # -------------------------------------------------------------- writes
 
@@ -487,6 +560,44 @@ class ResourceAPI:
         _, rv = self.storage.list(res, namespace)
         return self.list_response(request, res, deleted, rv)
 
+    # -------------------------------------------------------------- scale (autoscaling/v1)
+
+    async def get_scale(self, request: web.Request, res: Kind) -> web.Response:
+        return json_response(scale_of(self.storage.get(res, self._ns(request, res), request.match_info["name"])))
+
+    async def write_scale(self, request: web.Request, res: Kind) -> web.Response:
+        """``PUT``/``PATCH`` of ``.../scale`` (``kubectl scale``): the object's spec.replicas."""
+        namespace, name = self._ns(request, res), request.match_info["name"]
+        what = f'scaling {res.qualified} "{name}"'
+        body = await read_body(request, what)
+        current = self.storage.get(res, namespace, name)
+        scale = scale_of(current)
+        if request.method == "PATCH":
+            if request.content_type == "application/json-patch+json":
+                try:
+                    scale = apply_json_patch(scale, body)
+                except PatchError as err:
+                    raise st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
+            elif isinstance(body, dict):
+                scale = merge_patch(scale, body)
+            else:
+                raise st.APIError(400, f"{what}: a merge patch must be a JSON object")
+        elif isinstance(body, dict) and body.get("kind") in (None, "Scale"):
+            scale = body
+        else:
+            raise st.APIError(400, f"{what}: the request body must be an autoscaling/v1 Scale")
+        replicas = ((scale.get("spec") or {}) if isinstance(scale.get("spec"), dict) else {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise st.invalid("Scale", name, [("spec.replicas", f"Invalid value: {replicas!r}: must be greater than "
+                                                              "or equal to 0")], "autoscaling")
+        new = copy.deepcopy(current)
+        new.setdefault("spec", {})["replicas"] = replicas
+        rv = (scale.get("metadata") or {}).get("resourceVersion") if isinstance(scale.get("metadata"), dict) else None
+        new["metadata"]["resourceVersion"] = rv or current["metadata"]["resourceVersion"]
+        new = self.hooks.admit(request, res, current, self._track(request, res, current, new))
+        stored = self.storage.replace(res, namespace, name, new, subresource="", dry_run=self._dry(request))
+        return json_response(scale_of(stored))
+
     # -------------------------------------------------------------- watch
 
     async def watch(self, request: web.Request, res: Kind, namespace: str | None,
@@ -498,6 +609,11 @@ class ResourceAPI:
         since = watchlimits.parse_resource_version(request.query.get("resourceVersion"))
         as_table = self.tables.wants(request.headers.get("Accept"))
         bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1") and not as_table
+        # client-go's WatchList: the current objects first whatever the resourceVersion, then a
+        # bookmark that says they are all there (k8s.io/initial-events-end).
+        initial_events = request.query.get("sendInitialEvents") in ("true", "1")
+        if initial_events:
+            since = 0
         first = [True]
 
         def line(etype: str, obj: Object) -> bytes:
@@ -540,6 +656,11 @@ class ResourceAPI:
                     if matches(o):
                         await resp.write(line("ADDED", o))
                 del items
+                if initial_events and bookmarks:
+                    await resp.write(watch_line("BOOKMARK", {
+                        "kind": res.kind, "apiVersion": res.api_version,
+                        "metadata": {"resourceVersion": str(last), "annotations": {INITIAL_EVENTS_END: "true"}},
+                    }))
             else:
                 while True:
                     try:
@@ -661,10 +782,11 @@ def add_discovery_routes(
             resp.headers["Cache-Control"] = "public, immutable"
         return resp
 
-    app.router.add_get("/api", api_root)
-    app.router.add_get("/apis", apis_root)
-    app.router.add_get("/api/{version}", core_version)
-    app.router.add_get("/apis/{group}", group)
-    app.router.add_get("/apis/{group}/{version}", group_version)
+    for slash in ("", "/"):  # a real API server serves both (kr8s asks for /api/; issue 18)
+        app.router.add_get("/api" + slash, api_root)
+        app.router.add_get("/apis" + slash, apis_root)
+        app.router.add_get("/api/{version}" + slash, core_version)
+        app.router.add_get("/apis/{group}" + slash, group)
+        app.router.add_get("/apis/{group}/{version}" + slash, group_version)
     app.router.add_get("/openapi/v3", openapi_index)
     app.router.add_get("/openapi/v3/{path:.+}", openapi_document)

@@ -564,7 +564,7 @@ EVENTS = Kind("", "v1", "events", "Event", True, short_names=("ev",), singular="
               field_labels=EVENT_FIELD_LABELS)
 DEPLOYMENTS = Kind(
     "apps", "v1", "deployments", "Deployment", True, short_names=("deploy",), singular="deployment", categories=("all",),
-    validate=validate_federated_deployment, default=default_deployment,
+    validate=validate_federated_deployment, default=default_deployment, subresources=("status", "scale"),
 )
 CONTROLLERREVISIONS = Kind(
     "apps", "v1", "controllerrevisions", "ControllerRevision", True, singular="controllerrevision",

@@ -196,3 +196,53 @@ async def test_kinds_without_a_verb_have_no_route(api):
         assert (resp.status, lines[0]["reason"]) == (405, "MethodNotAllowed")
     else:  # a member's are stored: the watch lists them
         assert {e["object"]["metadata"]["name"] for e in lines} >= {"default", "kube-system"}
+
+
+async def test_scale_subresource(api):
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                  "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                           "template": {"metadata": {"labels": {"app": "web"}},
+                                        "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
+    path = "/apis/apps/v1/namespaces/default/deployments"
+    assert (await call(api, "POST", path, deployment))[0] == 201
+    code, scale = await call(api, "GET", path + "/web/scale")
+    assert code == 200 and (scale["kind"], scale["apiVersion"], scale["spec"]["replicas"]) == ("Scale", "autoscaling/v1", 2)
+    assert scale["status"]["selector"] == "app=web"
+    code, scale = await call(api, "PATCH", path + "/web/scale", {"spec": {"replicas": 5}}, "application/merge-patch+json")
+    assert code == 200 and scale["spec"]["replicas"] == 5
+    assert (await call(api, "GET", path + "/web"))[1]["spec"]["replicas"] == 5
+    code, body = await call(api, "PUT", path + "/web/scale", {**scale, "spec": {"replicas": -1}})
+    assert (code, body["reason"]) == (422, "Invalid")
+    code, body = await call(api, "PUT", path + "/web/scale", {**scale, "spec": {"replicas": 1}})
+    assert code == 200 and body["spec"]["replicas"] == 1
+    code, body = await call(api, "PUT", path + "/web/scale", {**scale, "spec": {"replicas": 3}})  # stale now
+    assert (code, body["reason"]) == (409, "Conflict")
+
+
+async def test_pages_and_trailing_slashes(api):
+    for i in range(5):
+        assert (await call(api, "POST", SVC, service(f"s{i}")))[0] == 201
+    names, token, pages = [], "", 0
+    while True:
+        code, body = await call(api, "GET", SVC + "?limit=2" + (f"&continue={token}" if token else ""))
+        assert code == 200
+        names += [o["metadata"]["name"] for o in body["items"]]
+        pages += 1
+        token = body["metadata"].get("continue", "")
+        if not token:
+            break
+        assert body["metadata"]["remainingItemCount"] == 5 - len(names)
+    assert (names, pages) == ([f"s{i}" for i in range(5)], 3)
+    code, body = await call(api, "GET", SVC + "?limit=2&continue=garbage")
+    assert (code, body["reason"]) == (400, "BadRequest")
+    for path in ("/version/", "/api/", "/apis/", "/api/v1/"):
+        assert (await call(api, "GET", path))[0] == 200, path
+
+
+async def test_watch_list_ends_its_initial_events_with_a_bookmark(api):
+    assert (await call(api, "POST", SVC, service("a")))[0] == 201
+    rv = (await call(api, "GET", SVC))[1]["metadata"]["resourceVersion"]
+    events = await watch_lines(api, SVC + f"?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
+                                          f"&resourceVersionMatch=NotOlderThan&resourceVersion={rv}", 2)
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}

@@ -1,0 +1,103 @@
+"""Real clients against the one API server (issue 18), the federation's and a member's alike.
+
+kubectl and the official Python client, unmodified, each against a real federation API
+server and a real member cluster: ``kubectl scale`` and the Python client's
+``*_scale`` (the autoscaling/v1 ``scale`` subresource), ``kubectl get --chunk-size`` and
+the Python client's ``limit``/``_continue`` (pagination), ``VersionApi().get_code()``
+(discovery with a trailing slash), and ``kubectl debug`` on a missing pod (a 404 ``Status``
+with ``details``, which kubectl reads).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from clusters.testing import ClusterProcess, http
+from tests.conftest import apiserver
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (not on PATH)")
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+             "template": {"metadata": {"labels": {"app": "web"}},
+                          "spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
+}
+SVC = "/api/v1/namespaces/default/services"
+
+
+@pytest.fixture(scope="module", params=["federation", "member"])
+def server(request, tmp_path_factory):
+    if request.param == "member":
+        proc = ClusterProcess(name="aws-clients-1", region="us-east-1", zones="us-east-1a",
+                              extra=["--pod-ready-delay", "0"])
+        try:
+            yield proc.wait_ready().url
+        finally:
+            proc.close()
+        return
+    with apiserver(tmp_path_factory.mktemp("clients"), "--no-controllers") as url:
+        yield url
+
+
+def kubectl(server: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([KUBECTL, "--server", server, "--cache-dir", str(tmp / "cache"), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def python_client(server: str) -> k8s.ApiClient:
+    config = k8s.Configuration()
+    config.host = server
+    return k8s.ApiClient(config)
+
+
+@needs_kubectl
+def test_kubectl_scale_and_the_python_clients_scale(server, tmp_path):
+    assert http("POST", server + "/apis/apps/v1/namespaces/default/deployments", DEPLOYMENT)[0] == 201
+    done = kubectl(server, tmp_path, "scale", "deployment/web", "--replicas=3")
+    assert done.returncode == 0 and "scaled" in done.stdout, done
+    apps = k8s.AppsV1Api(python_client(server))
+    scale = apps.read_namespaced_deployment_scale("web", "default")
+    assert scale.spec.replicas == 3 and scale.status.selector == "app=web"
+    apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
+    assert apps.read_namespaced_deployment("web", "default").spec.replicas == 4
+    done = kubectl(server, tmp_path, "scale", "deployment/web", "--replicas=2", "--current-replicas=3")
+    assert done.returncode != 0 and "expected replicas to be 3, was 4" in done.stderr.lower(), done
+
+
+@needs_kubectl
+def test_pages_through_kubectl_and_the_python_client(server, tmp_path):
+    for i in range(7):
+        assert http("POST", server + SVC, {"metadata": {"name": f"page-{i}"}, "spec": {"ports": [{"port": 80}]}})[0] == 201
+    done = kubectl(server, tmp_path, "get", "services", "--chunk-size=2", "-o", "name")
+    assert done.returncode == 0, done
+    assert [n for n in done.stdout.split() if n.startswith("service/page-")] == [f"service/page-{i}" for i in range(7)]
+    core = k8s.CoreV1Api(python_client(server))
+    names, token = [], None
+    while True:
+        page = core.list_namespaced_service("default", limit=3, _continue=token)
+        names += [s.metadata.name for s in page.items]
+        token = page.metadata._continue
+        if not token:
+            break
+    assert [n for n in names if n.startswith("page-")] == [f"page-{i}" for i in range(7)]
+
+
+def test_version_with_a_trailing_slash(server):
+    # VersionApi asks for /version/; a server that serves only /version makes it fail.
+    info = k8s.VersionApi(python_client(server)).get_code()
+    assert info.git_version.startswith("v1.32")
+
+
+@needs_kubectl
+def test_kubectl_debug_on_a_missing_pod_reads_the_404(server, tmp_path):
+    done = kubectl(server, tmp_path, "debug", "pod/nope", "--image=busybox", "-n", "default")
+    assert done.returncode != 0
+    assert "panic" not in done.stderr, done.stderr
+    assert "not found" in done.stderr or "doesn't have a resource type" in done.stderr, done.stderr
