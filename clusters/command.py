@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import click
 from aiohttp import web
 
+from apimachinery import flags
+from apimachinery.flags import REQUIRED, flag
 from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.transport import InsecureTokenTransport, warn_token_transport
@@ -37,37 +39,6 @@ from federation.names import DEFAULT_SERVER, PODS_ANNOTATION
 from apimachinery.meta import check_dns_label
 
 log = logging.getLogger("ubernetes.cluster")
-
-
-@dataclass
-class Options:
-    name: str
-    region: str
-    zones: list[str]
-    provider: str
-    host: str
-    port: int
-    lb_pool: str
-    federation: str | None
-    federation_name: str
-    nodes_per_zone: int
-    pods_per_service: int
-    pod_ready_delay: float
-    lease_period: float
-    lease_duration: int
-    unjoin_on_exit: bool
-    advertise: str | None
-    pod_cidr: str
-    lb_address: str | None = None
-    workload: WorkloadSettings | None = None
-    # issue 8: tokens and TLS
-    bootstrap_token: str | None = None
-    token_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_private_key_file: str | None = None
-    certificate_authority: str | None = None
-    credential_file: str | None = None  # issue 19: where the agent keeps its credential
-    insecure_allow_http_token: bool = False  # issue 19: apimachinery.transport
 
 
 def default_lb_pool(name: str) -> str:
@@ -135,65 +106,89 @@ def _zones(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
 
 
 def _cidr(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
+    if not value:
+        return value
     try:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
 
 
+@dataclass
+class Options:
+    """One member cluster's settings: each flag's default and help are written here once
+    (``ubernetes cluster`` derives its flags, ``cluster-host`` builds these for many clusters,
+    docs/architecture.md carries the table: apimachinery.flags)."""
+
+    host: str = "127.0.0.1"  # from --listen
+    port: int = 0
+    name: str = flag(REQUIRED, "Cluster name (a DNS-1123 label), e.g. aws-us-east-1a.", callback=_dns_label, required=True)
+    region: str = flag(REQUIRED, "Region of every node, e.g. us-east-1.", callback=_dns_label, required=True)
+    zones: list[str] = flag(REQUIRED, "Comma-separated zones, e.g. us-east-1a,us-east-1b.", callback=_zones, required=True)
+    provider: str = flag("onprem", "Cloud provider name: aws, gcp, azure, onprem, ...")
+    lb_pool: str = flag(None, "CIDR of load-balancer addresses [default: a /24 of 127/8 derived from the name].",
+                        callback=_cidr)
+    lb_address: str | None = flag(None, "One address every LoadBalancer service shares, told apart by port, instead of "
+                                        "--lb-pool; 'auto': this host's own address (a container's, on its compose "
+                                        "network).", callback=_lb_address, metavar="IP|auto")
+    federation: str | None = flag(None, f"Federation API URL to join, e.g. {DEFAULT_SERVER} (omit to run standalone).")
+    federation_name: str = flag("myfed", "Name of the federation this cluster joins.")
+    nodes_per_zone: int = flag(1, "Simulated nodes in each zone.", type=click.IntRange(1, 100))
+    pods_per_service: int = flag(2, f"Pods per service unless its annotation {PODS_ANNOTATION} says otherwise.",
+                                 type=click.IntRange(0, 1000))
+    pod_ready_delay: float = flag(0.5, "Seconds before a new pod is Ready.", type=click.FloatRange(0, 3600))
+    lease_period: float = flag(1.0, "Seconds between lease renewals.", type=click.FloatRange(0.05, 3600))
+    lease_duration: int = flag(5, "Lease duration in seconds.", type=click.IntRange(1, 3600))
+    unjoin_on_exit: bool = flag(False, "Delete the Cluster and its Lease from the federation on a clean shutdown.")
+    advertise: str | None = flag(None, "API URL to put in the Cluster object [default: http://<listen>].")
+    pod_cidr: str = flag("", "CIDR of pod IPs (/16 or larger) [default: 10.<n>.0.0/16 derived from the name].",
+                         callback=_cidr, show_default=False)
+    # issue 8: tokens and TLS
+    bootstrap_token: str | None = flag(None, "Join with this bootstrap token (env UBERNETES_BOOTSTRAP_TOKEN); turns on "
+                                             "tokens for this cluster's API too.",
+                                       envvar="UBERNETES_BOOTSTRAP_TOKEN", metavar="TOKEN")
+    token_file: str | None = flag(None, 'Tokens (token,user,uid,"groups" per line) that may use this cluster\'s API '
+                                        "and /chaos.", type=click.Path(exists=True, dir_okay=False))
+    tls_cert_file: str | None = flag(None, "Serve the API over HTTPS with this certificate.",
+                                     type=click.Path(exists=True, dir_okay=False))
+    tls_private_key_file: str | None = flag(None, "Private key of --tls-cert-file.",
+                                            type=click.Path(exists=True, dir_okay=False))
+    certificate_authority: str | None = flag(None, "CA to verify an HTTPS federation API with.",
+                                             type=click.Path(exists=True, dir_okay=False))
+    credential_file: str | None = flag(None, "Keep the credential the bootstrap token got in this file (0600), so a "
+                                             "restart can rejoin: a bootstrap token gets only a cluster's first "
+                                             "credential.", type=click.Path(dir_okay=False))  # issue 19
+    insecure_allow_http_token: bool = flag(False, "Send the bootstrap token and credential to an http:// federation "
+                                                  "on another host (refused otherwise).")  # issue 19
+    workload: WorkloadSettings | None = None  # from --workload
+
+
 @click.command("cluster")
-@click.option("--name", required=True, callback=_dns_label, help="Cluster name (a DNS-1123 label), e.g. aws-us-east-1a.")
-@click.option("--region", required=True, callback=_dns_label, help="Region of every node, e.g. us-east-1.")
-@click.option("--zones", required=True, callback=_zones, help="Comma-separated zones, e.g. us-east-1a,us-east-1b.")
-@click.option("--provider", default="onprem", show_default=True, help="Cloud provider name: aws, gcp, azure, onprem, ...")
 @click.option("--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT of this cluster's API (port 0: any free port).")
-@click.option("--lb-pool", callback=_cidr, default=None, help="CIDR of load-balancer addresses [default: a /24 of 127/8 derived from the name].")
-@click.option("--lb-address", callback=_lb_address, default=None, metavar="IP|auto", help="One address every LoadBalancer service shares, told apart by port, instead of --lb-pool; 'auto': this host's own address (a container's, on its compose network).")
-@click.option("--federation", default=None, help=f"Federation API URL to join, e.g. {DEFAULT_SERVER} (omit to run standalone).")
-@click.option("--federation-name", default="myfed", show_default=True, help="Name of the federation this cluster joins.")
-@click.option("--nodes-per-zone", type=click.IntRange(1, 100), default=1, show_default=True)
-@click.option("--pods-per-service", type=click.IntRange(0, 1000), default=2, show_default=True, help=f"Pods per service unless its annotation {PODS_ANNOTATION} says otherwise.")
-@click.option("--pod-ready-delay", type=click.FloatRange(0, 3600), default=0.5, show_default=True, help="Seconds before a new pod is Ready.")
-@click.option("--lease-period", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True, help="Seconds between lease renewals.")
-@click.option("--lease-duration", type=click.IntRange(1, 3600), default=5, show_default=True, help="Lease duration in seconds.")
-@click.option("--unjoin-on-exit", is_flag=True, help="Delete the Cluster and its Lease from the federation on a clean shutdown.")
-@click.option("--advertise", default=None, help="API URL to put in the Cluster object [default: http://<listen>].")
-@click.option("--pod-cidr", callback=_cidr, default=None, help="CIDR of pod IPs (/16 or larger) [default: 10.<n>.0.0/16 derived from the name].")
+@flags.click_options(Options)
 @click.option("--workload", "workload", multiple=True, metavar="KEY=SECONDS", help="A workload timing (issue 7, docs/workloads.md), e.g. backoff=0.5; repeatable.")
-@click.option("--bootstrap-token", envvar="UBERNETES_BOOTSTRAP_TOKEN", default=None, metavar="TOKEN",
-              help="Join with this bootstrap token (env UBERNETES_BOOTSTRAP_TOKEN); turns on tokens for this cluster's API too.")
-@click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help='Tokens (token,user,uid,"groups" per line) that may use this cluster\'s API and /chaos.')
-@click.option("--tls-cert-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Serve the API over HTTPS with this certificate.")
-@click.option("--tls-private-key-file", default=None, type=click.Path(exists=True, dir_okay=False), help="Private key of --tls-cert-file.")
-@click.option("--certificate-authority", default=None, type=click.Path(exists=True, dir_okay=False), help="CA to verify an HTTPS federation API with.")
-@click.option("--credential-file", default=None, type=click.Path(dir_okay=False),
-              help="Keep the credential the bootstrap token got in this file (0600), so a restart can rejoin: "
-                   "a bootstrap token gets only a cluster's first credential.")
-@click.option("--insecure-allow-http-token", is_flag=True,
-              help="Send the bootstrap token and credential to an http:// federation on another host (refused otherwise).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
-def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | None, pod_cidr: str | None, **kw: object) -> None:
+def cluster(listen: str, log_level: str, workload: tuple[str, ...], **kw: object) -> None:
     """Run one simulated member cluster: its API, nodes, pods, LB data plane, and join agent."""
+    values = flags.take(Options, kw)
     host, port = parse_listen(listen)
     try:
-        kw["workload"] = WorkloadSettings.parse(kw.get("workload") or ())  # type: ignore[arg-type]
+        parsed = WorkloadSettings.parse(workload or ())
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--workload") from None
-    name = str(kw["name"])
+    name = str(values["name"])
+    lb_pool, lb_address = values.pop("lb_pool"), values.pop("lb_address")
     if lb_address and lb_pool:
         raise click.UsageError("give --lb-pool or --lb-address, not both")
     if lb_address == "auto":
-        lb_address = own_address(kw.get("federation"))  # type: ignore[arg-type]
+        lb_address = own_address(values.get("federation"))  # type: ignore[arg-type]
     opts = Options(
         host=host,
         port=port,
         lb_pool=lb_pool or (str(SharedAddress(lb_address).network) if lb_address else default_lb_pool(name)),
-        pod_cidr=pod_cidr or "",
         lb_address=lb_address,
-        **kw,  # type: ignore[arg-type]
+        workload=parsed,
+        **{**values, "pod_cidr": values.get("pod_cidr") or ""},  # type: ignore[arg-type]
     )
     setup_logging(f"cluster/{name}", log_level)
     if opts.federation:

@@ -62,11 +62,10 @@ def cluster_options(*, index: int, prefix: str, regions: int, zones_per_region: 
     region = f"r{index % regions}"
     zone = f"{region}-z{(index // regions) % zones_per_region}"
     name = cluster_name(prefix, index)
-    return Options(
-        name=name, region=region, zones=[zone], provider="sim", host="127.0.0.1", port=0,
-        lb_pool=f"127.{100 + index // 64}.{(index % 64) * 4}.0/22", federation=federation, federation_name="myfed",
-        nodes_per_zone=1, pods_per_service=pods_per_service, pod_ready_delay=0.0, lease_period=lease_period,
-        lease_duration=5, unjoin_on_exit=False, advertise=None, pod_cidr=pod_cidr(index),
+    return Options(  # the rest are Options' own defaults, as `ubernetes cluster` has them
+        name=name, region=region, zones=[zone], provider="sim",
+        lb_pool=f"127.{100 + index // 64}.{(index % 64) * 4}.0/22", federation=federation,
+        pods_per_service=pods_per_service, pod_ready_delay=0.0, lease_period=lease_period, pod_cidr=pod_cidr(index),
         bootstrap_token=bootstrap_token,
         credential_file=str(credential_dir / f"{name}.token") if credential_dir else None,
         **(tls or {}),
@@ -119,7 +118,7 @@ async def run(options: list[Options], stats_file: Path | None) -> None:
 @click.option("--regions", type=click.IntRange(1), default=5, show_default=True, help="Spread the clusters over this many regions.")
 @click.option("--zones-per-region", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--federation", required=True, help="Federation API URL every cluster joins, e.g. https://127.0.0.1:8443.")
-@click.option("--lease-period", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True,
+@click.option("--lease-period", type=click.FloatRange(0.05, 3600), default=Options.lease_period, show_default=True,
               help="Seconds between each cluster's lease renewals.")
 @click.option("--pods-per-service", type=click.IntRange(0, 1000), default=1, show_default=True)
 @click.option("--bootstrap-token", envvar="UBERNETES_BOOTSTRAP_TOKEN", default=None, metavar="TOKEN",

@@ -15,18 +15,14 @@ member cut off from the control plane only (split brain) keeps its records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import click
 
+from apimachinery import flags
+from apimachinery.flags import flag
 from federation.names import LEASE_NAMESPACE
-
-
-def flag(default: Any, help: str, *, type: Any = None) -> Any:  # noqa: A002 - click's own word
-    """A setting that is also a ``federation-apiserver`` flag: its default, help and click type
-    are written here once; the flag and its ``--help`` line are derived (:func:`settings_options`)."""
-    return field(default=default, metadata={"help": help, "type": type})
 
 
 @dataclass(frozen=True)
@@ -67,29 +63,20 @@ class Settings:
 
 def flagged() -> list[Any]:
     """The settings that are flags, in declaration order."""
-    return [f for f in fields(Settings) if "help" in f.metadata]
+    return flags.flagged(Settings)
 
 
 def settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add one click option per flagged setting (``--dns-ttl`` for ``dns_ttl``; booleans get
     ``--x/--no-x``), with the setting's default, help and type."""
-    for f in reversed(flagged()):
-        name = "--" + f.name.replace("_", "-")
-        decls = [f"{name}/--no-{name[2:]}"] if isinstance(f.default, bool) else [name]
-        command = click.option(*decls, f.name, default=f.default, show_default=True, help=f.metadata["help"],
-                               **({"type": f.metadata["type"]} if f.metadata["type"] is not None else {}))(command)
-    return command
+    return flags.click_options(Settings)(command)
 
 
 def settings_from(options: dict[str, Any]) -> Settings:
     """Take the flagged settings out of a command's ``options`` and build :class:`Settings`."""
-    return Settings(**{f.name: options.pop(f.name) for f in flagged()})
+    return Settings(**flags.take(Settings, options))
 
 
 def markdown_table() -> str:
     """The flagged settings as the table docs/architecture.md carries (a test keeps them equal)."""
-    rows = ["| flag | default | what |", "|---|---|---|"]
-    for f in flagged():
-        default = ("on" if f.default else "off") if isinstance(f.default, bool) else f"`{f.default}`"
-        rows.append(f"| `--{f.name.replace('_', '-')}` | {default} | {f.metadata['help']} |")
-    return "\n".join(rows) + "\n"
+    return flags.markdown_table(Settings)
