@@ -9,6 +9,7 @@ build a 2**30-node object.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from apimachinery import decoding
@@ -126,8 +127,12 @@ def apply_json_patch(doc: Any, operations: Any) -> Any:
             value = _remove(doc, source) if kind == "move" else copy.deepcopy(value)
             doc = _add(doc, path, value)
         elif kind == "test":
-            if _get(doc, path) != op["value"]:
-                raise PatchError(f"test failed at {path!r}")
+            found = _get(doc, path)
+            if found != op["value"]:
+                shown = json.dumps(found)
+                shown = shown if len(shown) <= 200 else shown[:200] + "..."
+                raise PatchError(f"operation {i} (test) failed: {path!r} is {shown}, "
+                                 f"not {json.dumps(op['value'])[:200]}")
         else:
             raise PatchError(f"operation {i}: unknown op {kind!r}")
     decoding.check_object(doc, what="the patched object")

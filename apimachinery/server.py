@@ -137,6 +137,12 @@ def object_body(body: Any, res: Kind, what: str) -> Object:
     return body
 
 
+def patch_failed(what: str, err: Exception, res: Kind, name: str) -> st.APIError:
+    """A JSON patch that cannot apply: 422, with the reason as a cause (kubectl prints causes)."""
+    return st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name, group=res.group,
+                       causes=[{"reason": "FieldValueInvalid", "field": "patch", "message": str(err)}])
+
+
 def propagation_policy(options: dict[str, Any], res: Kind, name: str) -> str | None:
     """DeleteOptions' propagationPolicy or orphanDependents (not both), checked."""
     policy = options.get("propagationPolicy")
@@ -445,7 +451,7 @@ class ResourceAPI:
             try:
                 new = apply_json_patch(current, patch)
             except PatchError as err:
-                raise st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
+                raise patch_failed(what, err, res, name) from None
         else:
             if not isinstance(patch, dict):
                 raise st.APIError(400, f"{what}: a merge patch must be a JSON object")
@@ -577,7 +583,7 @@ class ResourceAPI:
                 try:
                     scale = apply_json_patch(scale, body)
                 except PatchError as err:
-                    raise st.APIError(422, f"{what}: {err}", reason="Invalid", kind=res.plural, name=name) from None
+                    raise patch_failed(what, err, res, name) from None
             elif isinstance(body, dict):
                 scale = merge_patch(scale, body)
             else:

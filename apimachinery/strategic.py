@@ -175,8 +175,13 @@ def field_paths(obj: Any, node: SchemaNode | None, prefix: Path = ()) -> set[Pat
             step = prefix + (("f", key),)
             child = _child(node, key)
             if isinstance(value, (dict, list)) and value:
-                out.add(step)
-                out |= field_paths(value, child, step)
+                below = field_paths(value, child, step)
+                # A map whose every field is one nobody owns (metadata with only a name and a
+                # namespace) gives its applier nothing, not the map itself: otherwise a second
+                # manager's bare manifest conflicts with whoever owns the map (issue 18).
+                if below or not isinstance(value, dict):
+                    out.add(step)
+                    out |= below
             else:
                 out.add(step)
     elif isinstance(obj, list):

@@ -101,3 +101,27 @@ def test_kubectl_debug_on_a_missing_pod_reads_the_404(server, tmp_path):
     assert done.returncode != 0
     assert "panic" not in done.stderr, done.stderr
     assert "not found" in done.stderr or "doesn't have a resource type" in done.stderr, done.stderr
+
+
+@needs_kubectl
+def test_a_second_managers_bare_manifest_applies_without_a_conflict(server, tmp_path):
+    full = tmp_path / "full.yaml"
+    full.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: ssa, namespace: default, labels: {a: '1'}}\n"
+                    "spec:\n  ports: [{port: 80}]\n")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: ssa, namespace: default}\n")
+    assert kubectl(server, tmp_path, "apply", "--server-side", "-f", str(full)).returncode == 0
+    done = kubectl(server, tmp_path, "apply", "--server-side", "--field-manager=other", "-f", str(bare))
+    assert done.returncode == 0 and "serverside-applied" in done.stdout, done
+    # A real conflict still is one: another manager changing kubectl's label.
+    bare.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: ssa, namespace: default, labels: {a: '2'}}\n")
+    done = kubectl(server, tmp_path, "apply", "--server-side", "--field-manager=other", "-f", str(bare))
+    assert done.returncode != 0 and "conflict" in done.stderr.lower(), done
+
+
+@needs_kubectl
+def test_a_failed_json_patch_test_says_why(server, tmp_path):
+    assert http("POST", server + SVC, {"metadata": {"name": "jp"}, "spec": {"ports": [{"port": 80}]}})[0] == 201
+    done = kubectl(server, tmp_path, "patch", "service", "jp", "--type=json",
+                   "-p", '[{"op": "test", "path": "/spec/ports/0/port", "value": 81}]')
+    assert done.returncode != 0 and "'/spec/ports/0/port' is 80, not 81" in done.stderr, done
