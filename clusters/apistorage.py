@@ -172,15 +172,37 @@ class MemberStorage:
 
     def replace(self, kind: Kind, namespace: str, name: str, body: Object, *, subresource: str,
                 dry_run: bool) -> Object:
-        if subresource:
-            raise st.APIError(405, f"the {subresource} of {kind.qualified} is written by the member's own "
-                                   "controllers", reason="MethodNotAllowed")
         state = self._writable(dry_run)
+        if subresource == "status" and kind.plural in (SERVICES.plural, DEPLOYMENTS.plural):
+            return self._replace_status(state, kind, namespace, name, body)
+        if subresource:
+            raise st.APIError(405, f"the {subresource} of {kind.qualified} cannot be written on a member cluster",
+                              reason="MethodNotAllowed")
         if kind.plural == SERVICES.plural:
             return state.replace_service(namespace, name, body)
         if kind.plural == DEPLOYMENTS.plural:
             return state.workloads.replace_deployment(namespace, name, body)
         raise st.APIError(405, f"{kind.qualified} cannot be updated on a member cluster", reason="MethodNotAllowed")
+
+    def _replace_status(self, state: ClusterState, kind: Kind, namespace: str, name: str, body: Object) -> Object:
+        """``PUT``/``PATCH`` of ``.../status``: only status changes (the member's own controllers
+        may write it again, as a real cluster's would)."""
+        table = self._table(state, kind)
+        current = table.get((namespace, name))
+        if current is None:
+            raise st.not_found(kind.plural, name, kind.group)
+        rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body.get("metadata"), dict) else None
+        if rv not in (None, "") and str(rv) != str(current["metadata"].get("resourceVersion")):
+            raise st.conflict(kind.plural, name, kind.group)
+        status = body.get("status")
+        if not isinstance(status, dict):
+            raise st.invalid(kind.kind, name, [("status", "Invalid value: must be an object")], kind.group)
+        if status == current.get("status"):
+            return current
+        updated = {**current, "metadata": {**current["metadata"], "resourceVersion": state.next_rv()}, "status": status}
+        table[(namespace, name)] = updated
+        state.on_change()
+        return updated
 
     def delete(self, kind: Kind, namespace: str, name: str, *, expected_rv: int | None, policy: str,
                dry_run: bool) -> Object:

@@ -98,10 +98,7 @@ def build(federation_name: str, federation_url: str, clusters: list[dict[str, An
 def merge(existing: dict[str, Any] | None, new: dict[str, Any], *, set_current: bool) -> dict[str, Any]:
     """``new``'s entries replace same-named ones in ``existing``; the rest of ``existing`` stays."""
     if not isinstance(existing, dict) or not existing:
-        merged = dict(new)
-        if not set_current:
-            merged.pop("current-context", None)
-        return merged
+        return dict(new)  # a new file: its only context is the current one (nothing to keep)
     merged = dict(existing)
     for section in ("clusters", "users", "contexts"):
         names = {e["name"] for e in new[section]}

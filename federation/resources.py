@@ -81,6 +81,8 @@ def check_dns1035(name: str) -> str | None:
 
 
 def default_service(obj: dict[str, Any]) -> None:
+    if not isinstance(obj.get("status"), dict):
+        obj["status"] = {"loadBalancer": {}}  # what a real API server answers a create with
     spec = obj.setdefault("spec", {})
     if not isinstance(spec, dict):
         return

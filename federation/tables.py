@@ -109,7 +109,14 @@ def _namespace_row(ns: dict[str, Any], now: datetime) -> list[Any]:
     return [(ns.get("metadata") or {}).get("name", ""), (ns.get("status") or {}).get("phase") or "Active", printers.age(ns, now)]
 
 
+def _secret_row(secret: dict[str, Any], now: datetime) -> list[Any]:
+    data = secret.get("data") if isinstance(secret.get("data"), dict) else {}
+    return [(secret.get("metadata") or {}).get("name", ""), secret.get("type") or "Opaque", len(data),
+            printers.age(secret, now)]
+
+
 MEMBER_PRINTERS: dict[str, Printer] = {
+    "secrets": Printer([("NAME", 0), ("TYPE", 0), ("DATA", 0), ("AGE", 0)], _secret_row),
     "pods": Printer(
         [("NAME", 0), ("READY", 0), ("STATUS", 0), ("RESTARTS", 0), ("AGE", 0), ("IP", 1), ("NODE", 1),
          ("NOMINATED NODE", 1), ("READINESS GATES", 1)],

@@ -125,3 +125,12 @@ def test_a_failed_json_patch_test_says_why(server, tmp_path):
     done = kubectl(server, tmp_path, "patch", "service", "jp", "--type=json",
                    "-p", '[{"op": "test", "path": "/spec/ports/0/port", "value": 81}]')
     assert done.returncode != 0 and "'/spec/ports/0/port' is 80, not 81" in done.stderr, done
+
+
+@needs_kubectl
+def test_kubectl_patches_the_status_subresource(server, tmp_path):
+    assert http("POST", server + SVC, {"metadata": {"name": "st"}, "spec": {"ports": [{"port": 80}]}})[0] == 201
+    done = kubectl(server, tmp_path, "patch", "service", "st", "--subresource=status", "--type=merge",
+                   "-p", '{"status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}}}')
+    assert done.returncode == 0, done
+    assert http("GET", server + SVC + "/st")[1]["status"]["loadBalancer"]["ingress"] == [{"hostname": "lb.example"}]

@@ -69,6 +69,7 @@ def test_up_with_tokens_the_cli_uses_the_kubeconfig(tmp_path):
         config = yaml.safe_load(kubeconfig.read_text())
         users = {u["name"]: u["user"] for u in config["users"]}
         assert users["myfed"]["token"] and users["c1"]["token"]
+        assert config["current-context"] == "myfed"  # a new kubeconfig: plain kubectl finds the federation
         ca = {c["name"]: c["cluster"] for c in config["clusters"]}["myfed"]["certificate-authority"]
         assert http("GET", f"{server}/apis/federation/v1beta1/clusters", timeout=2, ca_file=ca)[0] == 401
         # Each member serves with a key of its own, not the federation's (issue 19).

@@ -246,3 +246,16 @@ async def test_watch_list_ends_its_initial_events_with_a_bookmark(api):
                                           f"&resourceVersionMatch=NotOlderThan&resourceVersion={rv}", 2)
     assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
     assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+async def test_status_subresource_changes_only_status(api):
+    assert (await call(api, "POST", SVC, service("web")))[0] == 201
+    ingress = {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}
+    code, body = await call(api, "PATCH", SVC + "/web/status", {"status": ingress, "spec": {"ports": [{"port": 9}]}},
+                            "application/merge-patch+json")
+    assert code == 200 and body["status"]["loadBalancer"] == ingress["loadBalancer"], body
+    assert body["spec"]["ports"][0]["port"] == 80  # a status write leaves spec alone
+    code, body = await call(api, "GET", SVC + "/web/status")
+    assert code == 200 and body["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.7"}]
+    created = (await call(api, "POST", SVC, service("fresh")))[1]
+    assert created["status"] == {"loadBalancer": {}}
