@@ -218,4 +218,6 @@ class MemberStorage:
             return state.workloads.delete_replicaset(namespace, name, policy=policy)
         if kind.plural == PODS.plural:
             return state.workloads.delete_pod(namespace, name)
+        if kind.plural == NAMESPACES.plural:
+            return state.delete_namespace(name)
         raise st.APIError(405, f"{kind.qualified} cannot be deleted on a member cluster", reason="MethodNotAllowed")

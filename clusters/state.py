@@ -304,6 +304,25 @@ class ClusterState:
         ns["metadata"]["labels"].update(labels)
         return ns
 
+    def delete_namespace(self, name: str) -> dict[str, Any]:
+        """Delete a namespace and what lives in it, as a cluster's namespace controller does
+        (here at once); the namespaces every cluster has cannot be deleted."""
+        if name not in self.namespaces:
+            raise not_found("namespaces", name)
+        if name in DEFAULT_NAMESPACES:
+            raise APIError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                           reason="Forbidden", kind="namespaces", name=name)
+        for ns, svc in [k for k in self.services if k[0] == name]:
+            self.delete_service(ns, svc)
+        for ns, deployment in [k for k in self.workloads.deployments if k[0] == name]:
+            self.workloads.delete_deployment(ns, deployment)
+        for key in [k for k, e in self.events.items() if e["metadata"].get("namespace") == name]:
+            del self.events[key]
+        gone = self.namespaces.pop(name)
+        self.next_rv()
+        self.on_change()
+        return gone
+
     # ---- services
 
     def create_service(self, namespace: str, body: Any) -> dict[str, Any]:

@@ -137,7 +137,9 @@ def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None,
         middlewares.append(auth_middleware(authenticator))
     app = web.Application(middlewares=middlewares, client_max_size=server.MAX_BODY)
     app[REGISTRY_KEY] = registry
-    api = server.ResourceAPI(SERVED, FederationStorage(registry), tables.KindTables(),
+    storage = FederationStorage(registry)
+    storage.ensure_well_known_namespaces()
+    api = server.ResourceAPI(SERVED, storage, tables.KindTables(),
                              hooks=FederationAdmission(auto_approve), watch_ping=watch_ping, watch_window=watch_window)
     api.routes(app)
     app.router.add_post(f"{CLUSTERS.base_path()}/{{name}}/credential", Credentials(registry).cluster_credential)

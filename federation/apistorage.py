@@ -4,8 +4,8 @@
 defaulting, resourceVersion preconditions, dry run) over a store with a durable event log;
 this adapter adds what only the federation's API does:
 
-- Namespaces are not stored: the federation serves the well-known ones plus every namespace
-  an object lives in, read only, because kubectl asks for them (``get ns``, completion).
+- Deleting a namespace deletes what lives in it first (as Kubernetes' namespace controller
+  does, here in the same request); the well-known namespaces cannot be deleted.
 - A delete whose propagation policy is not the default (Background) first records the policy
   on the object itself, so the DELETED event carries it to whoever cascades the deletion to
   the member clusters.
@@ -17,24 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from typing import Any
 
 from apimachinery import errors as st
 from apimachinery import watchlimits
 from apimachinery.kinds import Kind
 from apimachinery.storage import FellBehind
-from federation.names import DELETION_PROPAGATION_ANNOTATION, KUBERNETES_NAMESPACES, NAMESPACE_NAME_LABEL, SYSTEM_NAMESPACE
+from federation.names import DELETION_PROPAGATION_ANNOTATION, KUBERNETES_NAMESPACES, SYSTEM_NAMESPACE
 from federation.registry import Registry
-from federation.resources import ALL
-from federation.resources import NAMESPACES as MEMBER_NAMESPACES
+from federation.resources import ALL, FEDERATION_NAMESPACES
 from federation.store import Event, HistoryExpired
 
 Object = dict[str, Any]
 
-NAMESPACES = replace(MEMBER_NAMESPACES, verbs=("get", "list"))
 WELL_KNOWN_NAMESPACES = (*KUBERNETES_NAMESPACES, SYSTEM_NAMESPACE)
-SERVED = ALL + [NAMESPACES]
+SERVED = ALL
 
 
 class HubSubscription:
@@ -89,40 +86,20 @@ class FederationStorage:
     # -------------------------------------------------------------- reads
 
     def get(self, kind: Kind, namespace: str, name: str) -> Object:
-        if kind.key == NAMESPACES.key:
-            for ns in self.namespaces()[0]:
-                if ns["metadata"]["name"] == name:
-                    return ns
-            raise st.not_found("namespaces", name)
         return self.registry.get(kind, namespace, name)
 
     def find(self, kind: Kind, namespace: str, name: str) -> Object | None:
-        try:
-            return self.get(kind, namespace, name)
-        except st.NotFound:
-            return None
+        return self.registry.find(kind, namespace, name)
 
     def list(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:
-        if kind.key == NAMESPACES.key:
-            return self.namespaces()
         return self.registry.list(kind, namespace)
 
     async def snapshot(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:
         return await asyncio.to_thread(self.list, kind, namespace)
 
-    def namespaces(self) -> tuple[list[Object], int]:
-        names = set(WELL_KNOWN_NAMESPACES)
-        rv = 0
-        for res in ALL:
-            if res.namespaced:
-                items, rv = self.registry.list(res, None)
-                names.update((o.get("metadata") or {}).get("namespace") or "default" for o in items)
-        return [
-            {"apiVersion": "v1", "kind": "Namespace",
-             "metadata": {"name": n, "labels": {NAMESPACE_NAME_LABEL: n}},
-             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
-            for n in sorted(names)
-        ], rv
+    def ensure_well_known_namespaces(self) -> None:
+        for name in WELL_KNOWN_NAMESPACES:
+            self.registry.ensure_namespace(name)
 
     # -------------------------------------------------------------- writes
 
@@ -135,8 +112,12 @@ class FederationStorage:
 
     def delete(self, kind: Kind, namespace: str, name: str, *, expected_rv: int | None, policy: str,
                dry_run: bool) -> Object:
+        if kind.key == FEDERATION_NAMESPACES.key:
+            self._check_namespace_deletable(name)
         if dry_run:
             return self.registry.delete(kind, namespace, name, expected_rv=expected_rv, dry_run=True)
+        if kind.key == FEDERATION_NAMESPACES.key:
+            self._delete_contents(name)
         if policy != "Background":
             # Background is the default (kubectl sends it on every delete) and costs no write.
             current = self.registry.get(kind, namespace, name)
@@ -147,3 +128,19 @@ class FederationStorage:
             stored = self.registry.put_if_changed(kind, namespace, name, marked)
             expected_rv = int(stored["metadata"]["resourceVersion"])
         return self.registry.delete(kind, namespace, name, expected_rv=expected_rv)
+
+    @staticmethod
+    def _check_namespace_deletable(name: str) -> None:
+        if name in WELL_KNOWN_NAMESPACES:
+            raise st.APIError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                              reason="Forbidden", kind="namespaces", name=name)
+
+    def _delete_contents(self, namespace: str) -> None:
+        for res in ALL:
+            if not res.namespaced:
+                continue
+            for obj in self.registry.list(res, namespace)[0]:
+                try:
+                    self.registry.delete(res, namespace, obj["metadata"]["name"])
+                except st.NotFound:
+                    pass

@@ -20,7 +20,7 @@ from federation import approval
 from apimachinery import errors as st
 from apimachinery.meta import now_rfc3339
 from apimachinery.kinds import Kind
-from federation.resources import CLUSTERS, validate_object
+from federation.resources import CLUSTERS, FEDERATION_NAMESPACES, validate_object
 from federation.store import Event, StoreConflict, StoreNotFound, Store
 
 
@@ -147,12 +147,25 @@ class Registry:
             if self.store.get(res.key, namespace if res.namespaced else "", meta["name"]) is not None:
                 raise st.already_exists(res.plural, meta["name"], res.group)
             return obj
+        if res.namespaced:
+            self.ensure_namespace(namespace)
         try:
             stored, event = self.store.create(res.key, namespace if res.namespaced else "", meta["name"], obj)
         except StoreConflict:
             raise st.already_exists(res.plural, meta["name"], res.group) from None
         self._publish(event)
         return stored
+
+    def ensure_namespace(self, name: str) -> None:
+        """An object's namespace exists once the object does: the first object in a namespace
+        creates it (a member cluster does the same), so a federation user need not create
+        namespaces first, and ``kubectl get ns`` lists every namespace in use."""
+        if self.store.get(FEDERATION_NAMESPACES.key, "", name) is not None:
+            return
+        try:
+            self.create(FEDERATION_NAMESPACES, "", {"metadata": {"name": name}})
+        except st.AlreadyExists:
+            pass
 
     def replace(
         self, res: Kind, namespace: str, name: str, obj: dict[str, Any], *, subresource: str = "",

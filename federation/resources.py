@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from apimachinery.kinds import READ_VERBS, Errors, Kind
 from apimachinery.meta import check_dns_label, check_label_key, check_label_name, check_label_value, parse_time
+from federation.names import NAMESPACE_NAME_LABEL
 
 
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -575,14 +576,12 @@ CONTROLLERREVISIONS = Kind(
 
 SECRETS = Kind("", "v1", "secrets", "Secret", True, singular="secret", validate=validate_secret, default=default_secret)
 
-ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERREVISIONS, SECRETS]
-
 # A member cluster's kinds, as discovery, OpenAPI and the tables know them, with the verbs and
 # subresources it really serves (discovery must not promise more: kubectl believes it).
 READ_ONLY = dict(verbs=READ_VERBS, subresources=())
 NODES = Kind("", "v1", "nodes", "Node", False, short_names=("no",), singular="node", **READ_ONLY)
 NAMESPACES = Kind("", "v1", "namespaces", "Namespace", False, short_names=("ns",), singular="namespace",
-                  verbs=("create", *READ_VERBS), subresources=())
+                  verbs=("create", "delete", *READ_VERBS), subresources=())
 MEMBER_SERVICES = replace(SERVICES, verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"))
 ENDPOINTS = Kind("", "v1", "endpoints", "Endpoints", True, short_names=("ep",), singular="endpoints", **READ_ONLY)
 PODS = Kind("", "v1", "pods", "Pod", True, short_names=("po",), singular="pod", categories=("all",),
@@ -594,6 +593,26 @@ MEMBER_DEPLOYMENTS = replace(DEPLOYMENTS, verbs=("create", "delete", "deletecoll
 REPLICASETS = Kind("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), singular="replicaset",
                    categories=("all",), verbs=("delete", *READ_VERBS), subresources=())
 MEMBER = [NODES, NAMESPACES, MEMBER_SERVICES, ENDPOINTS, PODS, MEMBER_EVENTS, MEMBER_DEPLOYMENTS, REPLICASETS]
+
+
+def default_namespace(obj: dict[str, Any]) -> None:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    if isinstance(meta.get("name"), str):
+        labels = meta.setdefault("labels", {})
+        if isinstance(labels, dict):
+            labels[NAMESPACE_NAME_LABEL] = meta["name"]
+    spec = obj.setdefault("spec", {})
+    if isinstance(spec, dict):
+        spec.setdefault("finalizers", ["kubernetes"])
+    obj["status"] = {"phase": "Active"}
+
+
+# The federation stores namespaces (issue 18): kubectl creates, deletes and watches them.
+FEDERATION_NAMESPACES = replace(NAMESPACES, verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+                                subresources=("status",), default=default_namespace)
+
+# The federation's kinds.
+ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERREVISIONS, SECRETS, FEDERATION_NAMESPACES]
 
 
 def validate_object(res: Kind, obj: dict[str, Any]) -> Errors:

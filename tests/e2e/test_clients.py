@@ -134,3 +134,29 @@ def test_kubectl_patches_the_status_subresource(server, tmp_path):
                    "-p", '{"status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}}}')
     assert done.returncode == 0, done
     assert http("GET", server + SVC + "/st")[1]["status"]["loadBalancer"]["ingress"] == [{"hostname": "lb.example"}]
+
+
+@needs_kubectl
+def test_namespaces_are_objects_at_the_federation_too(server, tmp_path):
+    manifest = tmp_path / "ns.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n")
+    watch = subprocess.Popen([KUBECTL, "--server", server, "--cache-dir", str(tmp_path / "cache"), "get", "ns", "-w",
+                              "--request-timeout=0", "-o", "name"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        done = kubectl(server, tmp_path, "apply", "-f", str(manifest))
+        assert done.returncode == 0, done
+        ns = http("GET", server + "/api/v1/namespaces/team-a")[1]
+        assert ns["metadata"]["uid"] and ns["metadata"]["resourceVersion"] and ns["metadata"]["creationTimestamp"]
+        assert ns["status"]["phase"] == "Active"
+        svc = "/api/v1/namespaces/team-a/services"
+        assert http("POST", server + svc, {"metadata": {"name": "inside"}, "spec": {"ports": [{"port": 80}]}})[0] == 201
+        done = kubectl(server, tmp_path, "delete", "namespace", "team-a")
+        assert done.returncode == 0, done
+        assert http("GET", server + svc + "/inside")[0] == 404  # its contents went with it
+    finally:
+        watch.terminate()
+        out, _ = watch.communicate(timeout=10)
+    assert "namespace/team-a" in out.split(), out
+    done = kubectl(server, tmp_path, "delete", "namespace", "default")
+    assert done.returncode != 0 and "this namespace may not be deleted" in done.stderr, done

@@ -164,7 +164,7 @@ async def test_an_idle_watch_gets_bookmarks_when_it_asks():
     await server.start_server()
     try:
         async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
-            await call(session, "POST", SVC, service("a"))
+            rv = (await call(session, "POST", SVC, service("a")))[1]["metadata"]["resourceVersion"]
 
             async def other_kinds_keep_changing():
                 # Events of other kinds flow all the time (leases renew every second): they
@@ -175,10 +175,10 @@ async def test_an_idle_watch_gets_bookmarks_when_it_asks():
                     await asyncio.sleep(0.02)
 
             churn = asyncio.create_task(other_kinds_keep_changing())
-            async with session.get(f"{SVC}?watch=true&resourceVersion=1&allowWatchBookmarks=true&timeoutSeconds=1") as r:
+            async with session.get(f"{SVC}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=1") as r:
                 lines = [json.loads(x) for x in (await r.text()).splitlines()]
             churn.cancel()
-            async with session.get(f"{SVC}?watch=true&resourceVersion=1&timeoutSeconds=1") as r:
+            async with session.get(f"{SVC}?watch=true&resourceVersion={rv}&timeoutSeconds=1") as r:
                 plain = (await r.text()).splitlines()
     finally:
         await server.close()
