@@ -427,6 +427,10 @@ class ClusterState:
         changed_spec = obj["spec"] != current["spec"]
         if not changed_spec and new_meta == current["metadata"]:
             return current  # a no-op update keeps its resourceVersion, as the API server does
+        deleting = current["metadata"].get("deletionTimestamp")
+        if deleting and set(new_meta.get("finalizers") or []) - set(current["metadata"].get("finalizers") or []):
+            raise invalid("Service", name, [("metadata.finalizers", "Forbidden: no new finalizers can be added if "
+                                             "the object is being deleted")])
         if changed_spec:
             new_meta["generation"] = current["metadata"].get("generation", 1) + 1
         new_meta["resourceVersion"] = self.next_rv()
@@ -435,9 +439,26 @@ class ClusterState:
         self.services[(namespace, name)] = updated
         self._sync_pods((namespace, name))
         self.on_change()
+        if deleting and not new_meta.get("finalizers"):
+            return self._remove_service(namespace, name)  # the last finalizer is gone: now it goes
         return updated
 
     def delete_service(self, namespace: str, name: str) -> dict[str, Any]:
+        """Delete, or with finalizers only mark it (deletionTimestamp): it goes when an update
+        empties ``metadata.finalizers``, as in Kubernetes."""
+        obj = self.get_service(namespace, name)
+        meta = obj["metadata"]
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                marked = {**obj, "metadata": {**meta, "deletionTimestamp": now_rfc3339(),
+                                              "deletionGracePeriodSeconds": 0, "resourceVersion": self.next_rv()}}
+                self.services[(namespace, name)] = marked
+                self.on_change()
+                return marked
+            return obj
+        return self._remove_service(namespace, name)
+
+    def _remove_service(self, namespace: str, name: str) -> dict[str, Any]:
         key = (namespace, name)
         obj = self.get_service(namespace, name)
         del self.services[key]

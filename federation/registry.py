@@ -234,6 +234,14 @@ class Registry:
                 raise st.conflict(res.plural, name, res.group)
             new.setdefault("metadata", {})["resourceVersion"] = current["metadata"].get("resourceVersion")
             return new
+        deleting = (current.get("metadata") or {}).get("deletionTimestamp")
+        if deleting:
+            added = set(new["metadata"].get("finalizers") or []) - set(current["metadata"].get("finalizers") or [])
+            if added:
+                raise st.invalid(res.kind, name, [("metadata.finalizers", "Forbidden: no new finalizers can be added "
+                                                   "if the object is being deleted")], res.group)
+            new["metadata"]["deletionTimestamp"] = deleting
+            new["metadata"]["deletionGracePeriodSeconds"] = current["metadata"].get("deletionGracePeriodSeconds", 0)
         try:
             stored, event = self.store.update(res.key, ns, name, new, expected)
         except StoreConflict:
@@ -241,6 +249,8 @@ class Registry:
         except StoreNotFound:
             raise st.not_found(res.plural, name, res.group) from None
         self._publish(dataclasses.replace(event, previous=current))
+        if deleting and not stored["metadata"].get("finalizers"):
+            return self._remove(res, ns, name, None)  # the last finalizer is gone: now it goes
         return stored
 
     def put_if_changed(self, res: Kind, namespace: str, name: str, new: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +275,26 @@ class Registry:
             if expected_rv is not None and str(expected_rv) != str(current["metadata"].get("resourceVersion")):
                 raise st.conflict(res.plural, name, res.group)
             return current
+        current = self.store.get(res.key, ns, name)
+        if current is not None and current["metadata"].get("finalizers"):
+            # Finalizers: the object is only marked (deletionTimestamp), and goes when whoever
+            # owns each finalizer has removed it (an update that empties the list).
+            if expected_rv is not None and str(expected_rv) != str(current["metadata"].get("resourceVersion")):
+                raise st.conflict(res.plural, name, res.group)
+            if current["metadata"].get("deletionTimestamp"):
+                return current
+            marked = copy.deepcopy(current)
+            marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+            marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            try:
+                stored, event = self.store.update(res.key, ns, name, marked, None)
+            except StoreNotFound:
+                raise st.not_found(res.plural, name, res.group) from None
+            self._publish(dataclasses.replace(event, previous=current))
+            return stored
+        return self._remove(res, ns, name, expected_rv)
+
+    def _remove(self, res: Kind, ns: str, name: str, expected_rv: int | None) -> dict[str, Any]:
         try:
             old, event = self.store.delete(res.key, ns, name, expected_rv)
         except StoreNotFound:

@@ -259,3 +259,19 @@ async def test_status_subresource_changes_only_status(api):
     assert code == 200 and body["status"]["loadBalancer"]["ingress"] == [{"ip": "192.0.2.7"}]
     created = (await call(api, "POST", SVC, service("fresh")))[1]
     assert created["status"] == {"loadBalancer": {}}
+
+
+async def test_finalizers_hold_a_delete_until_they_are_gone(api):
+    body = service("held")
+    body["metadata"]["finalizers"] = ["example.com/hold"]
+    assert (await call(api, "POST", SVC, body))[0] == 201
+    code, marked = await call(api, "DELETE", SVC + "/held")
+    assert code == 200 and marked["metadata"]["deletionTimestamp"], marked
+    code, still = await call(api, "GET", SVC + "/held")
+    assert code == 200 and still["metadata"]["finalizers"] == ["example.com/hold"]
+    code, body = await call(api, "PATCH", SVC + "/held", {"metadata": {"finalizers": ["example.com/hold", "x/y"]}},
+                            "application/merge-patch+json")
+    assert (code, body["reason"]) == (422, "Invalid"), body  # none may be added while deleting
+    code, _ = await call(api, "PATCH", SVC + "/held", {"metadata": {"finalizers": None}}, "application/merge-patch+json")
+    assert code == 200
+    assert (await call(api, "GET", SVC + "/held"))[0] == 404
