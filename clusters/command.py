@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import click
 from aiohttp import web
 
+from apimachinery import eventloop
 from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.transport import InsecureTokenTransport, warn_token_transport
@@ -203,7 +204,7 @@ def cluster(listen: str, log_level: str, lb_pool: str | None, lb_address: str | 
         except InsecureTokenTransport as err:
             raise click.ClickException(str(err)) from None
     try:
-        asyncio.run(serve(opts))
+        eventloop.run(serve(opts))
     except OSError as err:  # the API port could not be bound: say so plainly
         log.error("cannot start: %s", err)
         sys.exit(1)
