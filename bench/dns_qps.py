@@ -34,6 +34,7 @@ import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 import yaml  # noqa: E402
 
+from apimachinery import eventloop  # noqa: E402
 from fedns.secondary import KnotSecondary, free_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -200,11 +201,7 @@ def main() -> None:
     qfile = work / "queries.txt"
     qfile.write_text("\n".join(query_lines()) + "\n")
     load = os.getloadavg()
-    try:
-        import uvloop  # noqa: F401
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
+    loop = "uvloop" if eventloop.loop_factory() else "asyncio"  # what the responder's process picks
     print(f"machine: {os.cpu_count()} cores, load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
           f"our event loop: {loop}", flush=True)
 

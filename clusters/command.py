@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import click
 from aiohttp import web
 
-from apimachinery import flags
+from apimachinery import eventloop, flags
 from apimachinery.flags import REQUIRED, flag
 from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
@@ -198,7 +198,7 @@ def cluster(listen: str, log_level: str, workload: tuple[str, ...], **kw: object
         except InsecureTokenTransport as err:
             raise click.ClickException(str(err)) from None
     try:
-        asyncio.run(serve(opts))
+        eventloop.run(serve(opts))
     except OSError as err:  # the API port could not be bound: say so plainly
         log.error("cannot start: %s", err)
         sys.exit(1)

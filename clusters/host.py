@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from apimachinery import eventloop
 from apimachinery.logsetup import setup_logging
 from apimachinery.meta import check_dns_label
 from clusters.command import Options, Running, start_cluster, stop_cluster
@@ -155,7 +156,7 @@ def main(count: int, first_index: int, prefix: str, regions: int, zones_per_regi
                                     "certificate_authority": certificate_authority})
                for i in range(first_index, first_index + count)]
     try:
-        asyncio.run(run(options, Path(stats_file) if stats_file else None))
+        eventloop.run(run(options, Path(stats_file) if stats_file else None))
     except OSError as err:
         log.error("cannot start: %s", err)
         sys.exit(1)

@@ -15,6 +15,7 @@ import ssl
 import click
 from aiohttp import web
 
+from apimachinery import eventloop
 from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.watchlimits import WATCH_WINDOW
@@ -158,7 +159,7 @@ def federation_apiserver(
     member_ssl = client_ssl_context(member_ca)
     settings = settings_from(options)
     try:
-        asyncio.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
+        eventloop.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
                           tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl, watch_window=watch_window,
                           auto_approve=frozenset(n.strip() for n in auto_approve.split(",") if n.strip())))
     except StoreOpenError as e:

@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from apimachinery import eventloop
 from apimachinery.client import APIClient
 from federation.controllers.members import server_address
 from apimachinery.errors import APIError
@@ -30,7 +31,7 @@ DEFAULT_LAUNCHER = "127.0.0.1:8079"
 
 def _run(coro: Any) -> None:
     try:
-        result = asyncio.run(coro)
+        result = eventloop.run(coro)
     except APIError as err:
         raise click.ClickException(f"{err.code} {err.message}") from None
     except (OSError, asyncio.TimeoutError) as err:

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from apimachinery import eventloop
 from federation import dnsplan
 from federation.localfed import LocalFederation
 from federation.topology import DEFAULT, Topology, TopologyError, parse_topology
@@ -217,7 +218,7 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
     try:
         host, _, port = control_listen.rpartition(":")
         control = (host or "127.0.0.1", int(port)) if control_listen else None
-        code = asyncio.run(run_up(fed, ready_timeout=ready_timeout, control=control, kubeconfig=kubeconfig,
+        code = eventloop.run(run_up(fed, ready_timeout=ready_timeout, control=control, kubeconfig=kubeconfig,
                                   workdir=Path(tmp.name)))
     finally:
         if tmp is not None:

@@ -34,6 +34,16 @@ def three_clusters() -> Topology:
     )
 
 
+# The names three_clusters() answers for a service ``web`` in ``default`` (docs/architecture.md).
+GLOBAL = "web.default.myfed.svc.example.com."
+REGION_EAST = "web.default.myfed.svc.us-east-1.example.com."
+ZONE_A = "web.default.myfed.svc.us-east-1a.us-east-1.example.com."
+ZONE_B = "web.default.myfed.svc.us-east-1b.us-east-1.example.com."
+REGION_EU = "web.default.myfed.svc.europe-west1.example.com."
+ZONE_EU = "web.default.myfed.svc.europe-west1-b.europe-west1.example.com."
+CLUSTERSET = "web.default.svc.clusterset.local."
+
+
 @pytest.fixture
 def topology() -> Topology:
     return three_clusters()

@@ -20,6 +20,7 @@ from fedns.notify import Notifier
 from fedns.server import DNSServer
 from fedns.status import StatusServer, iso_time, tcp_counters
 from fedns.topology import ClientTopology
+from apimachinery.eventloop import loop_name
 from apimachinery.transport import check_token_transport, warn_token_transport
 from federation.names import DEFAULT_SERVER as DEFAULT_FEDERATION
 from fedns.transfer import History, TransferPolicy, default_allow
@@ -152,6 +153,7 @@ class Responder:
         self.server: DNSServer | None = None
         self.sync = None
         self.status: StatusServer | None = None
+        self.event_loop: str | None = None  # uvloop or asyncio, once started
         self._client = None
         self._sync_task: asyncio.Task | None = None
 
@@ -173,6 +175,7 @@ class Responder:
             "serial": view.serial,
             "zones": list(view.config.apexes),
             "identity": handler.identity,
+            "eventLoop": self.event_loop,
             "lastSync": iso_time(sync.last_sync) if sync else None,
             "lastChange": iso_time(view.last_change),
             "stale": sync.stale if sync else False,
@@ -196,6 +199,7 @@ class Responder:
 
     async def start(self) -> "Responder":
         s = self.settings
+        self.event_loop = loop_name()
         # before anything is bound or sent: refuse, or warn once (apimachinery.transport)
         warn_token_transport(s.federation, s.token, allow_http=s.insecure_allow_http_token)
         if s.records:

@@ -18,6 +18,7 @@ import click
 
 from fedns.app import DEFAULT_FEDERATION, DEFAULT_LISTEN, Settings, serve, split_host_port
 from fedns.topology import ClientTopology
+from apimachinery import eventloop
 from apimachinery.logsetup import setup_logging
 from apimachinery.transport import InsecureTokenTransport
 from fedns.zone import CLUSTERSET
@@ -39,13 +40,6 @@ def _load_records(path: str) -> list[dict[str, Any]]:
 
 
 def _run(settings: Settings) -> None:
-    try:
-        import uvloop  # optional: faster event loop
-    except ImportError:
-        loop_factory = None
-    else:
-        loop_factory = uvloop.new_event_loop
-
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -53,8 +47,7 @@ def _run(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop=stop)
 
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(main())
+    eventloop.run(main())  # uvloop when importable (apimachinery.eventloop)
 
 
 @click.command("dns", context_settings={"help_option_names": ["-h", "--help"]})

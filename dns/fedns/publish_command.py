@@ -14,6 +14,7 @@ import signal
 
 import click
 
+from apimachinery import eventloop
 from apimachinery.logsetup import setup_logging
 from fedns.app import DEFAULT_FEDERATION, split_host_port
 from fedns.publish import Publisher, load_key
@@ -108,4 +109,4 @@ def dns_publish(ctx, federation, primary, zones, tsig_key, records_file, log_lev
             loop.add_signal_handler(sig, stop.set)
         await run_publisher(federation=federation or None, publishers=publishers, records=records, stop=stop)
 
-    asyncio.run(main())
+    eventloop.run(main())

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from apimachinery import eventloop
 from federation.experiments import analysis, plot, report
 from federation.experiments.runner import run_once
 from federation.experiments.scenario import PROFILES, Scenario, ScenarioError, fast_form, parse_scenario, profile_form
@@ -70,7 +71,7 @@ def run_command(file: str, repeat: int, out_dir: str | None, fast: bool, progres
     """Run the scenario FILE and write events.jsonl, summary.json, report.md and timeline.png."""
     scenario = load(file, fast=fast)
     out = Path(out_dir or f"experiments-out/{Path(file).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = asyncio.run(run_scenario(scenario, out, repeat=repeat, progress=sys.stderr.isatty() if progress is None else progress))
+    result = eventloop.run(run_scenario(scenario, out, repeat=repeat, progress=sys.stderr.isatty() if progress is None else progress))
     click.echo((out / "report.md").read_text())
     click.echo(f"written to {out}/ (events.jsonl, summary.json, report.md{', timeline.png' if (out / 'timeline.png').exists() else ''})")
     if not all(v["ok"] for v in result["aggregate"]["expectations"].values()):
@@ -106,7 +107,7 @@ def compare_command(file: str, profiles: tuple[str, ...], time_scale: float, rep
         done = await asyncio.gather(*(one(p) for p in names))
         return dict(zip(names, done))
 
-    results = asyncio.run(main())
+    results = eventloop.run(main())
     picture = None
     if plot.available():
         plot.plot_compare({p: r["events"][0] for p, r in results.items()}, out / "compare.png",

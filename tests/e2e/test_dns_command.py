@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import dns.message
@@ -15,6 +19,9 @@ import dns.query
 import dns.rcode
 import pytest
 import yaml
+
+from apimachinery import eventloop
+from federation.localfed import free_port
 
 G = "web.default.myfed.svc.example.com."
 SERVING = re.compile(r"serving DNS on 127\.0\.0\.1:(\d+) \(udp\+tcp\)")
@@ -25,8 +32,8 @@ def _ubernetes() -> str | None:
     return str(exe) if exe.exists() else shutil.which("ubernetes")
 
 
-def start(argv: list[str]) -> tuple[subprocess.Popen, int, list[str]]:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(argv: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen, int, list[str]]:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: list[str] = []
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -41,6 +48,19 @@ def start(argv: list[str]) -> tuple[subprocess.Popen, int, list[str]]:
             return proc, int(m.group(1)), lines
     proc.kill()
     raise AssertionError("never said where it serves:\n" + "".join(lines))
+
+
+def _status(port: int) -> dict:
+    """GET /status; it starts just after the DNS listeners, so give it a few seconds."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=3) as resp:
+                return json.load(resp)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 @pytest.fixture()
@@ -62,8 +82,12 @@ def records_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("how,sig", [("module", signal.SIGTERM), ("ubernetes", signal.SIGINT)])
-def test_serves_and_stops_cleanly(records_file, how, sig):
+@pytest.mark.parametrize(
+    "how,sig,loop",
+    # the default install's loop, and the stock one a platform without uvloop runs (issue 12)
+    [("module", signal.SIGTERM, "asyncio"), ("ubernetes", signal.SIGINT, None)],
+)
+def test_serves_and_stops_cleanly(records_file, how, sig, loop):
     if how == "ubernetes":
         exe = _ubernetes()
         if exe is None:
@@ -71,6 +95,7 @@ def test_serves_and_stops_cleanly(records_file, how, sig):
         argv = [exe, "dns"]
     else:
         argv = [sys.executable, "-m", "fedns"]
+    status_port = free_port()  # the status says which event loop answers
     argv += [
         "--listen", "127.0.0.1:0",
         "--federation", "http://127.0.0.1:9",  # nothing listens there: serve the file's records anyway
@@ -80,9 +105,17 @@ def test_serves_and_stops_cleanly(records_file, how, sig):
         "--negative-ttl", "9",
         "--tcp-idle-timeout", "3",
         "--max-tcp-connections", "8",
+        "--status-listen", f"127.0.0.1:{status_port}",
     ]
-    proc, port, lines = start(argv)
+    env = dict(os.environ)
+    env.pop(eventloop.ENV, None)
+    if loop:
+        env[eventloop.ENV] = loop
+    proc, port, lines = start(argv, env=env)
     try:
+        status = _status(status_port)
+        uvloop_installed = importlib.util.find_spec("uvloop") is not None
+        assert status["eventLoop"] == (loop or ("uvloop" if uvloop_installed else "asyncio"))
         reply = dns.query.udp(dns.message.make_query(G, "A"), "127.0.0.1", port=port, timeout=3)
         assert [r.to_text() for r in reply.answer[0]] == ["127.10.1.1"]
         reply = dns.query.tcp(dns.message.make_query("svc.example.net.", "A"), "127.0.0.1", port=port, timeout=3)

@@ -26,18 +26,12 @@ import pytest_asyncio
 
 from federation.health import is_ready
 from federation.localfed import LocalFederation
-from tests.conftest import three_clusters
+from tests.conftest import GLOBAL, REGION_EAST, REGION_EU, ZONE_A, ZONE_B, ZONE_EU, three_clusters
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PERIOD, THRESHOLD = 1.0, 3
 FED_ARGS = ["--health-period", str(PERIOD), "--failure-threshold", str(THRESHOLD), "--dns-ttl", "5"]
-GLOBAL = "web.default.myfed.svc.example.com."
-REGION_EAST = "web.default.myfed.svc.us-east-1.example.com."
-ZONE_A = "web.default.myfed.svc.us-east-1a.us-east-1.example.com."
-ZONE_B = "web.default.myfed.svc.us-east-1b.us-east-1.example.com."
-REGION_EU = "web.default.myfed.svc.europe-west1.example.com."
-ZONE_EU = "web.default.myfed.svc.europe-west1-b.europe-west1.example.com."
 
 SERVICE_YAML = """\
 apiVersion: v1
