@@ -91,6 +91,10 @@ def decode_body(raw: bytes, content_type: str = "application/json") -> Any:
     return value
 
 
+def is_protobuf(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip() == "application/vnd.kubernetes.protobuf"
+
+
 def decode_json(text: str) -> Any:
     """One JSON document, with finite numbers only and at most :data:`MAX_DEPTH` levels."""
     try:

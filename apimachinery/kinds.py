@@ -47,6 +47,9 @@ class Kind:
     validate: Callable[[dict[str, Any]], Errors] = field(default=_no_errors)
     default: Callable[[dict[str, Any]], None] = field(default=_no_defaults)
     name_check: Callable[[str], str | None] = check_label_name
+    # A kind nothing stores: a create is answered by the server's hook (the reviews kubectl
+    # posts for ``auth can-i`` and ``auth whoami``), so it is in discovery and nothing else.
+    virtual: bool = False
 
     @property
     def api_version(self) -> str:

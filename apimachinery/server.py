@@ -236,6 +236,10 @@ class Hooks:
     def admit(self, request: web.Request, res: Kind, current: Object | None, new: Object) -> Object:
         return new
 
+    def review(self, request: web.Request, res: Kind, body: Object) -> Object:
+        """The answer to a create of a virtual kind (:attr:`Kind.virtual`)."""
+        raise st.APIError(405, f"{res.qualified} is not served here", reason="MethodNotAllowed")
+
 
 class ResourceAPI:
     def __init__(self, kinds: list[Kind], storage: Storage, tables: Tables, *, hooks: Hooks | None = None,
@@ -273,6 +277,9 @@ class ResourceAPI:
 
         verbs = set(res.verbs)
         root = f"/apis/{res.group}/{res.version}" if res.group else f"/api/{res.version}"
+        if res.virtual:
+            app.router.add_post(f"{root}/{res.plural}", bind(self.review))
+            return
         if res.namespaced:
             collection = f"{root}/namespaces/{{namespace}}/{res.plural}"
             if "list" in verbs:
@@ -565,6 +572,15 @@ class ResourceAPI:
                 continue  # gone meanwhile: what the caller wanted
         _, rv = self.storage.list(res, namespace)
         return self.list_response(request, res, deleted, rv)
+
+    async def review(self, request: web.Request, res: Kind) -> web.Response:
+        """A create of a virtual kind: the server's hook answers it, nothing is stored."""
+        what = f"creating {res.qualified}"
+        body = object_body(await read_body(request, what), res, what)
+        answered = self.hooks.review(request, res, body)
+        answered.update(apiVersion=res.api_version, kind=res.kind)
+        answered.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+        return json_response(answered, 201)
 
     # -------------------------------------------------------------- scale (autoscaling/v1)
 

@@ -25,7 +25,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from apimachinery.decoding import decode_body
+from apimachinery import protobuf
+from apimachinery.decoding import MAX_REQUEST_BYTES, check_object, decode_body, is_protobuf, too_large
 
 HANDSHAKE_TIMEOUT = 10.0
 HEADER_TIMEOUT = 10.0
@@ -90,9 +91,21 @@ async def start_site(runner: web.BaseRunner, host: str | None, port: int, *,
 OFF_LOOP_BYTES = 64 * 1024  # bodies above this are decoded in a worker thread
 
 
+def decode_any(raw: bytes, content_type: str = "application/json") -> Any:
+    """A request body as JSON values: JSON, YAML, or Kubernetes protobuf (kubectl's typed
+    clients, issue 18), within the same limits."""
+    if not is_protobuf(content_type):
+        return decode_body(raw, content_type)
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise too_large(len(raw), MAX_REQUEST_BYTES)
+    value = protobuf.decode(raw)
+    check_object(value, what="the decoded object")
+    return value
+
+
 async def decode_request_body(raw: bytes, content_type: str = "application/json") -> Any:
-    """:func:`decode_body` for an event loop: a large body (a 3 MiB YAML takes seconds) is
+    """:func:`decode_any` for an event loop: a large body (a 3 MiB YAML takes seconds) is
     decoded in a worker thread, so ``/healthz`` and other requests keep being answered."""
     if len(raw) <= OFF_LOOP_BYTES:
-        return decode_body(raw, content_type)
-    return await asyncio.to_thread(decode_body, raw, content_type)
+        return decode_any(raw, content_type)
+    return await asyncio.to_thread(decode_any, raw, content_type)

@@ -27,8 +27,9 @@ from clusters.apistorage import MemberStorage
 from clusters.chaos import Chaos
 from clusters.state import ClusterState
 from clusters.watch import ChangeFeed
-from federation import tables
-from federation.resources import MEMBER
+from apimachinery.kinds import Kind
+from federation import reviews, tables
+from federation.resources import MEMBER, REVIEWS
 
 log = logging.getLogger("ubernetes.cluster.api")
 
@@ -60,6 +61,15 @@ async def chaos_middleware(request: web.Request, handler: Handler) -> web.Stream
 def _drop(request: web.Request) -> None:
     if request.transport is not None:
         request.transport.abort()
+
+
+class MemberHooks(server.Hooks):
+    """A member has one role: a request that got past its token check may do anything."""
+
+    def review(self, request: web.Request, res: Kind, body: dict[str, Any]) -> dict[str, Any]:
+        user = reviews.MEMBER_ADMIN if request.headers.get("Authorization") else None
+        return reviews.answer(res.kind, body, user, reviews.everyone_may(
+            "a member cluster has one role: any request it lets in may do anything"))
 
 
 # --------------------------------------------------------------------------- member-only handlers
@@ -174,7 +184,8 @@ def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] 
     app[FEED] = change_feed(state)
     app.on_startup.append(_start_feed)
     app.on_cleanup.append(_stop_feed)
-    api = server.ResourceAPI(MEMBER, MemberStorage(state, app[FEED]), tables.KindTables(tables.MEMBER_CLUSTER_PRINTERS),
+    api = server.ResourceAPI(MEMBER + REVIEWS, MemberStorage(state, app[FEED]),
+                             tables.KindTables(tables.MEMBER_CLUSTER_PRINTERS), hooks=MemberHooks(),
                              watch_ping=watch_ping, watch_window=watch_window, future_wait=future_wait)
     api.routes(app)
     r = app.router

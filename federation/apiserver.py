@@ -15,7 +15,7 @@ from aiohttp import web
 from apimachinery import errors as st
 from apimachinery import server, watchlimits
 from apimachinery.kinds import Kind
-from federation import admission, auth, tables
+from federation import admission, auth, reviews, tables
 from federation.apistorage import SERVED, FederationStorage
 from federation.registry import Registry
 from federation.resources import CLUSTERS, SECRETS
@@ -69,6 +69,17 @@ class FederationAdmission(server.Hooks):
 
     def check_create(self, request: web.Request, res: Kind, name: str, namespace: str) -> None:
         check_created_name(request, res, name, namespace)
+
+    def review(self, request: web.Request, res: Kind, body: dict[str, Any]) -> dict[str, Any]:
+        """``kubectl auth can-i`` / ``whoami``: the request's user and the rules enforced on it."""
+        user = request.get(USER_KEY)
+        if user is None:  # no token file: the API is open to all
+            return reviews.answer(res.kind, body, None, reviews.everyone_may("this API has no authentication"))
+
+        def decide(verb: str, resource: str, namespace: str, name: str, subresource: str, *, path: str) -> auth.Decision:
+            return auth.authorize(user, verb, resource, namespace, name, subresource, path=path)
+
+        return reviews.answer(res.kind, body, user, decide)
 
     def admit(self, request: web.Request, res: Kind, current: dict[str, Any] | None,
               new: dict[str, Any]) -> dict[str, Any]:

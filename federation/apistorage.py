@@ -25,13 +25,13 @@ from apimachinery.kinds import Kind
 from apimachinery.storage import FellBehind
 from federation.names import DELETION_PROPAGATION_ANNOTATION, KUBERNETES_NAMESPACES, SYSTEM_NAMESPACE
 from federation.registry import Registry
-from federation.resources import ALL, FEDERATION_NAMESPACES
+from federation.resources import ALL, FEDERATION_NAMESPACES, REVIEWS
 from federation.store import Event, HistoryExpired
 
 Object = dict[str, Any]
 
 WELL_KNOWN_NAMESPACES = (*KUBERNETES_NAMESPACES, SYSTEM_NAMESPACE)
-SERVED = ALL
+SERVED = ALL + REVIEWS
 
 
 class HubSubscription:

@@ -34,6 +34,7 @@ from typing import Any, Callable
 from federation.names import ACCESS_SECRET_PREFIX, SYSTEM_NAMESPACE
 
 MASTERS = "system:masters"
+SELF_REVIEWS = ("selfsubjectaccessreviews", "selfsubjectreviews")  # kubectl auth can-i / whoami
 BOOTSTRAPPERS = "system:bootstrappers"
 CLUSTERS_GROUP = "system:clusters"
 AUTHENTICATED = "system:authenticated"
@@ -306,10 +307,13 @@ def authorize(user: User, verb: str, resource: str, namespace: str = "", name: s
       own Cluster (status included; never its ``spec.secretRef`` nor its approval), and get,
       create, update and patch its own Lease ``federation-system/<name>`` and its own access
       Secret ``cluster-access-<name>``.
+    - anyone: create the self reviews of ``kubectl auth can-i`` and ``whoami``.
     - any other authenticated user: get, list and watch everything but Secrets.
     """
     if user.in_group(MASTERS):
         return Decision(True, f"group {MASTERS} may do anything")
+    if resource in SELF_REVIEWS and verb == "create":
+        return Decision(True, "anyone may ask what they may do and who they are (Kubernetes' system:basic-user)")
     if not resource:
         if user.in_group(AUTHENTICATED) or path in PUBLIC_PATHS:
             return Decision(True, "discovery and health are open to every authenticated user")

@@ -611,6 +611,14 @@ def default_namespace(obj: dict[str, Any]) -> None:
 FEDERATION_NAMESPACES = replace(NAMESPACES, verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
                                 subresources=("status",), default=default_namespace)
 
+# What kubectl auth can-i and kubectl auth whoami post (issue 18): answered, never stored.
+REVIEWS = [
+    Kind("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+         verbs=("create",), subresources=(), virtual=True),
+    Kind("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
+         verbs=("create",), subresources=(), virtual=True),
+]
+
 # The federation's kinds.
 ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERREVISIONS, SECRETS, FEDERATION_NAMESPACES]
 
