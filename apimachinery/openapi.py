@@ -31,6 +31,7 @@ CORE = "io.k8s.api.core.v1."
 FED = "io.ubernetes.federation.v1beta1."
 COORD = "io.k8s.api.coordination.v1."
 APPS = "io.k8s.api.apps.v1."
+AUTOSCALING = "io.k8s.api.autoscaling.v1."
 PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -123,6 +124,37 @@ _CONDITION = _obj(
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     # --- meta.k8s.io
+    META + "Status": _obj(
+        "Status is the answer to a request that did not return an object (every error).",
+        {
+            "apiVersion": _s("v1."), "kind": _s("Status."),
+            "metadata": _ref(META + "ListMeta", "Standard list metadata."),
+            "status": _s("Success or Failure."),
+            "message": _s("A human-readable description of the status."),
+            "reason": _s("A machine-readable, one-word CamelCase reason (NotFound, Conflict, Invalid, ...)."),
+            "details": _open("Name, group, kind and causes of the status, when there are any."),
+            "code": {"type": "integer", "format": "int32", "description": "The HTTP status code."},
+        },
+    ),
+    META + "ListMeta": _obj(
+        "ListMeta describes a list: its resourceVersion and, when paged, the continue token.",
+        {
+            "resourceVersion": _s("The resourceVersion the list was read at."),
+            "continue": _s("The token that gives the next page, when there is one."),
+            "remainingItemCount": {"type": "integer", "format": "int64",
+                                   "description": "How many items follow this page."},
+        },
+    ),
+    AUTOSCALING + "Scale": _kind(
+        "Scale is the scale subresource of a Deployment: its desired and observed replicas.",
+        "autoscaling", "v1", "Scale", None, None,
+        spec=_obj("The desired replicas.", {"replicas": {"type": "integer", "format": "int32",
+                                                         "description": "Desired replicas."}}),
+        status=_obj("The observed replicas and the selector of their pods.", {
+            "replicas": {"type": "integer", "format": "int32", "description": "Observed replicas."},
+            "selector": _s("The label selector of the pods, as a string."),
+        }),
+    ),
     META + "ObjectMeta": _obj(
         "ObjectMeta is metadata that all persisted resources must have.",
         {
@@ -439,6 +471,7 @@ def schemas_for(resources: Sequence[Kind]) -> dict[str, dict[str, Any]]:
         if name not in out:
             out[name] = _kind(f"{res.kind} ({res.api_version}).", res.group, res.version, res.kind, None, None,
                               spec=_open("Spec."), status=_open("Status."))
+        out[name + "List"] = list_schema(res)
     return out
 
 
@@ -459,13 +492,44 @@ def _json_body(ref: str, types: Sequence[str] = ("application/json", "applicatio
     return {"required": True, "content": {t: {"schema": {"$ref": ref}} for t in types}}
 
 
+STATUS_REF = f"#/components/schemas/{META}Status"
+# What each kind of request may be refused with (issue 18: declared, so a client or a schema
+# checker knows a refusal from a fault); every refusal is a Status.
+READ_ERRORS = ("400", "401", "403", "404")
+WRITE_ERRORS = ("400", "401", "403", "404", "409", "413", "415", "422", "429")
+ERROR_TEXT = {"400": "Bad Request", "401": "Unauthorized", "403": "Forbidden", "404": "Not Found",
+              "405": "Method Not Allowed", "409": "Conflict", "410": "Gone", "413": "Request Entity Too Large",
+              "415": "Unsupported Media Type", "422": "Unprocessable Entity", "429": "Too Many Requests",
+              "504": "Gateway Timeout"}
+
+
+def _responses(ref: str, codes: Sequence[str] = ("200",), errors: Sequence[str] = READ_ERRORS) -> dict[str, Any]:
+    out: dict[str, Any] = {code: {"description": {"200": "OK", "201": "Created"}[code],
+                                  "content": {"application/json": {"schema": {"$ref": ref}}}} for code in codes}
+    for code in errors:
+        out[code] = {"description": ERROR_TEXT[code], "content": {"application/json": {"schema": {"$ref": STATUS_REF}}}}
+    return out
+
+
 def _ok(ref: str) -> dict[str, Any]:
-    return {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": ref}}}},
-            "401": {"description": "Unauthorized"}}
+    return _responses(ref)
+
+
+def list_schema(res: Kind) -> dict[str, Any]:
+    """``<Kind>List``: what a list answers (apiVersion, kind, list metadata, items)."""
+    return _obj(f"{res.kind}List is a list of {res.kind} objects.", {
+        "apiVersion": _s("APIVersion of the list."),
+        "kind": _s("Kind of the list."),
+        "metadata": _ref(META + "ListMeta", "Standard list metadata."),
+        "items": {"type": "array", "description": f"The {res.plural}.",
+                  "items": {"$ref": f"#/components/schemas/{schema_name(res)}"}},
+    }, ["items"])
 
 
 def _paths(res: Kind) -> dict[str, Any]:
+    """The operations ``res`` really has (its verbs and subresources; issue 18)."""
     ref = f"#/components/schemas/{schema_name(res)}"
+    list_ref = f"#/components/schemas/{schema_name(res)}List"
     gvk = {"group": res.group, "version": res.version, "kind": res.kind}
     tag = f"{res.group or 'core'}_{res.version}"
     collection = res.base_path("{namespace}") if res.namespaced else res.base_path()
@@ -474,32 +538,60 @@ def _paths(res: Kind) -> dict[str, Any]:
     if res.namespaced:
         path_params.append(_param("namespace", "object name and auth scope, such as for teams and projects", "path"))
     common = {"tags": [tag], "x-kubernetes-group-version-kind": gvk}
+    verbs = set(res.verbs)
 
     def op(action: str, op_id: str, **more: Any) -> dict[str, Any]:
         return {**common, "operationId": f"{op_id}{res.kind}", "x-kubernetes-action": action, **more}
 
     write_params = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
-    return {
-        collection: {
-            "parameters": path_params[1:],
-            "get": op("list", "list", parameters=[_param("labelSelector", "A label selector."),
-                                                  _param("fieldSelector", "A field selector."),
-                                                  _param("watch", "Watch for changes.", type_="boolean"),
-                                                  _param("resourceVersion", "Where a watch starts.")],
-                      responses=_ok(ref)),
-            "post": op("post", "create", parameters=write_params, requestBody=_json_body(ref), responses=_ok(ref)),
-        },
-        item: {
+    if res.virtual:
+        return {collection: {"post": op("post", "create", requestBody=_json_body(ref),
+                                        responses=_responses(ref, ("201",), ("400", "401", "403", "415")))}}
+    list_params = [_param("labelSelector", "A label selector."), _param("fieldSelector", "A field selector."),
+                   _param("limit", "At most this many items (then a continue token).", type_="integer"),
+                   _param("continue", "The token of the previous page.")]
+    colls: dict[str, Any] = {"parameters": path_params[1:]}
+    items: dict[str, Any] = {"parameters": path_params}
+    if "list" in verbs:
+        colls["get"] = op("list", "list", parameters=list_params, responses=_responses(list_ref))
+    if "create" in verbs:
+        colls["post"] = op("post", "create", parameters=write_params, requestBody=_json_body(ref),
+                           responses=_responses(ref, ("200", "201"), WRITE_ERRORS))
+    if "deletecollection" in verbs:
+        colls["delete"] = op("deletecollection", "deletecollection", parameters=[_DRY_RUN, *list_params[:2]],
+                             responses=_responses(list_ref, ("200",), WRITE_ERRORS))
+    if "get" in verbs:
+        items["get"] = op("get", "read", responses=_responses(ref))
+    if "update" in verbs:
+        items["put"] = op("put", "replace", parameters=write_params, requestBody=_json_body(ref),
+                          responses=_responses(ref, ("200",), WRITE_ERRORS))
+    if "patch" in verbs:
+        items["patch"] = op("patch", "patch", parameters=write_params + [_FORCE],
+                            requestBody={"required": True,
+                                         "content": {t: {"schema": {"type": "object"}} for t in PATCH_TYPES}},
+                            responses=_responses(ref, ("200", "201"), WRITE_ERRORS))
+    if "delete" in verbs:
+        items["delete"] = op("delete", "delete", parameters=[_DRY_RUN, _param("propagationPolicy",
+                                                                               "Orphan, Background or Foreground.")],
+                             responses=_responses(ref, ("200",), WRITE_ERRORS))
+    out: dict[str, Any] = {}
+    if len(colls) > 1:
+        out[collection] = colls
+    if len(items) > 1:
+        out[item] = items
+    for sub in res.subresources:
+        sub_ref = f"#/components/schemas/{AUTOSCALING}Scale" if sub == "scale" else ref
+        out[f"{item}/{sub}"] = {
             "parameters": path_params,
-            "get": op("get", "read", responses=_ok(ref)),
-            "put": op("put", "replace", parameters=write_params, requestBody=_json_body(ref), responses=_ok(ref)),
-            "patch": op("patch", "patch", parameters=write_params + [_FORCE],
-                        requestBody={"required": True, "content": {t: {"schema": {"type": "object"}} for t in PATCH_TYPES}},
-                        responses=_ok(ref)),
-            "delete": op("delete", "delete", parameters=[_DRY_RUN, _param("propagationPolicy", "Orphan, Background or Foreground.")],
-                         responses=_ok(ref)),
-        },
-    }
+            "get": op("get", f"read{sub.title()}", responses=_responses(sub_ref)),
+            "put": op("put", f"replace{sub.title()}", parameters=write_params, requestBody=_json_body(sub_ref),
+                      responses=_responses(sub_ref, ("200",), WRITE_ERRORS)),
+            "patch": op("patch", f"patch{sub.title()}", parameters=write_params,
+                        requestBody={"required": True, "content": {t: {"schema": {"type": "object"}}
+                                                                   for t in PATCH_TYPES[:3]}},
+                        responses=_responses(sub_ref, ("200",), WRITE_ERRORS)),
+        }
+    return out
 
 
 def group_version_path(group: str, version: str) -> str:

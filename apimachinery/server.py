@@ -579,7 +579,7 @@ class ResourceAPI:
         body = object_body(await read_body(request, what), res, what)
         answered = self.hooks.review(request, res, body)
         answered.update(apiVersion=res.api_version, kind=res.kind)
-        answered.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+        answered.setdefault("metadata", {})
         return json_response(answered, 201)
 
     # -------------------------------------------------------------- scale (autoscaling/v1)
