@@ -236,12 +236,14 @@ def test_a_second_api_server_on_one_store_exits_and_the_first_keeps_serving(tmp_
     (tmp_path / "first").mkdir()
     (tmp_path / "third").mkdir()
     with apiserver_process(tmp_path / "first", "--store", str(store), "--no-controllers") as (url, first):
-        assert http("POST", url + SVC, service("before"))[0] == 201
+        status, before = http("POST", url + SVC, service("before"))
+        assert status == 201
         done, elapsed = run_apiserver(store)
         assert_refused(done, elapsed, f"store {store} is in use", f"pid {first.pid}")
         assert http("GET", url + "/healthz") == (200, "ok")
         status, created = http("POST", url + SVC, service("after"))
-        assert status == 201 and created["metadata"]["resourceVersion"] == "2"
+        # The next write after "before": the refused second server wrote nothing.
+        assert status == 201 and int(created["metadata"]["resourceVersion"]) == int(before["metadata"]["resourceVersion"]) + 1
     # The first stopped (SIGTERM): a new one starts on the store and finds both writes.
     assert first.returncode is not None
     with apiserver_process(tmp_path / "third", "--store", str(store), "--no-controllers") as (url, _):
