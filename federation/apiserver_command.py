@@ -31,7 +31,8 @@ from federation.registry import Registry, WatchHub
 from federation.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
 from federation.settings import Settings, settings_from, settings_options
-from federation.store import StoreOpenError, open_store
+from federation.store import StoreOpenError
+from federation.stores import open_store
 
 log = logging.getLogger("federation.apiserver")
 
@@ -127,7 +128,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
 
 @click.command("federation-apiserver")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to serve the API on.")
-@click.option("--store", "store_path", default="ubernetes.db", show_default=True, help="SQLite file, or :memory:.")
+@click.option("--store", "store_path", default="ubernetes.db", show_default=True, help="SQLite file, :memory:, or etcd://HOST:PORT[,HOST:PORT...][/prefix] (docs/architecture.md).")
 @settings_options  # federation/settings.py: each setting's flag, default and help, written once
 @click.option("--controllers/--no-controllers", default=True, show_default=True)
 @click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
