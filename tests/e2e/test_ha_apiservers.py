@@ -120,3 +120,76 @@ async def test_a_watch_resumes_on_another_replica_from_its_last_resource_version
             await watch_until(session, a, seen[-1][0], len(acknowledged), seen)
     assert seen == acknowledged
 
+
+LEASE = "/apis/coordination.k8s.io/v1/namespaces/federation-system/leases/federation-controller-manager"
+
+
+def identity_of(log_path) -> str:
+    """The identity a replica stands for election with, from its log."""
+    for line in log_path.read_text().splitlines():
+        if "standing for leader of the controllers as " in line:
+            return line.rsplit(" as ", 1)[1].strip()
+    raise AssertionError(f"no identity in {log_path}:\n{log_path.read_text()}")
+
+
+async def holder(session: aiohttp.ClientSession, base: str) -> str:
+    async with session.get(base + LEASE) as resp:
+        if resp.status != 200:
+            return ""
+        return (await resp.json())["spec"].get("holderIdentity") or ""
+
+
+async def wait_holder(session: aiohttp.ClientSession, base: str, want: str, timeout: float) -> float:
+    began = asyncio.get_running_loop().time()
+    while asyncio.get_running_loop().time() - began < timeout:
+        if await holder(session, base) == want:
+            return asyncio.get_running_loop().time() - began
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{want} did not hold the lease within {timeout} s (holder: {await holder(session, base)!r})")
+
+
+async def test_one_replica_leads_the_controllers_and_a_standby_takes_over(tmp_path, etcd_url):
+    """Two replicas with controllers: one holds the Lease and runs them; killed (SIGKILL),
+    the other leads within the lease duration plus a retry period; stopped cleanly
+    (SIGTERM), the leader hands over within about one retry period. Every change is an Event."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    with apiserver_process(tmp_path / "a", "--store", etcd_url) as (a, proc_a), \
+            apiserver_process(tmp_path / "b", "--store", etcd_url) as (b, proc_b):
+        ids = {a: identity_of(tmp_path / "a" / "apiserver.log"), b: identity_of(tmp_path / "b" / "apiserver.log")}
+        async with aiohttp.ClientSession() as session:
+            await asyncio.sleep(0.3)
+            first = ""
+            for _ in range(100):
+                first = await holder(session, a)
+                if first:
+                    break
+                await asyncio.sleep(0.05)
+            assert first in ids.values()
+            leader, standby = (a, b) if ids[a] == first else (b, a)
+            leader_proc = proc_a if leader == a else proc_b
+            leader_log = tmp_path / ("a" if leader == a else "b") / "apiserver.log"
+            await asyncio.sleep(2.5)  # renewals go on; the standby never takes it meanwhile
+            assert await holder(session, standby) == first
+            assert "controllers started" in leader_log.read_text()
+            standby_log = tmp_path / ("b" if leader == a else "a") / "apiserver.log"
+            assert "controllers started" not in standby_log.read_text()
+            leader_proc.send_signal(signal.SIGKILL)
+            leader_proc.wait(10)
+            took = await wait_holder(session, standby, ids[standby], timeout=10)
+            assert took <= 4.0 + 1.2 + 0.5, f"the standby led {took:.1f} s after the kill"
+            await asyncio.sleep(0.5)
+            assert "controllers started" in standby_log.read_text()
+            # A third replica joins; the leader stops cleanly and hands over at once.
+            with apiserver_process(tmp_path / "c", "--store", etcd_url) as (c, _):
+                third = identity_of(tmp_path / "c" / "apiserver.log")
+                standby_proc = proc_b if standby == b else proc_a
+                standby_proc.send_signal(signal.SIGTERM)
+                standby_proc.wait(10)
+                took = await wait_holder(session, c, third, timeout=5)
+                assert took <= 1.2 + 0.5, f"the new leader led {took:.1f} s after a clean stop"
+                async with session.get(c + "/api/v1/namespaces/federation-system/events") as resp:
+                    messages = [e["message"] for e in (await resp.json())["items"] if e["reason"] == "LeaderElection"]
+    assert f"{first} became leader" in messages and f"{ids[standby]} became leader" in messages
+    assert f"{ids[standby]} stopped leading" in messages and f"{third} became leader" in messages
