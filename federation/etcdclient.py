@@ -85,6 +85,7 @@ class Gateway:
         self._local = threading.local()
         self._watch_lock = threading.Lock()
         self._watch_conns: set[http.client.HTTPConnection] = set()
+        self._closed = False
 
     def name(self, index: int) -> str:
         host, port = self.endpoints[index]
@@ -148,24 +149,28 @@ class Gateway:
             index = (self._current + attempt) % n
             host, port = self.endpoints[index]
             conn = http.client.HTTPConnection(host, port, timeout=idle_timeout)
+            with self._watch_lock:  # known before it connects, so close() can always break it
+                if self._closed:
+                    raise EtcdUnavailable("the client is closed")
+                self._watch_conns.add(conn)
             try:
                 conn.request("POST", "/v3/watch", json.dumps({"create_request": create_request}).encode(), _HEADERS)
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as e:
-                conn.close()
+                self._forget(conn)
                 problems.append(f"{self.name(index)}: {_why(e)}")
                 continue
             if resp.status != 200:
                 code, message = _error(resp.status, resp.read())
-                conn.close()
+                self._forget(conn)
                 problems.append(f"{self.name(index)}: {message}")
                 continue
             break
         else:
             raise EtcdUnavailable("no etcd member accepted the watch (" + "; ".join(problems) + ")")
-        with self._watch_lock:
-            self._watch_conns.add(conn)
         try:
+            if self._closed:  # closed while it connected (nothing to shut down then)
+                raise EtcdUnavailable("the client is closed")
             buf = bytearray()
             while True:
                 try:
@@ -188,13 +193,17 @@ class Gateway:
                                             str(err.get("message")))
                         yield message.get("result") or {}
         finally:
-            with self._watch_lock:
-                self._watch_conns.discard(conn)
-            conn.close()
+            self._forget(conn)
+
+    def _forget(self, conn: http.client.HTTPConnection) -> None:
+        with self._watch_lock:
+            self._watch_conns.discard(conn)
+        conn.close()
 
     def close_watches(self) -> None:
-        """Break every open watch stream (from another thread): its reader sees the end."""
+        """Break every open watch stream (from another thread) and refuse new ones."""
         with self._watch_lock:
+            self._closed = True
             conns = list(self._watch_conns)
         for conn in conns:
             if conn.sock is not None:
