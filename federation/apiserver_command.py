@@ -3,6 +3,11 @@
 Federation v1 split the API server from the controller manager; here one process runs
 both (the controllers use the registry in-process), which keeps a local federation to a
 handful of processes. ``--no-controllers`` leaves only the API.
+
+On an etcd store several replicas serve the API at once, and only the one holding the
+Lease ``federation-system/federation-controller-manager`` runs the controllers
+(:mod:`federation.leaderelection`); on SQLite the file lock already allows one process, so
+it runs them from the start.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from federation.controllers.members import MemberClients
 from federation.registry import Registry, WatchHub
 from federation.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
+from federation.leaderelection import ElectionConfig, LeaderElector, default_identity
 from federation.settings import Settings, settings_from, settings_options
-from federation.store import StoreOpenError, open_store
+from federation.store import StoreOpenError
+from federation.stores import open_store
 
 log = logging.getLogger("federation.apiserver")
 
@@ -43,35 +50,30 @@ def split_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-async def serve(*, host: str, port: int, store_path: str, settings: Settings, controllers: bool,
-                tokens: dict | None = None, ssl_context: ssl.SSLContext | None = None,
-                member_ssl: ssl.SSLContext | None = None, watch_window: int = WATCH_WINDOW,
-                auto_approve: frozenset[str] = frozenset()) -> None:
-    from federation.controllers.propagation import MEMBER_SERVICES_CHANGED, PropagationController
+class ControllerManager:
+    """The controllers of one API server process, started and stopped as one: at start
+    with an SQLite store (one process owns it), or while this replica holds the
+    controllers' Lease with a shared (etcd) store (federation/leaderelection.py)."""
 
-    store = open_store(store_path)
-    hub = WatchHub()
-    registry = Registry(store, hub)
-    app = make_app(registry, tokens=tokens, watch_window=watch_window,  # tokens: issue 8's --token-file (None: open)
-                   auto_approve=auto_approve)
-    # Member clients reach a member with the token its Cluster's spec.secretRef names (issue 8).
-    member_kw = {"secrets": lambda ns, name: registry.find(SECRETS, ns, name), "ssl_context": member_ssl}
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    await start_site(runner, host, port, ssl_context=ssl_context)  # handshake and header deadlines
-    log.info(
-        "federation %s (domain %s) API listening on %s://%s:%d, store %s, %s",
-        settings.federation_name, settings.domain, "https" if ssl_context else "http", host, port, store_path,
-        f"authentication on ({len(tokens)} static token(s))" if tokens is not None else "no authentication",
-    )
-    members = MemberClients(timeout=settings.health_timeout, **member_kw)
-    # Propagation gets its own clients with a longer timeout than a health probe.
-    propagation_members = MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw)
-    tasks: list[asyncio.Task[None]] = []
-    reader = None
-    if controllers:
+    def __init__(self, registry: Registry, hub: WatchHub, settings: Settings, member_kw: dict) -> None:
+        self.registry = registry
+        self.hub = hub
+        self.settings = settings
+        self.member_kw = member_kw
+        self.tasks: list[asyncio.Task[None]] = []
+        self.reader: InformerReader | None = None
+        self._closers: list = []
+
+    async def start(self) -> None:
+        from federation.controllers.propagation import MEMBER_SERVICES_CHANGED, PropagationController
+
+        registry, hub, settings, member_kw = self.registry, self.hub, self.settings, self.member_kw
+        members = MemberClients(timeout=settings.health_timeout, **member_kw)
+        # Propagation gets its own clients with a longer timeout than a health probe.
+        propagation_members = MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw)
+        self._closers = [members.close, propagation_members.close]  # closed even if a stop cuts the start short
         # issue 11: the controllers read shared informers' caches, not the store
-        reader = InformerReader(registry, [CLUSTERS, SERVICES, DEPLOYMENTS, CONTROLLERREVISIONS, DNSRECORDS])
+        reader = self.reader = InformerReader(registry, [CLUSTERS, SERVICES, DEPLOYMENTS, CONTROLLERREVISIONS, DNSRECORDS])
         if not await reader.start():
             log.warning("the controllers' informers did not sync within 60 s; starting anyway")
         health = HealthController(registry, settings, members, reader=reader)
@@ -102,32 +104,75 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
             tasks.append(asyncio.create_task(
                 run_forever("dataplane", dataplane.reconcile, hub=None, period=settings.dataplane_period)
             ))
+        self.tasks = tasks
+        self._closers += [propagation.close, deployments.close, dataplane.members.close, deployments.members.close]
+        log.info("controllers started")
+
+    async def stop(self) -> None:
+        """Cancel every controller and wait until none runs, then close their clients."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+        if self.reader is not None:
+            await self.reader.stop()
+            self.reader = None
+        for close in self._closers:
+            await close()
+        if self._closers:
+            log.info("controllers stopped")
+        self._closers = []
+
+
+async def serve(*, host: str, port: int, store_path: str, settings: Settings, controllers: bool,
+                tokens: dict | None = None, ssl_context: ssl.SSLContext | None = None,
+                member_ssl: ssl.SSLContext | None = None, watch_window: int = WATCH_WINDOW,
+                auto_approve: frozenset[str] = frozenset(), identity: str | None = None) -> None:
+    store = open_store(store_path)
+    hub = WatchHub()
+    registry = Registry(store, hub)
+    app = make_app(registry, tokens=tokens, watch_window=watch_window,  # tokens: issue 8's --token-file (None: open)
+                   auto_approve=auto_approve)
+    # Member clients reach a member with the token its Cluster's spec.secretRef names (issue 8).
+    member_kw = {"secrets": lambda ns, name: registry.find(SECRETS, ns, name), "ssl_context": member_ssl}
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    await start_site(runner, host, port, ssl_context=ssl_context)  # handshake and header deadlines
+    log.info(
+        "federation %s (domain %s) API listening on %s://%s:%d, store %s, %s",
+        settings.federation_name, settings.domain, "https" if ssl_context else "http", host, port, store_path,
+        f"authentication on ({len(tokens)} static token(s))" if tokens is not None else "no authentication",
+    )
+    manager = ControllerManager(registry, hub, settings, member_kw)
+    election: asyncio.Task[None] | None = None
+    if controllers and store.shared:
+        # Several replicas on one etcd: only the holder of the Lease runs the controllers.
+        config = ElectionConfig(identity=identity or default_identity(),
+                                lease_duration=settings.leader_elect_lease_duration,
+                                renew_deadline=settings.leader_elect_renew_deadline,
+                                retry_period=settings.leader_elect_retry_period)
+        elector = LeaderElector(registry, config, on_started=manager.start, on_stopped=manager.stop)
+        log.info("standing for leader of the controllers as %s", config.identity)
+        election = asyncio.create_task(elector.run())
+    elif controllers:
+        await manager.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping")
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    if reader is not None:
-        await reader.stop()
-    if controllers:
-        await propagation.close()
-        await deployments.close()
-    await members.close()
-    await propagation_members.close()
-    if controllers:
-        await dataplane.members.close()
-        await deployments.members.close()
+    if election is not None:
+        election.cancel()  # stops the controllers first if leading, then releases the Lease
+        await asyncio.gather(election, return_exceptions=True)
+    await manager.stop()
     await runner.cleanup()
     store.close()
 
 
 @click.command("federation-apiserver")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to serve the API on.")
-@click.option("--store", "store_path", default="ubernetes.db", show_default=True, help="SQLite file, or :memory:.")
+@click.option("--store", "store_path", default="ubernetes.db", show_default=True, help="SQLite file, :memory:, or etcd://HOST:PORT[,HOST:PORT...][/prefix] (docs/architecture.md).")
 @settings_options  # federation/settings.py: each setting's flag, default and help, written once
 @click.option("--controllers/--no-controllers", default=True, show_default=True)
 @click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),

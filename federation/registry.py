@@ -37,11 +37,20 @@ class WatchHub:
         # One event per resource, replaced after it fires, so a waiter wakes only for the
         # kinds it reads (a lease renewal must not wake the DNS planner).
         self._changed: dict[str, asyncio.Event] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def subscribe(self) -> asyncio.Queue[Event | None]:
+        self._bind()
         q: asyncio.Queue[Event | None] = asyncio.Queue(self.max_queue)
         self._queues.add(q)
         return q
+
+    def _bind(self) -> None:
+        """Remember the event loop the hub's subscribers live on (for :meth:`publish_from_thread`)."""
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
 
     def unsubscribe(self, q: asyncio.Queue[Event | None]) -> None:
         self._queues.discard(q)
@@ -58,6 +67,38 @@ class WatchHub:
                 q.put_nowait(None)
         self.notify(event.resource)
 
+    def publish_from_thread(self, events: list[Event]) -> None:
+        """:meth:`publish` ``events`` on the hub's event loop, in order, from another thread
+        (a shared store's feed). Before anyone subscribed there is nobody to tell: whoever
+        subscribes later reads those events from the store's history."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._publish_all, events)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    def _publish_all(self, events: list[Event]) -> None:
+        for event in events:
+            self.publish(event)
+
+    def reset_from_thread(self) -> None:
+        """Events were lost upstream: every subscriber is told it fell behind, and relists."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.drop_all)
+            except RuntimeError:
+                pass
+
+    def drop_all(self) -> None:
+        for q in list(self._queues):
+            self._queues.discard(q)
+            while not q.empty():
+                q.get_nowait()
+            q.put_nowait(None)
+
     def notify(self, key: str) -> None:
         """Wake whoever waits for changes of ``key`` (a store key, or a name of the
         controllers' own, such as a member kind their informers watch)."""
@@ -68,6 +109,7 @@ class WatchHub:
     async def wait_change(self, timeout: float, resources: frozenset[str] | set[str] | None = None) -> None:
         """Return at the next change of one of ``resources`` (store keys) or after ``timeout``
         seconds, whichever comes first; with no resources, just wait out the timeout."""
+        self._bind()
         keys = resources or ()
         events = [self._changed.setdefault(key, asyncio.Event()) for key in keys]
         if not events:
@@ -85,6 +127,13 @@ class Registry:
     def __init__(self, store: Store, hub: WatchHub) -> None:
         self.store = store
         self.hub = hub
+        # A shared store (etcd) brings every replica's writes, this one's included, in
+        # revision order from its watch; publishing ours here too could put a write ahead of
+        # an older one from another replica that is still on its way, and a watcher that
+        # skips what it has passed would lose that one.
+        self._publishes = not getattr(store, "shared", False)
+        if not self._publishes:
+            store.follow(hub.publish_from_thread, hub.reset_from_thread)  # type: ignore[attr-defined]
 
     # -------------------------------------------------------------- reads
 
@@ -118,7 +167,8 @@ class Registry:
             raise st.refused(err, f'{res.plural}{"." + res.group if res.group else ""} "{name}"') from None
 
     def _publish(self, event: Event) -> None:
-        self.hub.publish(event)
+        if self._publishes:
+            self.hub.publish(event)
 
     def create(self, res: Kind, namespace: str, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Validate, default and store ``obj``; with ``dry_run`` everything but the store

@@ -54,6 +54,16 @@ class Settings:
     dataplane_timeout: float = flag(0.5, "Data-plane probe timeout, seconds.", type=click.FloatRange(0.05))
     dataplane_failure_threshold: int = flag(2, "Failed probes in a row before a prober votes an address down.",
                                             type=click.IntRange(1))
+    # Leader election of the controllers when several API servers share an etcd store
+    # (issue 13; federation/leaderelection.py). Short, for this project's failover goals.
+    leader_elect_lease_duration: float = flag(4.0, "Seconds a standby waits after the leader's last renewal "
+                                                   "before it takes the controllers' Lease.",
+                                              type=click.FloatRange(0.1))
+    leader_elect_renew_deadline: float = flag(3.0, "Seconds the leader may go without renewing before it stops "
+                                                   "its controllers (less than the lease duration).",
+                                              type=click.FloatRange(0.1))
+    leader_elect_retry_period: float = flag(1.0, "Seconds between attempts to take or renew the Lease.",
+                                            type=click.FloatRange(0.05))
 
     @property
     def domain(self) -> str:

@@ -34,6 +34,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from apimachinery import errors as st
+
 
 class StoreOpenError(Exception):
     """The store cannot be opened. The message names the file and what to do about it, and
@@ -56,6 +58,11 @@ class StoreNotFound(Exception):
     pass
 
 
+class StoreUnavailable(st.ServiceUnavailable):
+    """The store cannot answer now (no etcd member reachable, or none with a leader): a 503
+    ``Status`` for the client, which may retry; raised after a bounded wait, never a hang."""
+
+
 class HistoryExpired(Exception):
     """A watch asked for a resourceVersion older than the retained history (410 Gone)."""
 
@@ -73,6 +80,11 @@ class Event:
 
 
 class Store(Protocol):
+    # True when other processes write the same store (etcd): its events then reach the
+    # registry's hub from the store's own feed, in revision order (``follow``), and the
+    # registry does not publish its writes itself (federation/store_etcd.py).
+    shared: bool
+
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None: ...
     def list(self, resource: str, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]: ...
     def create(self, resource: str, namespace: str, name: str, obj: dict[str, Any]) -> tuple[dict[str, Any], Event]: ...
@@ -184,6 +196,8 @@ class SQLiteStore:
     A file store is locked for its lifetime and checked before use; opening raises
     :class:`StoreLocked`, :class:`StoreDamaged` or :class:`StoreOpenError` with a message
     meant for the user."""
+
+    shared = False  # one process owns the file (StoreLock): the registry publishes its writes
 
     def __init__(self, path: str, *, history: int = 10_000) -> None:
         self.path = path
@@ -432,7 +446,3 @@ class SQLiteStore:
             row = self._db.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE {where} LIMIT ?)",
                                    (*args, limit)).fetchone()
         return int(row[0])
-
-
-def open_store(path: str, *, history: int = 10_000) -> Store:
-    return SQLiteStore(path, history=history)

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
@@ -17,6 +17,9 @@ from apimachinery.client import APIClient
 from federation.localfed import LocalFederation, free_port
 from apimachinery.errors import APIError
 from federation.topology import ClusterSpec, Topology
+
+if TYPE_CHECKING:
+    from federation.etcdserver import EtcdCluster
 
 
 def random_pool(index: int) -> str:
@@ -128,3 +131,24 @@ async def first_credential(fed: LocalFederation, name: str) -> str:
     """The first credential of a new cluster ``name``, asked for with ``fed``'s bootstrap token."""
     async with APIClient(fed.api_url, ca_file=fed.ca_file, token=fed.credentials.bootstrap) as boot:
         return (await boot.post(f"/apis/federation/v1beta1/clusters/{name}/credential", None))["token"]
+
+
+@pytest.fixture(scope="session")
+def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator["EtcdCluster"]:
+    """One real etcd member for the session (data in tmp, free loopback ports); each test
+    that uses it takes a key prefix of its own (:func:`etcd_url`). Skips, with the package
+    to install, when etcd is not installed."""
+    from federation.etcdserver import PACKAGE_HINT, EtcdCluster, etcd_binary
+
+    if etcd_binary() is None:
+        pytest.skip(PACKAGE_HINT)
+    with EtcdCluster(tmp_path_factory.mktemp("etcd")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd_url(etcd_cluster: "EtcdCluster", request: pytest.FixtureRequest) -> str:
+    """An ``etcd://`` store URL with a prefix no other test uses."""
+    import uuid
+
+    return f"{etcd_cluster.url}/t-{uuid.uuid4().hex[:12]}"

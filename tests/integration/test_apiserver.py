@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestServer
 from federation.apiserver import make_app
 from federation.registry import Registry, WatchHub
 from federation.store import SQLiteStore
+from federation.stores import open_store
 
 SVC = "/api/v1/namespaces/default/services"
 CLUSTERS = "/apis/federation/v1beta1/clusters"
@@ -34,14 +35,17 @@ def cluster(name="c1"):
     }
 
 
-@pytest.fixture
-async def api():
-    store = SQLiteStore(":memory:", history=50)
+@pytest.fixture(params=["memory", "etcd"])
+async def api(request):
+    # The same API over both kinds of store: SQLite in memory, and etcd (a real process).
+    url = request.getfixturevalue("etcd_url") if request.param == "etcd" else ":memory:"
+    store = open_store(url, history=50)
     server = TestServer(make_app(Registry(store, WatchHub())), host="127.0.0.1")
     await server.start_server()
     async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
         yield session
     await server.close()
+    store.close()
 
 
 async def call(session, method, path, body=None, ctype="application/json", raw=None):

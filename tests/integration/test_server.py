@@ -21,7 +21,7 @@ from clusters.chaos import Chaos
 from clusters.state import ClusterState, Topology
 from federation.apiserver import make_app as federation_app
 from federation.registry import Registry, WatchHub
-from federation.store import SQLiteStore
+from federation.stores import open_store
 
 SVC = "/api/v1/namespaces/default/services"
 
@@ -31,10 +31,14 @@ def service(name: str, port: int = 80, labels: dict | None = None) -> dict:
             "spec": {"ports": [{"port": port}]}}
 
 
-@pytest.fixture(params=["federation", "member"])
+@pytest.fixture(params=["federation", "federation-etcd", "member"])
 async def api(request):
-    if request.param == "federation":
-        app = federation_app(Registry(SQLiteStore(":memory:", history=200), WatchHub()), watch_ping=0.3, watch_window=5)
+    store = None
+    if request.param.startswith("federation"):
+        # The federation's registry on SQLite in memory, and on etcd (a real process).
+        url = request.getfixturevalue("etcd_url") if request.param == "federation-etcd" else ":memory:"
+        store = open_store(url, history=200)
+        app = federation_app(Registry(store, WatchHub()), watch_ping=0.3, watch_window=5)
     else:
         state = ClusterState(Topology(name="aws-unit-1", region="us-east-1", zones=["us-east-1a"], provider="aws"))
         app = member_app(state=state, chaos=Chaos(), watch_window=5, watch_ping=0.3)
@@ -43,6 +47,8 @@ async def api(request):
     async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as session:
         yield session
     await server.close()
+    if store is not None:
+        store.close()
 
 
 async def call(session, method, path, body=None, ctype="application/json"):
