@@ -66,6 +66,14 @@ def _open(desc: str) -> dict[str, Any]:
     return {"type": "object", "description": desc, "x-kubernetes-preserve-unknown-fields": True}
 
 
+def _int_or_string(desc: str) -> dict[str, Any]:
+    return {"description": desc, "x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
+
+
+def _quantities(desc: str) -> dict[str, Any]:
+    return {"type": "object", "description": desc, "additionalProperties": _s("A quantity, such as 4 or 8Gi.")}
+
+
 def _list(items: dict[str, Any], desc: str, *, key: str | None = None, strategy: str | None = None,
           atomic: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "array", "description": desc, "items": items}
@@ -422,7 +430,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "replicas": _i("Number of desired pods (in all member clusters together, when federated). Defaults to 1."),
             "selector": _open("Label selector for pods; must match the template's labels."),
             "template": _ref(CORE + "PodTemplateSpec", "Template describes the pods that will be created."),
-            "strategy": _open("The deployment strategy: RollingUpdate (default) or Recreate."),
+            "strategy": _obj("The deployment strategy: RollingUpdate (default) or Recreate.", {
+                "type": _s("Recreate or RollingUpdate. Default is RollingUpdate."),
+                "rollingUpdate": _obj("Rolling update parameters, when type is RollingUpdate.", {
+                    "maxUnavailable": _int_or_string("Pods that can be unavailable during the update: a number "
+                                                     "or a percentage of desired pods (default 25%)."),
+                    "maxSurge": _int_or_string("Pods that can be scheduled above the desired number: a number "
+                                               "or a percentage of desired pods (default 25%)."),
+                }),
+            }),
             "minReadySeconds": _i("Minimum seconds a new pod must be ready to count as available."),
             "revisionHistoryLimit": _i("Number of old ReplicaSets to retain. Defaults to 10."),
             "progressDeadlineSeconds": _i("Maximum seconds for the deployment to make progress. Defaults to 600."),
@@ -443,7 +459,31 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     CORE + "Node": _kind("Node is a worker node of a member cluster.", "", "v1", "Node", None, None,
                          spec=_open("Spec defines the behavior of a node."),
-                         status=_open("The most recently observed status of the node.")),
+                         status=_obj("The most recently observed status of the node.", {
+                             "capacity": _quantities("The total resources of the node."),
+                             "allocatable": _quantities("The resources of the node available for scheduling."),
+                             "phase": _s("The lifecycle phase of the node (deprecated)."),
+                             "conditions": _list(_obj("A condition of the node.", {
+                                 "type": _s("Type of node condition: Ready, MemoryPressure, DiskPressure, ..."),
+                                 "status": _s("True, False or Unknown."),
+                                 "lastHeartbeatTime": _s("Last time the condition was updated.", format="date-time"),
+                                 "lastTransitionTime": _s("Last time the condition changed.", format="date-time"),
+                                 "reason": _s("Why the condition last changed."),
+                                 "message": _s("Details of the last change."),
+                             }, ["type", "status"]), "The node's current conditions.", key="type"),
+                             "addresses": _list(_obj("An address of the node.", {
+                                 "type": _s("Hostname, ExternalIP or InternalIP."),
+                                 "address": _s("The address."),
+                             }, ["type", "address"]), "Addresses reachable to the node.", key="type"),
+                             "nodeInfo": _obj("General information about the node.", {
+                                 name: _s(text) for name, text in (
+                                     ("machineID", "The machine ID."), ("systemUUID", "The system UUID."),
+                                     ("bootID", "The boot ID."), ("kernelVersion", "Kernel version."),
+                                     ("osImage", "OS image."), ("containerRuntimeVersion", "Container runtime."),
+                                     ("kubeletVersion", "Kubelet version."), ("kubeProxyVersion", "Kube-proxy version."),
+                                     ("operatingSystem", "The operating system."), ("architecture", "The architecture."))
+                             }),
+                         })),
     CORE + "Endpoints": _kind("Endpoints is the set of ready addresses behind a service.", "", "v1", "Endpoints", None, None,
                               subsets=_list(_open("A set of addresses with a common set of ports."), "The endpoints.",
                                             atomic=True)),

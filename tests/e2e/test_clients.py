@@ -245,3 +245,12 @@ def test_kubectl_create_generators_send_protobuf_and_land_as_json_would(server, 
     other = http("GET", f"{server}{collection}/yaml-{what}")[1]
     assert one["metadata"].get("labels", {}).keys() == other["metadata"].get("labels", {}).keys()
     assert comparable(one, fields) == comparable(other, fields), (one, other)
+
+
+@needs_kubectl
+def test_kubectl_explain_recursive_lists_the_sub_fields(server, tmp_path):
+    done = kubectl(server, tmp_path, "explain", "deployment.spec.strategy", "--recursive")
+    assert done.returncode == 0 and "maxUnavailable" in done.stdout and "rollingUpdate" in done.stdout, done
+    if http("GET", server + "/api/v1/nodes")[0] == 200:  # members have nodes
+        done = kubectl(server, tmp_path, "explain", "node.status", "--recursive")
+        assert done.returncode == 0 and "kubeletVersion" in done.stdout and "lastHeartbeatTime" in done.stdout, done
