@@ -622,6 +622,13 @@ class Workloads:
             new_rs["metadata"]["annotations"][REVISION_ANNOTATION] = str(max_rev + 1)
             self._touch(new_rs)
             changed = True
+        revision = new_rs["metadata"]["annotations"].get(REVISION_ANNOTATION)
+        if (d["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION) != revision:
+            # The Deployment says which revision it runs, as Kubernetes' controller writes it
+            # (kubectl rollout undo patches these annotations and needs them there).
+            d["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = revision
+            self._touch(d)
+            changed = True
         cause = (d["metadata"].get("annotations") or {}).get(CHANGE_CAUSE_ANNOTATION)
         if cause and new_rs["metadata"]["annotations"].get(CHANGE_CAUSE_ANNOTATION) != cause:
             new_rs["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] = cause

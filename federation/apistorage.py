@@ -23,15 +23,20 @@ from apimachinery import errors as st
 from apimachinery import watchlimits
 from apimachinery.kinds import Kind
 from apimachinery.storage import FellBehind
-from federation.names import DELETION_PROPAGATION_ANNOTATION, KUBERNETES_NAMESPACES, SYSTEM_NAMESPACE
+from federation.names import (
+    CHANGE_CAUSE_ANNOTATION, DELETION_PROPAGATION_ANNOTATION, KUBERNETES_NAMESPACES, REVISION_ANNOTATION,
+    SYSTEM_NAMESPACE,
+)
 from federation.registry import Registry
-from federation.resources import ALL, FEDERATION_NAMESPACES, REVIEWS
+from federation.resources import (
+    ALL, CONTROLLERREVISIONS, DEPLOYMENTS, FEDERATION_NAMESPACES, FEDERATION_REPLICASETS, REVIEWS,
+)
 from federation.store import Event, HistoryExpired
 
 Object = dict[str, Any]
 
 WELL_KNOWN_NAMESPACES = (*KUBERNETES_NAMESPACES, SYSTEM_NAMESPACE)
-SERVED = ALL + REVIEWS
+SERVED = ALL + [FEDERATION_REPLICASETS] + REVIEWS
 
 
 class HubSubscription:
@@ -78,6 +83,40 @@ class StoreHistory:
             raise st.Gone(str(err)) from None
 
 
+def replicaset_of(revision: Object, deployments: dict[str, Object]) -> Object | None:
+    """A federated Deployment's revision as the ReplicaSet kubectl expects (``rollout history``
+    lists them by the Deployment's selector and owner; ``rollout undo`` copies one's template
+    back), or None if its Deployment is gone."""
+    meta = revision["metadata"]
+    owner = next((o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"), None)
+    deployment = deployments.get(owner.get("uid")) if owner else None
+    if deployment is None:
+        return None
+    template = (revision.get("data") or {}).get("template") or {}
+    annotations = {REVISION_ANNOTATION: str(revision.get("revision", 0))}
+    cause = (meta.get("annotations") or {}).get(CHANGE_CAUSE_ANNOTATION)
+    if cause:
+        annotations[CHANGE_CAUSE_ANNOTATION] = cause
+    current = (deployment.get("metadata") or {}).get("annotations", {}).get(REVISION_ANNOTATION) == annotations[
+        REVISION_ANNOTATION]
+    replicas = int((deployment.get("spec") or {}).get("replicas", 1)) if current else 0
+    status = deployment.get("status") or {}
+    return {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"), "creationTimestamp": meta.get("creationTimestamp"),
+            "labels": dict(((template.get("metadata") or {}).get("labels")) or {}),
+            "annotations": annotations, "ownerReferences": meta.get("ownerReferences"),
+        },
+        "spec": {"replicas": replicas, "selector": (deployment.get("spec") or {}).get("selector"),
+                 "template": template},
+        "status": {"replicas": status.get("replicas", 0) if current else 0,
+                   "readyReplicas": status.get("readyReplicas", 0) if current else 0,
+                   "availableReplicas": status.get("availableReplicas", 0) if current else 0},
+    }
+
+
 class FederationStorage:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -86,12 +125,25 @@ class FederationStorage:
     # -------------------------------------------------------------- reads
 
     def get(self, kind: Kind, namespace: str, name: str) -> Object:
+        if kind.key == FEDERATION_REPLICASETS.key:
+            found = next((r for r in self.list(kind, namespace)[0] if r["metadata"]["name"] == name), None)
+            if found is None:
+                raise st.not_found(kind.plural, name, kind.group)
+            return found
         return self.registry.get(kind, namespace, name)
 
     def find(self, kind: Kind, namespace: str, name: str) -> Object | None:
-        return self.registry.find(kind, namespace, name)
+        try:
+            return self.get(kind, namespace, name)
+        except st.NotFound:
+            return None
 
     def list(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:
+        if kind.key == FEDERATION_REPLICASETS.key:
+            revisions, rv = self.registry.list(CONTROLLERREVISIONS, namespace)
+            deployments = {d["metadata"]["uid"]: d for d in self.registry.list(DEPLOYMENTS, namespace)[0]}
+            sets = [rs for r in revisions if (rs := replicaset_of(r, deployments)) is not None]
+            return sets, rv
         return self.registry.list(kind, namespace)
 
     async def snapshot(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:

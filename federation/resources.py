@@ -326,12 +326,17 @@ def default_deployment(obj: dict[str, Any]) -> None:
                 rolling.setdefault("maxUnavailable", "25%")
     template = spec.get("template")
     pod_spec = template.get("spec") if isinstance(template, dict) else None
+    template_meta = template.get("metadata") if isinstance(template, dict) else None
+    if isinstance(template_meta, dict) and template_meta.get("creationTimestamp", "") is None:
+        del template_meta["creationTimestamp"]  # Go's JSON writes null; one template, one form
     if isinstance(pod_spec, dict):
         pod_spec.setdefault("restartPolicy", "Always")
         for key in ("initContainers", "containers"):
             for c in pod_spec.get(key) or []:
                 if isinstance(c, dict):
                     c.setdefault("imagePullPolicy", "IfNotPresent")
+                    if c.get("resources", None) == {}:
+                        del c["resources"]  # no requests and no limits, as the protobuf form has it
                     for port in c.get("ports") or []:
                         if isinstance(port, dict):
                             port.setdefault("protocol", "TCP")
@@ -610,6 +615,10 @@ def default_namespace(obj: dict[str, Any]) -> None:
 # The federation stores namespaces (issue 18): kubectl creates, deletes and watches them.
 FEDERATION_NAMESPACES = replace(NAMESPACES, verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
                                 subresources=("status",), default=default_namespace)
+
+# The federation's ReplicaSets: each federated Deployment's revisions (its ControllerRevisions)
+# as kubectl rollout history and rollout undo read them; derived, read only (issue 18).
+FEDERATION_REPLICASETS = replace(REPLICASETS, verbs=("get", "list"), subresources=())
 
 # What kubectl auth can-i and kubectl auth whoami post (issue 18): answered, never stored.
 REVIEWS = [

@@ -254,3 +254,56 @@ def test_kubectl_explain_recursive_lists_the_sub_fields(server, tmp_path):
     if http("GET", server + "/api/v1/nodes")[0] == 200:  # members have nodes
         done = kubectl(server, tmp_path, "explain", "node.status", "--recursive")
         assert done.returncode == 0 and "kubeletVersion" in done.stdout and "lastHeartbeatTime" in done.stdout, done
+
+
+@needs_kubectl
+@pytest.mark.parametrize("where", ["federation", "member"])
+def test_kubectl_rollout_history_and_undo(where, tmp_path):
+    """At the federation, the revisions (its ControllerRevisions) are served as the
+    ReplicaSets kubectl reads; a member has real ones. Needs the controllers running."""
+    def run(url):
+        def k(*args):
+            return kubectl(url, tmp_path, *args)
+
+        def history_is(expected):
+            until(lambda: revisions(k("rollout", "history", "deployment/hist").stdout) == expected,
+                  f"revisions {expected}")
+
+        assert k("create", "deployment", "hist", "--image=nginx:1.26").returncode == 0
+        history_is(["1"])
+        assert k("set", "image", "deployment/hist", "nginx=nginx:1.27").returncode == 0
+        history_is(["1", "2"])
+        undo = k("rollout", "undo", "deployment/hist", "--to-revision=1")
+        assert undo.returncode == 0 and "rolled back" in undo.stdout, undo
+        history_is(["2", "3"])  # revision 1 became 3, as in Kubernetes
+        image = http("GET", url + DEPLOYS + "/hist")[1]["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image == "nginx:1.26"
+
+    if where == "member":
+        proc = ClusterProcess(name="aws-hist-1", region="us-east-1", zones="us-east-1a", extra=["--pod-ready-delay", "0"])
+        try:
+            run(proc.wait_ready().url)
+        finally:
+            proc.close()
+    else:
+        (tmp_path / "fed").mkdir()
+        with apiserver(tmp_path / "fed") as url:
+            run(url)
+
+
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+def revisions(history: str) -> list[str]:
+    return [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
+
+
+def until(predicate, what: str, timeout: float = 15.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
