@@ -115,7 +115,10 @@ class WithSOA(Prepared):
         return (an, ns + 1, ar, body + soa, an_s, ns_s + 1, ar_s, body_s + soa)
 
 
-@functools.lru_cache(maxsize=16384)
+# Within one build or change a record set is rendered into several answers (its own, the
+# chains into it, SRV additionals, each rotation); the cache is emptied after each, so a
+# zone's worth of dnspython objects does not stay in memory between changes.
+@functools.lru_cache(maxsize=4096)
 def _rrset(rs: RecordSet, rotation: int) -> dns.rrset.RRset:
     rdatas = rs.rdatas
     if rotation and rs.type in ("A", "AAAA"):
@@ -266,6 +269,7 @@ class AnswerTable:
         for wire, node in self.zone.nodes.items():
             if node:
                 self._own(wire, (), previous)
+        _rrset.cache_clear()
 
     def apply(self, changes: Iterable[tuple[tuple[str, str], RecordSet | None]], serial: int) -> ZoneChange:
         """Put or remove record sets (None: removed) and move to ``serial``, re-rendering
@@ -291,6 +295,7 @@ class AnswerTable:
             if apex not in owners:
                 self._own(apex, (SOA, ANY), only=(SOA, ANY))
         self.extra.clear()
+        _rrset.cache_clear()
         removed: dict[bytes, set] = {}
         added: dict[bytes, set] = {}
         for wire, old in before.items():

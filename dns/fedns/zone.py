@@ -73,7 +73,7 @@ class Resolution:
     additional: tuple[RecordSet, ...] = ()
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=16384)
 def to_wire(name: str) -> bytes:
     """Lower-case wire form of an absolute name."""
     return dns.name.from_text(name).canonicalize().to_wire()
