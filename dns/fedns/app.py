@@ -266,6 +266,7 @@ class Responder:
 async def serve(settings: Settings, *, stop: asyncio.Event) -> None:
     """Run a responder until ``stop`` is set."""
     responder = Responder(settings)
+    responder.view.freeze_after_build = True  # this process is the responder (fedns.view)
     await responder.start()
     try:
         await stop.wait()

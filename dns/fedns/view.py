@@ -71,6 +71,10 @@ class ZoneView:
         self.last_change: float | None = None  # wall time the served table last changed
         self.steps = 0  # changes applied in place
         self.whole_builds = 0  # whole tables built
+        # A whole zone's objects are long-lived: a responder process (fedns.app.serve) keeps
+        # the cyclic garbage collector from walking them again on every full collection, a
+        # pause that grows with the zone. Off by default: it is a setting of the process.
+        self.freeze_after_build = False
         self._pending: dict[str, None] = {}  # objects changed since the last step
         self._whole = False  # a whole build is asked for
         self._logged: dict[tuple, str] = {}  # what each problem logged once is about
@@ -207,9 +211,8 @@ class ZoneView:
         if not same:
             self.table = build(catalog)
             self.whole_builds += 1
-            # A whole zone's objects are long-lived: keep the cyclic garbage collector from
-            # walking them again on every full collection (a pause that grows with the zone).
-            gc.freeze()
+            if self.freeze_after_build:
+                gc.freeze()
             self._served()
         self._log_problems(catalog.bad, set(catalog.conflicts) | set(self.table.zone.rejected))
         return not same
