@@ -1,7 +1,7 @@
 """Precomputed wire-format answers, so a query costs a dictionary look-up, not a render.
 
-Rendering one answer with dnspython costs about 100 us; looking up stored bytes about
-1 us (../shared/notes/dns-fast-path.md). So every answer a client can get for a name we
+Rendering one answer with dnspython costs about 100 us (:mod:`fedns.encode` does it by hand
+in a fraction of that); looking up stored bytes about 1 us (../shared/notes/dns-fast-path.md). So every answer a client can get for a name we
 serve is rendered when the records change, not when queries arrive, and stored as the
 bytes that follow the question section, keyed by (lower-case question name wire bytes,
 qtype). The stored bytes were rendered after a lower-case copy of the question, so their
@@ -33,18 +33,14 @@ table whose resolution did not change.
 
 from __future__ import annotations
 
-import functools
 import struct
 from dataclasses import dataclass, replace
 from typing import Iterable
 
 import dns.exception
-import dns.flags
-import dns.message
-import dns.name
 import dns.rdata
-import dns.rrset
 
+from fedns.encode import sections
 from fedns.records import RecordSet
 from fedns.zone import (
     AAAA,
@@ -115,40 +111,10 @@ class WithSOA(Prepared):
         return (an, ns + 1, ar, body + soa, an_s, ns_s + 1, ar_s, body_s + soa)
 
 
-# Within one build or change a record set is rendered into several answers (its own, the
-# chains into it, SRV additionals, each rotation); the cache is emptied after each, so a
-# zone's worth of dnspython objects does not stay in memory between changes.
-@functools.lru_cache(maxsize=4096)
-def _rrset(rs: RecordSet, rotation: int) -> dns.rrset.RRset:
-    rdatas = rs.rdatas
-    if rotation and rs.type in ("A", "AAAA"):
-        if rs.tiers:  # nearest-first groups (fedns.topology): rotate inside each group
-            out: tuple[str, ...] = ()
-            start = 0
-            for size in rs.tiers:
-                group = rdatas[start : start + size]
-                k = rotation % size
-                out += group[k:] + group[:k]
-                start += size
-            rdatas = out
-        else:
-            k = rotation % len(rdatas)
-            rdatas = rdatas[k:] + rdatas[:k]
-    return dns.rrset.from_text_list(rs.name, rs.ttl, "IN", rs.type, list(rdatas))
-
-
-def _render(qname: dns.name.Name, res: Resolution, rotation: int, *, additional: bool) -> tuple[int, int, int, bytes]:
-    msg = dns.message.Message(id=0)
-    msg.flags = dns.flags.QR | (dns.flags.AA if res.aa else 0)
-    msg.set_rcode(res.rcode)
-    msg.question = [dns.rrset.RRset(qname, 1, A)]
-    msg.answer = [_rrset(rs, rotation) for rs in res.answer]
-    msg.authority = [_rrset(rs, rotation) for rs in res.authority]
-    if additional:
-        msg.additional = [_rrset(rs, rotation) for rs in res.additional]
-    wire = msg.to_wire(max_size=MAX_RENDER, want_shuffle=False)  # our rotations, not random order
-    an, ns, ar = struct.unpack_from("!HHH", wire, 6)
-    return an, ns, ar, wire[12 + len(qname.to_wire()) + 4 :]
+def _render(qname: bytes, res: Resolution, rotation: int, *, additional: bool) -> tuple[int, int, int, bytes]:
+    sets = (res.answer, res.authority, res.additional if additional else ())
+    (an, ns, ar), body = sections(qname, sets, rotation, max_size=MAX_RENDER)
+    return an, ns, ar, body
 
 
 def soa_apart(qname: bytes, res: Resolution) -> tuple[Resolution, bytes, bytes] | None:
@@ -170,15 +136,14 @@ def render(qname: bytes, res: Resolution, tails: dict[bytes, bytes] | None = Non
     apart = soa_apart(qname, res) if tails is not None else None
     if apart is not None:
         res = apart[0]
-    name = dns.name.from_wire(qname, 0)[0]
     rotating = [len(rs.rdatas) for rs in res.answer + res.additional if rs.type in ("A", "AAAA")]
     count = min(max(rotating, default=1), MAX_ROTATIONS)
     flags = (FLAG_AA if res.aa else 0) | res.rcode
     variants: list[Variant] = []
     try:
         for i in range(count):
-            full = _render(name, res, i, additional=True)
-            short = _render(name, res, i, additional=False) if res.additional else full
+            full = _render(qname, res, i, additional=True)
+            short = _render(qname, res, i, additional=False) if res.additional else full
             variants.append(full + short)  # type: ignore[arg-type]
     except dns.exception.TooBig:
         # Over 64 KB even without additional data: nothing sensible fits. Never happens
@@ -269,7 +234,6 @@ class AnswerTable:
         for wire, node in self.zone.nodes.items():
             if node:
                 self._own(wire, (), previous)
-        _rrset.cache_clear()
 
     def apply(self, changes: Iterable[tuple[tuple[str, str], RecordSet | None]], serial: int) -> ZoneChange:
         """Put or remove record sets (None: removed) and move to ``serial``, re-rendering
@@ -295,7 +259,6 @@ class AnswerTable:
             if apex not in owners:
                 self._own(apex, (SOA, ANY), only=(SOA, ANY))
         self.extra.clear()
-        _rrset.cache_clear()
         removed: dict[bytes, set] = {}
         added: dict[bytes, set] = {}
         for wire, old in before.items():
