@@ -17,7 +17,7 @@ type with a presentation format worth parsing, goes through dnspython once per s
 from __future__ import annotations
 
 import functools
-import socket
+import ipaddress
 import struct
 
 import dns.exception
@@ -97,9 +97,9 @@ class Writer:
             at = len(out) + 8
             out += _RR.pack(rtype, 1, rs.ttl, 0)
             if rtype == A:
-                out += socket.inet_aton(rdata)
+                out += ipaddress.IPv4Address(rdata).packed
             elif rtype == AAAA:
-                out += socket.inet_pton(socket.AF_INET6, rdata)
+                out += ipaddress.IPv6Address(rdata).packed
             elif rtype in (CNAME, NS):
                 self.name(to_wire(rdata))
             elif rtype == SRV:

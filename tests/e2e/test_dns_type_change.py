@@ -10,9 +10,6 @@ serial rises with each, and a CNAME chain into a changed name follows it.
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import aiohttp
 import dns.asyncquery
 import dns.message
@@ -20,6 +17,7 @@ import dns.rdatatype
 
 from fedns.app import Responder, Settings
 from fedns.sync import DNSRECORDS
+from test_dns_sync import eventually as until
 from tests.conftest import apiserver
 
 ZONE = "web.default.myfed.svc.z1.r1.example.com."
@@ -34,17 +32,6 @@ async def ask(port: int, name: str, rtype: str = "A") -> dns.message.Message:
 async def answer(port: int, name: str) -> list[tuple[str, str]]:
     msg = await ask(port, name)
     return [(dns.rdatatype.to_text(rs.rdtype), str(r)) for rs in msg.answer for r in rs]
-
-
-async def until(check, within: float = 5.0):
-    deadline = time.monotonic() + within
-    while True:
-        got = await check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {within} s: {check.__name__}")
-        await asyncio.sleep(0.005)
 
 
 async def test_a_type_change_through_the_api_is_answered_by_the_rule_and_counted(tmp_path):
