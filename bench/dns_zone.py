@@ -194,7 +194,7 @@ async def one_size(record_sets: int, args: argparse.Namespace, work: Path) -> di
                         if await answer_has(name, targets, dns_port):
                             latencies.append((time.monotonic() - sent) * 1000)
                             return
-                    except dns.exception.Timeout:
+                    except dns.exception.DNSException:  # a timeout, or a late reply to an earlier poll
                         pass
                     await asyncio.sleep(0.002)
                 latencies.append(float("inf"))
