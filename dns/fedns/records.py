@@ -211,16 +211,41 @@ def _placements(raw: Any, rdatas: list[str]) -> tuple[Placement, ...]:
     return tuple(out[t] for t in rdatas if t in out)
 
 
+def merge(parsed: Iterable[RecordSet]) -> tuple[RecordSet, list[str]]:
+    """One record set from the parsed specs that name it, in order: targets in order with
+    duplicates dropped, the smallest TTL; for a CNAME (one target) the first one wins and
+    each conflicting one is a problem."""
+    problems: list[str] = []
+    merged: RecordSet | None = None
+    for rs in parsed:
+        if merged is None:
+            merged = rs
+            continue
+        if rs.type == "CNAME" and merged.rdatas != rs.rdatas:
+            problems.append(
+                f"{rs.name} CNAME: conflicting targets {merged.rdatas[0]} and {rs.rdatas[0]}; keeping {merged.rdatas[0]}"
+            )
+            continue
+        rdatas = merged.rdatas + tuple(r for r in rs.rdatas if r not in merged.rdatas)
+        known = {p.target for p in merged.placements}
+        placements = merged.placements + tuple(p for p in rs.placements if p.target not in known)
+        merged = RecordSet(rs.name, rs.type, min(merged.ttl, rs.ttl), rdatas, placements)
+    assert merged is not None, "merge() needs at least one record set"
+    return merged, problems
+
+
 def collect(
     specs: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]],
 ) -> tuple[list[RecordSet], list[str]]:
     """Valid record sets (merged per name and type, sorted) and one message per bad spec.
 
-    ``specs`` is a list of specs, or a mapping from object name to spec (the responder's
-    view keyed by ``metadata.name``), so messages can name the object.
+    ``specs`` is a list of specs, merged in list order, or a mapping from object name to
+    spec (the responder's view keyed by ``metadata.name``), merged in order of object name
+    so the result does not depend on the order the objects arrived in; messages name the
+    object.
     """
-    items = specs.items() if isinstance(specs, Mapping) else ((None, s) for s in specs)
-    merged: dict[tuple[str, str], RecordSet] = {}
+    items = sorted(specs.items()) if isinstance(specs, Mapping) else [(None, s) for s in specs]
+    groups: dict[tuple[str, str], list[RecordSet]] = {}
     problems: list[str] = []
     for source, spec in items:
         try:
@@ -228,18 +253,105 @@ def collect(
         except InvalidRecord as err:
             problems.append(str(err))
             continue
+        groups.setdefault((rs.name, rs.type), []).append(rs)
+    out: list[RecordSet] = []
+    for key in sorted(groups):
+        rs, conflicts = merge(groups[key])
+        out.append(rs)
+        problems += conflicts
+    return out, problems
+
+
+Key = tuple[str, str]  # (owner name, type) of one record set
+
+
+class Catalog:
+    """:func:`collect`, one object at a time: the record sets of a set of DNSRecord objects,
+    kept current as objects come and go, so a watch event costs its own record sets.
+
+    Objects are ranked (0 for the responder's own ``--records``, 1 for the federation's)
+    and merged per record set in order of (rank, object name), as :func:`collect` merges a
+    mapping; :meth:`put` and :meth:`delete` return the keys of the record sets whose merged
+    value changed, and :attr:`merged` holds each record set.
+    """
+
+    def __init__(self) -> None:
+        self.parsed: dict[str, RecordSet] = {}  # object name -> its record set, for valid specs
+        self.ranks: dict[str, int] = {}  # objects ranked other than 1
+        self.members: dict[Key, tuple[str, ...]] = {}  # record set -> the objects that name it, in merge order
+        self.merged: dict[Key, RecordSet] = {}
+        self.bad: dict[str, str] = {}  # object name -> why its spec is not served
+        self.conflicts: dict[Key, list[str]] = {}  # record set -> its merge problems
+
+    @classmethod
+    def of(cls, specs: Iterable[tuple[str, Mapping[str, Any], int]]) -> "Catalog":
+        """A catalog of (object name, spec, rank) triples, built in one pass."""
+        catalog = cls()
+        keys: set[Key] = set()
+        for name, spec, rank in specs:
+            keys |= catalog._set(name, spec, rank)
+        for key in keys:
+            catalog._remerge(key)
+        return catalog
+
+    def put(self, name: str, spec: Mapping[str, Any] | None, rank: int = 1) -> set[Key]:
+        """Set object ``name``'s spec (None: the object is gone); the keys whose value changed."""
+        return {key for key in self._set(name, spec, rank) if self._remerge(key)}
+
+    def delete(self, name: str) -> set[Key]:
+        return self.put(name, None)
+
+    def recordsets(self) -> list[RecordSet]:
+        return [self.merged[k] for k in sorted(self.merged)]
+
+    def problems(self) -> list[str]:
+        return [*self.bad.values(), *(p for ps in self.conflicts.values() for p in ps)]
+
+    def _set(self, name: str, spec: Mapping[str, Any] | None, rank: int) -> set[Key]:
+        keys: set[Key] = set()
+        old = self.parsed.pop(name, None)
+        if old is not None:
+            key = (old.name, old.type)
+            keys.add(key)
+            members = tuple(n for n in self.members[key] if n != name)
+            if members:
+                self.members[key] = members
+            else:
+                del self.members[key]
+        self.bad.pop(name, None)
+        self.ranks.pop(name, None)
+        if spec is None:
+            return keys
+        try:
+            rs = parse_spec(spec, source=name)
+        except InvalidRecord as err:
+            self.bad[name] = str(err)
+            return keys
         key = (rs.name, rs.type)
-        old = merged.get(key)
-        if old is None:
-            merged[key] = rs
+        self.parsed[name] = rs
+        if rank != 1:
+            self.ranks[name] = rank
+        ranks = self.ranks
+        self.members[key] = tuple(sorted((*self.members.get(key, ()), name), key=lambda n: (ranks.get(n, 1), n)))
+        keys.add(key)
+        return keys
+
+    def _remerge(self, key: Key) -> bool:
+        """Merge ``key`` again from its members; True when its value changed."""
+        members = self.members.get(key)
+        old = self.merged.get(key)
+        if not members:
+            self.conflicts.pop(key, None)
+            if old is None:
+                return False
+            del self.merged[key]
+            return True
+        rs, problems = merge(self.parsed[n] for n in members)
+        if problems:
+            self.conflicts[key] = problems
         else:
-            if rs.type == "CNAME" and old.rdatas != rs.rdatas:
-                problems.append(
-                    f"{rs.name} CNAME: conflicting targets {old.rdatas[0]} and {rs.rdatas[0]}; keeping {old.rdatas[0]}"
-                )
-                continue
-            rdatas = old.rdatas + tuple(r for r in rs.rdatas if r not in old.rdatas)
-            known = {p.target for p in old.placements}
-            placements = old.placements + tuple(p for p in rs.placements if p.target not in known)
-            merged[key] = RecordSet(rs.name, rs.type, min(old.ttl, rs.ttl), rdatas, placements)
-    return [merged[k] for k in sorted(merged)], problems
+            self.conflicts.pop(key, None)
+        if rs == old:
+            return False
+        self.merged[key] = rs
+        return True

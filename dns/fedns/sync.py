@@ -107,7 +107,7 @@ class RecordSync:
                 "federation API %s unreachable (%s); serving the last-known %d record sets, retrying",
                 self.client.base_url,
                 why,
-                len(self.view.recordsets),
+                self.view.record_count,
             )
         self.connected = False
         self.last_error = why

@@ -1,7 +1,7 @@
 """Precomputed wire-format answers, so a query costs a dictionary look-up, not a render.
 
-Rendering one answer with dnspython costs about 100 us; looking up stored bytes about
-1 us (../shared/notes/dns-fast-path.md). So every answer a client can get for a name we
+Rendering one answer with dnspython costs about 100 us (:mod:`fedns.encode` does it by hand
+in a fraction of that); looking up stored bytes about 1 us (../shared/notes/dns-fast-path.md). So every answer a client can get for a name we
 serve is rendered when the records change, not when queries arrive, and stored as the
 bytes that follow the question section, keyed by (lower-case question name wire bytes,
 qtype). The stored bytes were rendered after a lower-case copy of the question, so their
@@ -12,35 +12,41 @@ Three kinds of answer are not stored per name:
 
 - NXDOMAIN and NODATA carry only the zone's SOA, written as a pointer to where the apex
   starts inside the client's question name plus fixed bytes: built per query for a few
-  hundred nanoseconds, so unknown names cost no memory;
+  hundred nanoseconds, so unknown names cost no memory (and the same SOA bytes are
+  appended to stored answers whose authority is the SOA, after a CNAME chain, so a new
+  serial re-renders none of them: :class:`WithSOA`);
 - REFUSED has no records at all;
 - an unusual qtype at a CNAME (MX at a CNAME, say) is resolved and rendered on demand and
   kept in a small cache.
 
 A and AAAA record sets with several targets rotate between answers (round robin), so
 clients spread over the shards: each answer keeps up to :data:`MAX_ROTATIONS` rendered
-rotations and a cursor. Rebuilding after a change reuses every rendered answer whose
-:class:`~fedns.zone.Resolution` did not change, so a change to one name costs one render.
+rotations and a cursor.
+
+A change of one record set (a watch event) costs the change, not the zone (issue 20):
+:meth:`AnswerTable.apply` changes the zone in place and re-renders only the answers of
+the names it touched and of the names whose answers read them (CNAME chains into them,
+SRV and NS additional records), plus each apex's SOA, all in one synchronous step. A
+whole build (the first list, a large relist) reuses every rendered answer of the previous
+table whose resolution did not change.
 """
 
 from __future__ import annotations
 
-import functools
 import struct
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import dns.exception
-import dns.flags
-import dns.message
-import dns.name
 import dns.rdata
-import dns.rrset
 
+from fedns.encode import sections
 from fedns.records import RecordSet
 from fedns.zone import (
     AAAA,
     ANY,
     CNAME,
+    SOA,
     NOERROR,
     NXDOMAIN,
     REFUSED,
@@ -52,6 +58,7 @@ from fedns.zone import (
     Zone,
     ZoneConfig,
     label_offsets,
+    to_wire,
 )
 
 FLAG_AA = 0x0400
@@ -85,55 +92,66 @@ class Prepared:
         return variants[i]
 
 
-@functools.lru_cache(maxsize=16384)
-def _rrset(rs: RecordSet, rotation: int) -> dns.rrset.RRset:
-    rdatas = rs.rdatas
-    if rotation and rs.type in ("A", "AAAA"):
-        if rs.tiers:  # nearest-first groups (fedns.topology): rotate inside each group
-            out: tuple[str, ...] = ()
-            start = 0
-            for size in rs.tiers:
-                group = rdatas[start : start + size]
-                k = rotation % size
-                out += group[k:] + group[:k]
-                start += size
-            rdatas = out
-        else:
-            k = rotation % len(rdatas)
-            rdatas = rdatas[k:] + rdatas[:k]
-    return dns.rrset.from_text_list(rs.name, rs.ttl, "IN", rs.type, list(rdatas))
+class WithSOA(Prepared):
+    """An answer whose authority section is its zone's SOA (NODATA or NXDOMAIN after a
+    CNAME chain): stored without it, and the SOA appended per query from the table's
+    current negative tails, so a new serial re-renders none of these answers."""
+
+    __slots__ = ("owner", "apex", "tails")
+
+    def __init__(self, flags: int, variants: list[Variant], owner: bytes, apex: bytes, tails: dict[bytes, bytes]) -> None:
+        super().__init__(flags, variants)
+        self.owner = owner  # the SOA's owner name: a pointer into the question, or the name itself
+        self.apex = apex
+        self.tails = tails
+
+    def pick(self) -> Variant:
+        an, ns, ar, body, an_s, ns_s, ar_s, body_s = Prepared.pick(self)
+        soa = self.owner + self.tails[self.apex]
+        return (an, ns + 1, ar, body + soa, an_s, ns_s + 1, ar_s, body_s + soa)
 
 
-def _render(qname: dns.name.Name, res: Resolution, rotation: int, *, additional: bool) -> tuple[int, int, int, bytes]:
-    msg = dns.message.Message(id=0)
-    msg.flags = dns.flags.QR | (dns.flags.AA if res.aa else 0)
-    msg.set_rcode(res.rcode)
-    msg.question = [dns.rrset.RRset(qname, 1, A)]
-    msg.answer = [_rrset(rs, rotation) for rs in res.answer]
-    msg.authority = [_rrset(rs, rotation) for rs in res.authority]
-    if additional:
-        msg.additional = [_rrset(rs, rotation) for rs in res.additional]
-    wire = msg.to_wire(max_size=MAX_RENDER, want_shuffle=False)  # our rotations, not random order
-    an, ns, ar = struct.unpack_from("!HHH", wire, 6)
-    return an, ns, ar, wire[12 + len(qname.to_wire()) + 4 :]
+def _render(qname: bytes, res: Resolution, rotation: int, *, additional: bool) -> tuple[int, int, int, bytes]:
+    sets = (res.answer, res.authority, res.additional if additional else ())
+    (an, ns, ar), body = sections(qname, sets, rotation, max_size=MAX_RENDER)
+    return an, ns, ar, body
 
 
-def render(qname: bytes, res: Resolution) -> Prepared:
-    """Render a resolution after the (lower-case, wire) question name ``qname``."""
-    name = dns.name.from_wire(qname, 0)[0]
+def soa_apart(qname: bytes, res: Resolution) -> tuple[Resolution, bytes, bytes] | None:
+    """(the resolution without its SOA, the SOA's owner bytes, its apex) when the authority
+    section is one SOA (:class:`WithSOA`), else None."""
+    if len(res.authority) != 1 or res.authority[0].type != "SOA":
+        return None
+    apex = to_wire(res.authority[0].name)
+    if qname.endswith(apex):
+        owner = struct.pack("!H", 0xC000 | (12 + len(qname) - len(apex)))
+    else:  # the chain left the question's zone: the apex name in full
+        owner = apex
+    return replace(res, authority=()), owner, apex
+
+
+def render(qname: bytes, res: Resolution, tails: dict[bytes, bytes] | None = None) -> Prepared:
+    """Render a resolution after the (lower-case, wire) question name ``qname``; with
+    ``tails`` (a table's negative tails), an SOA in authority is left to :class:`WithSOA`."""
+    apart = soa_apart(qname, res) if tails is not None else None
+    if apart is not None:
+        res = apart[0]
     rotating = [len(rs.rdatas) for rs in res.answer + res.additional if rs.type in ("A", "AAAA")]
     count = min(max(rotating, default=1), MAX_ROTATIONS)
     flags = (FLAG_AA if res.aa else 0) | res.rcode
     variants: list[Variant] = []
     try:
         for i in range(count):
-            full = _render(name, res, i, additional=True)
-            short = _render(name, res, i, additional=False) if res.additional else full
+            full = _render(qname, res, i, additional=True)
+            short = _render(qname, res, i, additional=False) if res.additional else full
             variants.append(full + short)  # type: ignore[arg-type]
     except dns.exception.TooBig:
         # Over 64 KB even without additional data: nothing sensible fits. Never happens
         # with the planner's records; say so rather than send a broken message.
         return Prepared(FLAG_AA | SERVFAIL, [EMPTY])
+    if apart is not None:
+        assert tails is not None
+        return WithSOA(flags, variants, apart[1], apart[2], tails)
     return Prepared(flags, variants)
 
 
@@ -150,28 +168,171 @@ def precomputed_qtypes(node: dict[int, RecordSet]) -> set[int]:
     return qtypes
 
 
+@dataclass(frozen=True)
+class ZoneChange:
+    """What one :meth:`AnswerTable.apply` changed, for IXFR history (fedns.transfer):
+    per apex, the records removed and added (owner, type, TTL, rdata), and the serials."""
+
+    old_serial: int
+    new_serial: int
+    old_soas: dict[bytes, RecordSet]
+    removed: dict[bytes, tuple[tuple[str, str, int, str], ...]]
+    added: dict[bytes, tuple[tuple[str, str, int, str], ...]]
+
+
+def _records(node: dict[int, RecordSet]) -> set[tuple[str, str, int, str]]:
+    return {(rs.name, rs.type, rs.ttl, r) for t, rs in node.items() if t != SOA for r in rs.rdatas}
+
+
 class AnswerTable:
-    """Every answer for one version of the zones, and the look-up the fast path calls."""
+    """Every answer for one zone, the look-up the fast path calls, and the dependencies
+    that let one record set change re-render only the answers that show it.
+
+    Each name with records owns its stored answers (one per :func:`precomputed_qtypes`).
+    Resolving them reads other names too (CNAME chain links, SRV and NS targets, names a
+    chain ends at that do not exist yet): :attr:`reads` keeps, per owner, the other names
+    read, and :attr:`readers` the reverse, so :meth:`apply` re-renders the changed names
+    and exactly the owners that read them. SOA serials never force a re-render: answers
+    with an SOA in authority are :class:`WithSOA`, and only each apex's own SOA answer is
+    rendered again per change.
+    """
 
     def __init__(
         self,
         zone: Zone,
-        answers: dict[tuple[bytes, int], Prepared],
-        memo: dict,
-        placed: dict[tuple[bytes, int], dict] | None = None,
+        *,
+        places: tuple[tuple[str, str], ...] = (),
+        nearest_only: bool = False,
     ) -> None:
         self.zone = zone
+        self.places = places
+        self.nearest_only = nearest_only
         # (qname, qtype) -> {client place: Prepared}, for answers that depend on where the
         # client is; empty unless a client topology is in use (fedns.topology).
-        self.placed: dict[tuple[bytes, int], dict] = placed or {}
-        self.serial = zone.serial
-        self.answers = answers
-        self.memo = memo  # (qname, Resolution) -> Prepared, reused by the next build
-        self.names = frozenset(zone.nodes)
-        self.cnames = frozenset(w for w, node in zone.nodes.items() if CNAME in node)
-        self.negative = {apex: soa_tail(zone.soas[apex]) for apex in zone.apexes}
+        self.placed: dict[tuple[bytes, int], dict] = {}
+        self.answers: dict[tuple[bytes, int], Prepared] = {}
+        self.negative: dict[bytes, bytes] = {}  # apex -> its SOA after the owner name
         self.extra: dict[tuple[bytes, int], Prepared] = {}
-        self.record_sets = sum(len(node) for node in zone.nodes.values())
+        self.reads: dict[bytes, tuple[bytes, ...]] = {}
+        self.readers: dict[bytes, set[bytes]] = {}
+        self.changes: ZoneChange | None = None  # set by apply(); None after a whole build
+        self._tails()
+
+    @property
+    def serial(self) -> int:
+        return self.zone.serial
+
+    def _tails(self) -> None:
+        for apex in self.zone.apexes:
+            self.negative[apex] = soa_tail(self.zone.soas[apex])
+
+    # -- building and changing -----------------------------------------------------------
+
+    def fill(self, previous: "AnswerTable | None" = None) -> None:
+        """Render every stored answer; ``previous``'s renders are reused where its zone
+        resolves the question the same way (compared without the SOA, see WithSOA)."""
+        for wire, node in self.zone.nodes.items():
+            if node:
+                self._own(wire, (), previous)
+
+    def apply(self, changes: Iterable[tuple[tuple[str, str], RecordSet | None]], serial: int) -> ZoneChange:
+        """Put or remove record sets (None: removed) and move to ``serial``, re-rendering
+        what they show in. Synchronous: a query sees all of it or none of it."""
+        zone = self.zone
+        before: dict[bytes, dict[int, RecordSet]] = {}
+        touched: set[bytes] = set()
+        for (name, rtype), rs in changes:
+            wire = to_wire(name)
+            if wire not in before:
+                before[wire] = dict(zone.nodes.get(wire) or {})
+            touched |= zone.put(rs) if rs is not None else zone.remove(name, rtype)
+        old_serial, old_soas = zone.serial, dict(zone.soas)
+        zone.set_serial(serial)
+        self._tails()
+        owners = set(touched)
+        for wire in touched:
+            owners |= self.readers.get(wire, set())
+        for wire in owners:
+            node = before[wire] if wire in before else zone.nodes.get(wire)
+            self._own(wire, precomputed_qtypes(node) if node else ())
+        for apex in zone.apexes:  # the SOA itself (and ANY, which answers the SOA at an apex)
+            if apex not in owners:
+                self._own(apex, (SOA, ANY), only=(SOA, ANY))
+        self.extra.clear()
+        removed: dict[bytes, set] = {}
+        added: dict[bytes, set] = {}
+        for wire, old in before.items():
+            apex = zone.apex_of(wire)
+            if apex is None:
+                continue
+            was, now = _records(old), _records(zone.nodes.get(wire) or {})
+            if was != now:
+                removed.setdefault(apex, set()).update(was - now)
+                added.setdefault(apex, set()).update(now - was)
+        self.changes = ZoneChange(
+            old_serial,
+            serial,
+            old_soas,
+            {a: tuple(sorted(r)) for a, r in removed.items()},
+            {a: tuple(sorted(r)) for a, r in added.items()},
+        )
+        return self.changes
+
+    def _own(
+        self,
+        wire: bytes,
+        old_qtypes: Iterable[int],
+        previous: "AnswerTable | None" = None,
+        only: tuple[int, ...] | None = None,
+    ) -> None:
+        """Render the stored answers of the name ``wire`` again (``old_qtypes``: the ones
+        it had), and record which other names they read."""
+        from fedns import topology
+
+        zone, answers, placed = self.zone, self.answers, self.placed
+        for qtype in old_qtypes:
+            answers.pop((wire, qtype), None)
+            placed.pop((wire, qtype), None)
+        if only is None:
+            for name in self.reads.pop(wire, ()):
+                readers = self.readers.get(name)
+                if readers is not None:
+                    readers.discard(wire)
+                    if not readers:
+                        del self.readers[name]
+        node = zone.nodes.get(wire)
+        if not node:
+            return
+        reads: set[bytes] = set()
+        rendered: dict[tuple, Prepared] = {}
+        tails = self.negative
+        for qtype in only if only is not None else precomputed_qtypes(node):
+            res = zone.resolve(wire, qtype, reads)
+            key = render_key(wire, res)
+            prepared = rendered.get(key)
+            if prepared is None and previous is not None:
+                old = previous.answers.get((wire, qtype))
+                if old is not None and render_key(wire, previous.zone.resolve(wire, qtype)) == key:
+                    prepared = old
+                    if isinstance(old, WithSOA):  # the same bytes, this table's SOA
+                        prepared = WithSOA(old.flags, old.variants, old.owner, old.apex, tails)
+            if prepared is None:
+                prepared = render(wire, res, tails)
+            rendered[key] = prepared
+            answers[(wire, qtype)] = prepared
+            if self.places and topology.placed(res):
+                placed[(wire, qtype)] = {
+                    place: render(wire, topology.for_place(res, place, nearest_only=self.nearest_only), tails)
+                    for place in self.places
+                }
+        if only is None:
+            reads.discard(wire)
+            if reads:
+                self.reads[wire] = tuple(reads)
+                for name in reads:
+                    self.readers.setdefault(name, set()).add(wire)
+
+    # -- answering -------------------------------------------------------------------------
 
     def lookup(self, qname: bytes, qtype: int) -> tuple[int, Variant]:
         """Header bits (AA and rcode) and the records for a lower-case wire ``qname``."""
@@ -184,17 +345,24 @@ class AnswerTable:
                 break
         else:
             return REFUSED, EMPTY
-        if qname in self.cnames:
+        node = self.zone.nodes.get(qname)
+        if node and CNAME in node:
             prepared = self.extra.get((qname, qtype))
             if prepared is None:
                 if len(self.extra) >= EXTRA_CACHE:
                     self.extra.clear()
-                prepared = render(qname, self.zone.resolve(qname, qtype))
+                prepared = render(qname, self.zone.resolve(qname, qtype), self.negative)
                 self.extra[(qname, qtype)] = prepared
             return prepared.flags, prepared.pick()
         body = struct.pack("!H", 0xC000 | (12 + i)) + tail
-        rcode = NOERROR if qname in self.names else NXDOMAIN
+        rcode = NOERROR if node is not None else NXDOMAIN
         return FLAG_AA | rcode, (0, 1, 0, body, 0, 1, 0, body)
+
+
+def render_key(qname: bytes, res: Resolution) -> tuple:
+    """What a rendered answer shows: the resolution, less an SOA that WithSOA adds per query."""
+    apart = soa_apart(qname, res)
+    return (apart[0], apart[2]) if apart is not None else (res, None)
 
 
 def build_table(
@@ -211,33 +379,9 @@ def build_table(
     ``places`` are the client places of a topology map: answers carrying placements are
     also rendered once per place, nearest targets first (fedns.topology).
     """
-    from fedns import topology
-
-    zone = Zone.build(config, recordsets, serial)
-    old = previous.memo if previous is not None else {}
-    memo: dict[tuple[bytes, Resolution], Prepared] = {}
-    answers: dict[tuple[bytes, int], Prepared] = {}
-    placed: dict[tuple[bytes, int], dict] = {}
-
-    def prepare(wire: bytes, res: Resolution) -> Prepared:
-        key = (wire, res)
-        prepared = memo.get(key) or old.get(key)
-        if prepared is None:
-            prepared = render(wire, res)
-        memo[key] = prepared
-        return prepared
-
-    for wire, node in zone.nodes.items():
-        if not node:
-            continue
-        for qtype in precomputed_qtypes(node):
-            res = zone.resolve(wire, qtype)
-            answers[(wire, qtype)] = prepare(wire, res)
-            if places and topology.placed(res):
-                placed[(wire, qtype)] = {
-                    place: prepare(wire, topology.for_place(res, place, nearest_only=nearest_only)) for place in places
-                }
-    return AnswerTable(zone, answers, memo, placed)
+    table = AnswerTable(Zone.build(config, recordsets, serial), places=places, nearest_only=nearest_only)
+    table.fill(previous)
+    return table
 
 
-__all__ = ["AnswerTable", "Prepared", "Variant", "build_table", "render", "EMPTY", "FLAG_AA"]
+__all__ = ["AnswerTable", "Prepared", "Variant", "WithSOA", "ZoneChange", "build_table", "render", "EMPTY", "FLAG_AA"]

@@ -3,9 +3,9 @@
 Secondaries (Knot, NSD, BIND) pull each zone we serve over TCP and then answer for it
 themselves: the way DNS has always scaled out. This module holds:
 
-- :class:`History`: each zone's current contents and a bounded list of diffs by serial
-  (``limit`` versions and ``max_records`` changed records at most), fed with every new
-  answer table; IXFR from a serial still in it is answered with the diffs, from an older
+- :class:`History`: each zone's serial and a bounded list of diffs by serial
+  (``limit`` versions and ``max_records`` changed records at most), fed with every change
+  of the answer table (the change itself when the table changed in place); IXFR from a serial still in it is answered with the diffs, from an older
   one with the whole zone (RFC 1995 section 4 allows that), from the current or a newer
   one with the SOA alone (the client is up to date);
 - :func:`transfer_messages`: the wire messages of one transfer, rendered with dnspython
@@ -33,6 +33,7 @@ import dns.message
 import dns.name
 import dns.rrset
 
+from fedns.records import RecordSet
 from fedns.table import AnswerTable
 from fedns.zone import SOA, Zone
 
@@ -56,13 +57,16 @@ class Diff:
 class Version:
     serial: int
     soa: RR
-    records: frozenset[RR]  # everything but the SOA
+    records: frozenset[RR] = frozenset()  # everything but the SOA (zone_contents only)
+
+
+def soa_record(soa: RecordSet) -> RR:
+    return (soa.name, "SOA", soa.ttl, soa.rdatas[0])
 
 
 def zone_contents(zone: Zone, apex: bytes) -> Version:
     """One zone's records (those whose deepest enclosing apex is ``apex``)."""
     records: set[RR] = set()
-    soa = zone.soas[apex]
     for wire, node in zone.nodes.items():
         if not node or zone.apex_of(wire) != apex:
             continue
@@ -71,43 +75,50 @@ def zone_contents(zone: Zone, apex: bytes) -> Version:
                 continue
             for rdata in rs.rdatas:
                 records.add((rs.name, rs.type, rs.ttl, rdata))
-    return Version(zone.serial, (soa.name, "SOA", soa.ttl, soa.rdatas[0]), frozenset(records))
+    return Version(zone.serial, soa_record(zone.soas[apex]), frozenset(records))
 
 
 class History:
-    """Current contents and recent diffs of every zone, for AXFR and IXFR."""
+    """The serial and recent diffs of every zone, for AXFR and IXFR.
+
+    A table changed in place (:meth:`fedns.table.AnswerTable.apply`) says what it changed,
+    so recording it costs the change; a whole new table is compared with the last one.
+    AXFR reads the current table's zone when a transfer asks for it (cached per serial).
+    """
 
     def __init__(self, *, limit: int = 64, max_records: int = 200_000) -> None:
         self.limit = limit
         self.max_records = max_records
-        self.current: dict[bytes, Version] = {}
+        self.current: dict[bytes, Version] = {}  # serial and SOA of each zone
         self.diffs: dict[bytes, deque[Diff]] = {}
+        self.table: AnswerTable | None = None
         self._cache: dict[tuple, list[bytes]] = {}
         self._lock = threading.Lock()
 
     def record(self, table: AnswerTable) -> None:
-        zone = table.zone
+        zone, change, last = table.zone, table.changes, self.table
+        in_place = table is last and change is not None
         for apex in zone.apexes:
-            new = zone_contents(zone, apex)
             old = self.current.get(apex)
+            new = Version(zone.serial, soa_record(zone.soas[apex]))
             self.current[apex] = new
             if old is None or old.serial == new.serial:
                 continue
             diffs = self.diffs.setdefault(apex, deque())
-            diffs.append(
-                Diff(
-                    old.serial,
-                    old.soa[3],
-                    new.serial,
-                    new.soa[3],
-                    tuple(sorted(old.records - new.records)),
-                    tuple(sorted(new.records - old.records)),
-                )
-            )
+            if in_place and change.old_serial == old.serial:
+                removed, added = change.removed.get(apex, ()), change.added.get(apex, ())
+            elif last is not None and table is not last:
+                was, now = zone_contents(last.zone, apex).records, zone_contents(zone, apex).records
+                removed, added = tuple(sorted(was - now)), tuple(sorted(now - was))
+            else:  # a change we did not see: no diff leads here, IXFR gets the whole zone
+                diffs.clear()
+                continue
+            diffs.append(Diff(old.serial, old.soa[3], new.serial, new.soa[3], removed, added))
             while len(diffs) > self.limit or (
                 len(diffs) > 1 and sum(len(d.removed) + len(d.added) for d in diffs) > self.max_records
             ):
                 diffs.popleft()
+        self.table = table
         with self._lock:
             self._cache.clear()
 
@@ -136,13 +147,17 @@ class History:
         with self._lock:
             messages = self._cache.get(key)
         if messages is None:
+            assert self.table is not None
             if key[2] == "axfr":
-                rrs = axfr_records(version)
+                rrs = axfr_records(zone_contents(self.table.zone, apex))
             elif key[2] == "soa":
                 rrs = [version.soa]
             else:
                 chain = self.chain(apex, ixfr_serial)  # type: ignore[arg-type]
-                rrs = ixfr_records(version, chain) if chain is not None else axfr_records(version)
+                if chain is not None:
+                    rrs = ixfr_records(version, chain)
+                else:
+                    rrs = axfr_records(zone_contents(self.table.zone, apex))
             messages = render_messages(rrs, qname=dns.name.from_wire(apex, 0)[0], qtype=query.question[0].rdtype)
             with self._lock:
                 if len(self._cache) > 16:

@@ -73,7 +73,7 @@ class Resolution:
     additional: tuple[RecordSet, ...] = ()
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=16384)
 def to_wire(name: str) -> bytes:
     """Lower-case wire form of an absolute name."""
     return dns.name.from_text(name).canonicalize().to_wire()
@@ -92,73 +92,173 @@ def label_offsets(wire: bytes) -> Iterator[int]:
 
 @dataclass
 class Zone:
-    """Every name we serve, its record sets, and the resolution rules above."""
+    """Every name we serve, its record sets, and the resolution rules above.
+
+    Built whole (:meth:`build`) or changed one record set at a time (:meth:`put`,
+    :meth:`remove`, :meth:`set_serial`): each change returns the names whose contents or
+    existence it changed, so the answer table re-renders those and what reads them. Both
+    ways give the same zone for the same record sets: every rule here depends on what the
+    record sets are, never on the order they came in.
+
+    A CNAME beside other data at its name (RFC 1034 3.6.2 forbids it) is the transient
+    state of a record set changing type while the federation writes the new one before it
+    deletes the old: the other data wins and the CNAME waits in :attr:`shadowed`, served
+    as soon as the data is gone. :attr:`shadow_events` counts how often that happened.
+    """
 
     config: ZoneConfig
     serial: int
     nodes: dict[bytes, dict[int, RecordSet]] = field(default_factory=dict)  # {} = empty non-terminal
     apexes: dict[bytes, str] = field(default_factory=dict)
     soas: dict[bytes, RecordSet] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
+    rejected: dict[tuple[str, str], str] = field(default_factory=dict)  # record sets not served, and why
+    shadowed: dict[bytes, RecordSet] = field(default_factory=dict)  # CNAMEs hidden by other data
+    shadow_events: int = 0
+    children: dict[bytes, int] = field(default_factory=dict)  # names existing directly below a node
+    reserved: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
     def build(cls, config: ZoneConfig, recordsets: Iterable[RecordSet], serial: int) -> "Zone":
+        zone = cls.empty(config, serial)
+        for rs in recordsets:
+            zone.put(rs)
+        return zone
+
+    @classmethod
+    def empty(cls, config: ZoneConfig, serial: int) -> "Zone":
+        """The zones with their built-in records only."""
         zone = cls(config=config, serial=serial)
         builtin: list[RecordSet] = []
         glue_type = "AAAA" if ipaddress.ip_address(config.ns_address).version == 6 else "A"
         for apex in config.apexes:
-            zone.apexes[to_wire(apex)] = apex
+            wire = to_wire(apex)
+            zone.apexes[wire] = apex
+            zone.nodes[wire] = {}
+            soa = zone.soa_of(apex, serial)
+            zone.soas[wire] = soa
             ns1 = "ns1." + apex
-            soa = RecordSet(
-                apex,
-                "SOA",
-                config.negative_ttl,
-                (
-                    f"{ns1} hostmaster.{apex} {serial} {config.refresh} {config.retry} "
-                    f"{config.expire} {config.negative_ttl}",
-                ),
-            )
-            zone.soas[to_wire(apex)] = soa
             builtin += [soa, RecordSet(apex, "NS", config.ns_ttl, (ns1,))]
             builtin.append(RecordSet(ns1, glue_type, config.ns_ttl, (config.ns_address,)))
             if apex == CLUSTERSET:
                 builtin.append(RecordSet("dns-version." + CLUSTERSET, "TXT", config.ns_ttl, ('"1.0.0"',)))
         for rs in builtin:
-            zone._add(rs)
-        reserved = {(rs.name, rs.type) for rs in builtin}
-        for rs in recordsets:
-            if (rs.name, rs.type) in reserved:
-                zone.problems.append(f"{rs.name} {rs.type}: built into the responder; the DNSRecord is ignored")
-                continue
-            wire = to_wire(rs.name)
-            apex = zone.apex_of(wire)
-            if apex is None:
-                zone.problems.append(
-                    f"{rs.name} {rs.type}: outside every served zone ({', '.join(config.apexes)}); ignored"
-                )
-                continue
-            if rs.type == "CNAME" and wire == apex:
-                zone.problems.append(f"{rs.name} CNAME: a zone apex cannot be a CNAME; ignored")
-                continue
-            zone._add(rs, wire=wire)
-        # A CNAME cannot share its name with other data (RFC 1034 3.6.2): keep the data.
-        for wire, node in zone.nodes.items():
-            if CNAME in node and len(node) > 1:
-                dropped = node.pop(CNAME)
-                kept = ", ".join(sorted(r.type for r in node.values()))
-                zone.problems.append(f"{dropped.name} CNAME: the name also has {kept}; the CNAME is ignored")
+            zone._place(rs, to_wire(rs.name))
+        zone.reserved = frozenset((rs.name, rs.type) for rs in builtin)
         return zone
 
-    def _add(self, rs: RecordSet, *, wire: bytes | None = None) -> None:
-        wire = wire if wire is not None else to_wire(rs.name)
-        self.nodes.setdefault(wire, {})[TYPE_CODES[rs.type]] = rs
+    def soa_of(self, apex: str, serial: int) -> RecordSet:
+        c = self.config
+        rdata = f"ns1.{apex} hostmaster.{apex} {serial} {c.refresh} {c.retry} {c.expire} {c.negative_ttl}"
+        return RecordSet(apex, "SOA", c.negative_ttl, (rdata,))
+
+    @property
+    def problems(self) -> list[str]:
+        """Why record sets are not served, and each CNAME hidden by other data."""
+        shadows = [
+            f"{rs.name} CNAME: the name also has {', '.join(sorted(r.type for r in self.nodes[w].values()))}; "
+            "the CNAME is ignored"
+            for w, rs in self.shadowed.items()
+        ]
+        return [*self.rejected.values(), *shadows]
+
+    def record_sets(self) -> int:
+        return sum(len(node) for node in self.nodes.values())
+
+    # -- changing ----------------------------------------------------------------------
+
+    def put(self, rs: RecordSet) -> set[bytes]:
+        """Add or replace one record set; the names whose contents or existence changed."""
+        key = (rs.name, rs.type)
+        if key in self.reserved:
+            self.rejected[key] = f"{rs.name} {rs.type}: built into the responder; the DNSRecord is ignored"
+            return set()
+        wire = to_wire(rs.name)
         apex = self.apex_of(wire)
-        for i in label_offsets(wire):
-            suffix = wire[i:]
-            if i:
-                self.nodes.setdefault(suffix, {})  # empty non-terminals exist
-            if suffix == apex:
+        if apex is None:
+            self.rejected[key] = f"{rs.name} {rs.type}: outside every served zone ({', '.join(self.config.apexes)}); ignored"
+            return set()
+        if rs.type == "CNAME" and wire == apex:
+            self.rejected[key] = f"{rs.name} CNAME: a zone apex cannot be a CNAME; ignored"
+            return set()
+        return self._place(rs, wire)
+
+    def remove(self, name: str, rtype: str) -> set[bytes]:
+        """Remove one record set (absent: nothing); the names whose contents or existence changed."""
+        if self.rejected.pop((name, rtype), None) is not None:
+            return set()
+        wire = to_wire(name)
+        t = TYPE_CODES[rtype]
+        if t == CNAME and self.shadowed.pop(wire, None) is not None:
+            return set()
+        node = self.nodes.get(wire)
+        if node is None or node.pop(t, None) is None:
+            return set()
+        touched = {wire}
+        if not node:
+            hidden = self.shadowed.pop(wire, None)
+            if hidden is not None:  # the data is gone: the CNAME it hid is served now
+                node[CNAME] = hidden
+            else:
+                touched |= self._prune(wire)
+        return touched
+
+    def set_serial(self, serial: int) -> None:
+        """A new SOA serial at every apex (the answers holding an SOA read it from :attr:`soas`)."""
+        self.serial = serial
+        for wire, apex in self.apexes.items():
+            soa = self.soa_of(apex, serial)
+            self.soas[wire] = soa
+            self.nodes[wire][SOA] = soa
+
+    def _place(self, rs: RecordSet, wire: bytes) -> set[bytes]:
+        t = TYPE_CODES[rs.type]
+        touched: set[bytes] = set()
+        node = self.nodes.get(wire)
+        if node is None:
+            node = self._create(wire, touched)
+        if t == CNAME:
+            if any(k != CNAME for k in node):  # other data wins; the CNAME waits
+                if wire not in self.shadowed:
+                    self.shadow_events += 1
+                self.shadowed[wire] = rs
+                return touched
+        elif CNAME in node:
+            self.shadowed[wire] = node.pop(CNAME)
+            self.shadow_events += 1
+        node[t] = rs
+        touched.add(wire)
+        return touched
+
+    def _create(self, wire: bytes, touched: set[bytes]) -> dict[int, RecordSet]:
+        """A new node and the empty non-terminals above it, up to its apex."""
+        node: dict[int, RecordSet] = {}
+        self.nodes[wire] = node
+        touched.add(wire)
+        while wire not in self.apexes:
+            parent = wire[wire[0] + 1 :]
+            self.children[parent] = self.children.get(parent, 0) + 1
+            if parent in self.nodes:
                 break
+            self.nodes[parent] = {}
+            touched.add(parent)
+            wire = parent
+        return node
+
+    def _prune(self, wire: bytes) -> set[bytes]:
+        """Remove an empty node without names below it, and the empty non-terminals it leaves."""
+        gone: set[bytes] = set()
+        while wire not in self.apexes and not self.nodes.get(wire) and not self.children.get(wire):
+            del self.nodes[wire]
+            self.children.pop(wire, None)
+            gone.add(wire)
+            parent = wire[wire[0] + 1 :]
+            left = self.children[parent] - 1
+            if left:
+                self.children[parent] = left
+            else:
+                del self.children[parent]
+            wire = parent
+        return gone
 
     def apex_of(self, wire: bytes) -> bytes | None:
         """The apex of the deepest served zone that contains the name, or None."""
@@ -167,8 +267,12 @@ class Zone:
                 return wire[i:]
         return None
 
-    def resolve(self, qname: bytes, qtype: int) -> Resolution:
-        """The answer to (qname, qtype); qname is lower-case wire bytes."""
+    def resolve(self, qname: bytes, qtype: int, reads: set[bytes] | None = None) -> Resolution:
+        """The answer to (qname, qtype); qname is lower-case wire bytes. ``reads``, when
+        given, gets every name whose node the answer depends on (CNAME chain links, SRV and
+        NS targets), so the answer table knows what to re-render when a name changes."""
+        if reads is not None:
+            reads.add(qname)
         apex = self.apex_of(qname)
         if apex is None:
             return Resolution(REFUSED, False)
@@ -178,7 +282,7 @@ class Zone:
                 return Resolution(NXDOMAIN, True, authority=(self.soas[apex],))
             for t in ANY_PREFERENCE:
                 if t in node:
-                    return Resolution(NOERROR, True, answer=(node[t],), additional=self._extras(node[t]))
+                    return Resolution(NOERROR, True, answer=(node[t],), additional=self._extras(node[t], reads=reads))
             if node:
                 return Resolution(NOERROR, True, answer=(next(iter(node.values())),))
             return Resolution(NOERROR, True, authority=(self.soas[apex],))
@@ -188,13 +292,15 @@ class Zone:
             zone_apex = self.apex_of(name)
             if zone_apex is None:  # the chain leaves our zones: the client resolves the rest
                 return Resolution(NOERROR, True, answer=tuple(answer))
+            if reads is not None:
+                reads.add(name)
             node = self.nodes.get(name)
             if node is None:
                 return Resolution(NXDOMAIN, True, tuple(answer), (self.soas[zone_apex],))
             rs = node.get(qtype)
             if rs is not None:
                 answer.append(rs)
-                return Resolution(NOERROR, True, tuple(answer), additional=self._extras(*answer))
+                return Resolution(NOERROR, True, tuple(answer), additional=self._extras(*answer, reads=reads))
             cname = node.get(CNAME)
             if cname is None:
                 return Resolution(NOERROR, True, tuple(answer), (self.soas[zone_apex],))
@@ -205,7 +311,7 @@ class Zone:
             seen.add(name)
         return Resolution(NOERROR, True, tuple(answer))
 
-    def _extras(self, *rrsets: RecordSet) -> tuple[RecordSet, ...]:
+    def _extras(self, *rrsets: RecordSet, reads: set[bytes] | None = None) -> tuple[RecordSet, ...]:
         """Addresses of SRV targets and NS names that we serve, for the additional section."""
         extra: list[RecordSet] = []
         for rs in rrsets:
@@ -216,7 +322,10 @@ class Zone:
             else:
                 continue
             for target in names:
-                node = self.nodes.get(to_wire(target))
+                wire = to_wire(target)
+                if reads is not None:
+                    reads.add(wire)
+                node = self.nodes.get(wire)
                 if not node:
                     continue
                 for t in (A, AAAA):

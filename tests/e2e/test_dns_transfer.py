@@ -72,9 +72,13 @@ def test_axfr_lists_every_record(server):
 
 
 def test_axfr_of_a_thousand_names_spans_several_messages(server):
-    for i in range(1000):
-        server.responder.view.specs[f"n{i}"] = {"name": f"n{i}.bulk.example.com.", "type": "A", "targets": [f"127.1.{i // 250}.{i % 250 + 1}"]}
-    change(server, "trigger", {"name": "t.example.com.", "type": "TXT", "targets": ["x"]})
+    async def bulk():
+        view = server.responder.view
+        for i in range(1000):  # watch events, as the sync feeds them
+            view.put(f"n{i}", {"name": f"n{i}.bulk.example.com.", "type": "A", "targets": [f"127.1.{i // 250}.{i % 250 + 1}"]})
+        await view.settled()
+
+    server.call(bulk())
     messages = list(dns.query.xfr("127.0.0.1", "example.com.", port=server.port, timeout=5, lifetime=10, relativize=False))
     assert len(messages) > 1
     z = dns.zone.from_xfr(iter(messages), relativize=False)
