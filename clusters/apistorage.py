@@ -182,6 +182,8 @@ class MemberStorage:
             return state.replace_service(namespace, name, body)
         if kind.plural == DEPLOYMENTS.plural:
             return state.workloads.replace_deployment(namespace, name, body)
+        if kind.plural == NAMESPACES.plural:
+            return state.replace_namespace(name, body)
         raise st.APIError(405, f"{kind.qualified} cannot be updated on a member cluster", reason="MethodNotAllowed")
 
     def _replace_status(self, state: ClusterState, kind: Kind, namespace: str, name: str, body: Object) -> Object:

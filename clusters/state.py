@@ -304,6 +304,37 @@ class ClusterState:
         ns["metadata"]["labels"].update(labels)
         return ns
 
+    def replace_namespace(self, name: str, body: Any) -> dict[str, Any]:
+        """An update of a namespace: its labels, annotations and finalizers (a namespace has no
+        spec a user writes but finalizers, and its status is the cluster's)."""
+        current = self.namespaces.get(name)
+        if current is None:
+            raise not_found("namespaces", name)
+        meta = body.get("metadata") if isinstance(body, dict) and isinstance(body.get("metadata"), dict) else {}
+        if meta.get("name") not in (None, name):
+            raise APIError(400, f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})")
+        rv = meta.get("resourceVersion")
+        if rv not in (None, "") and str(rv) != current["metadata"]["resourceVersion"]:
+            raise conflict("namespaces", name)
+        errors: list[tuple[str, str]] = []
+        validate_metadata({**meta, "name": name}, errors, namespaced=False)
+        if errors:
+            raise invalid("Namespace", name, errors)
+        new_meta = dict(current["metadata"])
+        for key in ("labels", "annotations", "finalizers", "managedFields"):
+            if key in meta:
+                new_meta[key] = meta[key]
+            else:
+                new_meta.pop(key, None)
+        new_meta.setdefault("labels", {})[NAMESPACE_NAME_LABEL] = name
+        if new_meta == current["metadata"]:
+            return current
+        new_meta["resourceVersion"] = self.next_rv()
+        updated = {**current, "metadata": new_meta}
+        self.namespaces[name] = updated
+        self.on_change()
+        return updated
+
     def delete_namespace(self, name: str) -> dict[str, Any]:
         """Delete a namespace and what lives in it, as a cluster's namespace controller does
         (here at once); the namespaces every cluster has cannot be deleted."""

@@ -586,7 +586,7 @@ SECRETS = Kind("", "v1", "secrets", "Secret", True, singular="secret", validate=
 READ_ONLY = dict(verbs=READ_VERBS, subresources=())
 NODES = Kind("", "v1", "nodes", "Node", False, short_names=("no",), singular="node", **READ_ONLY)
 NAMESPACES = Kind("", "v1", "namespaces", "Namespace", False, short_names=("ns",), singular="namespace",
-                  verbs=("create", "delete", *READ_VERBS), subresources=())
+                  verbs=("create", "delete", "patch", "update", *READ_VERBS), subresources=())
 MEMBER_SERVICES = replace(SERVICES, verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"))
 ENDPOINTS = Kind("", "v1", "endpoints", "Endpoints", True, short_names=("ep",), singular="endpoints", **READ_ONLY)
 PODS = Kind("", "v1", "pods", "Pod", True, short_names=("po",), singular="pod", categories=("all",),
