@@ -72,9 +72,9 @@ def service_records(i: int) -> list[dict]:
 
 def preload(store_path: Path, record_sets: int) -> float:
     """Write the objects through the registry into a new store; seconds taken."""
-    from federation.registry import Registry, WatchHub
+    from federation.api.registry import Registry, WatchHub
     from federation.resources import DNSRECORDS as KIND
-    from federation.store import SQLiteStore
+    from federation.storage.store import SQLiteStore
 
     started = time.monotonic()
     store = SQLiteStore(str(store_path))

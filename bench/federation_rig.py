@@ -31,7 +31,7 @@ for _path in (str(ROOT / "dns"), str(ROOT)):
         sys.path.insert(0, _path)
 
 from federation.certs import create_certs  # noqa: E402
-from federation.security import make_local_credentials  # noqa: E402
+from federation.api.security import make_local_credentials  # noqa: E402
 
 SERVICES = "/api/v1/namespaces/default/services"
 CLUSTERS = "/apis/federation/v1beta1/clusters"
@@ -41,7 +41,7 @@ FEDERATION_NAME = "myfed"
 
 
 def free_port(udp_too: bool = False) -> int:
-    from federation.localfed import free_port as pick
+    from federation.launch.localfed import free_port as pick
 
     return pick("127.0.0.1", udp_too=udp_too)
 

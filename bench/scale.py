@@ -79,8 +79,8 @@ import dns.rdatatype  # noqa: E402
 from apimachinery.client import APIClient  # noqa: E402
 from apimachinery.errors import APIError  # noqa: E402
 from clusters.host import MAX_INDEX, cluster_name  # noqa: E402
-from federation.auth import ACCESS_SECRET_PREFIX, CREDENTIAL_SECRET_PREFIX, secret_value  # noqa: E402
-from federation.security import publish_bootstrap_token  # noqa: E402
+from federation.api.auth import ACCESS_SECRET_PREFIX, CREDENTIAL_SECRET_PREFIX, secret_value  # noqa: E402
+from federation.api.security import publish_bootstrap_token  # noqa: E402
 
 FEDERATION_LABEL = "federation.kubernetes.io/federation-name"
 PREFIX = "scale"

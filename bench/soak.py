@@ -47,7 +47,7 @@ import dns.message  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 from federation.names import PLACEMENT_ANNOTATION  # noqa: E402
-from federation.security import publish_bootstrap_token  # noqa: E402
+from federation.api.security import publish_bootstrap_token  # noqa: E402
 
 
 def service(i: int, clusters: list[str]) -> dict:

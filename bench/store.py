@@ -29,8 +29,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from figures import pct  # noqa: E402
-from federation.etcdserver import EtcdCluster, etcd_binary  # noqa: E402
-from federation.localfed import free_port  # noqa: E402
+from federation.launch.etcdserver import EtcdCluster, etcd_binary  # noqa: E402
+from federation.launch.localfed import free_port  # noqa: E402
 
 SVC = "/api/v1/namespaces/default/services"
 

@@ -6,7 +6,7 @@ joins with a bootstrap token) every request needs one of them as a bearer token,
 included; only ``/healthz``, ``/livez``, ``/readyz`` and ``/version`` stay public, as
 Kubernetes' ``system:public-info-viewer`` role leaves them. A member has one role: any
 valid token may do anything on it (the federation's finer rules live in
-:mod:`federation.auth`). The load-balancer listeners are data plane and stay open.
+:mod:`federation.api.auth`). The load-balancer listeners are data plane and stay open.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from federation.auth import PUBLIC_PATHS, bearer_token
+from federation.api.auth import PUBLIC_PATHS, bearer_token
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

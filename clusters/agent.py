@@ -37,7 +37,7 @@ import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from clusters.chaos import Chaos
-from federation.auth import access_secret
+from federation.api.auth import access_secret
 from federation.names import ACCESS_SECRET_PREFIX, FEDERATION_LABEL, LEASE_NAMESPACE, PROVIDER_LABEL, REGION_LABEL
 from apimachinery.client import APIClient
 from apimachinery.meta import now_micro

@@ -28,7 +28,8 @@ from clusters.chaos import Chaos
 from clusters.state import ClusterState
 from clusters.watch import ChangeFeed
 from apimachinery.kinds import Kind
-from federation import reviews, tables
+from federation.api import reviews
+from federation import tables
 from federation.resources import MEMBER, REVIEWS
 
 log = logging.getLogger("ubernetes.cluster.api")

@@ -234,8 +234,8 @@ async def serve(opts: Options) -> None:
 
 def _member_tokens(opts: Options) -> tuple[set[str] | None, str | None]:
     """(tokens this API accepts or None for open, the access token to publish or None)."""
-    from federation.auth import new_token
-    from federation.security import load_tokens
+    from federation.api.auth import new_token
+    from federation.api.security import load_tokens
 
     tokens = set(load_tokens(opts.token_file)) if opts.token_file else None
     if opts.bootstrap_token and tokens is None:
@@ -248,7 +248,7 @@ def _member_tokens(opts: Options) -> tuple[set[str] | None, str | None]:
 
 async def start_cluster(opts: Options) -> Running:
     from clusters.access import access_middleware
-    from federation.security import client_ssl_context, server_ssl_context
+    from federation.api.security import client_ssl_context, server_ssl_context
 
     tokens, access_token = _member_tokens(opts)
     ssl_context = server_ssl_context(opts.tls_cert_file, opts.tls_private_key_file)

@@ -23,8 +23,8 @@ from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A free TCP port outside the ephemeral range (see federation.localfed.free_port)."""
-    from federation.localfed import free_port as pick
+    """A free TCP port outside the ephemeral range (see federation.launch.localfed.free_port)."""
+    from federation.launch.localfed import free_port as pick
 
     return pick(host)
 

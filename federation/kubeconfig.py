@@ -1,5 +1,5 @@
 """Kubeconfig files: one context for the federation and one per member (``ubernetes kubeconfig``
-is the command in :mod:`federation.cli_kubeconfig`; this module only builds and reads files).
+is the command in :mod:`federation.cli.kubeconfig_command`; this module only builds and reads files).
 
 ``kubefed join`` left a context behind for every cluster it joined, so
 ``kubectl --context <member>`` reached a member and ``kubectl --context <federation>`` the

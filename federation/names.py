@@ -34,7 +34,7 @@ OWNER_UID_ANNOTATION = "federation.kubernetes.io/owner-uid"
 OWNER_KIND_ANNOTATION = "federation.kubernetes.io/owner-kind"
 # On a federated object being deleted: the DeleteOptions propagationPolicy it was given.
 DELETION_PROPAGATION_ANNOTATION = "federation.kubernetes.io/deletion-propagation"
-# What the user sets on a federated object (federation.placement reads them).
+# What the user sets on a federated object (federation.planners.placement reads them).
 PLACEMENT_ANNOTATION = "federation.kubernetes.io/placement"
 OVERRIDES_ANNOTATION = "federation.kubernetes.io/overrides"
 PREFERENCES_ANNOTATION = "federation.kubernetes.io/deployment-preferences"

@@ -3,7 +3,7 @@
 Everything here is a function of objects (plain dicts as the API returns them) and a
 ``now`` timestamp, with no I/O, so the table-driven tests in ``tests/unit/test_cli_printers.py``
 pin the output down column by column. The shell that talks HTTP lives in
-``federation.cli_kubectl``.
+``federation.cli.kubectl``.
 
 The formats follow kubectl's own printers where kubectl has one (the age format of
 ``duration.HumanDuration``, ``80/TCP`` ports, ``<none>`` and ``<pending>`` placeholders,

@@ -3,7 +3,7 @@
 Federation v1's design proposed, and never built, health checks of the data plane by
 several probers that vote. Here the federation and every member cluster run the same
 :class:`AddressProber`: it probes each target address (``ip:port``) every period with a real
-HTTP request and folds the results into :mod:`federation.health`'s run-length state
+HTTP request and folds the results into :mod:`federation.planners.health`'s run-length state
 machine, so one lost probe does not flip an address. A TCP connect alone is not enough: a
 black-holed listener accepts connections and never answers, so a probe counts as good only
 when an HTTP status line comes back within the timeout (any status: a 503 means "no ready
@@ -16,7 +16,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from federation import health
+from federation.planners import health
 
 
 async def probe_address(target: str, *, timeout: float) -> tuple[bool, str]:

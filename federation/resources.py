@@ -416,7 +416,7 @@ def _containers_errors(pod_spec: dict[str, Any], path: str) -> Errors:
 
 def validate_deployment(obj: dict[str, Any]) -> Errors:
     """Field errors of an apps/v1 Deployment, Kubernetes' paths and wording where we can."""
-    from federation.placement import PlacementError, selector_requirements
+    from federation.planners.placement import PlacementError, selector_requirements
     from apimachinery.meta import selector_matches
 
     errs: Errors = []
@@ -493,7 +493,7 @@ def validate_deployment(obj: dict[str, Any]) -> Errors:
 
 def validate_federated_deployment(obj: dict[str, Any]) -> Errors:
     """A Deployment plus the federation's placement, overrides and preferences annotations."""
-    from federation.placement import validate_federation_annotations
+    from federation.planners.placement import validate_federation_annotations
 
     return validate_deployment(obj) + validate_federation_annotations(obj)
 

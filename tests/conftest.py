@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Iterator
 import pytest
 
 from apimachinery.client import APIClient
-from federation.localfed import LocalFederation, free_port
+from federation.launch.localfed import LocalFederation, free_port
 from apimachinery.errors import APIError
-from federation.topology import ClusterSpec, Topology
+from federation.launch.topology import ClusterSpec, Topology
 
 if TYPE_CHECKING:
-    from federation.etcdserver import EtcdCluster
+    from federation.launch.etcdserver import EtcdCluster
 
 
 def random_pool(index: int) -> str:
@@ -138,7 +138,7 @@ def etcd_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator["EtcdClus
     """One real etcd member for the session (data in tmp, free loopback ports); each test
     that uses it takes a key prefix of its own (:func:`etcd_url`). Skips, with the package
     to install, when etcd is not installed."""
-    from federation.etcdserver import PACKAGE_HINT, EtcdCluster, etcd_binary
+    from federation.launch.etcdserver import PACKAGE_HINT, EtcdCluster, etcd_binary
 
     if etcd_binary() is None:
         pytest.skip(PACKAGE_HINT)

@@ -68,7 +68,7 @@ def knot_config(
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP right now (outside the ephemeral range)."""
-    from federation.localfed import free_port as pick
+    from federation.launch.localfed import free_port as pick
 
     return pick(host, udp_too=True)
 

@@ -11,7 +11,7 @@ import logging
 import random
 from typing import Awaitable, Callable
 
-from federation.registry import WatchHub
+from federation.api.registry import WatchHub
 
 log = logging.getLogger("federation.controllers")
 

@@ -11,7 +11,7 @@ balancers died may still have a healthy API. So each period this controller
    every member for its own view with ``POST /probes`` (the targets of the *other* members;
    see ``clusters/prober.py``); a member that does not answer in time has no vote;
 3. calls an address unreachable when more than half of the probers with a view say it is
-   down (:func:`federation.health.majority_down`), and tells the DNS controller, which leaves
+   down (:func:`federation.planners.health.majority_down`), and tells the DNS controller, which leaves
    those addresses out of every record.
 
 The verdicts live in memory: after an API server restart they start empty (nothing is
@@ -25,12 +25,14 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
-from federation import approval, health
+from federation.api import approval
+
+from federation.planners import health
 from federation.controllers.members import MemberClients
-from federation.events import record_event
+from federation.api.events import record_event
 from federation.probing import AddressProber
-from federation.cache import Reader, StoreReader
-from federation.registry import Registry
+from federation.api.cache import Reader, StoreReader
+from federation.api.registry import Registry
 from federation.resources import CLUSTERS, SERVICES
 from federation.settings import Settings
 

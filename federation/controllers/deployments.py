@@ -6,14 +6,14 @@ Per reconcile, level-triggered, as the service propagation does:
    the members keep them (:mod:`federation.controllers.membercopies`; a member whose view
    has not synced counts as one that did not answer);
 2. per federated Deployment: the clusters its placement selects
-   (:mod:`federation.placement`), of those the Ready ones, and the replica split over them
-   (:mod:`federation.replicasplit`; the current copies' replicas count only without
+   (:mod:`federation.planners.placement`), of those the Ready ones, and the replica split over them
+   (:mod:`federation.planners.replicasplit`; the current copies' replicas count only without
    ``rebalance``); then create, update or scale each cluster's copy (overrides applied) and
    delete copies in clusters the placement no longer selects, along the one sync path of
    member copies (:func:`federation.controllers.membersync.sync_copies`);
 3. garbage collection: a copy whose federated owner (by uid) is gone is deleted, or
    released if the owner was deleted with ``propagationPolicy: Orphan``
-   (:mod:`federation.ownership`); a cluster that was Offline then is cleaned up when it is
+   (:mod:`federation.controllers.ownership`); a cluster that was Offline then is cleaned up when it is
    Ready again;
 4. status: the copies' counts summed over the Ready clusters, a per-cluster breakdown in
    ``status.clusters``, ``observedGeneration`` moved only when every Ready placed cluster
@@ -36,7 +36,9 @@ import logging
 import zlib
 from typing import Any
 
-from federation import approval, health
+from federation.api import approval
+
+from federation.planners import health
 from apimachinery.backoff import Backoff
 from federation.controllers.membercopies import MemberCopies
 from federation.controllers.members import MemberClients
@@ -52,8 +54,8 @@ from federation.names import (
     OWNER_UID_ANNOTATION,
     REVISION_ANNOTATION,
 )
-from federation.ownership import Tombstones, owner_of, released
-from federation.placement import (
+from federation.controllers.ownership import Tombstones, owner_of, released
+from federation.planners.placement import (
     FEDERATION_ANNOTATIONS,
     PREFERENCES_ANNOTATION,
     PlacementError,
@@ -61,9 +63,9 @@ from federation.placement import (
     parse_overrides,
     placed_clusters,
 )
-from federation.cache import Reader, StoreReader
-from federation.registry import Registry
-from federation.replicasplit import PreferenceError, parse_preferences, plan_replicas
+from federation.api.cache import Reader, StoreReader
+from federation.api.registry import Registry
+from federation.planners.replicasplit import PreferenceError, parse_preferences, plan_replicas
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS
 from federation.settings import Settings
 from apimachinery.errors import APIError, Conflict, NotFound

@@ -1,7 +1,7 @@
 """DNS records: keep the DNSRecord objects equal to what the planner says.
 
 Reads clusters (their region, zones and readiness) and federated services (their shards),
-asks :func:`federation.dnsplan.plan_records` for the record sets, and creates, replaces or
+asks :func:`federation.planners.dnsplan.plan_records` for the record sets, and creates, replaces or
 deletes DNSRecord objects until the store matches. The DNS responder watches those objects.
 With data-plane checking on, the addresses the probers voted down (kept in memory by
 :class:`federation.controllers.dataplane.DataPlaneController`) are left out as well.
@@ -14,9 +14,11 @@ import logging
 import time
 from typing import Any, Callable
 
-from federation import approval, dnsplan, health
-from federation.cache import Reader, StoreReader
-from federation.registry import Registry
+from federation.api import approval
+
+from federation.planners import dnsplan, health
+from federation.api.cache import Reader, StoreReader
+from federation.api.registry import Registry
 from federation.resources import CLUSTERS, DNSRECORDS, SERVICES
 from federation.settings import Settings
 from apimachinery.errors import APIError, NotFound
@@ -93,7 +95,7 @@ class DNSRecordController:
     def plan(self, clusters: list[dict[str, Any]], services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The DNSRecord objects wanted for these clusters and services.
 
-        Each service's records depend only on its own :class:`~federation.dnsplan.ServiceInfo`
+        Each service's records depend only on its own :class:`~federation.planners.dnsplan.ServiceInfo`
         and on the clusters, so they are remembered per ServiceInfo and recomputed only for
         services that changed; a change to any cluster's placement or usability recomputes
         all. (A steady cluster's status is rewritten now and then to refresh lastProbeTime:

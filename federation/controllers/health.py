@@ -1,7 +1,7 @@
 """Cluster health: probe every member's ``/healthz``, watch its lease, write its conditions.
 
 Each period every cluster is probed concurrently with a timeout; the result (and an expired
-lease, which counts as unreachable) is folded into :mod:`federation.health`'s state machine,
+lease, which counts as unreachable) is folded into :mod:`federation.planners.health`'s state machine,
 and the ``Ready``/``Offline`` conditions are written when they change. Zones and region are
 read from the member's node labels and refreshed. The status of a steady cluster is
 rewritten only every ``probe_time_refresh`` seconds, to keep ``lastProbeTime`` meaningful
@@ -17,18 +17,18 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from federation import health
+from federation.planners import health
 from federation.controllers.members import MemberClients
-from federation.events import record_event
+from federation.api.events import record_event
 from apimachinery.meta import now_rfc3339, parse_time
-from federation.cache import Reader, StoreReader
+from federation.api.cache import Reader, StoreReader
 from federation.names import LEGACY_REGION_LABEL, LEGACY_ZONE_LABEL, REGION_LABEL, ZONE_LABEL
-from federation.registry import Registry
+from federation.api.registry import Registry
 from federation.resources import CLUSTERS, LEASES
 from federation.settings import Settings
 from apimachinery.errors import APIError, Conflict, NotFound
 
-log = logging.getLogger("federation.health")
+log = logging.getLogger("federation.planners.health")
 
 ZONE_LABELS = (ZONE_LABEL, LEGACY_ZONE_LABEL)
 REGION_LABELS = (REGION_LABEL, LEGACY_REGION_LABEL)

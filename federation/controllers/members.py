@@ -12,7 +12,7 @@ from __future__ import annotations
 import ssl
 from typing import Any, Callable
 
-from federation.auth import secret_value
+from federation.api.auth import secret_value
 from federation.names import ACCESS_SECRET_PREFIX, SYSTEM_NAMESPACE as SECRET_NAMESPACE
 from apimachinery.client import APIClient
 

@@ -8,7 +8,7 @@ member hold exactly that:
   is updated (the adapter says what "drifted" means and what the update sends);
 - a copy the federation made that is no longer wanted is deleted, or released (its
   federation marks taken off, the object left to the member) when its federated object
-  was deleted with ``propagationPolicy: Orphan`` (a tombstone, :mod:`federation.ownership`);
+  was deleted with ``propagationPolicy: Orphan`` (a tombstone, :mod:`federation.controllers.ownership`);
 - a write the member refuses (a 4xx other than 404 and 409: too large, invalid) is not
   retried on every pass: each (cluster, namespace, name) backs off exponentially until the
   desired copy changes or a write succeeds (issue 19; :mod:`apimachinery.backoff`);
@@ -30,8 +30,8 @@ from apimachinery.backoff import Backoff
 from apimachinery.client import APIClient
 from apimachinery.errors import APIError, Conflict, NotFound
 from apimachinery.kinds import Kind
-from federation.events import record_event
-from federation.registry import Registry
+from federation.api.events import record_event
+from federation.api.registry import Registry
 
 log = logging.getLogger("federation.membersync")
 

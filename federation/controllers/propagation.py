@@ -12,7 +12,7 @@ better home, because a user's replace of the object keeps status, while it would
 annotation and blank the service's DNS records until the next reconcile.
 
 A Service may carry the placement annotation Deployments use
-(``federation.kubernetes.io/placement``, :mod:`federation.placement`): then only the clusters
+(``federation.kubernetes.io/placement``, :mod:`federation.planners.placement`): then only the clusters
 it selects get a copy (issue 8's soak places 1,000 services on two clusters each); a
 malformed placement means every cluster, as no placement does.
 
@@ -33,16 +33,17 @@ import logging
 from typing import Any
 
 from apimachinery.backoff import Backoff
-from federation import approval, health
+from federation.api import approval
+from federation.planners import health
 from federation.controllers.membercopies import MemberCopies
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
 from federation.names import FEDERATION_LABEL, LAST_APPLIED_ANNOTATION, OWNER_ANNOTATION
-from federation.ownership import Tombstones, released
-from federation.placement import PlacementError, placed_clusters
-from federation.cache import Reader, StoreReader
-from federation.registry import Registry
+from federation.controllers.ownership import Tombstones, released
+from federation.planners.placement import PlacementError, placed_clusters
+from federation.api.cache import Reader, StoreReader
+from federation.api.registry import Registry
 from federation.resources import CLUSTERS, ENDPOINTS, SERVICES
 from federation.settings import Settings
 from apimachinery.errors import APIError, Conflict, NotFound

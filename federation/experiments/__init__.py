@@ -1,7 +1,7 @@
 """Failover experiments (issue 5): run a named scenario against a fresh local federation.
 
 ``ubernetes experiment run FILE`` brings up a federation of real processes on free ports
-(:class:`federation.localfed.LocalFederation`), runs the scenario's timed faults and heals
+(:class:`federation.launch.localfed.LocalFederation`), runs the scenario's timed faults and heals
 while probes watch DNS and real clients, tears everything down and writes events.jsonl,
 summary.json, report.md and timeline.png. The parts, one module each:
 

@@ -1,7 +1,7 @@
 """What each fault and heal of a scenario does to a running local federation.
 
 Faults that need the process table (crash, zone and region outages, flapping, stopping the
-federation API) go through :class:`federation.localfed.LocalFederation`; the others flip a
+federation API) go through :class:`federation.launch.localfed.LocalFederation`; the others flip a
 member's chaos switches over HTTP (``/chaos``, see ``docs/clusters.md``). Each fault also
 says which shard addresses it kills in the data plane: those are the addresses DNS should
 drop. A control-plane partition, a control-plane outage, API latency, lost probes and a
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from federation.experiments.scenario import Fault
-from federation.localfed import LocalFederation
+from federation.launch.localfed import LocalFederation
 
 
 def affected_clusters(fed: LocalFederation, fault: Fault) -> list[str]:

@@ -1,6 +1,6 @@
 """One run of a scenario: a fresh federation, probes, the timed faults, and events.jsonl.
 
-The run brings up the scenario's federation with :class:`~federation.localfed.LocalFederation`
+The run brings up the scenario's federation with :class:`~federation.launch.localfed.LocalFederation`
 (free ports, fresh LB pools in 127/8, a store file in the output directory, every process's
 log under ``logs/``), waits until every shard is healthy and DNS answers all of them, then
 starts the clock: t = 0 is when the probes start. Faults and heals happen at their times;
@@ -24,11 +24,11 @@ from typing import Any, Callable, TextIO
 
 import click
 
-from federation import dnsplan, health
+from federation.planners import dnsplan, health
 from federation.experiments import faults as faultlib
 from federation.experiments.probes import ClientProber, DNSProber, query
 from federation.experiments.scenario import Scenario, with_fresh_pools
-from federation.localfed import LocalFederation
+from federation.launch.localfed import LocalFederation
 
 CONDITION_POLL = 0.2
 

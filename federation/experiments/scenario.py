@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from federation import dnsplan
-from federation.topology import ClusterSpec, Topology, TopologyError, parse_topology
+from federation.planners import dnsplan
+from federation.launch.topology import ClusterSpec, Topology, TopologyError, parse_topology
 
 FAULTS = {
     # kind: fields it needs

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation.localfed import LocalFederation
+from federation.launch.localfed import LocalFederation
 from federation.resources import ALL, validate_object
-from federation.topology import Topology
+from federation.launch.topology import Topology
 
 VALID = {
     "services": {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "labels": {"app": "web"}},

@@ -18,11 +18,11 @@ import dns.rdatatype
 import pytest
 import pytest_asyncio
 
-from federation import auth
+from federation.api import auth
 from apimachinery.client import APIClient
-from federation.localfed import LocalFederation
+from federation.launch.localfed import LocalFederation
 from apimachinery.meta import parse_time
-from federation.topology import ClusterSpec, Topology
+from federation.launch.topology import ClusterSpec, Topology
 from tests.conftest import expect_error, first_credential, random_pool
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from clusters.testing import free_port, http, wait_until
-from federation.health import phase_from_conditions
+from federation.planners.health import phase_from_conditions
 from tests.conftest import random_pool
 
 CLUSTERS = ("aws-us-east-1a", "aws-us-east-1b", "gcp-europe-west1-b")

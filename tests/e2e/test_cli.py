@@ -20,7 +20,7 @@ import yaml
 from click.testing import CliRunner
 
 from federation.cli import main
-from federation.localfed import free_port
+from federation.launch.localfed import free_port
 from tests.conftest import apiserver
 
 WEB = """\

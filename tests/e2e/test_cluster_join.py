@@ -16,7 +16,7 @@ from apimachinery.meta import parse_time
 CLUSTERS = "/apis/federation/v1beta1/clusters"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/federation-system/leases"
 
-pytest.importorskip("federation.apiserver")
+pytest.importorskip("federation.api.apiserver")
 
 
 class APIServer(Process):

@@ -21,7 +21,7 @@ import yaml
 from clusters.command import own_address
 from clusters.state import SharedAddress
 from clusters.testing import Process, free_port, http, wait_until
-from federation.democlient import Answer, Attempt, format_attempt, pick, read_answer
+from federation.cli.democlient import Answer, Attempt, format_attempt, pick, read_answer
 
 ZONE = "web.default.myfed.svc.us-east-1a.us-east-1.example.com."
 REGION = "web.default.myfed.svc.us-east-1.example.com."

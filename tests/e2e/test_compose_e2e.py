@@ -38,7 +38,7 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from federation.cli_kubectl import Server
+from federation.cli.kubectl import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = ROOT / "docker"

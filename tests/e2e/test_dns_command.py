@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from apimachinery import eventloop
-from federation.localfed import free_port
+from federation.launch.localfed import free_port
 
 G = "web.default.myfed.svc.example.com."
 SERVING = re.compile(r"serving DNS on 127\.0\.0\.1:(\d+) \(udp\+tcp\)")

@@ -284,13 +284,13 @@ async def _wait_api(url: str, proc: subprocess.Popen) -> None:
 
 def _apiserver_available() -> bool:
     try:
-        import federation.apiserver_command  # noqa: F401
+        import federation.controlplane  # noqa: F401
     except Exception:
         return False
     return True
 
 
-@pytest.mark.skipif(not _apiserver_available(), reason="federation.apiserver_command is not importable")
+@pytest.mark.skipif(not _apiserver_available(), reason="federation.controlplane is not importable")
 async def test_with_the_real_federation_api_server(tmp_path):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"

@@ -14,8 +14,8 @@ import json
 import aiohttp
 import pytest
 
-from federation.localfed import LocalFederation
-from federation.topology import Topology
+from federation.launch.localfed import LocalFederation
+from federation.launch.topology import Topology
 
 SVC = "/api/v1/namespaces/default/services"
 

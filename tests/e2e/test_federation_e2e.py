@@ -24,8 +24,8 @@ import dns.resolver
 import pytest
 import pytest_asyncio
 
-from federation.health import is_ready
-from federation.localfed import LocalFederation
+from federation.planners.health import is_ready
+from federation.launch.localfed import LocalFederation
 from tests.conftest import GLOBAL, REGION_EAST, REGION_EU, ZONE_A, ZONE_B, ZONE_EU, three_clusters
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

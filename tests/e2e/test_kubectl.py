@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from federation.localfed import free_port
+from federation.launch.localfed import free_port
 from tests.conftest import stop_process, wait_healthy
 
 KUBECTL = shutil.which("kubectl")

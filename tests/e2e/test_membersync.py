@@ -14,10 +14,10 @@ from apimachinery.client import APIClient
 from clusters.testing import ClusterProcess
 from federation.controllers.membersync import Wanted, sync_copies
 from federation.controllers.propagation import FEDERATION_LABEL, ServiceCopies, member_copy
-from federation.ownership import Tombstones
-from federation.registry import Registry, WatchHub
+from federation.controllers.ownership import Tombstones
+from federation.api.registry import Registry, WatchHub
 from federation.resources import EVENTS, SERVICES
-from federation.store import SQLiteStore
+from federation.storage.store import SQLiteStore
 
 
 @pytest.fixture(scope="module")

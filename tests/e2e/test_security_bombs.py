@@ -243,10 +243,10 @@ async def test_a_copy_the_member_refuses_backs_off_until_the_service_changes(ser
     once when the federated Service changes."""
     from federation.controllers.members import MemberClients
     from federation.controllers.propagation import PropagationController
-    from federation.registry import Registry, WatchHub
+    from federation.api.registry import Registry, WatchHub
     from federation.resources import CLUSTERS, EVENTS, SERVICES
     from federation.settings import Settings
-    from federation.store import SQLiteStore
+    from federation.storage.store import SQLiteStore
 
     member_url = servers[1][1]
     registry = Registry(SQLiteStore(":memory:"), WatchHub())

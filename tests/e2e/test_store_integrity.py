@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from federation.localfed import free_port
-from federation.store import SQLiteStore, StoreDamaged, StoreLock, StoreLocked, StoreOpenError, lock_path
+from federation.launch.localfed import free_port
+from federation.storage.store import SQLiteStore, StoreDamaged, StoreLock, StoreLocked, StoreOpenError, lock_path
 from tests.conftest import apiserver_process
 
 SVC = "/api/v1/namespaces/default/services"

@@ -36,8 +36,8 @@ import dns.rdatatype
 import pytest
 import pytest_asyncio
 
-from federation.localfed import LocalFederation, free_port
-from federation.topology import Topology
+from federation.launch.localfed import LocalFederation, free_port
+from federation.launch.topology import Topology
 from tests.conftest import (CLUSTERSET, GLOBAL, REGION_EAST, REGION_EU, ZONE_A, ZONE_B, ZONE_EU, stop_process,
                             three_clusters)
 

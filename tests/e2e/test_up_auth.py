@@ -114,7 +114,7 @@ def test_the_default_server_means_the_https_one_up_left_in_the_kubeconfig(tmp_pa
     import click
 
     from federation.certs import create_certs
-    from federation.cli_kubectl import resolve_server
+    from federation.cli.kubectl import resolve_server
 
     ca = str(create_certs(tmp_path / "pki")["ca.crt"])
     path = tmp_path / "config"

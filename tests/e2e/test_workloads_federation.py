@@ -17,7 +17,7 @@ import dns.message
 import pytest
 import pytest_asyncio
 
-from federation.localfed import LocalFederation
+from federation.launch.localfed import LocalFederation
 from tests.conftest import three_clusters
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

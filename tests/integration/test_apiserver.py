@@ -7,10 +7,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from federation.apiserver import make_app
-from federation.registry import Registry, WatchHub
-from federation.store import SQLiteStore
-from federation.stores import open_store
+from federation.api.apiserver import make_app
+from federation.api.registry import Registry, WatchHub
+from federation.storage.store import SQLiteStore
+from federation.storage.stores import open_store
 
 SVC = "/api/v1/namespaces/default/services"
 CLUSTERS = "/apis/federation/v1beta1/clusters"

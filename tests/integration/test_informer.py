@@ -13,10 +13,10 @@ from apimachinery.errors import Gone
 from apimachinery.informer import (APIListWatch, Indexer, Informer, InformerFactory, by_label, by_namespace,
                                    by_owner_uid, object_key, split_key)
 from apimachinery.workqueue import WorkQueue, run_workers
-from federation.apiserver import make_app
-from federation.registry import Registry, WatchHub
+from federation.api.apiserver import make_app
+from federation.api.registry import Registry, WatchHub
 from federation.resources import SERVICES
-from federation.store import SQLiteStore
+from federation.storage.store import SQLiteStore
 
 SVC = "/api/v1/namespaces/default/services"
 ALL_SVC = "/api/v1/services"

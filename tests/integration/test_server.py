@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestServer
 from clusters.api import make_app as member_app
 from clusters.chaos import Chaos
 from clusters.state import ClusterState, Topology
-from federation.apiserver import make_app as federation_app
-from federation.registry import Registry, WatchHub
-from federation.stores import open_store
+from federation.api.apiserver import make_app as federation_app
+from federation.api.registry import Registry, WatchHub
+from federation.storage.stores import open_store
 
 SVC = "/api/v1/namespaces/default/services"
 

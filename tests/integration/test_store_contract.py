@@ -14,8 +14,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from federation.store import HistoryExpired, SQLiteStore, Store, StoreConflict, StoreNotFound, StoreUnavailable
-from federation.stores import open_store
+from federation.storage.store import HistoryExpired, SQLiteStore, Store, StoreConflict, StoreNotFound, StoreUnavailable
+from federation.storage.stores import open_store
 
 Factory = Callable[..., Store]
 
@@ -226,8 +226,8 @@ def test_etcd_compaction_leaves_a_running_replicas_history(etcd_url: str) -> Non
 
 
 def test_etcd_unreachable_is_unavailable_not_a_hang(tmp_path) -> None:
-    from federation.etcdserver import EtcdCluster, etcd_binary
-    from federation.store import StoreOpenError
+    from federation.launch.etcdserver import EtcdCluster, etcd_binary
+    from federation.storage.store import StoreOpenError
 
     if etcd_binary() is None:
         pytest.skip("etcd is not installed")
@@ -258,8 +258,8 @@ def test_etcd_store_close_stops_its_threads(etcd_url: str) -> None:
 def test_etcd_compacts_its_history_on_a_schedule(etcd_url: str) -> None:
     """Every interval, etcd's history is compacted to the revision seen one interval before
     (kube-apiserver's compactor), by one replica of however many share the prefix."""
-    from federation.etcdclient import EtcdError, b64
-    from federation.store_etcd import EtcdStore
+    from federation.storage.etcdclient import EtcdError, b64
+    from federation.storage.etcd import EtcdStore
 
     replicas = [EtcdStore(etcd_url, compact_interval=0.2), EtcdStore(etcd_url, compact_interval=0.2)]
     try:

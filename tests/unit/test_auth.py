@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from federation import auth
-from federation.auth import Attributes, Authenticator, User, authorize, request_attributes
+from federation.api import auth
+from federation.api.auth import Attributes, Authenticator, User, authorize, request_attributes
 
 ADMIN = User("admin", "1", (auth.MASTERS, auth.AUTHENTICATED))
 READER = User("system:fedns", "2", ("system:dns-readers", auth.AUTHENTICATED))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-from federation.cache import InformerReader, StoreReader
-from federation.registry import Registry, WatchHub
+from federation.api.cache import InformerReader, StoreReader
+from federation.api.registry import Registry, WatchHub
 from federation.resources import CONTROLLERREVISIONS, SERVICES
-from federation.store import SQLiteStore
+from federation.storage.store import SQLiteStore
 
 
 def service(name, ns="default"):

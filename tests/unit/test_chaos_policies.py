@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from federation import dnsplan, health
+from federation.planners import dnsplan, health
 from federation.settings import Settings
 
 A, B = "127.10.1.1", "127.10.2.1"

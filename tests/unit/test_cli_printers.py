@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from federation import printers
-from federation.cli_kubectl import KINDS, parse_documents, three_way_patch, with_last_applied
+from federation.cli.kubectl import KINDS, parse_documents, three_way_patch, with_last_applied
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
 

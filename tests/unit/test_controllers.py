@@ -1,10 +1,10 @@
 """Controllers against a real in-memory store: the order of their writes, and what they collect."""
 
 from federation.controllers.dnsrecords import DNSRecordController
-from federation.registry import Registry, WatchHub
+from federation.api.registry import Registry, WatchHub
 from federation.resources import CLUSTERS, SERVICES
 from federation.settings import Settings
-from federation.store import SQLiteStore
+from federation.storage.store import SQLiteStore
 
 ZONE = "web.default.myfed.svc.us-east-1a.us-east-1.example.com."
 
@@ -50,7 +50,7 @@ async def test_a_name_changing_type_is_never_missing_in_between():
 
 
 async def test_events_older_than_the_ttl_are_collected():
-    from federation.events import EventCollector
+    from federation.api.events import EventCollector
     from federation.resources import EVENTS
 
     registry = Registry(SQLiteStore(":memory:"), WatchHub())
@@ -66,7 +66,7 @@ async def test_events_older_than_the_ttl_are_collected():
 async def test_tombstones_read_from_the_revision_they_start_at_a_page_at_a_time():
     """Issue 19: a restart read the whole history on the event loop. The cursor starts at the
     store's revision; what follows is read in pages of DELETED events only."""
-    from federation.ownership import DELETION_PROPAGATION_ANNOTATION, TOMBSTONES, Tombstones
+    from federation.controllers.ownership import DELETION_PROPAGATION_ANNOTATION, TOMBSTONES, Tombstones
 
     store = SQLiteStore(":memory:")
     registry = Registry(store, WatchHub())

@@ -2,7 +2,7 @@
 
 import pytest
 
-from federation.dnsplan import ClusterInfo, Port, ServiceInfo, Shard, plan_records
+from federation.planners.dnsplan import ClusterInfo, Port, ServiceInfo, Shard, plan_records
 
 FED, DOMAIN = "myfed", "example.com"
 A1 = ClusterInfo("a1", "us-east-1", ("us-east-1a",), True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from federation.health import (
+from federation.planners.health import (
     NOT_OK, NOT_READY, OFFLINE, OK, READY, UNKNOWN, UNREACHABLE, HealthState, conditions_for, observe,
     phase_from_conditions,
 )

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from federation.events import EVENT_NAMESPACE
-from federation.leaderelection import ElectionConfig, LeaderElector
-from federation.registry import Registry, WatchHub
+from federation.api.events import EVENT_NAMESPACE
+from federation.api.leaderelection import ElectionConfig, LeaderElector
+from federation.api.registry import Registry, WatchHub
 from federation.resources import EVENTS, LEASES
-from federation.store import SQLiteStore
+from federation.storage.store import SQLiteStore
 
 
 class Clock:

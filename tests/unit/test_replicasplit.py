@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from federation.replicasplit import (
+from federation.planners.replicasplit import (
     ClusterPreference as P,
     PreferenceError,
     Preferences,

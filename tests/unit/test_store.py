@@ -2,7 +2,7 @@
 
 import pytest
 
-from federation.store import HistoryExpired, SQLiteStore, StoreConflict, StoreNotFound
+from federation.storage.store import HistoryExpired, SQLiteStore, StoreConflict, StoreNotFound
 
 
 def obj(name, value=1):

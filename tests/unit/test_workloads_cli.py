@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from federation.cli_workloads import parse_duration, status_message
+from federation.cli.workloads import parse_duration, status_message
 
 
 def dep(*, generation=2, observed=2, replicas=4, updated=4, total=4, available=4, stalled=False):

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from apimachinery.meta import now_rfc3339, parse_time
-from federation.registry import Registry
+from federation.api.registry import Registry
 from federation.resources import EVENTS
 
-log = logging.getLogger("federation.events")
+log = logging.getLogger("federation.api.events")
 
 EVENT_NAMESPACE = "default"
 

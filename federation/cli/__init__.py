@@ -2,7 +2,7 @@
 
 Each component owns its command in its own module (the API server here, the member
 cluster in ``clusters.command``, the DNS responder in ``fedns.command``, the
-kubectl-style verbs in ``federation.cli_kubectl``); this module only assembles them.
+kubectl-style verbs in ``federation.cli.kubectl``); this module only assembles them.
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ from federation.names import DEFAULT_SERVER
 
 # (module, attribute) of every subcommand; imported when the group is built.
 COMMANDS = [
-    ("federation.apiserver_command", "federation_apiserver"),
-    ("federation.launcher", "up"),
+    ("federation.controlplane", "federation_apiserver"),
+    ("federation.launch.launcher", "up"),
     ("clusters.command", "cluster"),
     ("clusters.host", "main"),  # `ubernetes cluster-host`: many clusters in one process (issue 11)
     ("fedns.command", "dns"),
     ("fedns.publish_command", "dns_publish"),
-    ("federation.democlient", "client"),
-    ("federation.cli_kubectl", "COMMANDS"),
-    ("federation.cli_workloads", "COMMANDS"),
-    ("federation.chaos_cli", "chaos"),
+    ("federation.cli.democlient", "client"),
+    ("federation.cli.kubectl", "COMMANDS"),
+    ("federation.cli.workloads", "COMMANDS"),
+    ("federation.cli.chaos", "chaos"),
     ("federation.experiments.command", "experiment"),
-    ("federation.cli_kubeconfig", "kubeconfig"),
-    ("federation.cli_token", "token"),  # issue 8
-    ("federation.cli_approve", "COMMANDS"),  # issue 19
+    ("federation.cli.kubeconfig_command", "kubeconfig"),
+    ("federation.cli.token", "token"),  # issue 8
+    ("federation.cli.approve", "COMMANDS"),  # issue 19
     ("federation.certs", "certs"),  # issue 8
 ]
 

@@ -16,12 +16,12 @@ import uuid
 from typing import Any
 
 from apimachinery import decoding
-from federation import approval
+from federation.api import approval
 from apimachinery import errors as st
 from apimachinery.meta import now_rfc3339
 from apimachinery.kinds import Kind
 from federation.resources import CLUSTERS, FEDERATION_NAMESPACES, validate_object
-from federation.store import Event, StoreConflict, StoreNotFound, Store
+from federation.storage.store import Event, StoreConflict, StoreNotFound, Store
 
 
 class WatchHub:

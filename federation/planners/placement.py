@@ -12,7 +12,7 @@ Federation v1 did, the federation-only parts ride in annotations:
   "value": ...}]}``; ``op`` is ``add``, ``remove`` or ``replace`` (default ``replace``), the
   path a JSON pointer into the cluster's copy.
 - ``federation.kubernetes.io/deployment-preferences``: the replica split
-  (:mod:`federation.replicasplit`).
+  (:mod:`federation.planners.replicasplit`).
 
 Label selectors in their structured form (``matchLabels`` + ``matchExpressions``) are turned
 into the requirement tuples :func:`apimachinery.meta.selector_matches` evaluates, so a
@@ -173,7 +173,7 @@ def apply_overrides(obj: dict[str, Any], operations: list[dict[str, Any]]) -> di
 
 def validate_federation_annotations(obj: dict[str, Any]) -> list[tuple[str, str]]:
     """Field errors of the federation-only annotations, for the API's validation."""
-    from federation.replicasplit import PreferenceError, parse_preferences
+    from federation.planners.replicasplit import PreferenceError, parse_preferences
 
     errors = []
     for check in (parse_placement, parse_overrides):

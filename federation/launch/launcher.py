@@ -20,9 +20,9 @@ from typing import Any
 import click
 
 from apimachinery import eventloop
-from federation import dnsplan
-from federation.localfed import LocalFederation
-from federation.topology import DEFAULT, Topology, TopologyError, parse_topology
+from federation.planners import dnsplan
+from federation.launch.localfed import LocalFederation
+from federation.launch.topology import DEFAULT, Topology, TopologyError, parse_topology
 
 COLOURS = [36, 33, 35, 32, 34, 31, 96, 93, 95, 92]
 
@@ -148,7 +148,7 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
         starting.result()
         await fed.apply_objects()
         if control is not None:  # the fault API for `ubernetes chaos` (issue 5)
-            from federation.launcher_control import control_url, start_control
+            from federation.launch.control import control_url, start_control
 
             try:
                 control_runner = await start_control(fed, *control)

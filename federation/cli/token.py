@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 import click
 
-from federation.auth import BOOTSTRAP_USAGES, SYSTEM_NAMESPACE, bootstrap_secret, new_bootstrap_token
-from federation.cli_kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
+from federation.api.auth import BOOTSTRAP_USAGES, SYSTEM_NAMESPACE, bootstrap_secret, new_bootstrap_token
+from federation.cli.kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
 from apimachinery.errors import APIError
 
 DURATION = re.compile(r"^(\d+)([smhd])$")

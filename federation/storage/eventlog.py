@@ -16,7 +16,7 @@ import bisect
 import threading
 import time
 
-from federation.store import Event, HistoryExpired
+from federation.storage.store import Event, HistoryExpired
 
 
 class EventLog:
@@ -86,7 +86,7 @@ class EventLog:
 
     def page(self, rv: int, resource: str | None = None, *, types: tuple[str, ...] = (),
              max_events: int = 100, max_bytes: int = 4 << 20) -> list[Event]:
-        """As :meth:`federation.store.Store.events_page`."""
+        """As :meth:`federation.storage.store.Store.events_page`."""
         out: list[Event] = []
         size = 0
         with self._cond:

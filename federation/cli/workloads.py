@@ -18,7 +18,7 @@ rollout is watched across the whole federation with kubectl's own lines and exit
   the CLI's resource table and names from the live federation (a short request, silent
   when the server is away), for these verbs and for get/describe/delete.
 
-Same shell as :mod:`federation.cli_kubectl`: blocking HTTP, errors as kubectl prints them.
+Same shell as :mod:`federation.cli.kubectl`: blocking HTTP, errors as kubectl prints them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem, get_completion_class
 
-from federation import cli_kubectl as k
+from federation.cli import kubectl as k
 from federation.names import CHANGE_CAUSE_ANNOTATION as CHANGE_CAUSE
 from apimachinery.errors import APIError, Conflict
 from apimachinery.kinds import Kind

@@ -1,6 +1,6 @@
 """The federation's registry as the storage of the generic API server (:mod:`apimachinery.server`).
 
-:class:`~federation.registry.Registry` already has Kubernetes' write semantics (validation,
+:class:`~federation.api.registry.Registry` already has Kubernetes' write semantics (validation,
 defaulting, resourceVersion preconditions, dry run) over a store with a durable event log;
 this adapter adds what only the federation's API does:
 
@@ -27,11 +27,11 @@ from federation.names import (
     CHANGE_CAUSE_ANNOTATION, DELETION_PROPAGATION_ANNOTATION, KUBERNETES_NAMESPACES, REVISION_ANNOTATION,
     SYSTEM_NAMESPACE,
 )
-from federation.registry import Registry
+from federation.api.registry import Registry
 from federation.resources import (
     ALL, CONTROLLERREVISIONS, DEPLOYMENTS, FEDERATION_NAMESPACES, FEDERATION_REPLICASETS, REVIEWS,
 )
-from federation.store import Event, HistoryExpired
+from federation.storage.store import Event, HistoryExpired
 
 Object = dict[str, Any]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import click
 
-from federation import approval
-from federation.cli_kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
+from federation.api import approval
+from federation.cli.kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
 from federation.resources import CLUSTERS
 from apimachinery.errors import APIError
 

@@ -9,16 +9,16 @@ The semantics are kube-apiserver's (``k8s.io/apiserver/pkg/storage/etcd3``):
 - Create is a transaction "if the key does not exist, put it"; update and delete compare the
   key's ``mod_revision`` with the expected resourceVersion (or only that the key exists).
   A failed comparison reads the key in the same transaction, to tell
-  :class:`~federation.store.StoreNotFound` from :class:`~federation.store.StoreConflict`.
+  :class:`~federation.storage.store.StoreNotFound` from :class:`~federation.storage.store.StoreConflict`.
 - A list is one range read, at one revision, and returns that revision.
 - History: one etcd watch on the prefix (with the previous values, ``prev_kv``) runs in a
-  thread of this store and feeds a bounded in-memory :class:`~federation.eventlog.EventLog`
+  thread of this store and feeds a bounded in-memory :class:`~federation.storage.eventlog.EventLog`
   (kube-apiserver's watch cache) and, through :meth:`follow`, the registry's hub. Every
   replica's watchers therefore see every write, whichever replica made it, in revision
   order and without gaps. Because the registry must not publish its own writes ahead of
   older ones still on the way from etcd, this store is :attr:`shared`: its events reach
   the hub from the feed only.
-- A watch from before the log's window is :class:`~federation.store.HistoryExpired` (410).
+- A watch from before the log's window is :class:`~federation.storage.store.HistoryExpired` (410).
   If the feed itself falls behind etcd's compaction (a long disconnection), the log starts
   over and every live watcher is told it fell behind (410, relist).
 - Compaction: every ``compact_interval`` seconds the store compacts etcd's history to the
@@ -27,7 +27,7 @@ The semantics are kube-apiserver's (``k8s.io/apiserver/pkg/storage/etcd3``):
   happens per interval however many replicas run.
 
 etcd down: a request fails over to the next member; when none answers it raises
-:class:`~federation.store.StoreUnavailable` (503 with a Status) after the request timeout,
+:class:`~federation.storage.store.StoreUnavailable` (503 with a Status) after the request timeout,
 never hangs. The feed reconnects with backoff from its last revision.
 """
 
@@ -39,11 +39,11 @@ import threading
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from federation.etcdclient import EtcdError, EtcdUnavailable, Gateway, b64, parse_endpoint, prefix_end, unb64
-from federation.eventlog import EventLog
-from federation.store import Event, StoreConflict, StoreNotFound, StoreOpenError, StoreUnavailable
+from federation.storage.etcdclient import EtcdError, EtcdUnavailable, Gateway, b64, parse_endpoint, prefix_end, unb64
+from federation.storage.eventlog import EventLog
+from federation.storage.store import Event, StoreConflict, StoreNotFound, StoreOpenError, StoreUnavailable
 
-log = logging.getLogger("federation.store.etcd")
+log = logging.getLogger("federation.storage.store.etcd")
 
 SCHEME = "etcd://"
 DEFAULT_PREFIX = "/registry"
@@ -80,7 +80,7 @@ def _size(value: str | None) -> int:
 
 
 class EtcdStore:
-    """:class:`~federation.store.Store` on etcd v3, through its JSON gateway."""
+    """:class:`~federation.storage.store.Store` on etcd v3, through its JSON gateway."""
 
     shared = True  # other replicas write here too: events come from the feed (see the module doc)
 

@@ -6,7 +6,7 @@ handful of processes. ``--no-controllers`` leaves only the API.
 
 On an etcd store several replicas serve the API at once, and only the one holding the
 Lease ``federation-system/federation-controller-manager`` runs the controllers
-(:mod:`federation.leaderelection`); on SQLite the file lock already allows one process, so
+(:mod:`federation.api.leaderelection`); on SQLite the file lock already allows one process, so
 it runs them from the start.
 """
 
@@ -24,23 +24,23 @@ from apimachinery import eventloop
 from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.watchlimits import WATCH_WINDOW
-from federation.apiserver import make_app
+from federation.api.apiserver import make_app
 from federation.controllers import run_forever
-from federation.events import EventCollector
+from federation.api.events import EventCollector
 from federation.controllers.dataplane import DataPlaneController
 from federation.controllers.deployments import MEMBER_DEPLOYMENTS_CHANGED, DeploymentController
 from federation.controllers.dnsrecords import DNSRecordController
 from federation.controllers.health import HealthController
 from federation.controllers.members import MemberClients
-from federation.registry import Registry, WatchHub
-from federation.cache import InformerReader
+from federation.api.registry import Registry, WatchHub
+from federation.api.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
-from federation.leaderelection import ElectionConfig, LeaderElector, default_identity
+from federation.api.leaderelection import ElectionConfig, LeaderElector, default_identity
 from federation.settings import Settings, settings_from, settings_options
-from federation.store import StoreOpenError
-from federation.stores import open_store
+from federation.storage.store import StoreOpenError
+from federation.storage.stores import open_store
 
-log = logging.getLogger("federation.apiserver")
+log = logging.getLogger("federation.api.apiserver")
 
 
 def split_listen(value: str) -> tuple[str, int]:
@@ -194,7 +194,7 @@ def federation_apiserver(
     member_ca: str | None = None, auto_approve: str = "", watch_window: int = WATCH_WINDOW, **options: object,
 ) -> None:
     """Run the federation API server and its controllers."""
-    from federation.security import load_tokens, refuse_open_listen, server_ssl_context, client_ssl_context
+    from federation.api.security import load_tokens, refuse_open_listen, server_ssl_context, client_ssl_context
 
     setup_logging("apiserver", "debug" if verbose else "info")
     host, port = split_listen(listen)

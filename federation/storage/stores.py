@@ -3,8 +3,8 @@ an SQLite file (the embedded default), or ``:memory:`` (tests)."""
 
 from __future__ import annotations
 
-from federation.store import SQLiteStore, Store
-from federation.store_etcd import EtcdStore, is_etcd_url
+from federation.storage.store import SQLiteStore, Store
+from federation.storage.etcd import EtcdStore, is_etcd_url
 
 
 def open_store(path: str, *, history: int = 10_000) -> Store:

@@ -4,7 +4,7 @@ The federation API server, the member clusters, the DNS responder and the CLI al
 the same kind of flags (``--token-file``, ``--tls-cert-file``/``--tls-private-key-file``,
 ``--certificate-authority``, ``--token``/``UBERNETES_TOKEN``); this module turns them into
 parsed tokens and SSL contexts with one readable error each, so no command repeats it.
-The rules themselves live in :mod:`federation.auth`.
+The rules themselves live in :mod:`federation.api.auth`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from apimachinery.transport import is_loopback_host
-from federation.auth import (
+from federation.api.auth import (
     MASTERS, SYSTEM_NAMESPACE, TokenFileError, User, bootstrap_secret, format_token_line, new_bootstrap_token,
     new_token, parse_token_file,
 )

@@ -14,13 +14,13 @@ import click
 import yaml
 
 from apimachinery.errors import APIError
-from federation.cli_kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
+from federation.cli.kubectl import ConnectionFailed, fail, resolve_server, server_error, server_option
 from federation.kubeconfig import CLUSTERS_PATH, build, default_path, merge
 
 
 def member_tokens(api: Any, clusters: list[dict[str, Any]]) -> dict[str, str]:
     """Each member's access token from its access Secret, where we may read it."""
-    from federation.auth import secret_value
+    from federation.api.auth import secret_value
     from federation.controllers.members import access_secret
 
     found: dict[str, str] = {}

@@ -3,7 +3,7 @@
 kubectl posts a ``SelfSubjectAccessReview`` (may I do this verb on this resource, or on
 this non-resource path?) and a ``SelfSubjectReview`` (who am I?). Nothing is stored: the
 API server answers from the request's user and the same rules it enforces
-(:func:`federation.auth.authorize` at the federation; a member's one role, where any valid
+(:func:`federation.api.auth.authorize` at the federation; a member's one role, where any valid
 token may do anything). Pure: the callers pass the user and the decision function.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from federation.auth import AUTHENTICATED, Decision, User
+from federation.api.auth import AUTHENTICATED, Decision, User
 
 ANONYMOUS = User("system:anonymous", groups=("system:unauthenticated",))
 

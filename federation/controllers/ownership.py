@@ -41,10 +41,10 @@ from federation.names import (
     OWNER_KIND_ANNOTATION,
     OWNER_UID_ANNOTATION,
 )
-from federation.registry import Registry
-from federation.store import Event, HistoryExpired
+from federation.api.registry import Registry
+from federation.storage.store import Event, HistoryExpired
 
-log = logging.getLogger("federation.ownership")
+log = logging.getLogger("federation.controllers.ownership")
 
 OWNERSHIP_ANNOTATIONS = (OWNER_ANNOTATION, OWNER_UID_ANNOTATION, OWNER_KIND_ANNOTATION)
 TOMBSTONES = "orphantombstones.federation.internal"

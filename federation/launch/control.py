@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from apimachinery.serving import start_site
-from federation.localfed import LocalFederation
+from federation.launch.localfed import LocalFederation
 from apimachinery.errors import APIError, status_object
 
 FED = web.AppKey("fed", LocalFederation)

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from apimachinery.client import APIClient
-from federation.health import is_ready
+from federation.planners.health import is_ready
 from apimachinery.errors import APIError, Conflict
-from federation.topology import ClusterSpec, Topology
+from federation.launch.topology import ClusterSpec, Topology
 
 LogSink = Callable[[str, str], None]
 
@@ -111,7 +111,7 @@ class LocalFederation:
         self.credentials = None
         self._tmpdir = None
         if auth:
-            from federation.security import make_local_credentials
+            from federation.api.security import make_local_credentials
 
             if workdir is None:
                 self._tmpdir = tempfile.TemporaryDirectory(prefix="ubernetes-auth-")
@@ -163,7 +163,7 @@ class LocalFederation:
         """The federation's server TLS context (the launcher's fault API serves with it)."""
         if not self.pki:
             return None
-        from federation.security import server_ssl_context
+        from federation.api.security import server_ssl_context
 
         return server_ssl_context(str(self.pki["server.crt"]), str(self.pki["server.key"]))
 
@@ -251,7 +251,7 @@ class LocalFederation:
         await self._spawn("apiserver", argv)
         await self.wait_for(self._api_up, 20, "the federation API to answer")
         if self.credentials:
-            from federation.security import publish_bootstrap_token
+            from federation.api.security import publish_bootstrap_token
 
             await publish_bootstrap_token(self.api, self.credentials.bootstrap)
 

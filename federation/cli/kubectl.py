@@ -49,7 +49,7 @@ SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", 
 
 # The CLI knows the federation's kinds from the federation's own table (issue 11).
 KINDS = KindTable(ALL)
-# Controllers record events of cluster-scoped objects here (federation.events.EVENT_NAMESPACE).
+# Controllers record events of cluster-scoped objects here (federation.api.events.EVENT_NAMESPACE).
 CLUSTER_EVENT_NAMESPACE = "default"
 
 

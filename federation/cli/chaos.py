@@ -55,7 +55,7 @@ def _server(ctx: click.Context) -> Any:
     """The federation as the other commands resolve it: address, token and CA (--token,
     UBERNETES_TOKEN or the kubeconfig's); `ubernetes up` gives its members the admin's token
     and its demo CA too, so the same ones open their /chaos (issue 8)."""
-    from federation.cli_kubectl import resolve_server
+    from federation.cli.kubectl import resolve_server
 
     return resolve_server(ctx, None)
 

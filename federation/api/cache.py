@@ -5,7 +5,7 @@ those lists was most of the API server's busy loop at 50 clusters x 1,000 servic
 now read from :class:`InformerReader`: one :class:`apimachinery.informer.Informer` per kind,
 fed in-process (:class:`RegistryListWatch`: one list from the store, then the events the
 registry publishes, already decoded), with indexes by namespace and by owner uid. Writes
-still go through the :class:`federation.registry.Registry`, which validates them.
+still go through the :class:`federation.api.registry.Registry`, which validates them.
 
 :class:`StoreReader` answers the same questions straight from the store; controllers built
 without a reader (tests that call ``reconcile()`` on a registry) use it.
@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Iterable, Protocol
 from apimachinery.errors import Gone
 from apimachinery.informer import Informer, by_namespace, by_owner_uid, object_key
 from apimachinery.kinds import Kind
-from federation.registry import Registry
+from federation.api.registry import Registry
 
 Object = dict[str, Any]
 

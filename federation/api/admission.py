@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from federation import approval, auth
+from federation.api import approval, auth
 from apimachinery import errors as st
 from federation.resources import CLUSTERS
 

@@ -190,7 +190,7 @@ def describe_error(err: BaseException) -> str:
 def apply_until_done(filename: str, server: str, *, echo: Callable[[str], None], deadline: float) -> bool:
     """Create or update the objects of ``filename`` (like ``ubernetes apply -f``), retrying
     while the federation does not answer; False if it never did before ``deadline``."""
-    from federation.cli_kubectl import ConnectionFailed, Server, apply_document, parse_documents, read_sources
+    from federation.cli.kubectl import ConnectionFailed, Server, apply_document, parse_documents, read_sources
 
     docs = [d for source, text in read_sources([filename]) for d in parse_documents(source, text)]
     api = Server(server)

@@ -38,12 +38,12 @@ from typing import Any, Awaitable, Callable
 
 from apimachinery import errors as st
 from apimachinery.meta import now_micro
-from federation.events import record_event
+from federation.api.events import record_event
 from federation.names import SYSTEM_NAMESPACE
-from federation.registry import Registry
+from federation.api.registry import Registry
 from federation.resources import LEASES
 
-log = logging.getLogger("federation.leaderelection")
+log = logging.getLogger("federation.api.leaderelection")
 
 LEASE_NAME = "federation-controller-manager"
 

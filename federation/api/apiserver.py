@@ -1,6 +1,6 @@
 """The federation API server: the generic server (:mod:`apimachinery.server`) with the
 federation's kinds (:mod:`federation.resources`), its registry as the storage
-(:mod:`federation.apistorage`), and what only the federation has: bearer-token
+(:mod:`federation.api.storage`), and what only the federation has: bearer-token
 authentication and authorization (issue 8), the admission rules on Clusters (issue 19),
 and the routes that issue a cluster its credential and approve it.
 """
@@ -15,9 +15,10 @@ from aiohttp import web
 from apimachinery import errors as st
 from apimachinery import server, watchlimits
 from apimachinery.kinds import Kind
-from federation import admission, auth, reviews, tables
-from federation.apistorage import SERVED, FederationStorage
-from federation.registry import Registry
+from federation.api import admission, auth, reviews
+from federation import tables
+from federation.api.storage import SERVED, FederationStorage
+from federation.api.registry import Registry
 from federation.resources import CLUSTERS, SECRETS
 
 log = logging.getLogger("federation.api")
@@ -27,7 +28,7 @@ USER_KEY = "ubernetes.user"  # the authenticated auth.User of a request, when au
 
 
 def auth_middleware(authenticator: auth.Authenticator):  # type: ignore[no-untyped-def]
-    """Bearer-token authentication and :func:`federation.auth.authorize` on every request
+    """Bearer-token authentication and :func:`federation.api.auth.authorize` on every request
     (issue 8). Installed only when a token file is configured; without one the API is open."""
 
     @web.middleware

@@ -1,0 +1,1 @@
+"""``ubernetes up``: the local federation launcher, its topology, its fault API and local etcd members."""

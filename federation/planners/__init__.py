@@ -1,0 +1,1 @@
+"""Pure planners: health, placement, replica splits, DNS records. No I/O (an import contract)."""
