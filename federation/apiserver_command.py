@@ -19,7 +19,7 @@ from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.watchlimits import WATCH_WINDOW
 from federation.apiserver import make_app
-from federation.controllers import run_forever
+from federation.controllers import run_forever, run_keyed
 from federation.events import EventCollector
 from federation.controllers.dataplane import DataPlaneController
 from federation.controllers.deployments import MEMBER_DEPLOYMENTS_CHANGED, DeploymentController
@@ -46,7 +46,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
                 tokens: dict | None = None, ssl_context: ssl.SSLContext | None = None,
                 member_ssl: ssl.SSLContext | None = None, watch_window: int = WATCH_WINDOW,
                 auto_approve: frozenset[str] = frozenset()) -> None:
-    from federation.controllers.propagation import MEMBER_SERVICES_CHANGED, PropagationController
+    from federation.controllers.propagation import PropagationController
 
     store = open_store(store_path)
     hub = WatchHub()
@@ -78,17 +78,18 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
         dataplane = DataPlaneController(registry, settings, MemberClients(timeout=settings.dataplane_timeout, **member_kw),
                                         reader=reader)
         dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable, reader=reader)
-        dataplane.on_change = dns.reconcile
+        dataplane.on_change = dns.services_changed
         events = EventCollector(registry, ttl=settings.event_ttl)
+        # Propagation and DNS reconcile one Service at a time, fed by the informers' events
+        # (issue 11); a slow resync enqueues every key.
+        keyed = [propagation, dns]
+        for controller in keyed:
+            controller.attach()
+        keyed_tasks = [asyncio.create_task(run_keyed(c, resync_period=settings.resync_period), name=c.queue.name) for c in keyed]
         tasks = [
             asyncio.create_task(run_forever("events", events.reconcile, hub=None, period=min(60.0, settings.event_ttl))),
             asyncio.create_task(run_forever("health", health.reconcile, hub=None, period=settings.health_period)),
-            asyncio.create_task(
-                run_forever("propagation", propagation.reconcile, hub=hub, period=settings.propagation_period,
-                            watches=frozenset({SERVICES.key, CLUSTERS.key, MEMBER_SERVICES_CHANGED}))
-            ),
-            asyncio.create_task(run_forever("dns", dns.reconcile, hub=hub, period=1.0,
-                                            watches=frozenset({SERVICES.key, CLUSTERS.key}))),
+            *keyed_tasks,
         ]
         # Federated Deployments (issue 7): their own member clients, as propagation has.
         deployments = DeploymentController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw),
@@ -107,6 +108,10 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping")
+    if controllers:  # the keyed workers finish the key in hand, then return
+        for controller in keyed:
+            controller.queue.shutdown(drain=False)
+        await asyncio.wait(keyed_tasks, timeout=2.0)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
