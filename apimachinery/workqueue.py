@@ -218,6 +218,9 @@ async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[ob
                 queue.forget(key)
             finally:
                 queue.done(key)
+            # A reconcile that never awaited, and a queue that is never empty, would keep the
+            # event loop from everything else (lease renewals, watches) for a whole fan-out.
+            await asyncio.sleep(0)
 
     workers = [asyncio.create_task(worker(), name=f"{queue.name or 'workqueue'}-worker-{i}") for i in range(n)]
     try:
