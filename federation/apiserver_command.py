@@ -22,7 +22,7 @@ from federation.apiserver import make_app
 from federation.controllers import run_forever, run_keyed
 from federation.events import EventCollector
 from federation.controllers.dataplane import DataPlaneController
-from federation.controllers.deployments import MEMBER_DEPLOYMENTS_CHANGED, DeploymentController
+from federation.controllers.deployments import DeploymentController
 from federation.controllers.dnsrecords import DNSRecordController
 from federation.controllers.health import HealthController
 from federation.controllers.members import MemberClients
@@ -80,9 +80,12 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
         dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable, reader=reader)
         dataplane.on_change = dns.services_changed
         events = EventCollector(registry, ttl=settings.event_ttl)
-        # Propagation and DNS reconcile one Service at a time, fed by the informers' events
-        # (issue 11); a slow resync enqueues every key.
-        keyed = [propagation, dns]
+        # Federated Deployments (issue 7): their own member clients, as propagation has.
+        deployments = DeploymentController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw),
+                                           reader=reader)
+        # Propagation, Deployments and DNS reconcile one object at a time, fed by the
+        # informers' events (issue 11); a slow resync enqueues every key.
+        keyed = [propagation, deployments, dns]
         for controller in keyed:
             controller.attach()
         keyed_tasks = [asyncio.create_task(run_keyed(c, resync_period=settings.resync_period), name=c.queue.name) for c in keyed]
@@ -91,13 +94,6 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
             asyncio.create_task(run_forever("health", health.reconcile, hub=None, period=settings.health_period)),
             *keyed_tasks,
         ]
-        # Federated Deployments (issue 7): their own member clients, as propagation has.
-        deployments = DeploymentController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw),
-                                           reader=reader)
-        tasks.append(asyncio.create_task(
-            run_forever("deployments", deployments.reconcile, hub=hub, period=settings.deployment_period,
-                        watches=frozenset({DEPLOYMENTS.key, CLUSTERS.key, MEMBER_DEPLOYMENTS_CHANGED}))
-        ))
         if settings.dataplane_checks:
             tasks.append(asyncio.create_task(
                 run_forever("dataplane", dataplane.reconcile, hub=None, period=settings.dataplane_period)

@@ -9,15 +9,10 @@ then read each copy's load-balancer ingress and ready endpoints to build its *sh
 shards are written to the federated Service's ``status.shards``, and the healthy shards'
 ingresses are aggregated into ``status.loadBalancer.ingress``.
 
-What enqueues a key: the federated Service added, deleted or changed (a change of its
-status alone does not: this controller writes it); its copy or endpoints changing in a
-member (the member informers' events: a new LB address, a pod turning ready); a member's
-view syncing (every Service, and every copy it holds). A cluster whose readiness,
-approval, labels or address changed enqueues every Service (the change's cost); its status
-refresh enqueues nothing. A slow resync (every 30 s) enqueues every key. A member that did
-not answer fails the key, which backs off alone (:class:`apimachinery.workqueue.WorkQueue`).
-:meth:`PropagationController.reconcile`, the whole pass tests call, reconciles every key
-in turn. Federation v1.7 kept the
+Keys are enqueued, and the clusters read, as :mod:`federation.controllers.keyed` says
+(the Service, its copy or its endpoints in a member, a member's sync, a cluster's change, a
+slow resync); a member that did not answer fails the key, which backs off alone
+(:class:`apimachinery.workqueue.WorkQueue`). Federation v1.7 kept the
 shards in the annotation ``federation.kubernetes.io/service-ingresses``; status is the
 better home, because a user's replace of the object keeps status, while it would wipe an
 annotation and blank the service's DNS records until the next reconcile.
@@ -44,21 +39,17 @@ import logging
 from typing import Any
 
 from apimachinery.backoff import Backoff
-from apimachinery.client import APIClient
-from apimachinery.informer import object_key, split_key
-from apimachinery.workqueue import Requeue, WorkQueue
-from federation import approval, health
-from federation.controllers import Coalesced
-from federation.controllers.membercopies import MemberCopies
+from apimachinery.workqueue import Requeue
+from federation.controllers.keyed import ClusterSnapshot, MemberCopyController
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
 from federation.names import FEDERATION_LABEL, LAST_APPLIED_ANNOTATION, OWNER_ANNOTATION
 from federation.ownership import Tombstones, released
 from federation.placement import PlacementError, placed_clusters
-from federation.cache import InformerReader, Reader, StoreReader
+from federation.cache import Reader
 from federation.registry import Registry
-from federation.resources import CLUSTERS, ENDPOINTS, SERVICES
+from federation.resources import ENDPOINTS, SERVICES
 from federation.settings import Settings
 from apimachinery.errors import Conflict, NotFound
 
@@ -158,157 +149,28 @@ class NotSynced(Exception):
     """Our view of a member's objects is not complete yet."""
 
 
-def cluster_view(cluster: dict[str, Any]) -> tuple[Any, ...]:
-    """What of a Cluster propagation depends on: approval, readiness, labels (placement)
-    and spec (address, credential); a change of anything else (a status refresh) enqueues nothing."""
-    meta = cluster.get("metadata") or {}
-    return (approval.is_approved(cluster), health.is_ready(cluster), meta.get("labels") or {},
-            cluster.get("spec") or {})
-
-
-class ClusterSnapshot:
-    """The trusted clusters, the Ready ones and their clients, as of the last cluster change."""
-
-    def __init__(self, clusters: list[dict[str, Any]], members: MemberClients) -> None:
-        self.trusted = approval.trusted(clusters)  # issue 19: approved members only
-        self.ready = [c for c in self.trusted if health.is_ready(c)]
-        self.joined = {c["metadata"]["name"] for c in self.trusted}
-        self.ready_names = {c["metadata"]["name"] for c in self.ready}
-        self.clients: dict[str, APIClient | None] = {c["metadata"]["name"]: members.for_cluster(c) for c in self.ready}
-
-
 NOT_PLACED = None  # a cluster's answer for a Service it is not placed on
 
 
-class PropagationController:
-    workers = 16  # keys in flight at once: each waits on member round trips
+class PropagationController(MemberCopyController):
+    kind = SERVICES
 
     def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
                  reader: Reader | None = None) -> None:
-        self.registry = registry
-        self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
-        self.settings = settings
-        self.members = members
-        # copies of a Service deleted with propagationPolicy Orphan are released, not deleted (issue 7)
-        self.tombstones = Tombstones(registry)
+        super().__init__(registry, settings, members, reader, name="propagation")
         self.adapter = ServiceCopies(self.tombstones)
         self.backoff: Backoff[tuple[str, str, str]] = Backoff()  # (cluster, namespace, name)
-        self.queue: WorkQueue[str] = WorkQueue(name="propagation")
-        selector = f"{FEDERATION_LABEL}={settings.federation_name}"
-        self.copies = MemberCopies(members, SERVICES, label_selector=selector,
-                                   on_object=self._copy_changed, on_synced=self._member_synced)
-        self.endpoints = MemberCopies(members, ENDPOINTS, on_object=self._endpoints_changed,
-                                      on_synced=self._member_synced)
-        self._snapshot: ClusterSnapshot | None = None  # kept only while handlers keep it current
-        self._attached = False
-        self._fan_out = Coalesced(self.resync)
-        self.reconciles = 0  # keys reconciled
+        self.member_view(SERVICES, label_selector=f"{FEDERATION_LABEL}={settings.federation_name}")
+        self.endpoints = self.member_view(ENDPOINTS, ours=False)
 
-    async def close(self) -> None:
-        self.queue.shutdown(drain=False)
-        await self.copies.close()
-        await self.endpoints.close()
-
-    # -------------------------------------------------------------- events
-
-    def attach(self) -> None:
-        """Enqueue keys on the informers' events (the reader must be an InformerReader)."""
-        if not isinstance(self.reader, InformerReader):
-            raise TypeError("the per-key propagation controller needs an InformerReader")
-        self.reader.informer(SERVICES).add_handler(on_add=self._enqueue, on_update=self._service_updated,
-                                                   on_delete=self._enqueue)
-        self.reader.informer(CLUSTERS).add_handler(on_add=lambda c: self._clusters_changed(),
-                                                   on_update=self._cluster_updated,
-                                                   on_delete=lambda c: self._clusters_changed())
-        self._attached = True
-
-    def _enqueue(self, obj: dict[str, Any]) -> None:
-        self.queue.add(object_key(obj))
-
-    def _service_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        if _without_status(old) != _without_status(new):
-            self.queue.add(object_key(new))
-
-    def _cluster_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        if cluster_view(old) != cluster_view(new):
-            self._clusters_changed()
-
-    def _clusters_changed(self) -> None:
-        self._snapshot = None
-        self._fan_out()  # every key, once for a burst of cluster events
-
-    def _copy_changed(self, cluster: str, obj: dict[str, Any]) -> None:
-        self.queue.add(object_key(obj))
-
-    def _endpoints_changed(self, cluster: str, obj: dict[str, Any]) -> None:
-        # Every endpoints object of the member is watched; only a federated Service's matter.
-        namespace, name = split_key(object_key(obj))
-        if self.reader.get(SERVICES, namespace, name) is not None:
-            self.queue.add(object_key(obj))
-
-    def _member_synced(self, cluster: str) -> None:
-        self.resync_cluster(cluster)
-
-    def keys(self) -> set[str]:
-        """Every key this controller answers for: the federated Services, and the copies the
-        Ready members hold (a copy whose Service is gone is deleted on its key's reconcile)."""
-        keys = {object_key(s) for s in self.reader.list(SERVICES)}
-        for cluster in self._clusters().ready:
-            keys.update(self.copies.keys(cluster["metadata"]["name"]))
-        return keys
-
-    def resync(self) -> None:
-        """Enqueue every key (also the slow periodic resync; it re-reads the clusters)."""
-        self._snapshot = None
-        for key in sorted(self.keys()):
-            self.queue.add(key)
-
-    def resync_cluster(self, cluster: str) -> None:
-        """A member's view synced: enqueue the Services placed on it and every copy it holds."""
-        trusted = self._clusters().trusted
-        keys = set(self.copies.keys(cluster))
-        keys.update(object_key(s) for s in self.reader.list(SERVICES) if cluster in _placed(s, trusted))
-        for key in sorted(keys):
-            self.queue.add(key)
-
-    # -------------------------------------------------------------- reconciling
-
-    def _clusters(self) -> ClusterSnapshot:
-        snapshot = self._snapshot
-        if snapshot is None:
-            snapshot = ClusterSnapshot(self.reader.list(CLUSTERS), self.members)
-            self.copies.track(snapshot.ready)
-            self.endpoints.track(snapshot.ready)
-            if self._attached:
-                self._snapshot = snapshot
-        return snapshot
-
-    async def reconcile(self) -> None:
-        """The whole pass: every key in turn (what tests call; the running server enqueues)."""
-        self._snapshot = None
-        self._snapshot = self._clusters()  # one view of the clusters for the whole pass
-        try:
-            for key in sorted(self.keys()):
-                try:
-                    await self.reconcile_key(key)
-                except Exception as err:  # noqa: BLE001 - the next pass retries
-                    log.debug("propagation of %s failed: %s", key, err)
-        finally:
-            if not self._attached:
-                self._snapshot = None
+    def placed(self, obj: dict[str, Any], trusted: list[dict[str, Any]]) -> set[str]:
+        return _placed(obj, trusted)
 
     async def reconcile_key(self, key: str) -> None:
         """Sync one federated Service's copies in every Ready member, then write its shards."""
-        self.reconciles += 1
-        snapshot = self._clusters()
-        namespace, name = split_key(key)
-        skey = (namespace, name)
-        service = self.reader.get(SERVICES, namespace, name)
-        if service is None:
-            await self.tombstones.collect()  # the copies of a Service deleted with Orphan are released
-            placed: set[str] = set()
-        else:
-            placed = _placed(service, snapshot.trusted)
+        snapshot, skey, service = await self.begin(key)
+        namespace, name = skey
+        placed = _placed(service, snapshot.trusted) if service is not None else set()
         ready = snapshot.ready
         involved = [c for c in ready if c["metadata"]["name"] in placed
                     or self.copies.get(c["metadata"]["name"], key) is not None]
@@ -327,7 +189,7 @@ class PropagationController:
         for cluster in ready:  # Ready, synced, and neither placed nor holding a copy: nothing to do there
             cname = cluster["metadata"]["name"]
             if cname not in observed and cname not in failed and cname not in placed \
-                    and self.copies.synced(cname) and self.endpoints.synced(cname):
+                    and self.synced(cname):
                 observed[cname] = NOT_PLACED
         for cname in placed:  # a copy a member refused: try again when its backoff is over
             wait = self.backoff.wait((cname, namespace, name))
@@ -339,8 +201,7 @@ class PropagationController:
             # Our cached Service is older than the store (our previous status write is on its
             # way): try again shortly, as the event of that write enqueues nothing.
             raise Requeue("the cached Service is older than the store's")
-        if failed:
-            raise Requeue("; ".join(f"cluster {c}: {type(e).__name__}: {e}" for c, e in sorted(failed.items())))
+        self.requeue_if_failed(failed)
 
     async def _sync_cluster(self, cluster: dict[str, Any], snapshot: ClusterSnapshot, service: dict[str, Any] | None,
                             skey: tuple[str, str], placed: set[str]) -> dict[str, Any] | None:
@@ -349,7 +210,7 @@ class PropagationController:
         client = snapshot.clients.get(cname)
         if client is None:
             return NOT_PLACED
-        if not (self.copies.synced(cname) and self.endpoints.synced(cname)):
+        if not self.synced(cname):
             raise NotSynced(f"the view of {cname}'s services and endpoints is not synced yet")
         key = f"{skey[0]}/{skey[1]}"
         current = self.copies.get(cname, key)
@@ -402,8 +263,3 @@ class PropagationController:
         except Conflict:
             return False
         return True
-
-
-def _without_status(obj: dict[str, Any]) -> tuple[Any, Any]:
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
-    return meta, obj.get("spec")
