@@ -306,7 +306,8 @@ class DeploymentController(MemberCopyController):
             else:
                 after[cname] = result
         if fed is None:
-            self.tombstones.seen(DEPLOYMENTS.key, set(observed) - set(failed), snapshot.joined, owner=skey)
+            self.tombstones.seen(DEPLOYMENTS.key, self.released_in(set(observed) - set(failed), key),
+                                 snapshot.joined, owner=skey)
             uid = self._gone.pop(key, None)
             if uid is not None:
                 self._delete_revisions(self.reader.owned_by(CONTROLLERREVISIONS, uid))

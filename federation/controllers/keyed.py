@@ -34,6 +34,7 @@ from federation.cache import InformerReader, Reader, StoreReader
 from federation.controllers import Coalesced
 from federation.controllers.membercopies import MemberCopies
 from federation.controllers.members import MemberClients
+from federation.names import FEDERATION_LABEL
 from federation.ownership import Tombstones
 from federation.registry import Registry
 from federation.resources import CLUSTERS
@@ -205,6 +206,19 @@ class MemberCopyController:
         if obj is None:
             await self.tombstones.collect()
         return snapshot, (namespace, name), obj
+
+    def released_in(self, clusters: set[str], key: str) -> set[str]:
+        """The clusters whose cached view holds no copy of ours under ``key`` any more. A
+        deleted object's tombstone counts only those as seen: a cluster whose release was
+        just sent still shows the copy, and dropping the tombstone then would let the next
+        reconcile, reading a cache that lags, delete what it should release."""
+        label = self.settings.federation_name
+        out = set()
+        for cluster in clusters:
+            copy_ = self.copies.get(cluster, key)
+            if copy_ is None or ((copy_.get("metadata") or {}).get("labels") or {}).get(FEDERATION_LABEL) != label:
+                out.add(cluster)
+        return out
 
     @staticmethod
     def requeue_if_failed(failed: dict[str, BaseException]) -> None:

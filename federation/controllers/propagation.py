@@ -196,7 +196,7 @@ class PropagationController(MemberCopyController):
             if wait is not None:
                 self.queue.add_after(key, wait + 0.01)
         if service is None:
-            self.tombstones.seen(SERVICES.key, set(observed), snapshot.joined, owner=skey)
+            self.tombstones.seen(SERVICES.key, self.released_in(set(observed), key), snapshot.joined, owner=skey)
         elif not self._write_shards(service, snapshot, observed):
             # Our cached Service is older than the store (our previous status write is on its
             # way): try again shortly, as the event of that write enqueues nothing.
