@@ -49,6 +49,11 @@ class Backoff(Generic[K]):
         self._entries[key] = _Entry(fingerprint, delay, self.clock() + delay)
         return delay
 
+    def wait(self, key: K) -> float | None:
+        """Seconds until ``key`` may be tried again (0 if now), or None if it is not backing off."""
+        entry = self._entries.get(key)
+        return None if entry is None else max(0.0, entry.next_at - self.clock())
+
     def succeeded(self, key: K) -> None:
         self._entries.pop(key, None)
 

@@ -40,6 +40,11 @@ class ShutDown(Exception):
     """The queue was shut down and holds nothing more: the worker should return."""
 
 
+class Requeue(Exception):
+    """An expected failure of one key (a member did not answer): retry it after its backoff,
+    logged at debug level, with no traceback."""
+
+
 class WorkQueue(Generic[K]):
     def __init__(self, *, base_delay: float = BASE_DELAY, max_delay: float = MAX_DELAY, name: str = "") -> None:
         if base_delay <= 0 or max_delay < base_delay:
@@ -146,10 +151,14 @@ class WorkQueue(Generic[K]):
 
     # -------------------------------------------------------------- state
 
-    def shutdown(self) -> None:
-        """Refuse new keys and drop delayed ones; queued keys are still handed out, then
-        every :meth:`get` raises :class:`ShutDown`."""
+    def shutdown(self, *, drain: bool = True) -> None:
+        """Refuse new keys and drop delayed ones; queued keys are still handed out (with
+        ``drain=False``: dropped too, for a prompt stop), then every :meth:`get` raises
+        :class:`ShutDown`."""
         self._shutting_down = True
+        if not drain:
+            self._queue.clear()
+            self._dirty.clear()
         for _, timer in self._waiting.values():
             timer.cancel()
         self._waiting.clear()
@@ -178,8 +187,10 @@ async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[ob
     """Run ``n`` workers calling ``await reconcile(key)`` until ``queue`` shuts down.
 
     A failure is logged and the key retried after its backoff (:meth:`WorkQueue.add_rate_limited`);
-    a success resets the backoff (:meth:`WorkQueue.forget`). Cancelling this coroutine
-    cancels the workers."""
+    a success resets the backoff (:meth:`WorkQueue.forget`). An unexpected failure is logged
+    with its traceback on a key's first failed attempt and briefly after that, so a key that
+    fails for minutes does not fill the log; a :class:`Requeue` is logged at debug level only.
+    Cancelling this coroutine cancels the workers."""
     if n < 1:
         raise ValueError(f"need at least one worker, not {n}")
 
@@ -193,14 +204,23 @@ async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[ob
                 await reconcile(key)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as err:
                 delay = queue.add_rate_limited(key)
-                log.exception("%sreconcile %r failed (attempt %d); retrying in %.2f s",
-                              f"{queue.name}: " if queue.name else "", key, queue.num_requeues(key), delay)
+                attempt, where = queue.num_requeues(key), f"{queue.name}: " if queue.name else ""
+                if isinstance(err, Requeue):
+                    log.debug("%sreconcile %r: %s (attempt %d); retrying in %.2f s", where, key, err, attempt, delay)
+                elif attempt == 1:
+                    log.exception("%sreconcile %r failed; retrying with backoff (%.2f s first)", where, key, delay)
+                else:
+                    log.warning("%sreconcile %r failed again (attempt %d): %s; retrying in %.2f s",
+                                where, key, attempt, err, delay)
             else:
                 queue.forget(key)
             finally:
                 queue.done(key)
+            # A reconcile that never awaited, and a queue that is never empty, would keep the
+            # event loop from everything else (lease renewals, watches) for a whole fan-out.
+            await asyncio.sleep(0)
 
     workers = [asyncio.create_task(worker(), name=f"{queue.name or 'workqueue'}-worker-{i}") for i in range(n)]
     try:

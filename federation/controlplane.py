@@ -25,10 +25,10 @@ from apimachinery.logsetup import setup_logging
 from apimachinery.serving import start_site
 from apimachinery.watchlimits import WATCH_WINDOW
 from federation.api.apiserver import make_app
-from federation.controllers import run_forever
+from federation.controllers import run_forever, run_keyed
 from federation.api.events import EventCollector
 from federation.controllers.dataplane import DataPlaneController
-from federation.controllers.deployments import MEMBER_DEPLOYMENTS_CHANGED, DeploymentController
+from federation.controllers.deployments import DeploymentController
 from federation.controllers.dnsrecords import DNSRecordController
 from federation.controllers.health import HealthController
 from federation.controllers.members import MemberClients
@@ -61,13 +61,15 @@ class ControllerManager:
         self.settings = settings
         self.member_kw = member_kw
         self.tasks: list[asyncio.Task[None]] = []
+        self.keyed: list = []
+        self.keyed_tasks: list[asyncio.Task[None]] = []
         self.reader: InformerReader | None = None
         self._closers: list = []
 
     async def start(self) -> None:
-        from federation.controllers.propagation import MEMBER_SERVICES_CHANGED, PropagationController
+        from federation.controllers.propagation import PropagationController
 
-        registry, hub, settings, member_kw = self.registry, self.hub, self.settings, self.member_kw
+        registry, settings, member_kw = self.registry, self.settings, self.member_kw
         members = MemberClients(timeout=settings.health_timeout, **member_kw)
         # Propagation gets its own clients with a longer timeout than a health probe.
         propagation_members = MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw)
@@ -81,25 +83,23 @@ class ControllerManager:
         dataplane = DataPlaneController(registry, settings, MemberClients(timeout=settings.dataplane_timeout, **member_kw),
                                         reader=reader)
         dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable, reader=reader)
-        dataplane.on_change = dns.reconcile
+        dataplane.on_change = dns.services_changed
         events = EventCollector(registry, ttl=settings.event_ttl)
-        tasks = [
-            asyncio.create_task(run_forever("events", events.reconcile, hub=None, period=min(60.0, settings.event_ttl))),
-            asyncio.create_task(run_forever("health", health.reconcile, hub=None, period=settings.health_period)),
-            asyncio.create_task(
-                run_forever("propagation", propagation.reconcile, hub=hub, period=settings.propagation_period,
-                            watches=frozenset({SERVICES.key, CLUSTERS.key, MEMBER_SERVICES_CHANGED}))
-            ),
-            asyncio.create_task(run_forever("dns", dns.reconcile, hub=hub, period=1.0,
-                                            watches=frozenset({SERVICES.key, CLUSTERS.key}))),
-        ]
         # Federated Deployments (issue 7): their own member clients, as propagation has.
         deployments = DeploymentController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw),
                                            reader=reader)
-        tasks.append(asyncio.create_task(
-            run_forever("deployments", deployments.reconcile, hub=hub, period=settings.deployment_period,
-                        watches=frozenset({DEPLOYMENTS.key, CLUSTERS.key, MEMBER_DEPLOYMENTS_CHANGED}))
-        ))
+        # Propagation, Deployments and DNS reconcile one object at a time, fed by the
+        # informers' events (issue 11); a slow resync enqueues every key.
+        keyed = [propagation, deployments, dns]
+        for controller in keyed:
+            controller.attach()
+        keyed_tasks = [asyncio.create_task(run_keyed(c, resync_period=settings.resync_period), name=c.queue.name) for c in keyed]
+        self.keyed, self.keyed_tasks = keyed, keyed_tasks
+        tasks = [
+            asyncio.create_task(run_forever("events", events.reconcile, hub=None, period=min(60.0, settings.event_ttl))),
+            asyncio.create_task(run_forever("health", health.reconcile, hub=None, period=settings.health_period)),
+            *keyed_tasks,
+        ]
         if settings.dataplane_checks:
             tasks.append(asyncio.create_task(
                 run_forever("dataplane", dataplane.reconcile, hub=None, period=settings.dataplane_period)
@@ -109,7 +109,13 @@ class ControllerManager:
         log.info("controllers started")
 
     async def stop(self) -> None:
-        """Cancel every controller and wait until none runs, then close their clients."""
+        """Cancel every controller and wait until none runs, then close their clients. The
+        keyed workers first finish the key in hand (2 s at most)."""
+        for controller in self.keyed:
+            controller.queue.shutdown(drain=False)
+        if self.keyed_tasks:
+            await asyncio.wait(self.keyed_tasks, timeout=2.0)
+        self.keyed, self.keyed_tasks = [], []
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

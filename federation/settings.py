@@ -40,9 +40,9 @@ class Settings:
     probe_time_refresh: float = 10.0
     # How often zones and region are re-read from the member's node labels.
     zones_refresh: float = 10.0
-    propagation_period: float = 1.0
-    # How often federated Deployments are re-planned and their status re-read (issue 7).
-    deployment_period: float = 0.5
+    # Seconds between the per-key controllers' resyncs (propagation, Deployments, DNS): every key is
+    # enqueued again, to repair what an event missed (issue 11).
+    resync_period: float = 30.0
     event_ttl: float = flag(3600.0, "Seconds an Event is kept (Kubernetes' --event-ttl).", type=click.FloatRange(1))
     # Namespace of the members' Lease objects.
     lease_namespace: str = LEASE_NAMESPACE

@@ -1,11 +1,13 @@
 """Federated Deployments: one ``apps/v1`` Deployment spread over the member clusters.
 
-Per reconcile, level-triggered, as the service propagation does:
+One federated Deployment at a time (issue 11), level-triggered, as the service propagation
+does; keys are enqueued as :mod:`federation.controllers.keyed` says (the Deployment, its
+copies in a member, a member's sync, a cluster's change, a slow resync):
 
-1. every Ready member's Deployments that carry this federation's label, as informers on
-   the members keep them (:mod:`federation.controllers.membercopies`; a member whose view
-   has not synced counts as one that did not answer);
-2. per federated Deployment: the clusters its placement selects
+1. the Deployment's copy in every Ready member, as informers on the members keep them
+   (:mod:`federation.controllers.membercopies`, this federation's label; a member whose
+   view has not synced counts as one that did not answer);
+2. the Deployment: the clusters its placement selects
    (:mod:`federation.planners.placement`), of those the Ready ones, and the replica split over them
    (:mod:`federation.planners.replicasplit`; the current copies' replicas count only without
    ``rebalance``); then create, update or scale each cluster's copy (overrides applied) and
@@ -34,13 +36,11 @@ import copy
 import json
 import logging
 import zlib
-from typing import Any
+from typing import Any, Callable
 
-from federation.api import approval
-
-from federation.planners import health
 from apimachinery.backoff import Backoff
-from federation.controllers.membercopies import MemberCopies
+from apimachinery.informer import object_key
+from federation.controllers.keyed import MemberCopyController
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
@@ -63,10 +63,10 @@ from federation.planners.placement import (
     parse_overrides,
     placed_clusters,
 )
-from federation.api.cache import Reader, StoreReader
+from federation.api.cache import Reader
 from federation.api.registry import Registry
 from federation.planners.replicasplit import PreferenceError, parse_preferences, plan_replicas
-from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS
+from federation.resources import CONTROLLERREVISIONS, DEPLOYMENTS
 from federation.settings import Settings
 from apimachinery.errors import APIError, Conflict, NotFound
 
@@ -198,8 +198,6 @@ def aggregate_status(
 
 
 DELETE_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
-# What the controller's loop also waits for: a change its member informers saw.
-MEMBER_DEPLOYMENTS_CHANGED = "members/deployments"
 
 
 class DeploymentCopies:
@@ -208,9 +206,9 @@ class DeploymentCopies:
     kind = DEPLOYMENTS
     noun = "deployment"
 
-    def __init__(self, tombstones: Tombstones) -> None:
+    def __init__(self, tombstones: Tombstones, alive: Callable[[str, str, str], bool]) -> None:
         self.tombstones = tombstones
-        self.alive: set[str] = set()  # uids of the federated Deployments, set each pass
+        self.alive = alive  # (namespace, name, uid): does that federated Deployment exist?
 
     drifted = staticmethod(drifted)
 
@@ -238,7 +236,7 @@ class DeploymentCopies:
 
     def tombstone(self, key: Key, copy_: dict[str, Any]) -> Any:
         owner = owner_of(copy_)
-        if owner is None or owner[2] in self.alive:
+        if owner is None or self.alive(*owner):
             return None  # the placement no longer selects this cluster: delete
         return self.tombstones.find(DEPLOYMENTS.key, owner[0], owner[1], owner[2])
 
@@ -249,69 +247,87 @@ class DeploymentCopies:
         return DELETE_BACKGROUND
 
 
-class DeploymentController:
+class DeploymentController(MemberCopyController):
+    kind = DEPLOYMENTS
+    workers = 8
+
     def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
                  reader: Reader | None = None) -> None:
-        self.registry = registry
-        self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
-        self.settings = settings
-        self.members = members
-        self.tombstones = Tombstones(registry)
-        self.adapter = DeploymentCopies(self.tombstones)
+        super().__init__(registry, settings, members, reader, name="deployments")
+        self.adapter = DeploymentCopies(self.tombstones, self._alive)
         self.backoff: Backoff[tuple[str, str, str]] = Backoff()
-        poke = lambda: registry.hub.notify(MEMBER_DEPLOYMENTS_CHANGED)  # noqa: E731
-        self.copies = MemberCopies(members, DEPLOYMENTS, on_change=poke,
-                                   label_selector=f"{FEDERATION_LABEL}={settings.federation_name}")
+        self.member_view(DEPLOYMENTS, label_selector=f"{FEDERATION_LABEL}={settings.federation_name}")
+        self._gone: dict[str, str] = {}  # key -> uid of a deleted federated Deployment whose revisions go
 
-    async def close(self) -> None:
-        await self.copies.close()
+    def _alive(self, namespace: str, name: str, uid: str) -> bool:
+        fed = self.reader.get(DEPLOYMENTS, namespace, name)
+        return fed is not None and fed["metadata"].get("uid") == uid
+
+    def placed(self, obj: dict[str, Any], trusted: list[dict[str, Any]]) -> set[str]:
+        try:
+            return set(placed_clusters(obj, trusted))
+        except PlacementError:
+            return {c["metadata"]["name"] for c in trusted}
+
+    def object_deleted(self, obj: dict[str, Any]) -> None:
+        uid = (obj.get("metadata") or {}).get("uid")
+        if uid:
+            self._gone[object_key(obj)] = uid
+        super().object_deleted(obj)
+
+    def resync(self) -> None:
+        super().resync()
+        self._collect_revisions(self.reader.list(DEPLOYMENTS))
 
     async def reconcile(self) -> None:
-        await self.tombstones.collect()
-        clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
-        deployments = self.reader.list(DEPLOYMENTS)
-        ready = [c for c in clusters if health.is_ready(c)]
-        self.copies.track(ready)
+        await super().reconcile()
+        self._collect_revisions(self.reader.list(DEPLOYMENTS))
+
+    async def reconcile_key(self, key: str) -> None:
+        """Plan one federated Deployment's copies, sync them in every Ready member, write its
+        status and revisions (a deleted one: its copies deleted or released, its revisions gone)."""
+        snapshot, skey, fed = await self.begin(key)
         observed: dict[str, dict[Key, dict[str, Any]]] = {}
-        for cluster in ready:
-            items = self.copies.items(cluster["metadata"]["name"])
-            if items is not None:
-                observed[cluster["metadata"]["name"]] = items
-        unanswered = {c["metadata"]["name"] for c in ready} - set(observed)
-        wanted: dict[str, dict[Key, Wanted]] = {name: {} for name in observed}
-        plans = [(fed, self._plan(fed, clusters, observed, unanswered, wanted)) for fed in deployments]
-        by_name = {c["metadata"]["name"]: c for c in clusters}
-        self.adapter.alive = {d["metadata"]["uid"] for d in deployments}
-        names = list(observed)
-        results = await asyncio.gather(*(self._sync_cluster(by_name[n], wanted[n], observed[n]) for n in names),
-                                       return_exceptions=True)
+        for cname in sorted(snapshot.ready_names):
+            if self.synced(cname):
+                copy_ = self.copies.get(cname, key)
+                observed[cname] = {skey: copy_} if copy_ is not None else {}
+        unanswered = snapshot.ready_names - set(observed)
+        wanted: dict[str, dict[Key, Wanted]] = {cname: {} for cname in observed}
+        plan = self._plan(fed, snapshot.trusted, observed, unanswered, wanted) if fed is not None else None
+        involved = [cname for cname in observed if wanted[cname] or observed[cname]]
+        results = await asyncio.gather(*(self._sync_cluster(snapshot.by_name[c], wanted[c], observed[c], skey)
+                                         for c in involved), return_exceptions=True)
         after: dict[str, dict[Key, dict[str, Any]]] = {}
-        for name, result in zip(names, results):
+        failed: dict[str, BaseException] = {}
+        for cname, result in zip(involved, results):
             if isinstance(result, BaseException):
-                log.warning("syncing deployments in %s failed: %s", name, result)
-                continue
-            after[name] = result
-            self.tombstones.seen(DEPLOYMENTS.key, name, set(by_name))
-        now = _now()
-        for fed, plan in plans:
+                failed[cname] = result
+            else:
+                after[cname] = result
+        if fed is None:
+            self.tombstones.seen(DEPLOYMENTS.key, self.released_in(set(observed) - set(failed), key),
+                                 snapshot.joined, owner=skey)
+            uid = self._gone.pop(key, None)
+            if uid is not None:
+                self._delete_revisions(self.reader.owned_by(CONTROLLERREVISIONS, uid))
+        else:
             if plan is not None:
                 placed, replicas = plan
-                meta = fed["metadata"]
-                key = (meta["namespace"], meta["name"])
-                copies = {c: after[c][key] for c in placed if c in after and key in after[c]}
+                copies = {c: after[c][skey] for c in placed if c in after and skey in after[c]}
                 self._write_status(fed, aggregate_status(fed, placed=placed, ready=set(observed), plan=replicas,
-                                                         copies=copies, previous=fed.get("status") or {}, now=now))
+                                                         copies=copies, previous=fed.get("status") or {}, now=_now()))
             self._sync_revisions(fed)
-        self._collect_revisions(deployments)
+        self.requeue_if_failed(failed)
 
     async def _sync_cluster(self, cluster: dict[str, Any], wanted: dict[Key, Wanted],
-                            existing: dict[Key, dict[str, Any]]) -> dict[Key, dict[str, Any]]:
-        client = self.members.for_cluster(cluster)
+                            existing: dict[Key, dict[str, Any]], key: Key) -> dict[Key, dict[str, Any]]:
+        cname = cluster["metadata"]["name"]
+        client = self.clusters().clients.get(cname)
         if client is None:
             return dict(existing)
-        return await sync_copies(registry=self.registry, adapter=self.adapter, client=client,
-                                 cluster=cluster["metadata"]["name"], wanted=wanted, existing=existing,
-                                 backoff=self.backoff)
+        return await sync_copies(registry=self.registry, adapter=self.adapter, client=client, cluster=cname,
+                                 wanted=wanted, existing=existing, backoff=self.backoff, only=key)
 
     def _plan(
         self,
@@ -432,14 +448,18 @@ class DeploymentController:
                     raise
 
     def _collect_revisions(self, deployments: list[dict[str, Any]]) -> None:
+        """Revisions whose owner is gone (the resync's sweep; a delete event does it at once)."""
         alive = {d["metadata"]["uid"] for d in deployments}
-        for r in self.reader.list(CONTROLLERREVISIONS):
-            refs = r["metadata"].get("ownerReferences") or []
-            if refs and not any(o.get("uid") in alive for o in refs):
-                try:
-                    self.registry.delete(CONTROLLERREVISIONS, r["metadata"]["namespace"], r["metadata"]["name"])
-                except APIError:
-                    pass
+        self._delete_revisions([r for r in self.reader.list(CONTROLLERREVISIONS)
+                                if (refs := r["metadata"].get("ownerReferences") or [])
+                                and not any(o.get("uid") in alive for o in refs)])
+
+    def _delete_revisions(self, revisions: list[dict[str, Any]]) -> None:
+        for r in revisions:
+            try:
+                self.registry.delete(CONTROLLERREVISIONS, r["metadata"]["namespace"], r["metadata"]["name"])
+            except APIError:
+                pass
 
 
 def _now() -> str:

@@ -1,23 +1,40 @@
-"""DNS records: keep the DNSRecord objects equal to what the planner says.
+"""DNS records: keep the DNSRecord objects equal to what the planner says, one service at a time.
 
 Reads clusters (their region, zones and readiness) and federated services (their shards),
 asks :func:`federation.planners.dnsplan.plan_records` for the record sets, and creates, replaces or
 deletes DNSRecord objects until the store matches. The DNS responder watches those objects.
 With data-plane checking on, the addresses the probers voted down (kept in memory by
 :class:`federation.controllers.dataplane.DataPlaneController`) are left out as well.
+
+Per key (issue 11): the informers' handlers put the key (``namespace/name``) of a federated
+Service that was added, changed or deleted in a work queue; a worker plans that service's
+record sets alone, from its cached object and the clusters, writes those that differ from
+what the controller knows is stored, and only then deletes the service's records no longer
+planned: a name that turns from A to CNAME (or back) changes object, and deleting the old
+one first would let the responder answer NXDOMAIN in between. A cluster whose placement,
+usability or approval changed enqueues every service (each has a name in every zone: the
+change's own cost); a cluster's status refresh that changes none of those enqueues nothing.
+A DNSRecord someone else changed or deleted enqueues the service it belongs to. A failing
+service (a record the API refuses) backs off alone while the others proceed.
+
+The whole pass, :meth:`DNSRecordController.reconcile`, is the first step after a start (it
+learns which records are stored and deletes those no service plans) and the slow resync
+(every 30 s); it runs on the queue's one worker as the key :data:`RESYNC`, so never beside a
+per-key reconcile. Tests call it directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, Callable
 
+from apimachinery.informer import object_key, split_key
+from apimachinery.workqueue import WorkQueue
 from federation.api import approval
-
 from federation.planners import dnsplan, health
-from federation.api.cache import Reader, StoreReader
+from federation.api.cache import InformerReader, Reader, StoreReader
+from federation.controllers import Coalesced
 from federation.api.registry import Registry
 from federation.resources import CLUSTERS, DNSRECORDS, SERVICES
 from federation.settings import Settings
@@ -69,7 +86,19 @@ def record_object(record: dnsplan.RecordSet) -> dict[str, Any]:
     }
 
 
+RESYNC = ""  # the work queue's key of the whole pass (no service's key is empty)
+
+Objects = dict[str, dict[str, Any]]  # DNSRecord objects by name
+
+
+def cluster_view(cluster: dict[str, Any]) -> tuple[bool, dnsplan.ClusterInfo]:
+    """What of a Cluster the DNS records depend on: a change in anything else replans nothing."""
+    return approval.is_approved(cluster), cluster_info(cluster)
+
+
 class DNSRecordController:
+    workers = 1  # planning and writing are CPU work on the event loop: more workers would only interleave
+
     def __init__(
         self,
         registry: Registry,
@@ -82,69 +111,181 @@ class DNSRecordController:
         self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
         self.settings = settings
         self.unreachable = unreachable or frozenset
+        self.queue: WorkQueue[str] = WorkQueue(name="dns")
         # The specs this controller knows are stored, by object name. Reading every
-        # DNSRecord back from the store on each reconcile cost more than planning (17,000
-        # records in the soak); the store is re-read every ``resync`` seconds instead, so
-        # a record someone else changed is put right within that time.
+        # DNSRecord back on each reconcile cost more than planning (17,000 records in the
+        # soak); only the whole pass (the slow resync) re-reads them, and a record someone
+        # else changes or deletes meanwhile is seen by the informer's handler.
         self._known: dict[str, dict[str, Any]] | None = None
-        self._known_at = 0.0
-        self.resync = 30.0
-        self._clusters_planned: tuple[dnsplan.ClusterInfo, ...] | None = None
-        self._per_service: dict[dnsplan.ServiceInfo, dict[str, dict[str, Any]]] = {}
+        self._owned: dict[str, set[str]] = {}  # service key -> the names of its records
+        self._owner: dict[str, str] = {}  # record name -> its service's key
+        # Each service's records depend only on its ServiceInfo and on the clusters: the
+        # last plan per service key, redone when either changed.
+        self._planned: dict[str, tuple[dnsplan.ServiceInfo, tuple[dnsplan.ClusterInfo, ...], Objects]] = {}
+        self._clusters: tuple[dnsplan.ClusterInfo, ...] | None = None  # kept only while handlers keep it current
+        self._attached = False
+        self._fan_out = Coalesced(self.enqueue_services)
+        self.reconciles = 0  # service keys reconciled
+        self.passes = 0  # whole passes
 
-    def plan(self, clusters: list[dict[str, Any]], services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """The DNSRecord objects wanted for these clusters and services.
+    # -------------------------------------------------------------- events
 
-        Each service's records depend only on its own :class:`~federation.planners.dnsplan.ServiceInfo`
-        and on the clusters, so they are remembered per ServiceInfo and recomputed only for
-        services that changed; a change to any cluster's placement or usability recomputes
-        all. (A steady cluster's status is rewritten now and then to refresh lastProbeTime:
-        that wakes this controller but no longer replans 1,000 services.)
-        """
+    def attach(self) -> None:
+        """Enqueue keys on the informers' events (the reader must be an InformerReader)."""
+        if not isinstance(self.reader, InformerReader):
+            raise TypeError("the per-key DNS controller needs an InformerReader")
+        services = self.reader.informer(SERVICES)
+        add = lambda obj: self.queue.add(object_key(obj))  # noqa: E731
+        services.add_handler(on_add=add, on_update=lambda old, new: add(new), on_delete=add)
+        self.reader.informer(CLUSTERS).add_handler(on_add=lambda c: self._clusters_changed(),
+                                                   on_update=self._cluster_updated,
+                                                   on_delete=lambda c: self._clusters_changed())
+        self.reader.informer(DNSRECORDS).add_handler(on_update=lambda old, new: self._record_changed(new),
+                                                     on_delete=self._record_deleted)
+        self._attached = True
+
+    def _cluster_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if cluster_view(old) != cluster_view(new):
+            self._clusters_changed()
+
+    def _clusters_changed(self) -> None:
+        self._clusters = None
+        self._fan_out()  # every service, once for a burst of cluster events
+
+    def enqueue_services(self) -> None:
+        """Enqueue every federated Service (a cluster changed; the probers' verdicts changed)."""
+        for obj in self.reader.list(SERVICES):
+            self.queue.add(object_key(obj))
+
+    async def services_changed(self) -> None:
+        """:meth:`enqueue_services`, as the data-plane controller's ``on_change`` awaits it."""
+        self.enqueue_services()
+
+    def _record_changed(self, record: dict[str, Any]) -> None:
+        name = record["metadata"]["name"]
+        if self._known is None or name not in self._known or self._known[name] == record.get("spec"):
+            return
+        # Someone else's write (or an older write of ours, arriving late): trust the store's
+        # version, so the service's reconcile compares with what is there.
+        self._known[name] = record.get("spec") or {}
+        if name in self._owner:
+            self.queue.add(self._owner[name])
+
+    def _record_deleted(self, record: dict[str, Any]) -> None:
+        name = record["metadata"]["name"]
+        if self._known is None or self._known.pop(name, None) is None:
+            return  # our own delete
+        if name in self._owner:
+            self.queue.add(self._owner[name])
+
+    def resync(self) -> None:
+        self.queue.add(RESYNC)
+
+    # -------------------------------------------------------------- planning
+
+    def _cluster_infos(self) -> tuple[dnsplan.ClusterInfo, ...]:
+        clusters = self._clusters
+        if clusters is None:
+            clusters = tuple(cluster_info(c) for c in approval.trusted(self.reader.list(CLUSTERS)))  # issue 19
+            if self._attached:
+                self._clusters = clusters
+        return clusters
+
+    def _plan_service(self, key: str, service: dict[str, Any], clusters: tuple[dnsplan.ClusterInfo, ...],
+                      unreachable: frozenset[tuple[str, str]]) -> Objects:
+        info = service_info(service, unreachable)
+        last = self._planned.get(key)
+        if last is not None and last[0] == info and (last[1] is clusters or last[1] == clusters):
+            return last[2]
+        records = dnsplan.plan_records(
+            federation=self.settings.federation_name,
+            domain=self.settings.domain,
+            ttl=self.settings.dns_ttl,
+            clusters=list(clusters),
+            services=[info],
+            offline_records=self.settings.offline_records,
+        )
+        objects = {r.object_name: record_object(r) for r in records}
+        self._planned[key] = (info, clusters, objects)
+        return objects
+
+    def plan(self, clusters: list[dict[str, Any]], services: list[dict[str, Any]]) -> dict[str, Objects]:
+        """The DNSRecord objects wanted for these clusters and services, by service key.
+
+        Each service's plan is remembered and redone only when its ServiceInfo or the
+        clusters changed. (A steady cluster's status is rewritten now and then to refresh
+        lastProbeTime: that replans nothing.)"""
         unreachable = self.unreachable()
-        clusters_info = tuple(cluster_info(c) for c in clusters)
-        if clusters_info != self._clusters_planned:
-            self._per_service = {}
-            self._clusters_planned = clusters_info
-        per_service: dict[dnsplan.ServiceInfo, dict[str, dict[str, Any]]] = {}
-        desired: dict[str, dict[str, Any]] = {}
-        for service in services:
-            info = service_info(service, unreachable)
-            objects = self._per_service.get(info)
-            if objects is None:
-                records = dnsplan.plan_records(
-                    federation=self.settings.federation_name,
-                    domain=self.settings.domain,
-                    ttl=self.settings.dns_ttl,
-                    clusters=list(clusters_info),
-                    services=[info],
-                    offline_records=self.settings.offline_records,
-                )
-                objects = {r.object_name: record_object(r) for r in records}
-            per_service[info] = objects
-            desired.update(objects)
-        self._per_service = per_service
-        return desired
+        infos = tuple(cluster_info(c) for c in clusters)
+        return {object_key(s): self._plan_service(object_key(s), s, infos, unreachable) for s in services}
 
-    async def desired(self) -> dict[str, dict[str, Any]]:
-        clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
-        services = self.reader.list(SERVICES)
-        if len(services) < 50:
-            return self.plan(clusters, services)
-        # A big federation's plan takes a few hundred milliseconds: plan in a thread so the
-        # event loop keeps serving lease renewals and watches meanwhile.
-        return await asyncio.to_thread(self.plan, clusters, services)
+    # -------------------------------------------------------------- reconciling
+
+    async def reconcile_key(self, key: str) -> None:
+        """Make one service's DNSRecords match its plan (:data:`RESYNC`: the whole pass)."""
+        if key == RESYNC or self._known is None:
+            await self.reconcile()  # the first step learns what is stored
+            return
+        self.reconciles += 1
+        namespace, name = split_key(key)
+        service = self.reader.get(SERVICES, namespace, name)
+        if service is None:
+            self._planned.pop(key, None)
+            desired: Objects = {}
+        else:
+            desired = self._plan_service(key, service, self._cluster_infos(), self.unreachable())
+        self._write(desired)
+        # Deletes last (see the module docstring).
+        self._delete(sorted(self._owned.get(key, set()) - set(desired)))
+        self._own(key, desired)
 
     async def reconcile(self) -> None:
-        desired = await self.desired()
-        now = time.monotonic()
-        if self._known is None or now - self._known_at >= self.resync:
-            stored = self.reader.list(DNSRECORDS)
-            self._known = {o["metadata"]["name"]: o.get("spec") for o in stored}
-            self._known_at = now
+        """The whole pass: plan every service, write what differs, delete what no service plans."""
+        self.passes += 1
+        clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
+        services = self.reader.list(SERVICES)
+        self._clusters = None
+        if len(services) < 50:
+            per_service = self.plan(clusters, services)
+        else:
+            # A big federation's plan takes a few hundred milliseconds: plan in a thread so the
+            # event loop keeps serving lease renewals and watches meanwhile.
+            per_service = await asyncio.to_thread(self.plan, clusters, services)
+        for key in set(self._planned) - set(per_service):
+            del self._planned[key]
+        self._known = {o["metadata"]["name"]: o.get("spec") for o in self.reader.list(DNSRECORDS)}
+        writes, failed = 0, set()
+        for key, objects in per_service.items():
+            try:
+                writes += self._write(objects)
+            except Exception as err:  # noqa: BLE001 - one service's refused record must not stop the others
+                failed.add(key)
+                delay = self.queue.add_rate_limited(key)
+                log.warning("records of service %s: %s; retrying in %.2f s", key, err, delay)
+            if writes >= 200:
+                writes = 0
+                await asyncio.sleep(0)  # let lease renewals and watches through a big change
+        owned = {key: set(objects) | (self._owned.get(key, set()) if key in failed else set())
+                 for key, objects in per_service.items()}
+        wanted = set().union(*owned.values())
+        # Deletes last (see the module docstring); a service whose writes failed keeps its old records.
+        self._delete(sorted(set(self._known) - wanted))
+        self._owned, self._owner = owned, {name: key for key, names in owned.items() for name in names}
+
+    def _own(self, key: str, objects: Objects) -> None:
+        for name in self._owned.pop(key, ()):
+            self._owner.pop(name, None)
+        if objects:
+            self._owned[key] = set(objects)
+            for name in objects:
+                self._owner[name] = key
+
+    def _write(self, objects: Objects) -> int:
+        """Create or replace the records whose stored spec differs; how many were written."""
         known = self._known
+        assert known is not None
         writes = 0
-        for name, obj in sorted(desired.items()):
+        for name, obj in sorted(objects.items()):
             spec = obj["spec"]
             if known.get(name) == spec:
                 continue
@@ -157,11 +298,12 @@ class DNSRecordController:
                 log.info("changed record %s %s %s", spec["name"], spec["type"], " ".join(spec["targets"]))
             known[name] = spec
             writes += 1
-            if writes % 200 == 0:
-                await asyncio.sleep(0)  # let lease renewals and watches through a big change
-        # Deletes last: a name that turns from A to CNAME (or back) changes object, and
-        # deleting the old one first would let the responder answer NXDOMAIN in between.
-        for name in sorted(set(known) - set(desired)):
+        return writes
+
+    def _delete(self, names: list[str]) -> None:
+        known = self._known
+        assert known is not None
+        for name in names:
             try:
                 self.registry.delete(DNSRECORDS, "", name)
                 log.info("removed record %s", name)
@@ -169,4 +311,3 @@ class DNSRecordController:
                 if not isinstance(err, NotFound):
                     raise
             known.pop(name, None)
-            writes += 1

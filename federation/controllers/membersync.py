@@ -79,11 +79,15 @@ async def sync_copies(
     wanted: dict[Key, Wanted],
     existing: dict[Key, Object],
     backoff: Backoff[tuple[str, str, str]],
+    only: Key | None = None,
 ) -> dict[Key, Object]:
-    """Make ``cluster`` hold exactly ``wanted`` (see the module docstring); returns its copies."""
+    """Make ``cluster`` hold exactly ``wanted`` (see the module docstring); returns its copies.
+
+    ``only``: this call syncs that one key (a per-key reconcile: ``wanted`` and ``existing``
+    hold at most it), so the backoff of the member's other copies is left alone."""
     kind, noun = adapter.kind, adapter.noun
     copies = dict(existing)
-    backoff.retain(lambda k: k[0] != cluster or (k[1], k[2]) in wanted)
+    backoff.retain(lambda k: k[0] != cluster or (k[1], k[2]) in wanted or (only is not None and (k[1], k[2]) != only))
     for key, want in wanted.items():
         retry_key, print_ = (cluster, key[0], key[1]), fingerprint(want.desired)
         if not backoff.ready(retry_key, print_):

@@ -129,14 +129,20 @@ class Tombstones:
                     return t
         return None
 
-    def seen(self, resource: str, cluster: str, joined: set[str]) -> None:
-        """The ``resource``'s controller passed over a Ready cluster; drop tombstones every joined cluster has had."""
+    def seen(self, resource: str, cluster: str | set[str], joined: set[str], *,
+             owner: tuple[str, str] | None = None) -> None:
+        """The ``resource``'s controller passed over a Ready cluster (or several); drop
+        tombstones every joined cluster has had. ``owner`` (namespace, name): the pass
+        covered only that object's copies (a per-key reconcile), so only its tombstone counts."""
         store = self.registry.store
         items, _ = store.list(TOMBSTONES)
+        clusters = {cluster} if isinstance(cluster, str) else set(cluster)
         for t in items:
             if t.get("resource") != resource:
                 continue
-            seen = set(t.get("seenIn") or []) | {cluster}
+            if owner is not None and (t.get("namespace"), t.get("name")) != owner:
+                continue
+            seen = set(t.get("seenIn") or []) | clusters
             name = t["metadata"]["name"]
             if joined <= seen:
                 try:

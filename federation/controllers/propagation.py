@@ -1,12 +1,18 @@
 """Service propagation: every federated Service exists in every Ready member cluster.
 
-Per Ready cluster and per reconcile: from the member's copies (by the federation label) and
-endpoints, as informers on the member keep them (:mod:`federation.controllers.membercopies`),
-create the missing, replace the drifted, delete the ones whose federated Service is gone
-(:func:`federation.controllers.membersync.sync_copies`, the path Deployments share); then
-read each copy's load-balancer ingress and ready endpoints to build its *shard*. The
+One federated Service at a time (issue 11), keyed ``namespace/name``: for each Ready
+cluster, from the member's copy (by the federation label) and endpoints, as informers on
+the member keep them (:mod:`federation.controllers.membercopies`), create the copy if it is
+missing, replace it if it drifted, delete it if the Service is gone or no longer placed
+there (:func:`federation.controllers.membersync.sync_copies`, the path Deployments share);
+then read each copy's load-balancer ingress and ready endpoints to build its *shard*. The
 shards are written to the federated Service's ``status.shards``, and the healthy shards'
-ingresses are aggregated into ``status.loadBalancer.ingress``. Federation v1.7 kept the
+ingresses are aggregated into ``status.loadBalancer.ingress``.
+
+Keys are enqueued, and the clusters read, as :mod:`federation.controllers.keyed` says
+(the Service, its copy or its endpoints in a member, a member's sync, a cluster's change, a
+slow resync); a member that did not answer fails the key, which backs off alone
+(:class:`apimachinery.workqueue.WorkQueue`). Federation v1.7 kept the
 shards in the annotation ``federation.kubernetes.io/service-ingresses``; status is the
 better home, because a user's replace of the object keeps status, while it would wipe an
 annotation and blank the service's DNS records until the next reconcile.
@@ -33,25 +39,22 @@ import logging
 from typing import Any
 
 from apimachinery.backoff import Backoff
-from federation.api import approval
-from federation.planners import health
-from federation.controllers.membercopies import MemberCopies
+from apimachinery.workqueue import Requeue
+from federation.controllers.keyed import ClusterSnapshot, MemberCopyController
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
 from federation.names import FEDERATION_LABEL, LAST_APPLIED_ANNOTATION, OWNER_ANNOTATION
 from federation.controllers.ownership import Tombstones, released
 from federation.planners.placement import PlacementError, placed_clusters
-from federation.api.cache import Reader, StoreReader
+from federation.api.cache import Reader
 from federation.api.registry import Registry
-from federation.resources import CLUSTERS, ENDPOINTS, SERVICES
+from federation.resources import ENDPOINTS, SERVICES
 from federation.settings import Settings
-from apimachinery.errors import APIError, Conflict, NotFound
+from apimachinery.errors import Conflict, NotFound
 
 log = logging.getLogger("federation.propagation")
 
-# What the controller's loop also waits for: a change its member informers saw.
-MEMBER_SERVICES_CHANGED = "members/services"
 # Annotations that belong to the federation object only, never copied to members.
 PRIVATE_ANNOTATIONS = (LAST_APPLIED_ANNOTATION,)
 
@@ -146,100 +149,117 @@ class NotSynced(Exception):
     """Our view of a member's objects is not complete yet."""
 
 
-class PropagationController:
+NOT_PLACED = None  # a cluster's answer for a Service it is not placed on
+
+
+class PropagationController(MemberCopyController):
+    kind = SERVICES
+
     def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
                  reader: Reader | None = None) -> None:
-        self.registry = registry
-        self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
-        self.settings = settings
-        self.members = members
-        # copies of a Service deleted with propagationPolicy Orphan are released, not deleted (issue 7)
-        self.tombstones = Tombstones(registry)
+        super().__init__(registry, settings, members, reader, name="propagation")
         self.adapter = ServiceCopies(self.tombstones)
         self.backoff: Backoff[tuple[str, str, str]] = Backoff()  # (cluster, namespace, name)
-        poke = lambda: registry.hub.notify(MEMBER_SERVICES_CHANGED)  # noqa: E731
-        selector = f"{FEDERATION_LABEL}={settings.federation_name}"
-        self.copies = MemberCopies(members, SERVICES, label_selector=selector, on_change=poke)
-        self.endpoints = MemberCopies(members, ENDPOINTS, on_change=poke)
+        self.member_view(SERVICES, label_selector=f"{FEDERATION_LABEL}={settings.federation_name}")
+        self.endpoints = self.member_view(ENDPOINTS, ours=False)
 
-    async def close(self) -> None:
-        await self.copies.close()
-        await self.endpoints.close()
+    def placed(self, obj: dict[str, Any], trusted: list[dict[str, Any]]) -> set[str]:
+        return _placed(obj, trusted)
 
-    async def reconcile(self) -> None:
-        await self.tombstones.collect()
-        clusters = approval.trusted(self.reader.list(CLUSTERS))  # issue 19: approved members only
-        services = self.reader.list(SERVICES)
-        ready = [c for c in clusters if health.is_ready(c)]
-        self.copies.track(ready)
-        self.endpoints.track(ready)
-        placed = {id(s): _placed(s, clusters) for s in services}
-        results = await asyncio.gather(
-            *(self._sync_cluster(c, [s for s in services if c["metadata"]["name"] in placed[id(s)]]) for c in ready),
-            return_exceptions=True,
-        )
-        observed: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
-        for cluster, result in zip(ready, results):
-            name = cluster["metadata"]["name"]
+    async def reconcile_key(self, key: str) -> None:
+        """Sync one federated Service's copies in every Ready member, then write its shards."""
+        snapshot, skey, service = await self.begin(key)
+        namespace, name = skey
+        placed = _placed(service, snapshot.trusted) if service is not None else set()
+        ready = snapshot.ready
+        involved = [c for c in ready if c["metadata"]["name"] in placed
+                    or self.copies.get(c["metadata"]["name"], key) is not None]
+        results = await asyncio.gather(*(self._sync_cluster(c, snapshot, service, skey, placed) for c in involved),
+                                       return_exceptions=True)
+        observed: dict[str, dict[str, Any] | None] = {}
+        failed: dict[str, BaseException] = {}
+        for cluster, result in zip(involved, results):
+            cname = cluster["metadata"]["name"]
+            if isinstance(result, NotSynced):
+                continue  # its view's sync enqueues every key
             if isinstance(result, BaseException):
-                log.debug("propagation to %s failed: %s", name, result)
+                failed[cname] = result
                 continue
-            observed[name] = result
-            self.tombstones.seen(SERVICES.key, name, {c["metadata"]["name"] for c in clusters})
-        self._write_shards(clusters, observed)
+            observed[cname] = result
+        for cluster in ready:  # Ready, synced, and neither placed nor holding a copy: nothing to do there
+            cname = cluster["metadata"]["name"]
+            if cname not in observed and cname not in failed and cname not in placed \
+                    and self.synced(cname):
+                observed[cname] = NOT_PLACED
+        for cname in placed:  # a copy a member refused: try again when its backoff is over
+            wait = self.backoff.wait((cname, namespace, name))
+            if wait is not None:
+                self.queue.add_after(key, wait + 0.01)
+        if service is None:
+            self.tombstones.seen(SERVICES.key, self.released_in(set(observed), key), snapshot.joined, owner=skey)
+        elif not self._write_shards(service, snapshot, observed):
+            # Our cached Service is older than the store (our previous status write is on its
+            # way): try again shortly, as the event of that write enqueues nothing.
+            raise Requeue("the cached Service is older than the store's")
+        self.requeue_if_failed(failed)
 
-    async def _sync_cluster(
-        self, cluster: dict[str, Any], services: list[dict[str, Any]]
-    ) -> dict[tuple[str, str], dict[str, Any]]:
+    async def _sync_cluster(self, cluster: dict[str, Any], snapshot: ClusterSnapshot, service: dict[str, Any] | None,
+                            skey: tuple[str, str], placed: set[str]) -> dict[str, Any] | None:
+        """Sync the Service's copy in one cluster; its shard there (None if not placed there)."""
         cname = cluster["metadata"]["name"]
-        client = self.members.for_cluster(cluster)
+        client = snapshot.clients.get(cname)
         if client is None:
-            return {}
-        existing, endpoints = self.copies.items(cname), self.endpoints.items(cname)
-        if existing is None or endpoints is None:
+            return NOT_PLACED
+        if not self.synced(cname):
             raise NotSynced(f"the view of {cname}'s services and endpoints is not synced yet")
-        fed = self.settings.federation_name
-        wanted = {(s["metadata"]["namespace"], s["metadata"]["name"]): Wanted(member_copy(s, fed), s) for s in services}
+        key = f"{skey[0]}/{skey[1]}"
+        current = self.copies.get(cname, key)
+        wanted = {}
+        if service is not None and cname in placed:
+            wanted[skey] = Wanted(member_copy(service, self.settings.federation_name), service)
         copies = await sync_copies(registry=self.registry, adapter=self.adapter, client=client, cluster=cname,
-                                   wanted=wanted, existing=existing, backoff=self.backoff)
-        return {key: shard_of(cname, copies.get(key), endpoints.get(key)) for key in wanted}
+                                   wanted=wanted, existing={skey: current} if current is not None else {},
+                                   backoff=self.backoff, only=skey)
+        if skey not in wanted:
+            return NOT_PLACED
+        return shard_of(cname, copies.get(skey), self.endpoints.get(cname, key))
 
-    def _write_shards(self, clusters: list[dict[str, Any]], observed: dict[str, dict[tuple[str, str], dict]]) -> None:
-        ready_names = {c["metadata"]["name"] for c in clusters if health.is_ready(c)}
-        joined = {c["metadata"]["name"] for c in clusters}
-        for service in self.reader.list(SERVICES):
-            meta = service["metadata"]
-            key = (meta["namespace"], meta["name"])
-            previous = {
-                s["cluster"]: s
-                for s in (service.get("status") or {}).get("shards") or []
-                if isinstance(s, dict) and "cluster" in s
-            }
-            shards = []
-            for cname in sorted(joined):
-                if cname in observed and key in observed[cname]:
-                    shard = dict(observed[cname][key])
-                elif cname in previous and cname not in observed:  # synced but not placed there: gone
-                    shard = dict(previous[cname])
-                else:
-                    continue
-                shard["clusterReady"] = cname in ready_names
-                shard["healthy"] = bool(shard["clusterReady"] and shard.get("ingress") and shard.get("readyEndpoints", 0) > 0)
-                shards.append(shard)
-            ingress = []
-            for shard in shards:
-                if shard["healthy"]:
-                    ingress.extend(shard["ingress"])
-            old_status = service.get("status") or {}
-            load_balancer = {"ingress": ingress} if ingress else {}
-            if old_status.get("shards") == shards and old_status.get("loadBalancer") == load_balancer:
-                continue  # the common case once converged: no copy, no store read
-            new = copy.deepcopy(service)
-            status = new.setdefault("status", {})
-            status["loadBalancer"] = load_balancer
-            status["shards"] = shards
-            try:
-                self.registry.put_if_changed(SERVICES, meta["namespace"], meta["name"], new)
-            except APIError as err:
-                if not isinstance(err, (NotFound, Conflict)):
-                    raise
+    def _write_shards(self, service: dict[str, Any], snapshot: ClusterSnapshot,
+                      observed: dict[str, dict[str, Any] | None]) -> bool:
+        """Write the Service's shards and aggregated ingress; False on a conflict."""
+        meta = service["metadata"]
+        previous = {
+            s["cluster"]: s
+            for s in (service.get("status") or {}).get("shards") or []
+            if isinstance(s, dict) and "cluster" in s
+        }
+        shards = []
+        for cname in sorted(snapshot.joined):
+            if observed.get(cname) is not None:
+                shard = dict(observed[cname])
+            elif cname in previous and cname not in observed:  # not heard from this time: keep what it said
+                shard = dict(previous[cname])
+            else:
+                continue  # synced but not placed there: gone
+            shard["clusterReady"] = cname in snapshot.ready_names
+            shard["healthy"] = bool(shard["clusterReady"] and shard.get("ingress") and shard.get("readyEndpoints", 0) > 0)
+            shards.append(shard)
+        ingress = []
+        for shard in shards:
+            if shard["healthy"]:
+                ingress.extend(shard["ingress"])
+        old_status = service.get("status") or {}
+        load_balancer = {"ingress": ingress} if ingress else {}
+        if old_status.get("shards") == shards and old_status.get("loadBalancer") == load_balancer:
+            return True  # the common case once converged: no copy, no store read
+        new = copy.deepcopy(service)
+        status = new.setdefault("status", {})
+        status["loadBalancer"] = load_balancer
+        status["shards"] = shards
+        try:
+            self.registry.put_if_changed(SERVICES, meta["namespace"], meta["name"], new)
+        except NotFound:
+            pass  # deleted meanwhile: its delete event enqueues it
+        except Conflict:
+            return False
+        return True
