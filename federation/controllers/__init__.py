@@ -11,6 +11,7 @@ import logging
 import random
 from typing import Awaitable, Callable
 
+from apimachinery.metrics import reconciling
 from federation.registry import WatchHub
 
 log = logging.getLogger("federation.controllers")
@@ -37,7 +38,8 @@ async def run_forever(
     failures = 0
     while True:
         try:
-            await step()
+            with reconciling(name):  # controller_runtime_reconcile_* (issue 17)
+                await step()
             if failures:
                 log.info("%s: recovered after %d failed attempts", name, failures)
             failures = 0
