@@ -198,6 +198,18 @@ def test_a_member_with_tokens_wants_one_for_metrics(tmp_path: Path):
         samples = scrape(member.url, "member-token")
         # the two refusals are counted: the metrics middleware is outside the token check
         assert value(samples, "apiserver_request_total", verb="GET", resource="", code="401") == 2
+        # Its data-plane votes: an address that answers HTTP (its own API) and one that does not.
+        auth = {"Authorization": "Bearer member-token"}
+        up, down = f"127.0.0.1:{member.port}", f"127.0.0.1:{free_port()}"
+        body = {"targets": [up, down], "period": 0.1, "timeout": 0.3, "failureThreshold": 1}
+        assert http("POST", member.url + "/probes", body, headers=auth)[0] == 200
+
+        def voted() -> bool:
+            now = scrape(member.url, "member-token")
+            return (value(now, "ubernetes_dataplane_vote", target=up, verdict="up") == 1
+                    and value(now, "ubernetes_dataplane_vote", target=down, verdict="down") == 1)
+
+        wait_until(voted, timeout=5, what="the member's votes in its metrics")
     finally:
         member.close()
 
