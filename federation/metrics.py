@@ -15,12 +15,16 @@ process-wide registry that the federation API server's ``/metrics`` serves:
 
 The phases are kept here (not read from the controller) so a scrape needs nothing but this
 module; a deleted cluster is dropped with :func:`cluster_removed`.
+
+And the store's latency: :class:`MeteredStore` wraps the API server's store and times each
+request to it, ``ubernetes_store_request_duration_seconds{operation, resource, store}`` (what
+kube-apiserver's ``etcd_request_duration_seconds`` tells, for SQLite as well as etcd).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -94,3 +98,48 @@ def cluster_removed(name: str) -> None:
     """``name`` is no longer a member: its gauges go."""
     _HEALTH.phases.pop(name, None)
     _HEALTH.last_ok.pop(name, None)
+
+
+STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STORE_SECONDS = Histogram(
+    "ubernetes_store_request_duration_seconds",
+    "Time of each request of the federation API server to its store, by operation and resource "
+    "(failed ones included: a conflict or a missing object is an answer too).",
+    ["operation", "resource", "store"], buckets=STORE_BUCKETS)
+
+
+class MeteredStore:
+    """A :class:`federation.store.Store` whose object and history reads and writes are timed;
+    everything else goes straight to the store it wraps."""
+
+    def __init__(self, store: Any, *, kind: str) -> None:
+        self._store = store
+        self._kind = kind  # "sqlite" or "etcd": the store label
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _timed(self, operation: str, fn: Callable[..., Any], resource: str | None, *args: Any, **kw: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return fn(resource, *args, **kw)
+        finally:
+            STORE_SECONDS.labels(operation, resource or "", self._kind).observe(time.perf_counter() - started)
+
+    def get(self, resource: str, *args: Any, **kw: Any) -> Any:
+        return self._timed("get", self._store.get, resource, *args, **kw)
+
+    def list(self, resource: str, *args: Any, **kw: Any) -> Any:
+        return self._timed("list", self._store.list, resource, *args, **kw)
+
+    def create(self, resource: str, *args: Any, **kw: Any) -> Any:
+        return self._timed("create", self._store.create, resource, *args, **kw)
+
+    def update(self, resource: str, *args: Any, **kw: Any) -> Any:
+        return self._timed("update", self._store.update, resource, *args, **kw)
+
+    def delete(self, resource: str, *args: Any, **kw: Any) -> Any:
+        return self._timed("delete", self._store.delete, resource, *args, **kw)
+
+    def events_page(self, rv: int, resource: str | None = None, **kw: Any) -> Any:
+        return self._timed("events", lambda r, **k: self._store.events_page(rv, r, **k), resource, **kw)

@@ -99,6 +99,11 @@ def test_federation_counts_requests_by_verb_resource_and_code(fed_with_tokens):
     assert moved("apiserver_request_total", verb="LIST", resource="services", code="200") == 1
     assert moved("apiserver_request_duration_seconds_count", **post) == 5
     assert moved("apiserver_request_duration_seconds_sum", **post) > 0
+    # the store: four creates reached it (three stored, the duplicate refused there); the 403 never did
+    assert moved("ubernetes_store_request_duration_seconds_count", operation="create", resource="services",
+                 store="sqlite") == 4
+    assert moved("ubernetes_store_request_duration_seconds_count", operation="get", resource="services") == 1  # the 404
+    assert moved("ubernetes_store_request_duration_seconds_count", operation="list", resource="services") == 1
     # the two scrapes before this one are counted too (a non-resource GET)
     assert moved("apiserver_request_total", verb="GET", resource="", code="200") >= 1
     # the process's own families are served beside the app's
