@@ -11,8 +11,8 @@ import logging
 import random
 from typing import Awaitable, Callable
 
-from apimachinery.metrics import reconciling
 from federation.registry import WatchHub
+from apimachinery.metrics import reconciling
 
 log = logging.getLogger("federation.controllers")
 
