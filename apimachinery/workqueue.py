@@ -26,6 +26,7 @@ import collections
 import logging
 from typing import Awaitable, Callable, Generic, Hashable, TypeVar
 
+from apimachinery import metrics
 from apimachinery.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class WorkQueue(Generic[K]):
         self._requeues: dict[K, int] = {}
         self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._shutting_down = False
+        metrics.track_queue(self)  # workqueue_depth{name} (issue 17)
 
     # -------------------------------------------------------------- adding
 
@@ -96,6 +98,7 @@ class WorkQueue(Generic[K]):
         """:meth:`add_after` ``key`` once its backoff is over; each call doubles the next
         wait (up to ``max_delay``) until :meth:`forget`. Returns the wait."""
         delay = self._backoff.failed(key, "")
+        metrics.RETRIES.labels(self.name or "workqueue").inc()
         self._requeues[key] = self._requeues.get(key, 0) + 1
         self.add_after(key, delay)
         return delay
@@ -201,7 +204,8 @@ async def run_workers(queue: WorkQueue[K], reconcile: Callable[[K], Awaitable[ob
             except ShutDown:
                 return
             try:
-                await reconcile(key)
+                with metrics.reconciling(queue.name or "workqueue"):  # issue 17
+                    await reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception as err:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from clusters.chaos import Chaos
@@ -48,6 +49,7 @@ log = logging.getLogger("ubernetes.cluster.agent")
 CLUSTERS = "/apis/federation/v1beta1/clusters"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
 SECRETS = f"/api/v1/namespaces/{LEASE_NAMESPACE}/secrets"
+LEASE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 ENSURE_EVERY = 5  # renewals between checks that the Cluster object still exists
 
 
@@ -145,6 +147,7 @@ class Agent:
         ssl_context: ssl.SSLContext | None = None,
         credential_file: Path | None = None,
         allow_http_token: bool = False,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.federation = federation
         self.allow_http_token = allow_http_token  # issue 19: tokens never cross plain HTTP off-host
@@ -158,6 +161,15 @@ class Agent:
         # Figures for bench/soak: latency of each successful renewal, and failed steps.
         self.renewal_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.failed_steps = 0
+        # The same seen on the cluster's /metrics (issue 17; docs/metrics.md).
+        registry = metrics_registry if metrics_registry is not None else CollectorRegistry()
+        self._renewal_seconds = Histogram(
+            "ubernetes_member_lease_renewal_duration_seconds",
+            "Round trip of each successful renewal of the cluster's Lease at the federation, as the member sees it.",
+            buckets=LEASE_BUCKETS, registry=registry)
+        self._renewals_total = Counter(
+            "ubernetes_member_lease_renewals_total", "Renewals of the cluster's Lease at the federation, by result.",
+            ["result"], registry=registry)
         self.name = name
         self.lease_period = lease_period
         self.lease_duration = lease_duration
@@ -241,8 +253,15 @@ class Agent:
 
     async def renew_lease(self) -> None:
         started = time.monotonic()
-        await self._renew_lease()
-        self.renewal_latencies.append(time.monotonic() - started)
+        try:
+            await self._renew_lease()
+        except Exception:
+            self._renewals_total.labels("failure").inc()
+            raise
+        took = time.monotonic() - started
+        self.renewal_latencies.append(took)
+        self._renewal_seconds.observe(took)
+        self._renewals_total.labels("success").inc()
 
     async def _renew_lease(self) -> None:
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": self.lease_duration, "renewTime": now_micro()}

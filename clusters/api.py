@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from apimachinery import decoding, server, watchlimits
+from apimachinery import decoding, metrics, server, watchlimits
 from clusters.apistorage import MemberStorage
 from clusters.chaos import Chaos
 from clusters.state import ClusterState
@@ -178,6 +178,8 @@ def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] 
              watch_ping: float = 5.0) -> web.Application:
     app = web.Application(middlewares=[chaos_middleware, server.status_middleware],
                           client_max_size=decoding.MAX_REQUEST_BYTES)
+    # /metrics (issue 17): a registry of this cluster's own, as one process may host many
+    app.middlewares.insert(0, metrics.install(app))
     app[STATE] = state
     app[CHAOS] = chaos
     app[ON_CHAOS] = on_chaos

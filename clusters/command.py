@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import click
 from aiohttp import web
 
-from apimachinery import eventloop, flags
+from apimachinery import eventloop, flags, server
 from apimachinery.flags import REQUIRED, flag
 from apimachinery.logsetup import setup_logging
+from apimachinery.metrics import REGISTRY_KEY
 from apimachinery.serving import start_site
 from apimachinery.transport import InsecureTokenTransport, warn_token_transport
 from clusters.agent import Agent
@@ -272,7 +273,7 @@ async def start_cluster(opts: Options) -> Running:
     prober = MemberProber(opts.name)  # data-plane votes for the federation (issue 5)
     prober.install(app)
     if tokens is not None:  # issue 8: after chaos (a partition drops everything), before the handlers
-        app.middlewares.insert(1, access_middleware(tokens))
+        app.middlewares.insert(app.middlewares.index(server.status_middleware), access_middleware(tokens))
 
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -316,6 +317,7 @@ async def start_cluster(opts: Options) -> Running:
             ssl_context=client_ssl_context(opts.certificate_authority),
             credential_file=Path(opts.credential_file) if opts.credential_file else None,
             allow_http_token=opts.insecure_allow_http_token,
+            metrics_registry=app[REGISTRY_KEY],  # lease renewal latency on this cluster's /metrics
         )
         agent_task = asyncio.create_task(agent.run(), name="agent")
         tasks.append(agent_task)

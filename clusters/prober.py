@@ -23,7 +23,9 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily
 
+from apimachinery.metrics import REGISTRY_KEY
 from federation.probing import AddressProber
 from apimachinery.errors import invalid
 
@@ -39,6 +41,23 @@ class MemberProber:
     def install(self, app: web.Application) -> None:
         app.router.add_post("/probes", self.handle)
         app.router.add_get("/probes", self.show)
+        registry = app.get(REGISTRY_KEY)
+        if registry is not None:  # the member's /metrics (issue 17)
+            registry.register(self)  # type: ignore[arg-type]
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # collected live
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        """``ubernetes_dataplane_vote{target, verdict}``: 1 for this member's current vote on
+        each LB address it probes (``up``, ``down``, ``unknown`` before enough probes)."""
+        family = GaugeMetricFamily("ubernetes_dataplane_vote",
+                                   "This member's vote on another member's LB address: 1 for the current verdict.",
+                                   labels=["target", "verdict"])
+        for target, verdict in sorted(self.prober.verdicts().items()):
+            for v in ("up", "down", "unknown"):
+                family.add_metric([target, v], 1 if (verdict or "unknown") == v else 0)
+        return [family]
 
     async def handle(self, request: web.Request) -> web.Response:
         try:

@@ -27,6 +27,7 @@ from apimachinery.watchlimits import WATCH_WINDOW
 from federation.api.apiserver import make_app
 from federation.controllers import run_forever, run_keyed
 from federation.api.events import EventCollector
+from federation.metrics import MeteredStore
 from federation.controllers.dataplane import DataPlaneController
 from federation.controllers.deployments import DeploymentController
 from federation.controllers.dnsrecords import DNSRecordController
@@ -135,6 +136,7 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
                 member_ssl: ssl.SSLContext | None = None, watch_window: int = WATCH_WINDOW,
                 auto_approve: frozenset[str] = frozenset(), identity: str | None = None) -> None:
     store = open_store(store_path)
+    store = MeteredStore(store, kind="etcd" if store.shared else "sqlite")  # /metrics (issue 17)
     hub = WatchHub()
     registry = Registry(store, hub)
     app = make_app(registry, tokens=tokens, watch_window=watch_window,  # tokens: issue 8's --token-file (None: open)

@@ -15,7 +15,10 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from prometheus_client import CollectorRegistry
+
 from fedns.handler import Handler, check_identity
+from fedns.metrics import ResponderCollector
 from fedns.notify import Notifier
 from fedns.server import DNSServer
 from fedns.status import StatusServer, iso_time, tcp_counters
@@ -150,6 +153,8 @@ class Responder:
             history=self.history,
             identity=s.server_identity(),
         )
+        self.metrics = CollectorRegistry()  # this responder's /metrics (issue 17; fedns.metrics)
+        self.metrics.register(ResponderCollector(self))  # type: ignore[arg-type]
         self.server: DNSServer | None = None
         self.sync = None
         self.status: StatusServer | None = None
@@ -237,7 +242,7 @@ class Responder:
             self._sync_task = asyncio.get_running_loop().create_task(self.sync.run(), name="fedns-sync")
         if s.status_listen:
             shost, sport = split_host_port(s.status_listen, default_port=0)
-            self.status = StatusServer(self.status_document, host=shost, port=sport)
+            self.status = StatusServer(self.status_document, host=shost, port=sport, metrics=self.metrics)
             await self.status.start()
         return self
 

@@ -80,7 +80,7 @@ def _run(settings: Settings) -> None:
 @click.option("--max-tcp-connections", default=256, show_default=True, type=click.IntRange(min=1), help="Concurrent TCP connections; more are closed at once.")
 @click.option("--tcp-max-lifetime", default=120.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds a TCP connection lives at most, busy or not.")
 @click.option("--max-tcp-per-client", default=32, show_default=True, type=click.IntRange(min=1), help="Concurrent TCP connections from one client address; more are closed at once.")
-@click.option("--status-listen", default=None, metavar="HOST:PORT", help="Serve JSON status at http://HOST:PORT/status (off by default).")
+@click.option("--status-listen", default=None, metavar="HOST:PORT", help="Serve JSON status at http://HOST:PORT/status and Prometheus metrics at /metrics (off by default).")
 @click.option("--records", "records_file", default=None, type=click.Path(exists=True, dir_okay=False), help="Serve DNSRecords from a YAML/JSON file as well (static).")
 @click.option(
     "--allow-transfer",

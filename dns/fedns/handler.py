@@ -36,6 +36,10 @@ Rules (docs/dns.md, "RFC edge cases"):
 
 Any exception in handling one message is counted and logged, and the message dropped:
 one bad packet never stops the responder.
+
+What was asked and answered is counted in plain lists (questions by type, replies by rcode,
+handling time in :data:`DURATION_BOUNDS` buckets), which :mod:`fedns.metrics` reads only when
+``/metrics`` is scraped: a few list increments a query, no metrics library on the hot path.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
+from bisect import bisect_left
 from typing import Protocol
 
 import dns.message
@@ -67,6 +72,9 @@ CHAOS_NAMES = (b"\x02id\x06server\x00", b"\x08hostname\x04bind\x00")  # CH TXT: 
 MAX_IDENTITY = 255  # bytes: one TXT string
 PAYLOAD_SIZE = 1232  # DNS flag day 2020: no fragmented UDP
 DO_BIT = 0x8000
+# Handling time buckets (seconds; le): 8 us doubling to about 0.5 s. A fast-path answer takes
+# a few microseconds, so CoreDNS's buckets (from 0.25 ms) would put every query in the first.
+DURATION_BOUNDS = tuple(0.000008 * 2**i for i in range(17))
 _HEADER = struct.Struct("!HHHHHH")
 _OPT_FIELDS = struct.Struct("!HHBBHH")  # type, class (size), ext-rcode, version, flags, rdlength
 
@@ -144,6 +152,9 @@ class Handler:
         self.dropped = 0
         self.errors = 0
         self.truncated = 0
+        self.qtypes = [0] * 65536  # questions answered, by QTYPE
+        self.duration_counts = [0] * (len(DURATION_BOUNDS) + 1)  # messages by handling time; last: +Inf
+        self.duration_sum = 0.0
         self._opts = {
             (do, ext): opt_record(payload=payload_size, do=do, ext_rcode=ext) for do in (False, True) for ext in (0, 1)
         }
@@ -163,6 +174,7 @@ class Handler:
 
         ``peer`` is the client's address: needed for zone transfer and a client topology.
         """
+        started = time.perf_counter()
         try:
             reply = self._fast(wire, tcp, peer) if self.fast_path else None
             if reply is None:
@@ -176,6 +188,9 @@ class Handler:
             reply = None
         if reply is None:
             self.dropped += 1
+        took = time.perf_counter() - started
+        self.duration_sum += took
+        self.duration_counts[bisect_left(DURATION_BOUNDS, took)] += 1
         return reply
 
     def stats(self) -> dict[str, int]:
@@ -300,6 +315,7 @@ class Handler:
                 an, ns, ar, body = 0, 0, 0, b""
                 self.truncated += 1
         self.rcodes[bits & 0xF] += 1
+        self.qtypes[(question[-4] << 8) | question[-3]] += 1
         if opt:
             ar += 1
         return _HEADER.pack(qid, flags, 1, an, ns, ar) + question + body + opt
@@ -339,6 +355,7 @@ class Handler:
         do = bool(msg.ednsflags & DO_BIT) if msg.edns >= 0 else False
         if msg.edns > 0:
             self.rcodes[BADVERS] += 1
+            self.qtypes[s.qtype] += 1
             opt = self._opts[(do, BADVERS >> 4)]
             return _HEADER.pack(qid, QR | (flags & (RD | CD)), 1, 0, 0, 1) + question + opt
         nsid = bool(self._nsid) and msg.edns == 0 and any(o.otype == NSID for o in msg.options)
@@ -372,6 +389,8 @@ class Handler:
     def _error(self, qid: int, flags: int, rcode: int, question: bytes, opt: bytes) -> bytes:
         """A reply of a header, the question (b"": none) and our OPT (b"": none)."""
         self.rcodes[rcode] += 1
+        if question:
+            self.qtypes[(question[-4] << 8) | question[-3]] += 1
         return _HEADER.pack(qid, flags | rcode, 1 if question else 0, 0, 0, 1 if opt else 0) + question + opt
 
     def _reply_opt(self, do: bool, bits: int, *, nsid: bool = False, ede: int | None = None) -> bytes:
@@ -394,6 +413,7 @@ class Handler:
         )
         tsig = msg.tsig.name.to_wire() + struct.pack("!HHIH", TSIG, ANY_CLASS, 0, len(rdata)) + rdata
         self.rcodes[NOTAUTH] += 1
+        self.qtypes[s.qtype] += 1
         flags = QR | (s.flags & (RD | CD)) | NOTAUTH
         return _HEADER.pack(s.qid, flags, 1, 0, 0, 2 if opt else 1) + s.question + opt + tsig
 
@@ -431,5 +451,6 @@ class Handler:
         else:
             self.transfers += 1
             self.rcodes[0] += 1
+            self.qtypes[s.qtype] += 1
             return history.answer(msg, apex, ixfr_serial=serial, opt=opt)
         return self._error(s.qid, QR | (s.flags & (RD | CD)), bits, question, opt)

@@ -4,8 +4,9 @@ document itself is :meth:`fedns.app.Responder.status_document`).
 ``GET /status`` returns JSON: the number of record sets, the zone serial, when the
 records were last synced from the federation API and whether they are stale (the API is
 unreachable and the responder is serving its last-known records), and replies by rcode.
-``GET /healthz`` answers ``ok``. Off unless ``--status-listen`` is given, because the DNS
-port is the product and this one is for people.
+``GET /healthz`` answers ``ok``; ``GET /metrics`` the same figures and more for Prometheus
+(:mod:`fedns.metrics`, issue 17). Off unless ``--status-listen`` is given, because the DNS
+port is the product and this one is for people and scrapers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import logging
 from typing import Any, Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from apimachinery.metrics import METRICS_PATH, metrics_handler
 
 log = logging.getLogger("fedns.status")
 
@@ -41,8 +45,10 @@ def tcp_counters(server: Any) -> dict[str, int]:
 class StatusServer:
     """Serves ``document()`` (the responder's :meth:`fedns.app.Responder.status_document`)."""
 
-    def __init__(self, document: Callable[[], dict[str, Any]], *, host: str, port: int) -> None:
+    def __init__(self, document: Callable[[], dict[str, Any]], *, host: str, port: int,
+                 metrics: CollectorRegistry | None = None) -> None:
         self.document = document
+        self.metrics = metrics
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -51,6 +57,8 @@ class StatusServer:
         app = web.Application()
         app.router.add_get("/status", self._status)
         app.router.add_get("/healthz", self._healthz)
+        if self.metrics is not None:
+            app.router.add_get(METRICS_PATH, metrics_handler(self.metrics))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from apimachinery import errors as st
-from apimachinery import server, watchlimits
+from apimachinery import metrics, server, watchlimits
 from apimachinery.kinds import Kind
 from federation.api import admission, auth, reviews
 from federation import tables
@@ -148,6 +148,8 @@ def make_app(registry: Registry, *, tokens: dict[str, auth.User] | None = None,
         )
         middlewares.append(auth_middleware(authenticator))
     app = web.Application(middlewares=middlewares, client_max_size=server.MAX_BODY)
+    # /metrics (issue 17): this app's requests, and the process's controllers and runtime
+    app.middlewares.insert(0, metrics.install(app, process=True))
     app[REGISTRY_KEY] = registry
     storage = FederationStorage(registry)
     storage.ensure_well_known_namespaces()

@@ -37,6 +37,8 @@ MASTERS = "system:masters"
 SELF_REVIEWS = ("selfsubjectaccessreviews", "selfsubjectreviews")  # kubectl auth can-i / whoami
 BOOTSTRAPPERS = "system:bootstrappers"
 CLUSTERS_GROUP = "system:clusters"
+MONITORING = "system:monitoring"  # Kubernetes' group for scrapers: may GET /metrics (issue 17)
+METRICS_PATH = "/metrics"
 AUTHENTICATED = "system:authenticated"
 CLUSTER_USER_PREFIX = "system:cluster:"
 BOOTSTRAP_USER_PREFIX = "system:bootstrap:"
@@ -307,6 +309,8 @@ def authorize(user: User, verb: str, resource: str, namespace: str = "", name: s
       own Cluster (status included; never its ``spec.secretRef`` nor its approval), and get,
       create, update and patch its own Lease ``federation-system/<name>`` and its own access
       Secret ``cluster-access-<name>``.
+    - ``system:monitoring`` (Kubernetes' group for scrapers): get ``/metrics``; nobody else
+      but ``system:masters`` may (issue 17).
     - anyone: create the self reviews of ``kubectl auth can-i`` and ``whoami``.
     - any other authenticated user: get, list and watch everything but Secrets.
     """
@@ -314,6 +318,10 @@ def authorize(user: User, verb: str, resource: str, namespace: str = "", name: s
         return Decision(True, f"group {MASTERS} may do anything")
     if resource in SELF_REVIEWS and verb == "create":
         return Decision(True, "anyone may ask what they may do and who they are (Kubernetes' system:basic-user)")
+    if not resource and path == METRICS_PATH:
+        if user.in_group(MONITORING) and verb == "get":
+            return Decision(True, f"group {MONITORING} may read /metrics")
+        return Decision(False, f"/metrics is readable by groups {MASTERS} and {MONITORING} only")
     if not resource:
         if user.in_group(AUTHENTICATED) or path in PUBLIC_PATHS:
             return Decision(True, "discovery and health are open to every authenticated user")

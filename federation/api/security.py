@@ -19,7 +19,7 @@ import click
 
 from apimachinery.transport import is_loopback_host
 from federation.api.auth import (
-    MASTERS, SYSTEM_NAMESPACE, TokenFileError, User, bootstrap_secret, format_token_line, new_bootstrap_token,
+    MASTERS, MONITORING, SYSTEM_NAMESPACE, TokenFileError, User, bootstrap_secret, format_token_line, new_bootstrap_token,
     new_token, parse_token_file,
 )
 from apimachinery.errors import APIError, Conflict
@@ -78,28 +78,31 @@ def client_ssl_context(ca_file: str | None) -> ssl.SSLContext | None:
 @dataclass(frozen=True)
 class LocalCredentials:
     """What ``ubernetes up`` (LocalFederation with auth on) hands out: an admin token, a reader
-    token for the DNS responder, a bootstrap token for the clusters, and the files holding them."""
+    token for the DNS responder, a bootstrap token for the clusters, the files holding them,
+    and a token of group ``system:monitoring`` for a Prometheus scraping ``/metrics`` (issue 17)."""
 
     admin: str
     reader: str
     bootstrap: str
     token_file: Path          # the federation API's --token-file
     member_token_file: Path   # the member clusters' --token-file (the admin's token)
+    monitoring: str = ""      # may GET the federation's /metrics and nothing more than a reader
 
 
 def make_local_credentials(directory: Path) -> LocalCredentials:
     directory.mkdir(parents=True, exist_ok=True)
-    admin, reader, bootstrap = new_token(), new_token(), new_bootstrap_token()
+    admin, reader, bootstrap, monitoring = new_token(), new_token(), new_bootstrap_token(), new_token()
     token_file = directory / "tokens.csv"
     token_file.write_text("\n".join([
         format_token_line(admin, "admin", "admin", [MASTERS]),
         format_token_line(reader, "system:fedns", "fedns", ["system:dns-readers"]),
+        format_token_line(monitoring, "system:prometheus", "prometheus", [MONITORING]),
     ]) + "\n")
     member_file = directory / "member-tokens.csv"
     member_file.write_text(format_token_line(admin, "admin", "admin", [MASTERS]) + "\n")
     for path in (token_file, member_file):
         path.chmod(0o600)
-    return LocalCredentials(admin, reader, bootstrap, token_file, member_file)
+    return LocalCredentials(admin, reader, bootstrap, token_file, member_file, monitoring)
 
 
 async def publish_bootstrap_token(api: Any, token: str, *, ttl: timedelta = BOOTSTRAP_TTL,

@@ -17,6 +17,7 @@ import logging
 import random
 from typing import Awaitable, Callable, Protocol
 
+from apimachinery.metrics import reconciling
 from apimachinery.workqueue import WorkQueue, run_workers
 from federation.api.registry import WatchHub
 
@@ -44,7 +45,8 @@ async def run_forever(
     failures = 0
     while True:
         try:
-            await step()
+            with reconciling(name):  # controller_runtime_reconcile_* (issue 17)
+                await step()
             if failures:
                 log.info("%s: recovered after %d failed attempts", name, failures)
             failures = 0

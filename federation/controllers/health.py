@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from federation import metrics
 from federation.planners import health
 from federation.controllers.members import MemberClients
 from federation.api.events import record_event
@@ -68,6 +69,7 @@ class HealthController:
             self.states.pop(gone, None)
             self._last_write.pop(gone, None)
             self._last_zones.pop(gone, None)
+            metrics.cluster_removed(gone)
         results = await asyncio.gather(*(self._check(c) for c in clusters), return_exceptions=True)
         for cluster, result in zip(clusters, results):
             # One member's odd answer must not stop the health of all the others (issue 19).
@@ -121,6 +123,7 @@ class HealthController:
             success_threshold=self.settings.success_threshold,
         )
         self.states[name] = new
+        metrics.cluster_observed(name, result=result, before=state.phase, after=new.phase)  # issue 17
         zones = region = None
         now = time.monotonic()
         if result == health.OK and now - self._last_zones.get(name, 0) >= self.settings.zones_refresh:

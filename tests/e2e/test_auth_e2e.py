@@ -141,6 +141,18 @@ async def test_readers_read_everything_but_secrets_and_write_nothing(fed):
         assert "only group system:masters may write" in err.message
 
 
+async def test_the_monitoring_token_scrapes_metrics_over_https_and_a_reader_may_not(fed):
+    """issue 17: ``ubernetes up`` writes a system:monitoring token for Prometheus."""
+    async with APIClient(fed.api_url, ca_file=fed.ca_file, token=fed.credentials.monitoring) as prom:
+        text = await prom.get("/metrics")
+        assert 'cluster_ready_state{member_cluster="c1"}' in text and "apiserver_request_total{" in text
+        assert (await prom.get(CLUSTERS))["items"]  # otherwise a reader
+        await expect_error(403, prom.get(SECRETS))
+    async with APIClient(fed.api_url, ca_file=fed.ca_file, token=fed.credentials.reader) as reader:
+        err = await expect_error(403, reader.get("/metrics"))
+        assert "system:monitoring" in err.message
+
+
 async def test_member_chaos_needs_a_token(fed):
     async with APIClient(fed.cluster_url("c1"), ca_file=fed.ca_file) as anonymous:
         err = await expect_error(401, anonymous.post("/chaos", {"partitioned": True}))

@@ -281,3 +281,32 @@ async def test_finalizers_hold_a_delete_until_they_are_gone(api):
     code, _ = await call(api, "PATCH", SVC + "/held", {"metadata": {"finalizers": None}}, "application/merge-patch+json")
     assert code == 200
     assert (await call(api, "GET", SVC + "/held"))[0] == 404
+
+
+async def test_members_in_one_process_count_their_own_requests():
+    """issue 17: ``cluster-host`` runs many members in one process; each one's /metrics is its own."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def posts(text: str) -> float:
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "apiserver_request_total" and s.labels["verb"] == "POST"
+                   and s.labels["resource"] == "services" and s.labels["code"] == "201")
+
+    servers, sessions = [], []
+    for name in ("aws-unit-1", "aws-unit-2"):
+        state = ClusterState(Topology(name=name, region="us-east-1", zones=["us-east-1a"], provider="aws"))
+        server = TestServer(member_app(state=state, chaos=Chaos()), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        sessions.append(aiohttp.ClientSession(base_url=str(server.make_url(""))))
+    try:
+        for i in range(3):
+            assert (await call(sessions[0], "POST", SVC, service(f"s{i}")))[0] == 201
+        assert (await call(sessions[1], "POST", SVC, service("only")))[0] == 201
+        texts = [(await call(s, "GET", "/metrics"))[1] for s in sessions]
+        assert [posts(t) for t in texts] == [3, 1]
+    finally:
+        for s in sessions:
+            await s.close()
+        for server in servers:
+            await server.close()

@@ -82,6 +82,25 @@ def test_non_resource_paths_need_authentication_except_public_ones():
     assert authorize(C1, "get", "", path="/apis").allowed
 
 
+MONITOR = User("prometheus", "3", (auth.MONITORING, auth.AUTHENTICATED))
+
+
+@pytest.mark.parametrize("user,verb,allowed", [
+    (ADMIN, "get", True), (MONITOR, "get", True), (MONITOR, "create", False),
+    (READER, "get", False), (C1, "get", False), (BOOT, "get", False), (User("system:anonymous"), "get", False),
+])
+def test_metrics_need_the_monitoring_group_or_an_admin(user, verb, allowed):
+    """issue 17: Kubernetes' system:monitoring group, not every authenticated user, reads /metrics."""
+    decision = authorize(user, verb, "", path="/metrics")
+    assert decision.allowed is allowed, decision.reason
+
+
+def test_the_monitoring_group_reads_what_other_users_read():
+    assert authorize(MONITOR, "get", "", path="/healthz").allowed
+    assert authorize(MONITOR, "list", "services", "default").allowed
+    assert not authorize(MONITOR, "list", "secrets").allowed
+
+
 def test_a_cluster_creates_only_objects_with_its_own_name():
     assert auth.created_name_allowed(C1, "leases", "c1").allowed
     assert auth.created_name_allowed(C1, "secrets", "cluster-access-c1").allowed
