@@ -91,8 +91,11 @@ def decode_body(raw: bytes, content_type: str = "application/json") -> Any:
     return value
 
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"  # kubectl's typed clients (apimachinery.protobuf)
+
+
 def is_protobuf(content_type: str | None) -> bool:
-    return (content_type or "").split(";")[0].strip() == "application/vnd.kubernetes.protobuf"
+    return (content_type or "").split(";")[0].strip() == PROTOBUF
 
 
 def decode_json(text: str) -> Any:

@@ -29,7 +29,6 @@ from typing import Any, Iterator
 from apimachinery.decoding import DecodeError
 from apimachinery.protobuf_schema import KINDS, MESSAGES
 
-CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 UNKNOWN = {1: ("typeMeta", "one", "TypeMeta"), 2: ("raw", "one", "bytes"),
            3: ("contentEncoding", "one", "string"), 4: ("contentType", "one", "string")}

@@ -14,7 +14,7 @@ come from :class:`~clusters.watch.ChangeFeed`, which derives events from the sta
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from apimachinery import errors as st
 from apimachinery.kinds import Kind
@@ -105,6 +105,14 @@ class FeedHistory:
             raise st.Gone(str(err)) from None
 
 
+# Where each kind lives in a ClusterState (a scratch copy for a dry run has the same shape).
+TABLES: dict[str, tuple[str, ...]] = {
+    NODES.plural: ("nodes",), NAMESPACES.plural: ("namespaces",), SERVICES.plural: ("services",),
+    ENDPOINTS.plural: ("endpoints",), PODS.plural: ("pods",), EVENTS.plural: ("events",),
+    DEPLOYMENTS.plural: ("workloads", "deployments"), REPLICASETS.plural: ("workloads", "replicasets"),
+}
+
+
 class MemberStorage:
     def __init__(self, state: ClusterState, feed: ChangeFeed) -> None:
         self.state = state
@@ -113,20 +121,13 @@ class MemberStorage:
 
     @staticmethod
     def _table(state: ClusterState, kind: Kind) -> dict[Any, Object]:
-        tables: dict[str, Callable[[], dict[Any, Object]]] = {
-            NODES.plural: lambda: state.nodes,
-            NAMESPACES.plural: lambda: state.namespaces,
-            SERVICES.plural: lambda: state.services,
-            ENDPOINTS.plural: lambda: state.endpoints,
-            PODS.plural: lambda: state.pods,
-            EVENTS.plural: lambda: state.events,
-            DEPLOYMENTS.plural: lambda: state.workloads.deployments,
-            REPLICASETS.plural: lambda: state.workloads.replicasets,
-        }
-        try:
-            return tables[kind.plural]()
-        except KeyError:
-            raise st.not_found(kind.plural, "", kind.group) from None
+        path = TABLES.get(kind.plural)
+        if path is None:
+            raise st.not_found(kind.plural, "", kind.group)
+        table: Any = state
+        for attribute in path:
+            table = getattr(table, attribute)
+        return table
 
     # -------------------------------------------------------------- reads
 

@@ -86,6 +86,25 @@ def apiserver(work: Path, *args: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def one_server(which: str, work: Path, member_name: str, *, controllers: bool = False) -> Iterator[str]:
+    """A real federation API server (``which="federation"``; without controllers unless asked)
+    or a real member cluster named ``member_name`` (``"member"``); yields its URL. The tests
+    that hold both servers to one behaviour (issue 11) are parametrized over the two."""
+    if which == "member":
+        from clusters.testing import ClusterProcess
+
+        proc = ClusterProcess(name=member_name, region="us-east-1", zones="us-east-1a",
+                              extra=["--pod-ready-delay", "0"])
+        try:
+            yield proc.wait_ready().url
+        finally:
+            proc.close()
+        return
+    with apiserver(work, *([] if controllers else ["--no-controllers"])) as url:
+        yield url
+
+
+@contextlib.contextmanager
 def apiserver_process(work: Path, *args: str) -> Iterator[tuple[str, "subprocess.Popen[bytes]"]]:
     """:func:`apiserver`, yielding its process too (for its pid: RSS, signals). Its log is
     ``work / "apiserver.log"``."""

@@ -11,17 +11,15 @@ with ``details``, which kubectl reads).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
 
-from clusters.testing import ClusterProcess, http
-from tests.conftest import apiserver
+from clusters.testing import http, wait_until
+from tests.conftest import apiserver, one_server
+from tests.e2e.test_dry_run import KUBECTL, kubectl  # one kubectl runner for the kubectl tests
 
-KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (not on PATH)")
 
 DEPLOYMENT = {
@@ -35,21 +33,8 @@ SVC = "/api/v1/namespaces/default/services"
 
 @pytest.fixture(scope="module", params=["federation", "member"])
 def server(request, tmp_path_factory):
-    if request.param == "member":
-        proc = ClusterProcess(name="aws-clients-1", region="us-east-1", zones="us-east-1a",
-                              extra=["--pod-ready-delay", "0"])
-        try:
-            yield proc.wait_ready().url
-        finally:
-            proc.close()
-        return
-    with apiserver(tmp_path_factory.mktemp("clients"), "--no-controllers") as url:
+    with one_server(request.param, tmp_path_factory.mktemp("clients"), "aws-clients-1") as url:
         yield url
-
-
-def kubectl(server: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--server", server, "--cache-dir", str(tmp / "cache"), *args],
-                          capture_output=True, text=True, timeout=60)
 
 
 def python_client(server: str) -> k8s.ApiClient:
@@ -266,8 +251,8 @@ def test_kubectl_rollout_history_and_undo(where, tmp_path):
             return kubectl(url, tmp_path, *args)
 
         def history_is(expected):
-            until(lambda: revisions(k("rollout", "history", "deployment/hist").stdout) == expected,
-                  f"revisions {expected}")
+            wait_until(lambda: revisions(k("rollout", "history", "deployment/hist").stdout) == expected,
+                       timeout=15, interval=0.3, what=f"revisions {expected}")
 
         assert k("create", "deployment", "hist", "--image=nginx:1.26").returncode == 0
         history_is(["1"])
@@ -279,16 +264,9 @@ def test_kubectl_rollout_history_and_undo(where, tmp_path):
         image = http("GET", url + DEPLOYS + "/hist")[1]["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == "nginx:1.26"
 
-    if where == "member":
-        proc = ClusterProcess(name="aws-hist-1", region="us-east-1", zones="us-east-1a", extra=["--pod-ready-delay", "0"])
-        try:
-            run(proc.wait_ready().url)
-        finally:
-            proc.close()
-    else:
-        (tmp_path / "fed").mkdir()
-        with apiserver(tmp_path / "fed") as url:
-            run(url)
+    (tmp_path / "server").mkdir()
+    with one_server(where, tmp_path / "server", "aws-hist-1", controllers=True) as url:
+        run(url)
 
 
 DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
@@ -296,14 +274,3 @@ DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 
 def revisions(history: str) -> list[str]:
     return [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
-
-
-def until(predicate, what: str, timeout: float = 15.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from clusters.testing import ClusterProcess, http
-from tests.conftest import apiserver
+from clusters.testing import http
+from tests.conftest import one_server
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (not on PATH)")
@@ -31,14 +31,7 @@ spec:
 
 @pytest.fixture(scope="module", params=["federation", "member"])
 def server(request, tmp_path_factory):
-    if request.param == "member":
-        proc = ClusterProcess(name="aws-dry-1", region="us-east-1", zones="us-east-1a", extra=["--pod-ready-delay", "0"])
-        try:
-            yield proc.wait_ready().url
-        finally:
-            proc.close()
-        return
-    with apiserver(tmp_path_factory.mktemp("dry-run"), "--no-controllers") as url:
+    with one_server(request.param, tmp_path_factory.mktemp("dry-run"), "aws-dry-1") as url:
         yield url
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from clusters.testing import ClusterProcess, http
-from tests.conftest import apiserver
+from clusters.testing import http, wait_until
+from tests.conftest import one_server
 from tests.e2e.test_clients import SVC
 
 KOPF = shutil.which("kopf", path=str(Path(sys.executable).parent)) or shutil.which("kopf")
@@ -25,26 +25,8 @@ OPERATOR = Path(__file__).parent / "operators" / "finalizing.py"
 
 @pytest.fixture(scope="module", params=["federation", "member"])
 def server(request, tmp_path_factory):
-    if request.param == "member":
-        proc = ClusterProcess(name="aws-kopf-1", region="us-east-1", zones="us-east-1a", extra=["--pod-ready-delay", "0"])
-        try:
-            yield proc.wait_ready().url
-        finally:
-            proc.close()
-        return
-    with apiserver(tmp_path_factory.mktemp("kopf"), "--no-controllers") as url:
+    with one_server(request.param, tmp_path_factory.mktemp("kopf"), "aws-kopf-1") as url:
         yield url
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_kopfs_delete_handler_runs_before_the_service_goes(server, tmp_path):
@@ -63,12 +45,12 @@ def test_kopfs_delete_handler_runs_before_the_service_goes(server, tmp_path):
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         assert http("POST", server + SVC, {"metadata": {"name": "kopf-1"}, "spec": {"ports": [{"port": 80}]}})[0] == 201
-        wait_for(lambda: "created kopf-1" in out.read_text(), 30, "kopf's create handler")
-        wait_for(lambda: "example.com/kopf-finalizer" in (
-            http("GET", server + SVC + "/kopf-1")[1]["metadata"].get("finalizers") or []), 10, "kopf's finalizer")
+        wait_until(lambda: "created kopf-1" in out.read_text(), timeout=30, what="kopf's create handler")
+        wait_until(lambda: "example.com/kopf-finalizer" in (
+            http("GET", server + SVC + "/kopf-1")[1]["metadata"].get("finalizers") or []), timeout=10, what="kopf's finalizer")
         code, marked, _ = http("DELETE", server + SVC + "/kopf-1")
         assert code == 200 and marked["metadata"].get("deletionTimestamp"), marked  # held by the finalizer
-        wait_for(lambda: http("GET", server + SVC + "/kopf-1")[0] == 404, 30, "the service to go")
+        wait_until(lambda: http("GET", server + SVC + "/kopf-1")[0] == 404, timeout=30, what="the service to go")
         assert "deleted kopf-1" in out.read_text()
     finally:
         operator.terminate()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from clusters.testing import ClusterProcess, http
-from tests.conftest import apiserver
+from clusters.testing import http
+from tests.conftest import one_server
 
 SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
 pytestmark = pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis is not installed")
@@ -27,15 +27,7 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 
 @pytest.fixture(scope="module", params=["federation", "member"])
 def server(request, tmp_path_factory):
-    if request.param == "member":
-        proc = ClusterProcess(name="aws-schema-1", region="us-east-1", zones="us-east-1a",
-                              extra=["--pod-ready-delay", "0"])
-        try:
-            yield proc.wait_ready().url
-        finally:
-            proc.close()
-        return
-    with apiserver(tmp_path_factory.mktemp("schemathesis"), "--no-controllers") as url:
+    with one_server(request.param, tmp_path_factory.mktemp("schemathesis"), "aws-schema-1") as url:
         yield url
 
 
