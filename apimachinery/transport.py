@@ -48,9 +48,13 @@ def _origin(url: str) -> tuple[str, str, str]:
 
 def check_token_transport(url: str | None, token: str | None, *, allow_http: bool = False) -> str | None:
     """Pure: None when there is nothing to say, a warning when the token goes over plain
-    HTTP anyway, :class:`InsecureTokenTransport` when it must not go at all."""
+    HTTP anyway, :class:`InsecureTokenTransport` when it must not go at all. Several
+    comma-separated servers (issue 13) are each held to it."""
     if not url or not token:
         return None
+    if "," in url:
+        said = [check_token_transport(one, token, allow_http=allow_http) for one in url.split(",") if one.strip()]
+        return next((warning for warning in said if warning), None)
     scheme, host, origin = _origin(url)
     if scheme == "https":
         return None
@@ -68,6 +72,10 @@ def check_token_transport(url: str | None, token: str | None, *, allow_http: boo
 
 def warn_token_transport(url: str | None, token: str | None, *, allow_http: bool = False) -> None:
     """:func:`check_token_transport`, logging its warning once per origin in this process."""
+    if url and "," in url:
+        for one in url.split(","):
+            warn_token_transport(one.strip(), token, allow_http=allow_http)
+        return
     warning = check_token_transport(url, token, allow_http=allow_http)
     if warning is not None and url is not None:
         origin = _origin(url)[2]

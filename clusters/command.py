@@ -55,7 +55,7 @@ def own_address(federation: str | None) -> str:
     else the address the host name resolves to: on a compose network both are the
     container's own address.
     """
-    target = urllib.parse.urlsplit(federation).hostname if federation else None
+    target = urllib.parse.urlsplit(federation.split(",")[0]).hostname if federation else None
     if target:
         try:
             family, kind, _, _, sockaddr = socket.getaddrinfo(target, 9, type=socket.SOCK_DGRAM)[0]
@@ -132,7 +132,8 @@ class Options:
     lb_address: str | None = flag(None, "One address every LoadBalancer service shares, told apart by port, instead of "
                                         "--lb-pool; 'auto': this host's own address (a container's, on its compose "
                                         "network).", callback=_lb_address, metavar="IP|auto")
-    federation: str | None = flag(None, f"Federation API URL to join, e.g. {DEFAULT_SERVER} (omit to run standalone).")
+    federation: str | None = flag(None, f"Federation API URL to join, e.g. {DEFAULT_SERVER}; several API servers "
+                                  "comma-separated, tried in turn (omit to run standalone).")
     federation_name: str = flag("myfed", "Name of the federation this cluster joins.")
     nodes_per_zone: int = flag(1, "Simulated nodes in each zone.", type=click.IntRange(1, 100))
     pods_per_service: int = flag(2, f"Pods per service unless its annotation {PODS_ANNOTATION} says otherwise.",

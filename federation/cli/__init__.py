@@ -42,7 +42,8 @@ COMMANDS = [
     "-s",
     envvar="UBERNETES_SERVER",
     default=None,
-    help=f"Federation API URL (env UBERNETES_SERVER; default {DEFAULT_SERVER}).",
+    help=f"Federation API URL, or several comma-separated (HA: tried in turn) (env UBERNETES_SERVER; "
+         f"default {DEFAULT_SERVER}).",
 )
 @click.option("--token", envvar="UBERNETES_TOKEN", default=None, metavar="TOKEN",
               help="Bearer token for the federation API (env UBERNETES_TOKEN; default: the kubeconfig's for that server).")

@@ -43,7 +43,7 @@ async def _member_url(ctx: click.Context, cluster: str) -> str:
     if ctx.obj.get("cluster_url"):
         return ctx.obj["cluster_url"]
     server = _server(ctx)
-    async with APIClient(server.url, timeout=3.0, token=server.token, ca_file=server.ca_file) as api:
+    async with APIClient(server.urls, timeout=3.0, token=server.token, ca_file=server.ca_file) as api:
         obj = await api.get(f"/apis/federation/v1beta1/clusters/{cluster}")
     url = server_address(obj)
     if url is None:

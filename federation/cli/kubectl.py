@@ -57,7 +57,12 @@ CLUSTER_EVENT_NAMESPACE = "default"
 
 
 class ConnectionFailed(Exception):
-    """The server could not be reached at all; every verb stops on it."""
+    """The server could not be reached at all; every verb stops on it. ``not_sent``: the
+    request never reached it (safe to send to another API server, whatever its verb)."""
+
+    def __init__(self, message: str, *, not_sent: bool = False) -> None:
+        super().__init__(message)
+        self.not_sent = not_sent
 
 
 def fail(message: str) -> NoReturn:
@@ -73,25 +78,41 @@ def server_error(err: APIError, *, context: str = "") -> str:
 
 
 class Server:
-    """Blocking JSON requests against one federation API; errors become :class:`APIError`."""
+    """Blocking JSON requests against the federation API; errors become :class:`APIError`.
+
+    ``url`` may name several API servers, comma-separated (issue 13): a request that cannot
+    reach one goes to the next; a read that fails after it was sent is retried there too."""
 
     def __init__(self, url: str, *, token: str | None = None, ca_file: str | None = None) -> None:
-        if "://" not in url:
-            url = "http://" + url
-        self.url = url.rstrip("/")
+        self.endpoints = [(u if "://" in u else "http://" + u).rstrip("/") for u in url.split(",") if u.strip()]
+        if not self.endpoints:
+            raise click.UsageError(f"no API server address in --server {url!r}")
+        self._current = 0
         self.token = token  # issue 8: sent as a bearer token when set
         self.ca_file = ca_file
-        parsed = urllib.parse.urlsplit(self.url)
-        self.host = parsed.hostname or "127.0.0.1"
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        self.address = f"{self.host}:{port}"
-        # Like Go's ProxyFromEnvironment, never send loopback traffic through a proxy.
-        handlers: list[Any] = [urllib.request.ProxyHandler({})] if is_loopback_host(self.host) else []
+        handlers: list[Any] = []
+        if all(is_loopback_host(urllib.parse.urlsplit(u).hostname or "127.0.0.1") for u in self.endpoints):
+            # Like Go's ProxyFromEnvironment, never send loopback traffic through a proxy.
+            handlers.append(urllib.request.ProxyHandler({}))
         if ca_file:
             import ssl
 
             handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file)))
         self._opener = urllib.request.build_opener(*handlers)
+
+    @property
+    def url(self) -> str:
+        """The API server asked now; every one of them, comma-separated, is :attr:`urls`."""
+        return self.endpoints[self._current]
+
+    @property
+    def urls(self) -> str:
+        return ",".join(self.endpoints[self._current:] + self.endpoints[:self._current])
+
+    @property
+    def address(self) -> str:
+        parsed = urllib.parse.urlsplit(self.url)
+        return f"{parsed.hostname or '127.0.0.1'}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
 
     def request(
         self,
@@ -102,6 +123,17 @@ class Server:
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
+        for attempt in range(len(self.endpoints)):
+            try:
+                return self._request_one(method, path, body=body, params=params, content_type=content_type)
+            except ConnectionFailed as err:
+                if attempt == len(self.endpoints) - 1 or (method != "GET" and not err.not_sent):
+                    raise
+                self._current = (self._current + 1) % len(self.endpoints)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _request_one(self, method: str, path: str, *, body: Any, params: dict[str, str] | None,
+                     content_type: str) -> Any:
         url = self.url + path
         if params:
             url += "?" + urllib.parse.urlencode(params)
@@ -120,13 +152,15 @@ class Server:
             with self._opener.open(req, timeout=REQUEST_TIMEOUT) as resp:
                 text = resp.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as err:
+            if err.code == 503 and method == "GET" and len(self.endpoints) > 1:
+                raise ConnectionFailed(f"Error from server (ServiceUnavailable) at {self.url}") from None
             raise error_from_response(err.code, err.read().decode("utf-8", "replace")) from None
-        except urllib.error.URLError as err:
+        except urllib.error.URLError as err:  # raised before anything was sent: safe to send elsewhere
             if isinstance(err.reason, ConnectionRefusedError):
                 raise ConnectionFailed(
-                    f"The connection to the server {self.address} was refused - did you specify the right host or port?"
-                ) from None
-            raise ConnectionFailed(f"Unable to connect to the server: {err.reason}") from None
+                    f"The connection to the server {self.address} was refused - did you specify the right host or port?",
+                    not_sent=True) from None
+            raise ConnectionFailed(f"Unable to connect to the server: {err.reason}", not_sent=True) from None
         except (TimeoutError, OSError) as err:
             raise ConnectionFailed(f"Unable to connect to the server: {err}") from None
         if not text:
@@ -170,7 +204,8 @@ def resolve_server(ctx: click.Context, server: str | None) -> Server:
     token = obj.get("token") or os.environ.get("UBERNETES_TOKEN")
     ca_file = obj.get("certificate_authority") or os.environ.get("UBERNETES_CERTIFICATE_AUTHORITY")
     if not token or not ca_file:
-        found_token, found_ca = credentials_for(url if "://" in url else "http://" + url)
+        first = url.split(",")[0].strip()
+        found_token, found_ca = credentials_for(first if "://" in first else "http://" + first)
         token, ca_file = token or found_token, ca_file or found_ca
     return Server(url, token=token, ca_file=ca_file)
 
@@ -182,7 +217,8 @@ def server_option(fn: Any) -> Any:
         "server",
         default=None,
         metavar="URL",
-        help=f"Federation API URL; overrides the global --server (env UBERNETES_SERVER, default {DEFAULT_SERVER}).",
+        help=f"Federation API URL (several comma-separated, tried in turn); overrides the global --server "
+             f"(env UBERNETES_SERVER, default {DEFAULT_SERVER}).",
     )(fn)
 
 

@@ -193,3 +193,37 @@ async def test_one_replica_leads_the_controllers_and_a_standby_takes_over(tmp_pa
                     messages = [e["message"] for e in (await resp.json())["items"] if e["reason"] == "LeaderElection"]
     assert f"{first} became leader" in messages and f"{ids[standby]} became leader" in messages
     assert f"{ids[standby]} stopped leading" in messages and f"{third} became leader" in messages
+
+
+async def test_clients_given_several_api_servers_move_on_when_one_dies(tmp_path, etcd_url):
+    """``--federation URL1,URL2`` (the agents, the responder, the CLI): a dead first address
+    is passed over, and a replica killed mid-way sends the next requests to the other; a
+    watch whose replica dies resumes on the other from its last resourceVersion."""
+    import subprocess
+    import sys
+
+    from apimachinery.client import APIClient
+    from clusters.testing import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with apiserver_process(tmp_path / "a", "--store", etcd_url, "--no-controllers") as (a, proc_a), \
+            apiserver_process(tmp_path / "b", "--store", etcd_url, "--no-controllers") as (b, _):
+        async with APIClient(f"{dead},{a},{b}", timeout=2) as client:
+            await client.post(SVC, service("first"))
+            assert client.base_url == a
+            seen = []
+            async for event in client.watch(SVC, resource_version="0", params={"timeoutSeconds": "5"}):
+                seen.append(event["object"]["metadata"]["name"])
+                break
+            proc_a.send_signal(signal.SIGKILL)
+            proc_a.wait(10)
+            await client.post(SVC, service("second"))  # refused by a's port: sent to b at once
+            assert client.base_url == b
+            names = [s["metadata"]["name"] for s in (await client.get(SVC))["items"]]
+        cli = subprocess.run([sys.executable, "-m", "federation", "--server", f"{dead},{a},{b}", "get", "services"],
+                             capture_output=True, text=True, timeout=30)
+    assert seen == ["first"] and names == ["first", "second"]
+    assert cli.returncode == 0, cli.stderr
+    assert "first" in cli.stdout and "second" in cli.stdout
