@@ -73,10 +73,12 @@ async def _switch(ctx: click.Context, cluster: str, patch: dict[str, Any] | None
 
 def launcher_address(given: str | None, federation_url: str) -> str:
     """The fault API's URL: ``--launcher`` when given, else the local default with the
-    federation's scheme (``ubernetes up`` serves both over HTTPS when tokens are on)."""
+    federation's scheme (``ubernetes up`` serves both over HTTPS when tokens are on); a
+    ``HOST:PORT`` without a scheme takes the federation's too."""
+    scheme = "https" if federation_url.startswith("https://") else "http"
     if given:
-        return given.rstrip("/")
-    return f"{'https' if federation_url.startswith('https://') else 'http'}://{DEFAULT_LAUNCHER}"
+        return given.rstrip("/") if "://" in given else f"{scheme}://{given.rstrip('/')}"
+    return f"{scheme}://{DEFAULT_LAUNCHER}"
 
 
 async def _launcher(ctx: click.Context, action: str, body: dict[str, Any] | None = None) -> Any:
@@ -216,3 +218,33 @@ def stop_api(ctx: click.Context) -> None:
 def start_api(ctx: click.Context) -> None:
     """Start the federation API server again on its store."""
     _run(_launcher(ctx, "start-api"))
+
+
+# --- the HA control plane (issue 13, `ubernetes up --ha`) -------------------------------------
+
+def _indexed(verb: str, doc: str) -> None:
+    """``chaos VERB N``: one launcher action on API server or etcd member N (0-based)."""
+
+    @click.argument("index", type=click.IntRange(0))
+    @click.pass_context
+    def command(ctx: click.Context, index: int) -> None:
+        _run(_launcher(ctx, verb, {"index": index}))
+
+    command.__doc__ = doc
+    chaos.command(verb)(command)
+
+
+_indexed("kill-apiserver", "SIGKILL API server INDEX (0-based, as `chaos show` lists them).")
+_indexed("start-apiserver", "Start API server INDEX again on the shared etcd.")
+_indexed("kill-etcd", "SIGKILL etcd member INDEX: one of three keeps writes going, two stop them.")
+_indexed("start-etcd", "Start etcd member INDEX again; it catches up from its peers.")
+_indexed("partition-etcd", "Cut API server INDEX off from every etcd member (its packets held, "
+         "not refused): a leader steps down.")
+_indexed("heal-etcd", "Reconnect API server INDEX to etcd.")
+
+
+@chaos.command("kill-leader")
+@click.pass_context
+def kill_leader(ctx: click.Context) -> None:
+    """SIGKILL the API server whose controllers lead (the holder of their Lease)."""
+    _run(_launcher(ctx, "kill-leader"))

@@ -2,7 +2,8 @@
 
 ``ubernetes up`` serves this next to the federation (``--control-listen``, default
 ``127.0.0.1:8079``) so that ``ubernetes chaos crash|start|flap|zone-down|region-down|
-stop-api|start-api|heal-all`` can reach processes only the launcher holds. Every route is a
+stop-api|start-api|kill-apiserver|kill-leader|kill-etcd|partition-etcd|heal`` can reach
+processes only the launcher holds. Every route is a
 POST with a JSON body and answers with the launcher's view (``GET /faults``):
 
 | route | body | does |
@@ -10,8 +11,14 @@ POST with a JSON body and answers with the launcher's view (``GET /faults``):
 | ``/faults/crash`` | ``{"clusters": [...]}`` or ``{"zone": z}`` or ``{"region": r}`` | SIGKILL those members |
 | ``/faults/start`` | the same | start them again (they rejoin by themselves) |
 | ``/faults/flap`` | ``{"cluster": c, "period": k}`` | kill, wait k s, start, wait k s, ... |
-| ``/faults/stop-api``, ``/faults/start-api`` | none | SIGKILL / start the federation API server |
-| ``/faults/heal`` | none | stop every flap, start every stopped member and the API |
+| ``/faults/stop-api``, ``/faults/start-api`` | none | SIGKILL / start the federation API server(s) |
+| ``/faults/kill-apiserver``, ``/faults/start-apiserver`` | ``{"index": n}`` | SIGKILL / start API server n (HA) |
+| ``/faults/kill-leader`` | none | SIGKILL the API server holding the controllers' Lease |
+| ``/faults/kill-etcd``, ``/faults/start-etcd`` | ``{"index": n}`` | SIGKILL / start etcd member n (HA) |
+| ``/faults/partition-etcd``, ``/faults/heal-etcd`` | ``{"index": n}`` | cut API server n off from etcd / heal it |
+| ``/faults/heal`` | none | stop every flap, heal etcd links, start every stopped etcd member, member and API server |
+
+Indices are 0-based, in the order ``GET /faults`` lists them.
 
 The API can SIGKILL every process, so it admits only its own user (issue 19):
 
@@ -55,9 +62,24 @@ def _names(fed: LocalFederation, body: dict[str, Any]) -> list[str]:
     return names
 
 
-def state(fed: LocalFederation) -> dict[str, Any]:
+def _index(body: dict[str, Any]) -> int:
+    try:
+        return int(body["index"])
+    except (KeyError, TypeError, ValueError):
+        raise APIError(400, 'this fault needs {"index": N} (0-based; GET /faults lists them)') from None
+
+
+async def state(fed: LocalFederation) -> dict[str, Any]:
+    leader = await fed.leader() if len(fed.api_ports) > 1 else None
     return {
-        "apiserver": "running" if fed.children.get("apiserver") and fed.children["apiserver"].running else "stopped",
+        "apiserver": "running" if fed.api_running(0) else "stopped",
+        "apiservers": [
+            {"index": i, "url": fed.replica_url(i), "state": "running" if fed.api_running(i) else "stopped",
+             "leader": i == leader, "etcdPartitioned": bool(fed.relays and fed.relays[i][0].partitioned)}
+            for i in range(len(fed.api_ports))
+        ],
+        "etcd": [{"index": i, "endpoint": m.endpoint, "state": "running" if m.proc is not None else "stopped"}
+                 for i, m in enumerate(fed.etcd.members)] if fed.etcd is not None else [],
         "clusters": {c.name: ("running" if fed.children.get(c.name) and fed.children[c.name].running else "stopped")
                      for c in fed.topology.clusters},
         "flapping": sorted(fed._flaps),
@@ -83,11 +105,22 @@ async def handle(request: web.Request) -> web.Response:
             await fed.stop_api()
         elif action == "start-api":
             await fed.start_api()
+        elif action == "kill-apiserver":
+            await fed.stop_api(_replica(fed, body))
+        elif action == "start-apiserver":
+            await fed.start_api(_replica(fed, body))
+        elif action == "kill-leader":
+            await fed.kill_leader()
+        elif action == "kill-etcd":
+            await fed.kill_etcd(_index(body))
+        elif action == "start-etcd":
+            await fed.start_etcd_member(_index(body))
+        elif action in ("partition-etcd", "heal-etcd"):
+            fed.partition_etcd(_index(body), heal=action == "heal-etcd")
         elif action == "heal":
             for name in list(fed._flaps):
                 fed.stop_flap(name)
-            if not (fed.children.get("apiserver") and fed.children["apiserver"].running):
-                await fed.start_api()
+            await fed.heal_control_plane()
             await fed.restart([c.name for c in fed.topology.clusters])
         else:
             raise APIError(404, f"unknown fault action {action!r}")
@@ -96,11 +129,18 @@ async def handle(request: web.Request) -> web.Response:
         return web.json_response(body, status=body["code"])
     except (ValueError, TypeError) as err:
         return web.json_response(status_object(400, f"bad request: {err}"), status=400)
-    return web.json_response(state(fed))
+    return web.json_response(await state(fed))
+
+
+def _replica(fed: LocalFederation, body: dict[str, Any]) -> int:
+    index = _index(body)
+    if not 0 <= index < len(fed.api_ports):
+        raise APIError(404, f"no API server {index}; there are {len(fed.api_ports)} (0-based)")
+    return index
 
 
 async def show(request: web.Request) -> web.Response:
-    return web.json_response(state(request.app[FED]))
+    return web.json_response(await state(request.app[FED]))
 
 
 def _refuse(code: int, message: str) -> web.Response:

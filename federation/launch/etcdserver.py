@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from federation.launch.localfed import free_port
+from federation.launch.ports import free_port
 
 PACKAGE_HINT = "etcd is not installed: apt-get install etcd-server (Debian's etcd v3 server package)"
 

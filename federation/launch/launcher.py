@@ -46,7 +46,10 @@ def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
     lines = [
         "",
         f"Federation {topo.federation!r} is up (domain {domain}).",
-        f"  federation API   {fed.api_url}",
+        *([f"  federation API   {fed.api_url}"] if len(fed.api_ports) == 1 else
+          [f"  API server {i}     {fed.replica_url(i)}" for i in range(len(fed.api_ports))]),
+        *([f"  etcd             {', '.join(m.endpoint for m in fed.etcd.members)} (data in {fed.etcd.run_dir})"]
+          if fed.etcd is not None else []),
         f"  DNS responder    {fed.host}:{fed.dns_port} (UDP and TCP)",
     ]
     for spec in topo.clusters:
@@ -60,8 +63,11 @@ def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
         lines.append(f"  kubeconfig       {kubeconfig_note}")
     lines.append("")
     lines.append("Try:")
-    lines.append(f"  ubernetes --server {fed.api_url} get clusters")
-    lines.append(f"  ubernetes --server {fed.api_url} get services -A")
+    lines.append(f"  ubernetes --server {fed.api_urls} get clusters")
+    lines.append(f"  ubernetes --server {fed.api_urls} get services -A")
+    if len(fed.api_ports) > 1:
+        lines.append(f"  ubernetes --server {fed.api_urls} get leases -n federation-system")
+        lines.append("  ubernetes chaos kill-leader        # a standby leads within the lease duration")
     for obj in topo.objects:
         if obj.get("kind") != "Service":
             continue
@@ -187,10 +193,20 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
               help="Tokens everywhere: an admin, a DNS reader and a bootstrap token for the clusters (docs/security.md).")
 @click.option("--kubeconfig", default=None, metavar="FILE",
               help="Kubeconfig to merge the admin token into [default: $KUBECONFIG or ~/.kube/config; '' skips].")
+@click.option("--ha", is_flag=True, default=False,
+              help="A highly available control plane: three etcd members and three API servers on consecutive "
+                   "ports from --api-port, controllers leader-elected (needs Debian's etcd-server).")
 def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_port: int, store: str | None,
        ready_timeout: float, color: bool | None, control_listen: str, auth: bool = True,
-       kubeconfig: str | None = None) -> None:
+       kubeconfig: str | None = None, ha: bool = False) -> None:
     """Start a local federation (API, DNS, member clusters) and keep it running."""
+    if ha:
+        from federation.launch.etcdserver import PACKAGE_HINT, etcd_binary
+
+        if etcd_binary() is None:
+            raise click.ClickException(f"--ha needs etcd: {PACKAGE_HINT}")
+        if store is not None:
+            raise click.UsageError("--ha keeps the federation in the etcd cluster it starts; drop --store")
     topology: Topology = DEFAULT
     if topology_file:
         try:
@@ -199,7 +215,7 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
             raise click.ClickException(str(err)) from None
     tmp = tempfile.TemporaryDirectory(prefix="ubernetes-")  # store (unless --store), tokens, kubeconfig
     if store is None:
-        store = str(Path(tmp.name) / "federation.db")
+        store = str(Path(tmp.name) / "federation.db")  # unused with --ha: the API servers use etcd
     if kubeconfig is None:
         from federation.kubeconfig import default_path
 
@@ -213,7 +229,9 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
         store=store,
         log_sink=make_sink(width, sys.stderr.isatty() if color is None else color),
         auth=auth,
-        workdir=tmp.name if auth else None,
+        workdir=tmp.name if (auth or ha) else None,
+        api_replicas=3 if ha else 1,
+        etcd_members=3 if ha else 0,
     )
     try:
         host, _, port = control_listen.rpartition(":")

@@ -12,9 +12,7 @@ import asyncio
 import collections
 import ctypes
 import os
-import random
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -22,10 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import aiohttp
+
 from apimachinery.client import APIClient
 from federation.planners.health import is_ready
 from apimachinery.errors import APIError, Conflict
+from federation.launch.ports import free_port
 from federation.launch.topology import ClusterSpec, Topology
+
 
 LogSink = Callable[[str, str], None]
 
@@ -37,25 +39,6 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
-# Ports for servers are picked below the kernel's ephemeral range (32768-60999 by default),
-# so an outgoing connection can never take a port between our pick and the child's bind;
-# a random pick keeps parallel federations (the experiment suite runs five) apart.
-SERVER_PORTS = (20000, 32000)
-
-
-def free_port(host: str = "127.0.0.1", *, udp_too: bool = False) -> int:
-    """A port free for TCP (and UDP, when asked) on ``host``, outside the ephemeral range."""
-    for _ in range(200):
-        port = random.randrange(*SERVER_PORTS)
-        kinds = [socket.SOCK_STREAM, socket.SOCK_DGRAM] if udp_too else [socket.SOCK_STREAM]
-        try:
-            for kind in kinds:
-                with socket.socket(socket.AF_INET, kind) as s:
-                    s.bind((host, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError(f"no free port found in {SERVER_PORTS[0]}-{SERVER_PORTS[1]} on {host}")
 
 
 @dataclass
@@ -89,12 +72,23 @@ class LocalFederation:
         tls: bool | None = None,
         workdir: str | None = None,
         auto_approve: list[str] | None = None,
+        api_replicas: int = 1,
+        etcd_members: int = 0,
     ) -> None:
         self.topology = topology
         # issue 19: with tokens on, the members trusted as soon as they join (default: all ours)
         self.auto_approve = [c.name for c in topology.clusters] if auto_approve is None else auto_approve
         self.host = host
         self.api_port = api_port or free_port(host)
+        # issue 13 (`up --ha`): several API servers on an etcd cluster the launcher runs,
+        # each reaching each etcd member through a relay of ours (partition-etcd).
+        # Given an api_port, the replicas take the ports after it (as `up --ha` says); else free ones.
+        self.api_ports = [self.api_port] + [self.api_port + i if api_port else free_port(host)
+                                            for i in range(1, api_replicas)]
+        self.etcd_members = etcd_members
+        self.etcd: Any = None  # federation.launch.etcdserver.EtcdCluster once started
+        self.relays: list[list[Any]] = []  # per API server, one Relay per etcd member
+        self._run_dir = workdir
         self.dns_port = dns_port or free_port(host, udp_too=True)
         self.cluster_ports = dict(cluster_ports or {})
         for spec in topology.clusters:
@@ -128,7 +122,7 @@ class LocalFederation:
                 self._tmpdir = self._tmpdir or tempfile.TemporaryDirectory(prefix="ubernetes-tls-")
                 workdir = self._tmpdir.name
             self.pki = create_certs(Path(workdir) / "pki", hosts=[host])
-        self.api = APIClient(self.api_url, timeout=3.0, token=self.admin_token, ca_file=self.ca_file)
+        self.api = APIClient(self.api_urls, timeout=3.0, token=self.admin_token, ca_file=self.ca_file)
 
     @property
     def admin_token(self) -> str | None:
@@ -171,7 +165,20 @@ class LocalFederation:
 
     @property
     def api_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.api_port}"
+        """The first API server (the only one unless HA)."""
+        return self.replica_url(0)
+
+    def replica_url(self, index: int) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.api_ports[index]}"
+
+    @property
+    def api_urls(self) -> str:
+        """Every API server, comma-separated: what the members, the responder and the CLI get."""
+        return ",".join(self.replica_url(i) for i in range(len(self.api_ports)))
+
+    @staticmethod
+    def apiserver_name(index: int) -> str:
+        return "apiserver" if index == 0 else f"apiserver-{index}"
 
     def cluster_url(self, name: str) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.cluster_ports[name]}"
@@ -234,27 +241,48 @@ class LocalFederation:
 
     # -------------------------------------------------------------- components
 
-    async def start_api(self) -> None:
-        argv = [
-            "federation-apiserver",
-            "--listen", f"{self.host}:{self.api_port}",
-            "--store", self.store,
-            "--federation-name", self.topology.federation,
-            "--dns-domain", self.topology.domain,
-            *(["--token-file", str(self.credentials.token_file),
-               # issue 19: our own members are trusted as they join; any other join waits for an admin
-               "--auto-approve-clusters", ",".join(self.auto_approve)]
-              if self.credentials else []),
-            *self._tls_args(serve=True),
-            *self.apiserver_args,
-        ]
-        await self._spawn("apiserver", argv)
+    async def start_api(self, index: int | None = None) -> None:
+        """Start the API server ``index`` (default: every one not running) on the store."""
+        indices = range(len(self.api_ports)) if index is None else [index]
+        for i in indices:
+            await self._spawn(self.apiserver_name(i), [
+                "federation-apiserver",
+                "--listen", f"{self.host}:{self.api_ports[i]}",
+                "--store", self.store_for(i),
+                "--federation-name", self.topology.federation,
+                "--dns-domain", self.topology.domain,
+                *(["--token-file", str(self.credentials.token_file),
+                   # issue 19: our own members are trusted as they join; any other join waits for an admin
+                   "--auto-approve-clusters", ",".join(self.auto_approve)]
+                  if self.credentials else []),
+                *self._tls_args(serve=True),
+                *self.apiserver_args,
+            ])
         await self.wait_for(self._api_up, 20, "the federation API to answer")
         if self.credentials:
             from federation.api.security import publish_bootstrap_token
 
             await publish_bootstrap_token(self.api, self.credentials.bootstrap)
 
+    def store_for(self, index: int) -> str:
+        """API server ``index``'s ``--store``: the launcher's etcd through its relays, or :attr:`store`."""
+        if not self.relays:
+            return self.store
+        return "etcd://" + ",".join(r.endpoint for r in self.relays[index])
+
+    async def start_etcd(self) -> None:
+        """The etcd cluster of ``up --ha`` (real etcd processes, data in the run directory) and
+        a relay per API server and member."""
+        from federation.launch.etcdserver import EtcdCluster
+        from federation.launch.relay import Relay
+
+        if self._run_dir is None:
+            self._tmpdir = self._tmpdir or tempfile.TemporaryDirectory(prefix="ubernetes-etcd-")
+            self._run_dir = self._tmpdir.name
+        self.etcd = EtcdCluster(Path(self._run_dir) / "etcd", size=self.etcd_members)
+        await asyncio.to_thread(self.etcd.start)
+        self.relays = [[await Relay(("127.0.0.1", m.client_port)).start() for m in self.etcd.members]
+                       for _ in self.api_ports]
     async def _api_up(self) -> bool:
         try:
             return (await self.api.get("/healthz", timeout=1.0)) == "ok"
@@ -264,7 +292,7 @@ class LocalFederation:
     async def start_dns(self) -> None:
         argv = [
             "dns",
-            "--federation", self.api_url,
+            "--federation", self.api_urls,
             "--listen", f"{self.host}:{self.dns_port}",
             "--domain", self.topology.domain,
             *self._tls_args(serve=False),
@@ -282,7 +310,7 @@ class LocalFederation:
             "--provider", spec.provider,
             "--listen", f"{self.host}:{self.cluster_ports[name]}",
             "--lb-pool", spec.lb_pool,
-            "--federation", self.api_url,
+            "--federation", self.api_urls,
             "--federation-name", self.topology.federation,
             "--nodes-per-zone", str(spec.nodes_per_zone),
             "--pods-per-service", str(spec.pods_per_service),
@@ -341,11 +369,79 @@ class LocalFederation:
                 return await client.delete("/chaos")
             return await client.post("/chaos", patch)
 
-    async def stop_api(self) -> None:
-        """SIGKILL the federation API server (and its controllers); DNS keeps its last records."""
-        await self.stop_child("apiserver", kill=True)
+    async def stop_api(self, index: int | None = None) -> None:
+        """SIGKILL an API server (default: every one, and so the controllers); DNS keeps its last records."""
+        indices = range(len(self.api_ports)) if index is None else [index]
+        await asyncio.gather(*(self.stop_child(self.apiserver_name(i), kill=True) for i in indices))
+
+    def api_running(self, index: int) -> bool:
+        child = self.children.get(self.apiserver_name(index))
+        return bool(child and child.running)
+
+    def identity_of(self, index: int) -> str | None:
+        """The identity API server ``index`` stands for leader election with (from its log)."""
+        child = self.children.get(self.apiserver_name(index))
+        for line in reversed(child.lines if child else []):
+            if "standing for leader of the controllers as " in line:
+                return line.rsplit(" as ", 1)[1].strip()
+        return None
+
+    async def leader(self) -> int | None:
+        """Which API server holds the controllers' Lease now (None: none, or unknown)."""
+        from federation.api.leaderelection import LEASE_NAME
+        from federation.names import LEASE_NAMESPACE
+
+        try:
+            lease = await self.api.get(f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{LEASE_NAME}")
+        except (APIError, OSError, asyncio.TimeoutError, aiohttp.ClientError):
+            return None
+        holder = (lease.get("spec") or {}).get("holderIdentity")
+        return next((i for i in range(len(self.api_ports)) if holder and self.identity_of(i) == holder), None)
+
+    async def kill_leader(self) -> int:
+        """SIGKILL the API server that leads the controllers; its index."""
+        index = await self.leader()
+        if index is None or not self.api_running(index):
+            raise APIError(409, "no running API server holds the controllers' Lease now")
+        await self.stop_api(index)
+        return index
+
+    def _etcd_index(self, index: int) -> int:
+        if self.etcd is None:
+            raise APIError(409, "this federation runs no etcd of the launcher's (start it with up --ha)")
+        if not 0 <= index < len(self.etcd.members):
+            raise APIError(404, f"no etcd member {index}; there are {len(self.etcd.members)} (0-based)")
+        return index
+
+    async def kill_etcd(self, index: int) -> None:
+        await asyncio.to_thread(self.etcd.stop_member, self._etcd_index(index), kill=True)
+
+    async def start_etcd_member(self, index: int) -> None:
+        if self.etcd.members[self._etcd_index(index)].proc is None:
+            self.etcd.start_member(index)
+
+    def partition_etcd(self, index: int, *, heal: bool = False) -> None:
+        """Cut API server ``index`` off from every etcd member (or heal it)."""
+        if not self.relays:
+            raise APIError(409, "this federation runs no etcd of the launcher's (start it with up --ha)")
+        if not 0 <= index < len(self.api_ports):
+            raise APIError(404, f"no API server {index}; there are {len(self.api_ports)} (0-based)")
+        for relay in self.relays[index]:
+            relay.heal() if heal else relay.partition()
+
+    async def heal_control_plane(self) -> None:
+        """Every etcd member and API server running and reachable again."""
+        for i in range(len(self.relays)):
+            self.partition_etcd(i, heal=True)
+        if self.etcd is not None:
+            for i in range(len(self.etcd.members)):
+                await self.start_etcd_member(i)
+        if not all(self.api_running(i) for i in range(len(self.api_ports))):
+            await self.start_api()
 
     async def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> None:
+        if self.etcd_members and self.etcd is None:
+            await self.start_etcd()
         await self.start_api()
         await self.start_dns()
         await asyncio.gather(*(self.start_cluster(c.name) for c in self.topology.clusters))
@@ -366,10 +462,16 @@ class LocalFederation:
     async def stop(self) -> None:
         for name in list(self._flaps):
             self.stop_flap(name)
-        names = [n for n in self.children if n not in ("apiserver", "dns")]
-        await asyncio.gather(*(self.stop_child(n) for n in names))
-        await asyncio.gather(*(self.stop_child(n) for n in ("dns", "apiserver") if n in self.children))
+        control = {"dns", *(self.apiserver_name(i) for i in range(len(self.api_ports)))}
+        await asyncio.gather(*(self.stop_child(n) for n in self.children if n not in control))
+        await asyncio.gather(*(self.stop_child(n) for n in control if n in self.children))
         await self.api.close()
+        for relay in (r for per_server in self.relays for r in per_server):
+            await relay.close()
+        self.relays = []
+        if self.etcd is not None:
+            await asyncio.to_thread(self.etcd.stop)
+            self.etcd = None
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None

@@ -15,6 +15,13 @@ call the store). Several endpoints: a request goes to the member that answered l
 moves on to the next when a member refuses the connection, drops it, or says it has no
 leader; only when none answers is it :class:`EtcdUnavailable`. A request that timed out is
 not retried elsewhere (it may have been applied; the caller reports it as unavailable).
+
+Failing fast: the store calls block their caller (the API server's event loop), so once
+etcd is unavailable (no quorum, every member down, or cut off), calls in the next
+``fail_fast`` seconds raise :class:`EtcdUnavailable` at once instead of each waiting out
+its timeout; the first call after that window asks etcd again. Without it, a burst of
+requests during an outage queued behind each other's timeouts and answered 503 tens of
+seconds late (measured: a write 20 s+ with two of three members down).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from typing import Any, Iterator
 
 # gRPC status codes etcd answers with when the member cannot serve now (no leader, a
@@ -76,11 +84,13 @@ class Gateway:
     """Requests to etcd's JSON gateway over keep-alive connections, with failover between
     ``endpoints`` ((host, port) pairs of the members' client URLs)."""
 
-    def __init__(self, endpoints: list[tuple[str, int]], *, timeout: float = 5.0) -> None:
+    def __init__(self, endpoints: list[tuple[str, int]], *, timeout: float = 5.0, fail_fast: float = 2.0) -> None:
         if not endpoints:
             raise ValueError("no etcd endpoint")
         self.endpoints = endpoints
         self.timeout = timeout
+        self.fail_fast = fail_fast
+        self._down: tuple[float, str] | None = None  # (monotonic time until which we fail fast, why)
         self._current = 0  # the member that answered last
         self._local = threading.local()
         self._watch_lock = threading.Lock()
@@ -108,6 +118,18 @@ class Gateway:
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` to ``path`` (``/v3/kv/range``...) and return etcd's answer."""
+        down = self._down
+        if down is not None and time.monotonic() < down[0]:
+            raise EtcdUnavailable(f"{down[1]} (not asking again for {self.fail_fast:g} s)")
+        try:
+            answer = self._call(path, body)
+        except EtcdUnavailable as err:
+            self._down = (time.monotonic() + self.fail_fast, str(err))
+            raise
+        self._down = None
+        return answer
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body, separators=(",", ":")).encode()
         problems: list[str] = []
         n = len(self.endpoints)
