@@ -85,6 +85,8 @@ class Settings:
     insecure_allow_http_token: bool = False
     # Who answered: NSID (RFC 5001) and id.server./hostname.bind. CH TXT. None: the host name.
     identity: str | None = None
+    # Whole replies kept for this many distinct fast-path queries (fedns.handler); 0: none.
+    reply_cache: int = 10000
     # SO_REUSEPORT on the DNS sockets: set for each worker of ``--workers N`` (fedns.workers).
     reuse_port: bool = False
 
@@ -195,7 +197,9 @@ class Responder(Edges):
             transfer=TransferPolicy(self.transfer_networks),
             history=self.history,
             identity=s.server_identity(),
+            reply_cache=s.reply_cache,
         )
+        self.view.listeners.append(self.handler.forget)  # the table changed: cached replies go
         self.metrics = CollectorRegistry()  # this responder's /metrics (issue 17; fedns.metrics)
         self.metrics.register(ResponderCollector(self))  # type: ignore[arg-type]
         self.server: DNSServer | None = None

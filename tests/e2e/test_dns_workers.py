@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from clusters.testing import free_port, wait_until
+from test_dns_command import _status as status  # GET /status, retried while it starts
 from tests.conftest import apiserver
 
 G = "web.default.myfed.svc.example.com."
@@ -53,11 +54,6 @@ def start(tmp_path: Path, *args: str, workers: int = WORKERS) -> tuple[subproces
             proc.kill()
             pytest.fail("the responder did not start:\n" + log_path.read_text()[-3000:])
         time.sleep(0.05)
-
-
-def status(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as resp:
-        return json.load(resp)
 
 
 def who_answers(port: int, name: str = G, *, tcp: bool = False) -> tuple[str, dns.message.Message]:
