@@ -1,15 +1,18 @@
 """bench/dns_qps: our responder against Knot DNS, with dnsperf, on this machine.
 
 Installs dnsperf and knot with apt-get when missing (apt-get update first). Starts
-``ubernetes dns`` (a fresh process) with a 1,000-name zone from a records file, Knot as
-its secondary (the zone taken from us by AXFR), and the per-query dnspython responder
+``ubernetes dns --workers N`` (fresh processes; N defaults to the usable cores) with a
+1,000-name zone from a records file, Knot as its secondary with N UDP and N TCP workers (the
+zone taken from us by AXFR), and the per-query dnspython responder
 (bench/dns_pyref.py). Then, interleaved and with the same query mix (A, CNAME chains,
 SRV, NXDOMAIN, mixed case), runs dnsperf for a bounded time per run: UDP without and
 with EDNS, pipelined TCP with EDNS. Prints QPS, average latency, server CPU per query
-(from /proc/PID/stat), the ratios, p99 latency at half of each server's peak UDP rate,
-and how soon a record written to a real federation API server shows in our answers.
+(from /proc/PID/stat, our supervisor and workers summed), the ratios, p99 latency at half of
+each server's peak UDP rate, how soon a record written to a real federation API server shows
+in every worker's answers, and RSS per worker at 1,000 and 20,000 record sets. The machine's
+load is printed before and after: other work on the machine shows in every figure.
 
-Usage: bench/dns_qps [--seconds 10] [--rounds 1]
+Usage: bench/dns_qps [--seconds 10] [--rounds 1] [--workers N] [--memory-sizes 1000,20000]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "dns")]
 
+import dns.edns  # noqa: E402
 import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 import yaml  # noqa: E402
@@ -88,15 +92,53 @@ def query_lines(n: int = 20000, seed: int = 1) -> list[str]:
     return out
 
 
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (our supervisor and its workers; knotd has threads only)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """utime + stime of the process and its descendants alive now."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def rss_mib(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def nsid_query(name: str) -> dns.message.Message:
+    return dns.message.make_query(name, "A", use_edns=0, options=[dns.edns.GenericOption(dns.edns.NSID, b"")])
+
+
+def answering_worker(reply: dns.message.Message) -> str:
+    return next((o.to_wire().decode() for o in reply.options if o.otype == dns.edns.NSID), "?")
 
 
 def dnsperf(port: int, qfile: str, *, mode: str, edns: bool, seconds: float, rate: int | None = None,
             verbose: bool = False) -> dict:
     cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(seconds), "-m", mode,
-           "-c", "4" if mode == "tcp" else "2", "-T", "1", "-q", "200" if mode == "tcp" else "100", "-t", "2"]
+           "-c", "8" if mode == "tcp" else "16", "-T", "1", "-q", "200" if mode == "tcp" else "100", "-t", "2"]
     if edns:
         cmd.append("-e")
     if rate:
@@ -141,8 +183,9 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-def change_latency(work: Path, samples: int = 20) -> list[float]:
-    """ms from the API write (the POST returning) to the record in our UDP answers."""
+def change_latency(work: Path, workers: int, samples: int = 20) -> list[float]:
+    """ms from the API write (the POST returning) to the record in the UDP answers of every
+    worker (each tells who it is by NSID; fresh source ports reach them all)."""
     import json
     import urllib.request
 
@@ -161,7 +204,7 @@ def change_latency(work: Path, samples: int = 20) -> list[float]:
                 raise RuntimeError("the API server did not start: " + (work / "api.log").read_text()[-2000:])
             time.sleep(0.1)
     ours = start([sys.executable, "-m", "fedns", "--federation", base, "--listen", f"127.0.0.1:{dns_port}",
-                  "--log-level", "warning"], work / "sync.log", dns_port)
+                  "--workers", str(workers), "--log-level", "warning"], work / "sync.log", dns_port)
     out = []
     try:
         time.sleep(0.5)  # the watch is open
@@ -174,15 +217,18 @@ def change_latency(work: Path, samples: int = 20) -> list[float]:
                                          headers={"Content-Type": "application/json"}, method="POST")
             urllib.request.urlopen(req, timeout=5).read()
             written = time.monotonic()
+            answered: set[str] = set()
             while True:
-                reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=dns_port, timeout=1)
+                reply = dns.query.udp(nsid_query(name), "127.0.0.1", port=dns_port, timeout=1)
                 if reply.answer:
-                    out.append((time.monotonic() - written) * 1000)
-                    break
+                    answered.add(answering_worker(reply))
+                    if len(answered) >= workers:
+                        out.append((time.monotonic() - written) * 1000)
+                        break
                 if time.monotonic() - written > 5:
                     out.append(float("inf"))
                     break
-                time.sleep(0.001)
+                time.sleep(0.0005)
             time.sleep(0.05)
     finally:
         stop(ours)
@@ -190,10 +236,47 @@ def change_latency(work: Path, samples: int = 20) -> list[float]:
     return out
 
 
+def rss_per_worker(work: Path, count: int, workers: int) -> dict:
+    """RSS of each worker and of the supervisor serving ``count`` record sets, beside one
+    single process (--workers 1) serving the same file."""
+    recs = [{"name": f"m{i}.default.myfed.svc.{DOMAIN}", "type": "A", "ttl": 30,
+             "targets": [f"127.{10 + k}.{i // 250 % 250}.{i % 250 + 1}" for k in range(2)]} for i in range(count)]
+    path = work / f"memory-{count}.yaml"
+    path.write_text(yaml.safe_dump(recs))
+    last = f"m{count - 1}.default.myfed.svc.{DOMAIN}"
+    out: dict = {"records": count}
+    for n in (workers, 1):
+        port = free_port()
+        proc = start([sys.executable, "-m", "fedns", "--federation", "", "--listen", f"127.0.0.1:{port}",
+                      "--records", str(path), "--workers", str(n), "--log-level", "warning"], work / "memory.log", port)
+        try:
+            deadline = time.monotonic() + 60
+            while not dns.query.udp(dns.message.make_query(last, "A"), "127.0.0.1", port=port, timeout=2).answer:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{count} record sets not served after 60 s")
+                time.sleep(0.1)
+            for _ in range(2000):  # answer some queries, as a served zone does
+                dns.query.udp(dns.message.make_query(f"m{random.randrange(count)}.default.myfed.svc.{DOMAIN}", "A"),
+                              "127.0.0.1", port=port, timeout=2)
+            kids = [p for p in tree(proc.pid) if p != proc.pid]
+            if n == 1:
+                out["single"] = rss_mib(proc.pid)
+            else:
+                out["workers"] = [rss_mib(p) for p in kids]
+                out["supervisor"] = rss_mib(proc.pid)
+        finally:
+            stop(proc)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each dnsperf run")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds of every run")
+    ap.add_argument("--workers", type=int, default=cores(),
+                    help="our workers and Knot's UDP and TCP workers (default: the cores this process may use)")
+    ap.add_argument("--memory-sizes", default="1000,20000",
+                    help="record-set counts at which RSS per worker is measured ('' skips it)")
     args = ap.parse_args()
     ensure_packages()
     work = Path(tempfile.mkdtemp(prefix="fedns-bench-"))
@@ -202,14 +285,17 @@ def main() -> None:
     qfile.write_text("\n".join(query_lines()) + "\n")
     load = os.getloadavg()
     loop = "uvloop" if eventloop.loop_factory() else "asyncio"  # what the responder's process picks
-    print(f"machine: {os.cpu_count()} cores, load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-          f"our event loop: {loop}", flush=True)
+    print(f"machine: {os.cpu_count()} cores ({cores()} usable), load average before {load[0]:.2f} {load[1]:.2f} "
+          f"{load[2]:.2f}; our event loop: {loop}", flush=True)
+    print(f"workers: ours {args.workers} (ubernetes dns --workers {args.workers}), "
+          f"knot {args.workers} UDP + {args.workers} TCP", flush=True)
 
     our_port, ref_port = free_port(), free_port()
     ours = start([sys.executable, "-m", "fedns", "--federation", "", "--listen", f"127.0.0.1:{our_port}",
-                  "--records", str(work / "records.yaml"), "--zone", "clusterset.local", "--log-level", "warning"],
+                  "--records", str(work / "records.yaml"), "--zone", "clusterset.local", "--log-level", "warning",
+                  "--workers", str(args.workers)],
                  work / "ours.log", our_port)
-    knot = KnotSecondary(primary=("127.0.0.1", our_port), zones=["example.com"], workers=2).start()
+    knot = KnotSecondary(primary=("127.0.0.1", our_port), zones=["example.com"], workers=args.workers).start()
     ref = start([sys.executable, str(ROOT / "bench" / "dns_pyref.py"), str(work / "records.yaml"), str(ref_port)],
                 work / "pyref.log", ref_port)
     try:
@@ -246,7 +332,8 @@ def main() -> None:
         stop(ours)
         knot.stop()
         stop(ref)
-    change = change_latency(work)
+    change = change_latency(work, args.workers)
+    memory = [rss_per_worker(work, int(n), args.workers) for n in args.memory_sizes.split(",") if n.strip()]
     load = os.getloadavg()
 
     def mean(key, who, field="qps"):
@@ -263,8 +350,13 @@ def main() -> None:
         h = half[who]
         print(f"half of peak ({who}, {h['rate']} q/s offered, {h['qps']:.0f} answered): p50 {h['p50_ms']:.3f} ms, p99 {h['p99_ms']:.3f} ms")
     finite = [c for c in change if c != float("inf")]
-    print(f"record change visible after the API write: median {statistics.median(change):.1f} ms, "
-          f"max {max(change):.1f} ms over {len(change)} writes ({len(change) - len(finite)} never seen)")
+    print(f"record change visible in all {args.workers} workers' answers after the API write: median "
+          f"{statistics.median(change):.1f} ms, max {max(change):.1f} ms over {len(change)} writes "
+          f"({len(change) - len(finite)} never seen)")
+    for m in memory:
+        print(f"RSS at {m['records']:,} record sets: {args.workers} workers "
+              f"{', '.join(f'{r:.0f}' for r in m['workers'])} MiB, supervisor {m['supervisor']:.0f} MiB; "
+              f"--workers 1: {m['single']:.0f} MiB")
     print(f"load average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     shutil.rmtree(work, ignore_errors=True)
 

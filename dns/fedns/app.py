@@ -85,6 +85,10 @@ class Settings:
     insecure_allow_http_token: bool = False
     # Who answered: NSID (RFC 5001) and id.server./hostname.bind. CH TXT. None: the host name.
     identity: str | None = None
+    # Whole replies kept for this many distinct fast-path queries (fedns.handler); 0: none.
+    reply_cache: int = 10000
+    # SO_REUSEPORT on the DNS sockets: set for each worker of ``--workers N`` (fedns.workers).
+    reuse_port: bool = False
 
     def server_identity(self) -> str:
         """The identity this responder gives; raises ValueError when it cannot be served."""
@@ -126,7 +130,48 @@ class Settings:
         )
 
 
-class Responder:
+class Edges:
+    """What a responder and the supervisor of ``--workers N`` (fedns.workers) both run
+    beside the DNS sockets: the federation watch and the status server."""
+
+    sync: Any = None
+    status: StatusServer | None = None
+    _client: Any = None
+    _sync_task: asyncio.Task | None = None
+
+    def _start_sync(self, s: Settings, objects: Any) -> None:
+        """List and watch s.federation into ``objects`` (a view or the zone feed)."""
+        from apimachinery.client import APIClient
+
+        from fedns.sync import RecordSync
+
+        self._client = APIClient(s.federation, token=s.token, ca_file=s.ca_file,  # type: ignore[arg-type]
+                                 allow_http_token=s.insecure_allow_http_token)
+        self.sync = RecordSync(self._client, objects, max_backoff=s.max_backoff)
+        self._sync_task = asyncio.get_running_loop().create_task(self.sync.run(), name="fedns-sync")
+
+    async def _start_status(self, s: Settings, document: Any, metrics: CollectorRegistry, refresh: Any = None) -> None:
+        shost, sport = split_host_port(s.status_listen or "", default_port=0)
+        self.status = StatusServer(document, host=shost, port=sport, metrics=metrics, refresh=refresh)
+        await self.status.start()
+
+    async def _stop_edges(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            try:
+                await self._sync_task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._sync_task = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self.status is not None:
+            await self.status.close()
+            self.status = None
+
+
+class Responder(Edges):
     """The DNS responder; ``async with Responder(settings) as r:`` serves on ``r.port``."""
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
@@ -152,15 +197,13 @@ class Responder:
             transfer=TransferPolicy(self.transfer_networks),
             history=self.history,
             identity=s.server_identity(),
+            reply_cache=s.reply_cache,
         )
+        self.view.listeners.append(self.handler.forget)  # the table changed: cached replies go
         self.metrics = CollectorRegistry()  # this responder's /metrics (issue 17; fedns.metrics)
         self.metrics.register(ResponderCollector(self))  # type: ignore[arg-type]
         self.server: DNSServer | None = None
-        self.sync = None
-        self.status: StatusServer | None = None
         self.event_loop: str | None = None  # uvloop or asyncio, once started
-        self._client = None
-        self._sync_task: asyncio.Task | None = None
 
     @property
     def port(self) -> int:
@@ -224,6 +267,7 @@ class Responder:
             max_lifetime=s.tcp_max_lifetime,
             max_per_client=s.max_tcp_per_client,
             udp_peer=self.topology is not None,
+            reuse_port=s.reuse_port,
         )
         await self.server.start()
         log.info(
@@ -232,34 +276,13 @@ class Responder:
             f"records from {s.federation}" if s.federation else "static records only",
         )
         if s.federation:
-            from apimachinery.client import APIClient
-
-            from fedns.sync import RecordSync
-
-            self._client = APIClient(s.federation, token=s.token, ca_file=s.ca_file,
-                                     allow_http_token=s.insecure_allow_http_token)
-            self.sync = RecordSync(self._client, self.view, max_backoff=s.max_backoff)
-            self._sync_task = asyncio.get_running_loop().create_task(self.sync.run(), name="fedns-sync")
+            self._start_sync(s, self.view)
         if s.status_listen:
-            shost, sport = split_host_port(s.status_listen, default_port=0)
-            self.status = StatusServer(self.status_document, host=shost, port=sport, metrics=self.metrics)
-            await self.status.start()
+            await self._start_status(s, self.status_document, self.metrics)
         return self
 
     async def stop(self) -> None:
-        if self._sync_task is not None:
-            self._sync_task.cancel()
-            try:
-                await self._sync_task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._sync_task = None
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-        if self.status is not None:
-            await self.status.close()
-            self.status = None
+        await self._stop_edges()
         if self.server is not None:
             await self.server.close()
         await self.notifier.close()

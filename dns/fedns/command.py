@@ -3,13 +3,16 @@
 Only option parsing, logging set-up and signal handling live here; everything else is
 :class:`fedns.app.Responder`. It prints ``serving DNS on HOST:PORT (udp+tcp)`` to stderr
 once both listeners are bound (with the real port when ``--listen`` asks for port 0),
-and stops cleanly with exit code 0 on SIGTERM or Ctrl-C.
+and stops cleanly with exit code 0 on SIGTERM or Ctrl-C. ``--workers N`` (default: one per
+core) runs N responder processes under a supervisor (:mod:`fedns.workers`); 1 is the single
+process of :func:`fedns.app.serve`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -39,13 +42,26 @@ def _load_records(path: str) -> list[dict[str, Any]]:
     return specs
 
 
-def _run(settings: Settings) -> None:
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _run(settings: Settings, workers: int = 1, log_level: str = "info") -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop=stop)
+        if workers == 1:
+            await serve(settings, stop=stop)
+        else:  # a supervisor and N worker processes on one address (fedns.workers)
+            from fedns.workers import serve_workers
+
+            await serve_workers(settings, workers, stop=stop, log_level=log_level)
 
     eventloop.run(main())  # uvloop when importable (apimachinery.eventloop)
 
@@ -112,6 +128,14 @@ def _run(settings: Settings) -> None:
     help="Server identity given in NSID (RFC 5001) and id.server./hostname.bind. CH TXT answers "
     "(default: the host name; at most 255 bytes).",
 )
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Responder processes, each with its own SO_REUSEPORT sockets on --listen (default: the "
+    "number of cores); 1 is a single process.",
+)
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
 def dns(
@@ -137,6 +161,7 @@ def dns(
     ca_file: str | None = None,
     insecure_allow_http_token: bool = False,
     identity: str | None = None,
+    workers: int | None = None,
 ) -> None:
     """Answer DNS for the federation's services over UDP and TCP."""
     setup_logging("dns", log_level)
@@ -191,8 +216,10 @@ def dns(
         settings.token_warning()  # refused here, before binding; the responder logs the warning
     except InsecureTokenTransport as err:
         raise click.UsageError(str(err)) from None
+    if workers is None:
+        workers = default_workers()
     try:
-        _run(settings)
+        _run(settings, workers, log_level)
     except OSError as err:
         raise click.ClickException(f"cannot listen on {listen}: {err.strerror or err}") from None
     except KeyboardInterrupt:

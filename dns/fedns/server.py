@@ -29,7 +29,9 @@ All of it rides on one timer per connection; the read path only notes the time w
 read held an answered message.
 
 Port 0 binds an ephemeral UDP port and then TCP on the same number, retrying when that
-TCP port is taken, so tests and launchers get one port for both.
+TCP port is taken, so tests and launchers get one port for both. With ``reuse_port`` both
+sockets carry SO_REUSEPORT: each worker of ``--workers N`` binds its own pair on one address
+and the kernel spreads datagrams and connections over them (:mod:`fedns.workers`).
 """
 
 from __future__ import annotations
@@ -193,8 +195,12 @@ class DNSServer:
         max_lifetime: float = 120.0,
         max_per_client: int = 32,
         udp_peer: bool = False,
+        reuse_port: bool = False,
     ) -> None:
         self.handle = handle
+        # SO_REUSEPORT on both sockets: the workers of ``--workers N`` (fedns.workers) each
+        # bind their own on the same address and the kernel spreads queries over them.
+        self.reuse_port = reuse_port
         self.udp_peer = udp_peer  # pass the client's address to handle() for UDP too
         self.host = host
         self.port = port
@@ -229,6 +235,8 @@ class DNSServer:
         for attempt in range(attempts):
             udp = socket.socket(family, socket.SOCK_DGRAM)
             try:
+                if self.reuse_port:
+                    udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 udp.bind(sockaddr)
                 port = udp.getsockname()[1]
                 try:
@@ -237,6 +245,8 @@ class DNSServer:
                     pass
                 tcp = socket.socket(family, socket.SOCK_STREAM)
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self.reuse_port:
+                    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 try:
                     tcp.bind((sockaddr[0], port) + tuple(sockaddr[2:]))
                     tcp.listen(1024)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -46,9 +46,13 @@ class StatusServer:
     """Serves ``document()`` (the responder's :meth:`fedns.app.Responder.status_document`)."""
 
     def __init__(self, document: Callable[[], dict[str, Any]], *, host: str, port: int,
-                 metrics: CollectorRegistry | None = None) -> None:
+                 metrics: CollectorRegistry | None = None,
+                 refresh: Callable[[], Awaitable[None]] | None = None) -> None:
         self.document = document
         self.metrics = metrics
+        # Awaited before /status and /metrics answer: the workers of --workers N are asked
+        # for their figures then (fedns.workers).
+        self.refresh = refresh
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -58,7 +62,17 @@ class StatusServer:
         app.router.add_get("/status", self._status)
         app.router.add_get("/healthz", self._healthz)
         if self.metrics is not None:
-            app.router.add_get(METRICS_PATH, metrics_handler(self.metrics))
+            metrics = metrics_handler(self.metrics)
+            if self.refresh is not None:
+                refresh = self.refresh
+
+                async def fresh_metrics(request: web.Request) -> web.StreamResponse:
+                    await refresh()
+                    return await metrics(request)
+
+                app.router.add_get(METRICS_PATH, fresh_metrics)
+            else:
+                app.router.add_get(METRICS_PATH, metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -69,6 +83,8 @@ class StatusServer:
         log.info("status on http://%s:%d/status", self.host, self.port)
 
     async def _status(self, request: web.Request) -> web.Response:
+        if self.refresh is not None:
+            await self.refresh()
         return web.json_response(self.document())
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -91,6 +91,10 @@ class Prepared:
         self.cursor = i + 1 if i + 1 < len(variants) else 0
         return variants[i]
 
+    def rotations(self) -> list[Variant]:
+        """Every rotation, in the order :meth:`pick` gives them."""
+        return self.variants
+
 
 class WithSOA(Prepared):
     """An answer whose authority section is its zone's SOA (NODATA or NXDOMAIN after a
@@ -106,7 +110,13 @@ class WithSOA(Prepared):
         self.tails = tails
 
     def pick(self) -> Variant:
-        an, ns, ar, body, an_s, ns_s, ar_s, body_s = Prepared.pick(self)
+        return self._with_soa(Prepared.pick(self))
+
+    def rotations(self) -> list[Variant]:
+        return [self._with_soa(v) for v in self.variants]
+
+    def _with_soa(self, variant: Variant) -> Variant:
+        an, ns, ar, body, an_s, ns_s, ar_s, body_s = variant
         soa = self.owner + self.tails[self.apex]
         return (an, ns + 1, ar, body + soa, an_s, ns_s + 1, ar_s, body_s + soa)
 
@@ -333,6 +343,16 @@ class AnswerTable:
                     self.readers.setdefault(name, set()).add(wire)
 
     # -- answering -------------------------------------------------------------------------
+
+    def rotations(self, qname: bytes, qtype: int) -> tuple[int, list[Variant]]:
+        """What :meth:`lookup` answers, every rotation at once, in order (the handler's reply
+        cache keeps them all and rotates itself)."""
+        prepared = self.answers.get((qname, qtype))
+        if prepared is not None:
+            return prepared.flags, prepared.rotations()
+        bits, variant = self.lookup(qname, qtype)  # synthesized (NXDOMAIN, NODATA, REFUSED) or extra
+        prepared = self.extra.get((qname, qtype))
+        return (bits, prepared.rotations()) if prepared is not None else (bits, [variant])
 
     def lookup(self, qname: bytes, qtype: int) -> tuple[int, Variant]:
         """Header bits (AA and rcode) and the records for a lower-case wire ``qname``."""

@@ -45,7 +45,35 @@ def whole_catalog(static: Mapping[str, Mapping[str, Any]], specs: Mapping[str, M
     )
 
 
-class ZoneView:
+class FedObjects:
+    """The last-known DNSRecord specs by object name, as :class:`fedns.sync.RecordSync` feeds
+    them: a list replaces them all, watch events put and delete one; ``_changed`` hears
+    which objects changed (a :class:`ZoneView`, or the zone feed of ``--workers N``)."""
+
+    specs: dict[str, Mapping[str, Any]]
+
+    def _changed(self, names: Iterable[str]) -> None:
+        raise NotImplementedError
+
+    def replace(self, specs: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> None:
+        """Replace every record (a relist). A list of bare specs is keyed by position."""
+        if not isinstance(specs, Mapping):
+            specs = {f"spec-{i}": s for i, s in enumerate(specs)}
+        old, new = self.specs, dict(specs)
+        self.specs = new
+        self._changed([n for n, s in new.items() if old.get(n) != s] + [n for n in old if n not in new])
+
+    def put(self, name: str, spec: Mapping[str, Any]) -> None:
+        if self.specs.get(name) != spec:
+            self.specs[name] = spec
+            self._changed([name])
+
+    def delete(self, name: str) -> None:
+        if self.specs.pop(name, None) is not None:
+            self._changed([name])
+
+
+class ZoneView(FedObjects):
     def __init__(
         self,
         config: ZoneConfig,
@@ -75,6 +103,7 @@ class ZoneView:
         # the cyclic garbage collector from walking them again on every full collection, a
         # pause that grows with the zone. Off by default: it is a setting of the process.
         self.freeze_after_build = False
+        self._forced_serial: int | None = None  # a whole build's serial, set by follow_snapshot()
         self._pending: dict[str, None] = {}  # objects changed since the last step
         self._whole = False  # a whole build is asked for
         self._logged: dict[tuple, str] = {}  # what each problem logged once is about
@@ -107,14 +136,6 @@ class ZoneView:
 
     # -- feeding -----------------------------------------------------------------------
 
-    def replace(self, specs: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> None:
-        """Replace every record (a relist). A list of bare specs is keyed by position."""
-        if not isinstance(specs, Mapping):
-            specs = {f"spec-{i}": s for i, s in enumerate(specs)}
-        old, new = self.specs, dict(specs)
-        self.specs = new
-        self._changed([n for n, s in new.items() if old.get(n) != s] + [n for n in old if n not in new])
-
     def set_static(self, specs: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> None:
         """Records served whatever the federation says (a file given with ``--records``)."""
         if not isinstance(specs, Mapping):
@@ -124,15 +145,6 @@ class ZoneView:
 
     def all_specs(self) -> dict[str, Mapping[str, Any]]:
         return {**self.static, **self.specs} if self.static else self.specs
-
-    def put(self, name: str, spec: Mapping[str, Any]) -> None:
-        if self.specs.get(name) != spec:
-            self.specs[name] = spec
-            self._changed([name])
-
-    def delete(self, name: str) -> None:
-        if self.specs.pop(name, None) is not None:
-            self._changed([name])
 
     # -- applying ----------------------------------------------------------------------
 
@@ -174,6 +186,12 @@ class ZoneView:
         names = list(self._pending)[:STEP]
         for name in names:
             del self._pending[name]
+        return self._apply_names(names)
+
+    def _apply_names(self, names: list[str], serial: int | None = None) -> bool:
+        """Put these objects' record sets in the table in one synchronous step; ``serial``
+        (a worker following the zone feed, fedns.feed) moves the table to it even when no
+        record set changed, so every worker serves the same serial."""
         catalog = self.catalog
         keys: set[tuple[str, str]] = set()
         seen: set[tuple[str, str]] = set()  # every record set the objects named, before or after
@@ -187,9 +205,10 @@ class ZoneView:
             if new is not None:
                 seen.add((new.name, new.type))
         changed = False
-        if keys:
+        if keys or serial is not None:
             started = time.monotonic()
-            serial = max(self.serial + 1, int(self.clock()))
+            if serial is None:
+                serial = max(self.serial + 1, int(self.clock()))
             self.table.apply([(k, catalog.merged.get(k)) for k in sorted(keys)], serial)
             self.steps += 1
             log.debug("applied %d record sets in %.2f ms", len(keys), (time.monotonic() - started) * 1000)
@@ -198,8 +217,40 @@ class ZoneView:
         self._log_problems(names, seen)
         return changed
 
+    # -- following a zone feed (a worker of ``--workers N``, fedns.feed) ---------------------
+
+    def follow_step(self, changes: Mapping[str, Mapping[str, Any] | None], serial: int) -> None:
+        """Objects changed (None: deleted) as the syncing process decided, applied now at ``serial``."""
+        for name, spec in changes.items():
+            if spec is None:
+                self.specs.pop(name, None)
+            else:
+                self.specs[name] = spec
+        names = list(changes)
+        for i in range(0, max(len(names), 1), STEP):  # the feed sends at most STEP; be safe
+            self._apply_names(names[i : i + STEP], serial)
+
+    async def follow_snapshot(
+        self, static: Mapping[str, Mapping[str, Any]], specs: Mapping[str, Mapping[str, Any]], serial: int
+    ) -> None:
+        """Every object at ``serial`` (a worker's start, or a large change): a whole table
+        built in a thread while queries are answered from the old one."""
+        self.static, self.specs = dict(static), dict(specs)
+        catalog = await asyncio.to_thread(whole_catalog, self.static, self.specs)
+        if catalog.merged != self.catalog.merged:
+            self._forced_serial = serial
+            try:
+                table = await asyncio.to_thread(self._whole_table, catalog)
+            finally:
+                self._forced_serial = None
+            self._swap_whole(catalog, lambda _: table)
+        else:
+            self._swap_whole(catalog, self._whole_table)
+        if self.serial != serial:
+            self._apply_names([], serial)
+
     def _whole_table(self, catalog: Catalog) -> AnswerTable:
-        serial = max(self.serial + 1, int(self.clock()))
+        serial = self._forced_serial or max(self.serial + 1, int(self.clock()))
         return build_table(
             self.config, catalog.recordsets(), serial, previous=self.table, places=self.places,
             nearest_only=self.nearest_only,

@@ -2,9 +2,11 @@
 
 Over UDP and TCP: random bytes, mutated valid queries (flipped bytes, bad lengths, wrong
 counts, truncated headers, garbage after the message), compression-pointer loops,
-labels over 63 bytes, names over 255, broken EDNS. Between batches a prober sends valid
+labels over 63 bytes, names over 255, malformed EDNS (two OPTs, misplaced, overrunning,
+broken options) and TSIG (unknown keys, damaged records), against the default
+multi-worker responder (``--workers`` one per core). bench/dns_qps_fuzz sends 1,000,000. Between batches a prober sends valid
 queries and checks the answers; at the end the process is still alive, answers at once,
-its RSS (from /proc) stayed under a bound, and it stops cleanly on SIGTERM.
+each worker's RSS (from /proc) stayed under a bound, and it stops cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -55,9 +57,86 @@ def valid_queries() -> list[bytes]:
     return out
 
 
+def signed_queries() -> list[bytes]:
+    """Queries signed with TSIG keys we do not hold (the responder answers BADKEY)."""
+    import dns.tsig
+    import dns.tsigkeyring
+
+    out = []
+    for i, alg in enumerate((dns.tsig.HMAC_SHA256, dns.tsig.HMAC_SHA1, dns.tsig.HMAC_MD5)):
+        ring = dns.tsigkeyring.from_text({f"k{i}.fuzz.": (alg, "c2VjcmV0c2VjcmV0c2VjcmV0")})
+        for name, rdtype in ((G, "A"), ("example.com.", "AXFR"), ("example.com.", "SOA")):
+            q = dns.message.make_query(name, rdtype, use_edns=0 if i % 2 else None)
+            q.use_tsig(ring, keyname=f"k{i}.fuzz.", algorithm=alg)
+            out.append(q.to_wire())
+    return out
+
+
+SIGNED = signed_queries()
+
+
+def bad_edns(rng: random.Random) -> bytes:
+    """A query whose EDNS is wrong: two OPTs, an OPT outside the additional section, an
+    overrunning rdlength, broken or odd options, versions above 0, an OPT not at the root."""
+    q = dns.message.make_query(G, "A", use_edns=0).to_wire()
+    body, opt = q[:-11], bytearray(q[-11:])  # the header and question, then the 11-byte OPT
+    kind = rng.randrange(8)
+    if kind == 0:  # two OPT records
+        head = bytearray(body)
+        struct.pack_into("!H", head, 10, 2)
+        return bytes(head) + bytes(opt) + bytes(opt)
+    if kind == 1:  # the OPT in the answer or authority section
+        head = bytearray(body)
+        struct.pack_into("!HHH", head, 6, *rng.choice([(1, 0, 0), (0, 1, 0), (1, 1, 0)]))
+        return bytes(head) + bytes(opt)
+    if kind == 2:  # rdlength past the end
+        struct.pack_into("!H", opt, 9, rng.randrange(1, 65536))
+        return body + bytes(opt) + rng.randbytes(rng.randrange(0, 8))
+    if kind == 3:  # options with lying lengths, or cut short
+        options = b"".join(struct.pack("!HH", rng.choice([3, 8, 10, 12, 15, 65001]), rng.randrange(0, 300))
+                           + rng.randbytes(rng.randrange(0, 12)) for _ in range(rng.randrange(1, 4)))
+        struct.pack_into("!H", opt, 9, len(options))
+        return body + bytes(opt) + options
+    if kind == 4:  # version, flags, extended rcode
+        opt[5], opt[6] = rng.randrange(256), rng.randrange(256)
+        struct.pack_into("!H", opt, 7, rng.randrange(65536))
+        return body + bytes(opt)
+    if kind == 5:  # an owner name other than the root
+        return body + b"\x01x" + bytes(opt[1:])
+    if kind == 6:  # payload sizes from 0 to 65535, with NSID and a client subnet
+        struct.pack_into("!H", opt, 3, rng.choice([0, 1, 511, 512, 1232, 4096, 65535]))
+        options = struct.pack("!HH", 3, 0) + struct.pack("!HHHBB", 8, 8, 1, rng.randrange(40), 0) + rng.randbytes(4)
+        struct.pack_into("!H", opt, 9, len(options))
+        return body + bytes(opt) + options
+    return body + bytes(opt[: rng.randrange(1, 11)])  # the OPT itself cut short
+
+
+def bad_tsig(rng: random.Random) -> bytes:
+    """A query signed with an unknown key, then damaged: flipped bytes in the TSIG, a cut MAC,
+    the TSIG not last, a second TSIG."""
+    base = bytearray(rng.choice(SIGNED))
+    kind = rng.randrange(4)
+    if kind == 0:
+        return bytes(base)  # intact: NOTAUTH, BADKEY
+    if kind == 1:
+        for _ in range(rng.randrange(1, 4)):
+            i = rng.randrange(len(base) - 40, len(base))
+            base[i] = rng.randrange(256)
+        return bytes(base)
+    if kind == 2:
+        return bytes(base[: rng.randrange(len(base) - 40, len(base))])
+    ar = struct.unpack_from("!H", base, 10)[0]
+    struct.pack_into("!H", base, 10, ar + 1)
+    return bytes(base) + bytes(base[-60:])  # something after the TSIG
+
+
 def mutate(rng: random.Random, seeds: list[bytes]) -> bytes:
     base = bytearray(rng.choice(seeds))
-    kind = rng.randrange(12)
+    kind = rng.randrange(14)
+    if kind == 12:
+        return bad_edns(rng)
+    if kind == 13:
+        return bad_tsig(rng)
     if kind == 0:
         return rng.randbytes(rng.randrange(0, 600))
     if kind == 1:  # flipped bytes
@@ -135,22 +214,36 @@ def responder(tmp_path):
     log.close()
 
 
-def test_fuzz_100k_packets_udp_and_tcp(responder):
-    proc, port, log_path = responder
-    rng = random.Random(4)
+def status_of(log_path) -> dict:
+    status_port = int(re.search(r"status on http://127\.0\.0\.1:(\d+)", log_path.read_text()).group(1))
+    with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/status", timeout=5) as resp:
+        return json.load(resp)
+
+
+def worker_rss(proc, log_path) -> dict[int, int]:
+    """kB of RSS by pid: each worker of ``--workers N``, or the one process."""
+    workers = status_of(log_path).get("workers")
+    pids = [w["pid"] for w in workers if w["alive"]] if workers else [proc.pid]
+    return {pid: rss_kb(pid) for pid in pids}
+
+
+def fuzz(proc, port: int, log_path, *, total: int = TOTAL, rounds: int = ROUNDS, seed: int = 4) -> dict:
+    """Send ``total`` mutated packets (3/4 UDP, 1/4 framed on TCP), probing between rounds;
+    returns what happened, RSS per worker included."""
+    rng = random.Random(seed)
     seeds = valid_queries()
     probe(port)
     for _ in range(200):  # warm up before measuring memory
         dns.query.udp(dns.message.make_query(G, "A"), "127.0.0.1", port=port, timeout=1)
-    rss_start = rss_kb(proc.pid)
-    per_round = TOTAL // ROUNDS
+    rss_start = worker_rss(proc, log_path)
+    peak = dict(rss_start)
+    per_round = total // rounds
     udp_share = per_round * 3 // 4
     sent = 0
     started = time.monotonic()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.setblocking(False)
-    peak = rss_start
-    for r in range(ROUNDS):
+    for r in range(rounds):
         for _ in range(udp_share):
             try:
                 udp.sendto(mutate(rng, seeds), ("127.0.0.1", port))
@@ -185,19 +278,35 @@ def test_fuzz_100k_packets_udp_and_tcp(responder):
         assert proc.poll() is None, "the responder died"
         if r % 5 == 4:
             probe(port)
-            peak = max(peak, rss_kb(proc.pid))
+            for pid, kb in worker_rss(proc, log_path).items():
+                peak[pid] = max(peak.get(pid, 0), kb)
     udp.close()
     elapsed = time.monotonic() - started
-    assert sent >= TOTAL
     probe(port)
-    peak = max(peak, rss_kb(proc.pid))
-    assert peak - rss_start < RSS_GROWTH_BOUND_KB, f"RSS grew from {rss_start} kB to {peak} kB"
-    assert elapsed < 60, f"{sent} packets took {elapsed:.1f} s"
-    status_port = int(re.search(r"status on http://127\.0\.0\.1:(\d+)", log_path.read_text()).group(1))
-    with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/status", timeout=5) as resp:
-        status = json.load(resp)
-    seen = sum(status["queries"].values()) + status["dropped"]
-    assert seen >= TOTAL * 0.8, f"only {seen} of {sent} packets reached the responder"
+    for pid, kb in worker_rss(proc, log_path).items():
+        peak[pid] = max(peak.get(pid, 0), kb)
+    status = status_of(log_path)
+    return {
+        "sent": sent, "elapsed": elapsed, "status": status,
+        "seen": sum(status["queries"].values()) + status["dropped"],
+        "rss_start": rss_start, "rss_peak": peak,
+        "growth": max(peak[pid] - rss_start.get(pid, peak[pid]) for pid in peak),
+        "restarts": sum(w["restarts"] for w in status.get("workers", [])),
+    }
+
+
+def test_fuzz_100k_packets_udp_and_tcp(responder):
+    proc, port, log_path = responder
+    out = fuzz(proc, port, log_path)
+    status = out["status"]
+    assert out["sent"] >= TOTAL
+    assert len(out["rss_start"]) >= 1
+    assert out["growth"] < RSS_GROWTH_BOUND_KB, f"RSS per worker {out['rss_start']} -> {out['rss_peak']} kB"
+    assert out["elapsed"] < 60, f"{out['sent']} packets took {out['elapsed']:.1f} s"
+    assert out["seen"] >= TOTAL * 0.8, f"only {out['seen']} of {out['sent']} packets reached the responder"
+    assert out["restarts"] == 0 and status["errors"] == 0
+    assert status["queries"].get("NOTAUTH", 0) > 0  # the TSIG mutations reached the BADKEY reply
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
-    print(f"fuzz: {sent} packets in {elapsed:.1f} s, {seen} read; RSS {rss_start} -> {peak} kB; {status['errors']} errors")
+    print(f"fuzz: {out['sent']} packets in {out['elapsed']:.1f} s, {out['seen']} read; RSS per worker "
+          f"{out['rss_start']} -> {out['rss_peak']} kB; {status['errors']} errors")
