@@ -11,10 +11,11 @@ validation the members' API applies. A leaf: it imports only :mod:`apimachinery`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from apimachinery.kinds import Errors
-from apimachinery.meta import check_label_key
+from apimachinery.meta import check_label_key, check_label_value
+
+Errors = list[tuple[str, str]]  # (field path, problem), as apimachinery.kinds.Errors (no import: the planner reads this module)
 
 GROUP = "multicluster.x-k8s.io"
 VERSION = "v1alpha1"
@@ -60,13 +61,13 @@ REASON_TRAFFIC_POLICY = "InternalTrafficPolicyConflict"
 REASON_TRAFFIC_DISTRIBUTION = "TrafficDistributionConflict"
 
 
-def _annotation_errors(value: Any, path: str) -> Errors:
+def _map_errors(value: Any, path: str, value_problem: Callable[[Any], str | None]) -> Errors:
     if value is None:
         return []
     if not isinstance(value, dict):
         return [(path, "Invalid value: must be a map of strings")]
-    return [(f"{path}[{k}]", f"Invalid value: {v!r}: {check_label_key(str(k)) or 'must be a string'}")
-            for k, v in value.items() if check_label_key(str(k)) or not isinstance(v, str)]
+    return [(f"{path}[{k}]", f"Invalid value: {v!r}: {problem}") for k, v in value.items()
+            if (problem := check_label_key(str(k)) or value_problem(v))]
 
 
 def validate_serviceexport(obj: dict[str, Any]) -> Errors:
@@ -77,10 +78,9 @@ def validate_serviceexport(obj: dict[str, Any]) -> Errors:
         return []
     if not isinstance(spec, dict):
         return [("spec", "Invalid value: must be an object")]
-    from federation.resources import _label_map_errors  # the kinds' module imports this one
-
-    return (_label_map_errors(spec.get("exportedLabels"), "spec.exportedLabels")
-            + _annotation_errors(spec.get("exportedAnnotations"), "spec.exportedAnnotations"))
+    return (_map_errors(spec.get("exportedLabels"), "spec.exportedLabels", check_label_value)
+            + _map_errors(spec.get("exportedAnnotations"), "spec.exportedAnnotations",
+                          lambda v: None if isinstance(v, str) else "must be a string"))
 
 
 def validate_serviceimport(obj: dict[str, Any]) -> Errors:
