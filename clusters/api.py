@@ -140,6 +140,10 @@ def change_feed(state: ClusterState) -> ChangeFeed:
             "events": lambda: state.events.values(),
             "deployments": lambda: w.deployments.values(),
             "replicasets": lambda: w.replicasets.values(),
+            # issue 14 (clusters/mcs.py)
+            "serviceexports": lambda: state.mcs.exports.values(),
+            "serviceimports": lambda: state.mcs.imports.values(),
+            "clusterproperties": lambda: state.mcs.properties.values(),
         },
         next_rv=state.next_rv,
     )

@@ -22,6 +22,7 @@ from apimachinery.storage import FellBehind
 from clusters.state import ClusterState
 from clusters.watch import ChangeFeed, Event, TooOld
 from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
+from federation.resources import CLUSTERPROPERTIES, SERVICEEXPORTS, SERVICEIMPORTS
 
 Object = dict[str, Any]
 
@@ -111,6 +112,10 @@ TABLES: dict[str, tuple[str, ...]] = {
     ENDPOINTS.plural: ("endpoints",), PODS.plural: ("pods",), EVENTS.plural: ("events",),
     DEPLOYMENTS.plural: ("workloads", "deployments"), REPLICASETS.plural: ("workloads", "replicasets"),
 }
+# Multi-Cluster Services (issue 14): stored and written by clusters/mcs.py.
+MCS_TABLES = {SERVICEEXPORTS.plural: ("mcs", "exports"), SERVICEIMPORTS.plural: ("mcs", "imports"),
+              CLUSTERPROPERTIES.plural: ("mcs", "properties")}
+TABLES.update(MCS_TABLES)
 
 
 class MemberStorage:
@@ -163,6 +168,8 @@ class MemberStorage:
 
     def create(self, kind: Kind, namespace: str, body: Object, *, dry_run: bool) -> Object:
         state = self._writable(dry_run)
+        if kind.plural in MCS_TABLES:
+            return state.mcs.create(kind, namespace, body)
         if kind.plural == SERVICES.plural:
             return state.create_service(namespace, body)
         if kind.plural == DEPLOYMENTS.plural:
@@ -174,6 +181,10 @@ class MemberStorage:
     def replace(self, kind: Kind, namespace: str, name: str, body: Object, *, subresource: str,
                 dry_run: bool) -> Object:
         state = self._writable(dry_run)
+        if kind.plural in MCS_TABLES and (subresource == "status" and kind.plural == SERVICEEXPORTS.plural):
+            return state.mcs.replace_status(kind, namespace, name, body.get("status") if isinstance(body, dict) else None)
+        if kind.plural in MCS_TABLES and not subresource:
+            return state.mcs.replace(kind, namespace, name, body)
         if subresource == "status" and kind.plural in (SERVICES.plural, DEPLOYMENTS.plural):
             return self._replace_status(state, kind, namespace, name, body)
         if subresource:
@@ -213,6 +224,8 @@ class MemberStorage:
         if expected_rv is not None and str(expected_rv) != str(current["metadata"].get("resourceVersion")):
             raise st.conflict(kind.plural, name, kind.group)
         state = self._writable(dry_run)
+        if kind.plural in MCS_TABLES:
+            return state.mcs.delete(kind, namespace, name)
         if kind.plural == SERVICES.plural:
             return state.delete_service(namespace, name)
         if kind.plural == DEPLOYMENTS.plural:

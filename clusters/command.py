@@ -37,6 +37,7 @@ from clusters.prober import MemberProber
 from clusters.workloads import WorkloadSettings
 from clusters.state import AddressPool, ClusterState, SharedAddress, Topology
 from federation.names import DEFAULT_SERVER, PODS_ANNOTATION
+from federation.mcsapi import CLUSTERSET_PROPERTY
 from apimachinery.meta import check_dns_label
 
 log = logging.getLogger("ubernetes.cluster")
@@ -267,6 +268,7 @@ async def start_cluster(opts: Options) -> Running:
     chaos = Chaos()
     state = ClusterState(topology)
     state.workloads.settings = opts.workload or WorkloadSettings()
+    state.mcs.set_property(CLUSTERSET_PROPERTY, opts.federation_name)  # KEP-2149 (issue 14)
     dataplane = DataPlane(state=state, chaos=chaos, federation_name=opts.federation_name)
     controller = Controller(state=state, dataplane=dataplane, chaos=chaos, lb_pool=SharedAddress(opts.lb_address) if opts.lb_address else AddressPool(opts.lb_pool))
     state.on_change = controller.poke
@@ -339,4 +341,5 @@ async def stop_cluster(running: Running) -> None:
         await running.agent.close()
     await running.prober.close()
     await running.dataplane.close()
+    await running.controller.mcs.close()
     await running.runner.cleanup()

@@ -18,6 +18,7 @@ from typing import Any
 
 from clusters.chaos import Chaos
 from clusters.dataplane import BIND_FAILED, DataPlane
+from clusters.mcsproxy import ExportOwner, MultiClusterDataPlane
 from clusters.state import AddressPool, ClusterState, Key
 
 log = logging.getLogger("ubernetes.cluster.controller")
@@ -34,6 +35,9 @@ class Controller:
         self.resync = resync
         self._wake = asyncio.Event()
         self._alloc_failed: dict[Key, str] = {}
+        # exports served and ClusterSetIPs listened on (issue 14, clusters/mcsproxy.py)
+        self.mcs = MultiClusterDataPlane(state=state, chaos=chaos, lb_pool=lb_pool,
+                                         federation_name=dataplane.federation_name)
 
     def poke(self) -> None:
         """Ask for a pass soon (called by the state on every write, and by /chaos)."""
@@ -61,10 +65,12 @@ class Controller:
         self.state.forced_unready = self.chaos.forced_unready()
         self.state.reconcile()
         await self._reconcile_load_balancers()
+        await self.mcs.reconcile()
 
     async def _reconcile_load_balancers(self) -> None:
         wanted = {k: s for k, s in self.state.services.items() if s["spec"].get("type") == "LoadBalancer"}
-        for key in set(self.dataplane.keys()) | set(self.lb_pool.owners()):
+        owners = {o for o in self.lb_pool.owners() if not isinstance(o, ExportOwner)}  # exports: clusters/mcsproxy.py
+        for key in set(self.dataplane.keys()) | owners:
             if key not in wanted:
                 await self.dataplane.remove(key)
                 address = self.lb_pool.release(key)

@@ -194,6 +194,10 @@ class ClusterState:
         from clusters.workloads import Workloads
 
         self.workloads = Workloads(self)
+        # ServiceExports, ServiceImports and ClusterProperties (issue 14, clusters/mcs.py)
+        from clusters.mcs import MultiClusterObjects
+
+        self.mcs = MultiClusterObjects(self)
         pod_net = ipaddress.ip_network(self.topology.pod_cidr, strict=False)
         base = int(pod_net.network_address)
         # nodes take the first /24 of the pod CIDR (.0.10 upwards), pods the rest (.1.0 upwards)
@@ -349,6 +353,7 @@ class ClusterState:
             self.workloads.delete_deployment(ns, deployment)
         for key in [k for k, e in self.events.items() if e["metadata"].get("namespace") == name]:
             del self.events[key]
+        self.mcs.drop_namespace(name)
         gone = self.namespaces.pop(name)
         self.next_rv()
         self.on_change()

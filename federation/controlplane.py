@@ -36,6 +36,7 @@ from federation.controllers.members import MemberClients
 from federation.api.registry import Registry, WatchHub
 from federation.api.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
+from federation.resources import FEDERATION_SERVICEIMPORTS
 from federation.api.leaderelection import ElectionConfig, LeaderElector, default_identity
 from federation.settings import Settings, settings_from, settings_options
 from federation.storage.store import StoreOpenError
@@ -76,7 +77,8 @@ class ControllerManager:
         propagation_members = MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw)
         self._closers = [members.close, propagation_members.close]  # closed even if a stop cuts the start short
         # issue 11: the controllers read shared informers' caches, not the store
-        reader = self.reader = InformerReader(registry, [CLUSTERS, SERVICES, DEPLOYMENTS, CONTROLLERREVISIONS, DNSRECORDS])
+        reader = self.reader = InformerReader(registry, [CLUSTERS, SERVICES, DEPLOYMENTS, CONTROLLERREVISIONS, DNSRECORDS,
+                                                         FEDERATION_SERVICEIMPORTS])
         if not await reader.start():
             log.warning("the controllers' informers did not sync within 60 s; starting anyway")
         health = HealthController(registry, settings, members, reader=reader)
@@ -92,6 +94,13 @@ class ControllerManager:
         # Propagation, Deployments and DNS reconcile one object at a time, fed by the
         # informers' events (issue 11); a slow resync enqueues every key.
         keyed = [propagation, deployments, dns]
+        # Multi-Cluster Services (issue 14): the clusterset's MCS controller
+        from federation.controllers.mcs import MultiClusterServiceController
+
+        mcs = MultiClusterServiceController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout),
+                                                                              **member_kw), reader=reader)
+        keyed.append(mcs)
+        self._closers += [mcs.close, mcs.members.close]
         for controller in keyed:
             controller.attach()
         keyed_tasks = [asyncio.create_task(run_keyed(c, resync_period=settings.resync_period), name=c.queue.name) for c in keyed]

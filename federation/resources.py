@@ -16,6 +16,7 @@ from typing import Any, Callable
 from apimachinery.kinds import READ_VERBS, Errors, Kind
 from apimachinery.meta import check_dns_label, check_label_key, check_label_name, check_label_value, parse_time
 from federation.names import NAMESPACE_NAME_LABEL
+from federation import mcsapi
 
 
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -599,6 +600,17 @@ REPLICASETS = Kind("apps", "v1", "replicasets", "ReplicaSet", True, short_names=
                    categories=("all",), verbs=("delete", *READ_VERBS), subresources=())
 MEMBER = [NODES, NAMESPACES, MEMBER_SERVICES, ENDPOINTS, PODS, MEMBER_EVENTS, MEMBER_DEPLOYMENTS, REPLICASETS]
 
+# Multi-Cluster Services (KEP-1645) and ClusterProperty (KEP-2149) in every member (issue 14,
+# docs/mcs.md): users export, the federation (the clusterset's MCS controller) imports.
+SERVICEEXPORTS = Kind(mcsapi.GROUP, mcsapi.VERSION, "serviceexports", "ServiceExport", True, short_names=("svcex",),
+                      singular="serviceexport", validate=mcsapi.validate_serviceexport, name_check=check_dns1035)
+SERVICEIMPORTS = Kind(mcsapi.GROUP, mcsapi.VERSION, "serviceimports", "ServiceImport", True, short_names=("svcim",),
+                      singular="serviceimport", subresources=(), validate=mcsapi.validate_serviceimport,
+                      name_check=check_dns1035)
+CLUSTERPROPERTIES = Kind(mcsapi.ABOUT_GROUP, "v1alpha1", "clusterproperties", "ClusterProperty", False,
+                         singular="clusterproperty", subresources=(), validate=mcsapi.validate_clusterproperty)
+MEMBER += [SERVICEEXPORTS, SERVICEIMPORTS, CLUSTERPROPERTIES]
+
 
 def default_namespace(obj: dict[str, Any]) -> None:
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
@@ -630,6 +642,10 @@ REVIEWS = [
 
 # The federation's kinds.
 ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERREVISIONS, SECRETS, FEDERATION_NAMESPACES]
+# The clusterset's ServiceImports, one per exported service, as the MCS controller keeps them
+# (their ClusterSetIP is allocated here): derived, read only (issue 14).
+FEDERATION_SERVICEIMPORTS = replace(SERVICEIMPORTS, verbs=READ_VERBS)
+ALL += [FEDERATION_SERVICEIMPORTS]
 
 
 def validate_object(res: Kind, obj: dict[str, Any]) -> Errors:

@@ -54,6 +54,8 @@ class Settings:
     dataplane_timeout: float = flag(0.5, "Data-plane probe timeout, seconds.", type=click.FloatRange(0.05))
     dataplane_failure_threshold: int = flag(2, "Failed probes in a row before a prober votes an address down.",
                                             type=click.IntRange(1))
+    clusterset_ip_range: str = flag("127.240.0.0/16", "CIDR the MCS controller takes ServiceImports' ClusterSetIPs from "
+                                                      "(every member listens on them: loopback on one host; docs/mcs.md).")
     # Leader election of the controllers when several API servers share an etcd store
     # (issue 13; federation/leaderelection.py). Short, for this project's failover goals.
     leader_elect_lease_duration: float = flag(4.0, "Seconds a standby waits after the leader's last renewal "

@@ -36,7 +36,8 @@ from federation.planners import dnsplan, health
 from federation.api.cache import InformerReader, Reader, StoreReader
 from federation.controllers import Coalesced
 from federation.api.registry import Registry
-from federation.resources import CLUSTERS, DNSRECORDS, SERVICES
+from federation.resources import CLUSTERS, DNSRECORDS, FEDERATION_SERVICEIMPORTS, SERVICES
+from federation.mcsapi import MCS_RECORD_LABEL
 from federation.settings import Settings
 from apimachinery.errors import APIError, NotFound
 
@@ -121,7 +122,7 @@ class DNSRecordController:
         self._owner: dict[str, str] = {}  # record name -> its service's key
         # Each service's records depend only on its ServiceInfo and on the clusters: the
         # last plan per service key, redone when either changed.
-        self._planned: dict[str, tuple[dnsplan.ServiceInfo, tuple[dnsplan.ClusterInfo, ...], Objects]] = {}
+        self._planned: dict[str, tuple[Any, tuple[dnsplan.ClusterInfo, ...], Objects]] = {}
         self._clusters: tuple[dnsplan.ClusterInfo, ...] | None = None  # kept only while handlers keep it current
         self._attached = False
         self._fan_out = Coalesced(self.enqueue_services)
@@ -142,6 +143,8 @@ class DNSRecordController:
                                                    on_delete=lambda c: self._clusters_changed())
         self.reader.informer(DNSRECORDS).add_handler(on_update=lambda old, new: self._record_changed(new),
                                                      on_delete=self._record_deleted)
+        if FEDERATION_SERVICEIMPORTS.key in self.reader.informers:  # an import takes over the clusterset name
+            self.reader.informer(FEDERATION_SERVICEIMPORTS).add_handler(on_add=add, on_delete=add)
         self._attached = True
 
     def _cluster_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -194,8 +197,11 @@ class DNSRecordController:
     def _plan_service(self, key: str, service: dict[str, Any], clusters: tuple[dnsplan.ClusterInfo, ...],
                       unreachable: frozenset[tuple[str, str]]) -> Objects:
         info = service_info(service, unreachable)
+        # An exported service's clusterset.local name is the MCS controller's (issue 14, docs/mcs.md).
+        meta = service["metadata"]
+        exported = self._exported(meta["namespace"], meta["name"])
         last = self._planned.get(key)
-        if last is not None and last[0] == info and (last[1] is clusters or last[1] == clusters):
+        if last is not None and last[0] == (info, exported) and (last[1] is clusters or last[1] == clusters):
             return last[2]
         records = dnsplan.plan_records(
             federation=self.settings.federation_name,
@@ -204,10 +210,17 @@ class DNSRecordController:
             clusters=list(clusters),
             services=[info],
             offline_records=self.settings.offline_records,
+            clusterset=not exported,
         )
         objects = {r.object_name: record_object(r) for r in records}
-        self._planned[key] = (info, clusters, objects)
+        self._planned[key] = ((info, exported), clusters, objects)
         return objects
+
+    def _exported(self, namespace: str, name: str) -> bool:
+        informers = getattr(self.reader, "informers", None)
+        if informers is not None and FEDERATION_SERVICEIMPORTS.key not in informers:
+            return False  # a reader without imports (a test's): no service is exported
+        return self.reader.get(FEDERATION_SERVICEIMPORTS, namespace, name) is not None
 
     def plan(self, clusters: list[dict[str, Any]], services: list[dict[str, Any]]) -> dict[str, Objects]:
         """The DNSRecord objects wanted for these clusters and services, by service key.
@@ -253,7 +266,8 @@ class DNSRecordController:
             per_service = await asyncio.to_thread(self.plan, clusters, services)
         for key in set(self._planned) - set(per_service):
             del self._planned[key]
-        self._known = {o["metadata"]["name"]: o.get("spec") for o in self.reader.list(DNSRECORDS)}
+        self._known = {o["metadata"]["name"]: o.get("spec") for o in self.reader.list(DNSRECORDS)
+                       if not (o["metadata"].get("labels") or {}).get(MCS_RECORD_LABEL)}  # the MCS controller's
         writes, failed = 0, set()
         for key, objects in per_service.items():
             try:
