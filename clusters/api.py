@@ -140,6 +140,8 @@ def change_feed(state: ClusterState) -> ChangeFeed:
             "events": lambda: state.events.values(),
             "deployments": lambda: w.deployments.values(),
             "replicasets": lambda: w.replicasets.values(),
+            "configmaps": lambda: state.plain.configmaps.values(),
+            "secrets": lambda: state.plain.secrets.values(),
         },
         next_rv=state.next_rv,
     )

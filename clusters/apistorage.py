@@ -22,6 +22,7 @@ from apimachinery.storage import FellBehind
 from clusters.state import ClusterState
 from clusters.watch import ChangeFeed, Event, TooOld
 from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
+from federation.resources import CONFIGMAPS, SECRETS
 
 Object = dict[str, Any]
 
@@ -111,6 +112,9 @@ TABLES: dict[str, tuple[str, ...]] = {
     ENDPOINTS.plural: ("endpoints",), PODS.plural: ("pods",), EVENTS.plural: ("events",),
     DEPLOYMENTS.plural: ("workloads", "deployments"), REPLICASETS.plural: ("workloads", "replicasets"),
 }
+# Kinds kept as written (issue 15): ClusterState.plain has one table each.
+PLAIN = (CONFIGMAPS.plural, SECRETS.plural)
+TABLES.update({plural: ("plain", plural) for plural in PLAIN})
 
 
 class MemberStorage:
@@ -169,6 +173,8 @@ class MemberStorage:
             return state.workloads.create_deployment(namespace, body)
         if kind.plural == NAMESPACES.plural:
             return state.create_namespace(body)
+        if kind.plural in PLAIN:
+            return state.plain.create(kind, namespace, body)
         raise st.APIError(405, f"{kind.qualified} cannot be created on a member cluster", reason="MethodNotAllowed")
 
     def replace(self, kind: Kind, namespace: str, name: str, body: Object, *, subresource: str,
@@ -185,6 +191,8 @@ class MemberStorage:
             return state.workloads.replace_deployment(namespace, name, body)
         if kind.plural == NAMESPACES.plural:
             return state.replace_namespace(name, body)
+        if kind.plural in PLAIN:
+            return state.plain.replace(kind, namespace, name, body)
         raise st.APIError(405, f"{kind.qualified} cannot be updated on a member cluster", reason="MethodNotAllowed")
 
     def _replace_status(self, state: ClusterState, kind: Kind, namespace: str, name: str, body: Object) -> Object:
@@ -223,4 +231,6 @@ class MemberStorage:
             return state.workloads.delete_pod(namespace, name)
         if kind.plural == NAMESPACES.plural:
             return state.delete_namespace(name)
+        if kind.plural in PLAIN:
+            return state.plain.delete(kind, namespace, name)
         raise st.APIError(405, f"{kind.qualified} cannot be deleted on a member cluster", reason="MethodNotAllowed")
