@@ -339,6 +339,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         data=_open("Base64-encoded values by key."),
         stringData=_open("Write-only plain-text values by key, folded into data on write."),
         immutable=_b("If true, the data cannot be changed."),
+        status=_open("On the federation (issue 15): propagation status per cluster and the Propagation condition."),
+    ),
+    # --- core/v1 ConfigMap (issue 15); status: the federation's propagation status, on the federation only
+    CORE + "ConfigMap": _kind(
+        "ConfigMap holds configuration data for pods to consume.",
+        "", "v1", "ConfigMap", None, None,
+        data=_open("Configuration data: UTF-8 values by key."),
+        binaryData=_open("Binary data: base64-encoded values by key."),
+        immutable=_b("If true, the data cannot be changed."),
+        status=_open("On the federation: propagation status per cluster and the Propagation condition."),
     ),
     # --- core/v1 Event
     CORE + "Event": _kind(

@@ -144,6 +144,8 @@ def change_feed(state: ClusterState) -> ChangeFeed:
             "serviceexports": lambda: state.mcs.exports.values(),
             "serviceimports": lambda: state.mcs.imports.values(),
             "clusterproperties": lambda: state.mcs.properties.values(),
+            "configmaps": lambda: state.plain.configmaps.values(),
+            "secrets": lambda: state.plain.secrets.values(),
         },
         next_rv=state.next_rv,
     )

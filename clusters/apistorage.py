@@ -23,6 +23,7 @@ from clusters.state import ClusterState
 from clusters.watch import ChangeFeed, Event, TooOld
 from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
 from federation.resources import CLUSTERPROPERTIES, SERVICEEXPORTS, SERVICEIMPORTS
+from federation.resources import CONFIGMAPS, SECRETS
 
 Object = dict[str, Any]
 
@@ -116,6 +117,9 @@ TABLES: dict[str, tuple[str, ...]] = {
 MCS_TABLES = {SERVICEEXPORTS.plural: ("mcs", "exports"), SERVICEIMPORTS.plural: ("mcs", "imports"),
               CLUSTERPROPERTIES.plural: ("mcs", "properties")}
 TABLES.update(MCS_TABLES)
+# Kinds kept as written (issue 15): ClusterState.plain has one table each.
+PLAIN = (CONFIGMAPS.plural, SECRETS.plural)
+TABLES.update({plural: ("plain", plural) for plural in PLAIN})
 
 
 class MemberStorage:
@@ -176,6 +180,8 @@ class MemberStorage:
             return state.workloads.create_deployment(namespace, body)
         if kind.plural == NAMESPACES.plural:
             return state.create_namespace(body)
+        if kind.plural in PLAIN:
+            return state.plain.create(kind, namespace, body)
         raise st.APIError(405, f"{kind.qualified} cannot be created on a member cluster", reason="MethodNotAllowed")
 
     def replace(self, kind: Kind, namespace: str, name: str, body: Object, *, subresource: str,
@@ -196,6 +202,8 @@ class MemberStorage:
             return state.workloads.replace_deployment(namespace, name, body)
         if kind.plural == NAMESPACES.plural:
             return state.replace_namespace(name, body)
+        if kind.plural in PLAIN:
+            return state.plain.replace(kind, namespace, name, body)
         raise st.APIError(405, f"{kind.qualified} cannot be updated on a member cluster", reason="MethodNotAllowed")
 
     def _replace_status(self, state: ClusterState, kind: Kind, namespace: str, name: str, body: Object) -> Object:
@@ -236,4 +244,6 @@ class MemberStorage:
             return state.workloads.delete_pod(namespace, name)
         if kind.plural == NAMESPACES.plural:
             return state.delete_namespace(name)
+        if kind.plural in PLAIN:
+            return state.plain.delete(kind, namespace, name)
         raise st.APIError(405, f"{kind.qualified} cannot be deleted on a member cluster", reason="MethodNotAllowed")

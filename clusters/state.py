@@ -198,6 +198,10 @@ class ClusterState:
         from clusters.mcs import MultiClusterObjects
 
         self.mcs = MultiClusterObjects(self)
+        # ConfigMaps and Secrets, kept as written (issue 15)
+        from clusters.plainobjects import PlainObjects
+
+        self.plain = PlainObjects(self)
         pod_net = ipaddress.ip_network(self.topology.pod_cidr, strict=False)
         base = int(pod_net.network_address)
         # nodes take the first /24 of the pod CIDR (.0.10 upwards), pods the rest (.1.0 upwards)
@@ -306,6 +310,8 @@ class ClusterState:
         ns = self.ensure_namespace(name)
         labels = (body["metadata"].get("labels") or {})
         ns["metadata"]["labels"].update(labels)
+        if body["metadata"].get("annotations"):  # a federated Namespace's owner marks (issue 15)
+            ns["metadata"]["annotations"] = dict(body["metadata"]["annotations"])
         return ns
 
     def replace_namespace(self, name: str, body: Any) -> dict[str, Any]:
@@ -351,6 +357,7 @@ class ClusterState:
             self.delete_service(ns, svc)
         for ns, deployment in [k for k in self.workloads.deployments if k[0] == name]:
             self.workloads.delete_deployment(ns, deployment)
+        self.plain.delete_namespace(name)
         for key in [k for k, e in self.events.items() if e["metadata"].get("namespace") == name]:
             del self.events[key]
         self.mcs.drop_namespace(name)

@@ -33,10 +33,12 @@ from federation.controllers.deployments import DeploymentController
 from federation.controllers.dnsrecords import DNSRecordController
 from federation.controllers.health import HealthController
 from federation.controllers.members import MemberClients
+from federation.controllers.typeconfigs import TypeConfigController
 from federation.api.registry import Registry, WatchHub
 from federation.api.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
 from federation.resources import FEDERATION_SERVICEIMPORTS
+from federation.resources import FEDERATEDTYPECONFIGS
 from federation.api.leaderelection import ElectionConfig, LeaderElector, default_identity
 from federation.settings import Settings, settings_from, settings_options
 from federation.storage.store import StoreOpenError
@@ -78,7 +80,7 @@ class ControllerManager:
         self._closers = [members.close, propagation_members.close]  # closed even if a stop cuts the start short
         # issue 11: the controllers read shared informers' caches, not the store
         reader = self.reader = InformerReader(registry, [CLUSTERS, SERVICES, DEPLOYMENTS, CONTROLLERREVISIONS, DNSRECORDS,
-                                                         FEDERATION_SERVICEIMPORTS])
+                                                         FEDERATION_SERVICEIMPORTS, FEDERATEDTYPECONFIGS])
         if not await reader.start():
             log.warning("the controllers' informers did not sync within 60 s; starting anyway")
         health = HealthController(registry, settings, members, reader=reader)
@@ -114,8 +116,14 @@ class ControllerManager:
             tasks.append(asyncio.create_task(
                 run_forever("dataplane", dataplane.reconcile, hub=None, period=settings.dataplane_period)
             ))
+        # Every other federated kind (issue 15): a sync controller per enabled FederatedTypeConfig.
+        typeconfigs = TypeConfigController(registry, settings,
+                                           MemberClients(timeout=max(2.0, settings.health_timeout), **member_kw), reader)
+        typeconfigs.attach()
+        tasks.append(asyncio.create_task(typeconfigs.run(), name="typeconfigs"))
         self.tasks = tasks
         self._closers += [propagation.close, deployments.close, dataplane.members.close, deployments.members.close]
+        self._closers += [typeconfigs.close, typeconfigs.members.close]
         log.info("controllers started")
 
     async def stop(self) -> None:

@@ -38,6 +38,12 @@ DELETION_PROPAGATION_ANNOTATION = "federation.kubernetes.io/deletion-propagation
 PLACEMENT_ANNOTATION = "federation.kubernetes.io/placement"
 OVERRIDES_ANNOTATION = "federation.kubernetes.io/overrides"
 PREFERENCES_ANNOTATION = "federation.kubernetes.io/deployment-preferences"
+# On a federated object (issue 15, KubeFed's kubefed.io/conflict-resolution): "adopt" lets
+# the federation take over a member's own object of the same name instead of AlreadyExists.
+CONFLICT_RESOLUTION_ANNOTATION = "federation.kubernetes.io/conflict-resolution"
+# On a member copy of a federated kind (issue 15): a hash of what was last written there, so a
+# copy that differs from it was changed in the member (drift), not by a new template.
+TEMPLATE_HASH_ANNOTATION = "federation.kubernetes.io/template-hash"
 
 # -- Kubernetes' own labels and annotations that both sides read ---------------------------
 

@@ -531,7 +531,20 @@ def validate_secret(obj: dict[str, Any]) -> Errors:
     errs: Errors = []
     if not isinstance(obj.get("type", "Opaque"), str):
         errs.append(("type", "Invalid value: must be a string"))
-    for section in ("data", "stringData"):
+    for section, key, item in _data_items(obj, ("data", "stringData"), errs):
+        if section == "data":
+            try:
+                base64.b64decode(item, validate=True)
+            except (binascii.Error, ValueError):
+                errs.append((f"data[{key}]", "Invalid value: must be base64-encoded"))
+    return errs
+
+
+def _data_items(obj: dict[str, Any], sections: tuple[str, ...], errs: Errors) -> list[tuple[str, str, str]]:
+    """The (section, key, value) of a Secret's or ConfigMap's data maps whose key and value are
+    well formed; the others' errors go into ``errs``."""
+    out = []
+    for section in sections:
         value = obj.get(section)
         if value is None:
             continue
@@ -544,11 +557,49 @@ def validate_secret(obj: dict[str, Any]) -> Errors:
                                                   "alphanumeric characters, '-', '_' or '.'"))
             elif not isinstance(item, str):
                 errs.append((f"{section}[{key}]", "Invalid value: must be a string"))
-            elif section == "data":
-                try:
-                    base64.b64decode(item, validate=True)
-                except (binascii.Error, ValueError):
-                    errs.append((f"data[{key}]", "Invalid value: must be base64-encoded"))
+            else:
+                out.append((section, str(key), item))
+    return out
+
+
+# ---------------------------------------------------------------------------- ConfigMap (issue 15)
+
+
+def validate_configmap(obj: dict[str, Any]) -> Errors:
+    errs: Errors = []
+    keys: set[str] = set()
+    for section, key, _ in _data_items(obj, ("data", "binaryData"), errs):
+        if key in keys:
+            errs.append((f"{section}[{key}]", f"Invalid value: {key!r}: duplicate of key present in data"))
+        keys.add(key)
+    return errs
+
+
+# ---------------------------------------------------------------------------- FederatedTypeConfig (issue 15)
+# KubeFed's registry of federated kinds: one object per kind, named as the kind's plural
+# (group-qualified outside the core group), saying whether it propagates.
+
+PROPAGATION_MODES = ("Enabled", "Disabled")
+
+
+def validate_federatedtypeconfig(obj: dict[str, Any]) -> Errors:
+    errs: Errors = []
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    target = spec.get("targetType")
+    if not isinstance(target, dict):
+        errs.append(("spec.targetType", "Required value"))
+    else:
+        for key in ("version", "kind", "pluralName"):
+            if not isinstance(target.get(key), str) or not target.get(key):
+                errs.append((f"spec.targetType.{key}", "Required value"))
+        if target.get("scope") not in ("Namespaced", "Cluster"):
+            errs.append(("spec.targetType.scope", f"Unsupported value: {target.get('scope')!r}: supported values: "
+                                                  '"Cluster", "Namespaced"'))
+    mode = spec.get("propagation", "Enabled")
+    if mode not in PROPAGATION_MODES:
+        errs.append(("spec.propagation", f'Unsupported value: {mode!r}: supported values: "Disabled", "Enabled"'))
     return errs
 
 
@@ -581,6 +632,12 @@ CONTROLLERREVISIONS = Kind(
 )
 
 SECRETS = Kind("", "v1", "secrets", "Secret", True, singular="secret", validate=validate_secret, default=default_secret)
+CONFIGMAPS = Kind("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",), singular="configmap",
+                  validate=validate_configmap, subresources=())
+FEDERATEDTYPECONFIGS = Kind(
+    "federation", "v1beta1", "federatedtypeconfigs", "FederatedTypeConfig", False, short_names=("ftc",),
+    singular="federatedtypeconfig", categories=("federation",), validate=validate_federatedtypeconfig,
+)
 
 # A member cluster's kinds, as discovery, OpenAPI and the tables know them, with the verbs and
 # subresources it really serves (discovery must not promise more: kubectl believes it).
@@ -599,6 +656,10 @@ MEMBER_DEPLOYMENTS = replace(DEPLOYMENTS, verbs=("create", "delete", "deletecoll
 REPLICASETS = Kind("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), singular="replicaset",
                    categories=("all",), verbs=("delete", *READ_VERBS), subresources=())
 MEMBER = [NODES, NAMESPACES, MEMBER_SERVICES, ENDPOINTS, PODS, MEMBER_EVENTS, MEMBER_DEPLOYMENTS, REPLICASETS]
+# Kinds a member keeps as written (clusters/plainobjects.py), federated by the one sync path (issue 15).
+MEMBER_CONFIGMAPS = replace(CONFIGMAPS, verbs=MEMBER_SERVICES.verbs)
+MEMBER_SECRETS = replace(SECRETS, verbs=MEMBER_SERVICES.verbs, subresources=())
+MEMBER += [MEMBER_CONFIGMAPS, MEMBER_SECRETS]
 
 # Multi-Cluster Services (KEP-1645) and ClusterProperty (KEP-2149) in every member (issue 14,
 # docs/mcs.md): users export, the federation (the clusterset's MCS controller) imports.
@@ -646,6 +707,7 @@ ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERRE
 # (their ClusterSetIP is allocated here): derived, read only (issue 14).
 FEDERATION_SERVICEIMPORTS = replace(SERVICEIMPORTS, verbs=READ_VERBS)
 ALL += [FEDERATION_SERVICEIMPORTS]
+ALL += [CONFIGMAPS, FEDERATEDTYPECONFIGS]  # issue 15
 
 
 def validate_object(res: Kind, obj: dict[str, Any]) -> Errors:

@@ -187,7 +187,45 @@ MEMBER_DEPLOYMENT_PRINTER = Printer(
 REPLICASET_PRINTER = Printer(
     [("NAME", 0), ("DESIRED", 0), ("CURRENT", 0), ("READY", 0), ("AGE", 0), *_WORKLOAD_WIDE], _replicaset_row
 )
-FEDERATION_PRINTERS = table_specs()
+
+
+def _configmap_row(cm: dict[str, Any], now: datetime) -> list[Any]:
+    data = len(cm.get("data") or {}) + len(cm.get("binaryData") or {})
+    return [(cm.get("metadata") or {}).get("name", ""), data, printers.age(cm, now)]
+
+
+MEMBER_PRINTERS["configmaps"] = Printer([("NAME", 0), ("DATA", 0), ("AGE", 0)], _configmap_row)
+
+
+def _propagated(printer: Printer) -> Printer:
+    """A member kind's printer plus KubeFed's propagation status (issue 15): CLUSTERS, the
+    placed clusters whose copy is as wanted of all placed, and PROPAGATION, the condition."""
+    from federation.planners.propagationstatus import summary
+
+    columns = list(printer.columns)
+    at = len(columns) - 1 if columns and columns[-1][0] == "AGE" else len(columns)
+
+    def row(obj: dict[str, Any], now: datetime) -> list[Any]:
+        cells = printer.row(obj, now)
+        return cells[:at] + list(summary(obj.get("status"))) + cells[at:]
+
+    return Printer(columns[:at] + [("CLUSTERS", 0), ("PROPAGATION", 0)] + columns[at:], row)
+
+
+def _ftc_row(ftc: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = ftc.get("spec") or {}, ftc.get("status") or {}
+    target = spec.get("targetType") or {}
+    kind = ".".join(p for p in (target.get("kind"), target.get("group")) if p)  # Deployment.apps, ConfigMap
+    return [(ftc.get("metadata") or {}).get("name", ""), kind,
+            spec.get("propagation", "Enabled"), status.get("propagationController", "<none>"), printers.age(ftc, now)]
+
+
+FEDERATED_KIND_PRINTERS = {
+    plural: _propagated(MEMBER_PRINTERS[plural]) for plural in ("configmaps", "secrets", "namespaces")
+}
+FEDERATED_KIND_PRINTERS["federatedtypeconfigs"] = Printer(
+    [("NAME", 0), ("KIND", 0), ("PROPAGATION", 0), ("CONTROLLER", 0), ("AGE", 0)], _ftc_row)
+FEDERATION_PRINTERS = table_specs(FEDERATED_KIND_PRINTERS)
 MEMBER_CLUSTER_PRINTERS = table_specs(
     {"services": MEMBER_SERVICE_PRINTER, "deployments": MEMBER_DEPLOYMENT_PRINTER, "replicasets": REPLICASET_PRINTER}
 )

@@ -93,6 +93,7 @@ class InformerReader:
 
     def __init__(self, registry: Registry, kinds: Iterable[Kind], *, resync_period: float | None = None) -> None:
         self.registry = registry
+        self.resync_period = resync_period
         self.sources: dict[str, RegistryListWatch] = {}
         self.informers: dict[str, Informer] = {}
         for kind in kinds:
@@ -113,6 +114,18 @@ class InformerReader:
         await asyncio.gather(*(i.stop() for i in self.informers.values()))
         for source in self.sources.values():
             source.close()
+
+    async def ensure(self, kind: Kind, timeout: float = 60.0) -> bool:
+        """An informer for ``kind`` too, started and synced (a kind federated at runtime, issue 15)."""
+        if kind.key not in self.informers:
+            source = RegistryListWatch(self.registry, kind)
+            informer = Informer(source, resync_period=self.resync_period, name=kind.key)
+            informer.add_index("namespace", by_namespace)
+            informer.add_index("owner", by_owner_uid)
+            self.sources[kind.key] = source
+            self.informers[kind.key] = informer
+            informer.start()
+        return await self.informers[kind.key].wait_for_sync(timeout)
 
     def informer(self, kind: Kind) -> Informer:
         return self.informers[kind.key]

@@ -30,6 +30,7 @@ COMMANDS = [
     ("federation.cli.token", "token"),  # issue 8
     ("federation.cli.approve", "COMMANDS"),  # issue 19
     ("federation.certs", "certs"),  # issue 8
+    ("federation.cli.federate", "federate"),  # issue 15
 ]
 
 

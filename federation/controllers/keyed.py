@@ -22,9 +22,11 @@ that tests call, reconciles every key in turn.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
+from apimachinery.backoff import Backoff
 from apimachinery.client import APIClient
 from apimachinery.informer import object_key, split_key
 from apimachinery.kinds import Kind
@@ -58,6 +60,10 @@ def without_status(obj: Object) -> tuple[Any, ...]:
     """An object as a change of it matters to the controller that writes its status."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
     return meta, {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+class NotSynced(Exception):
+    """Our view of a member's objects is not complete yet."""
 
 
 class ClusterSnapshot:
@@ -220,6 +226,36 @@ class MemberCopyController:
             if copy_ is None or ((copy_.get("metadata") or {}).get("labels") or {}).get(FEDERATION_LABEL) != label:
                 out.add(cluster)
         return out
+
+    def involved(self, snapshot: ClusterSnapshot, key: str, placed: set[str]) -> list[Object]:
+        """The Ready clusters a key's reconcile writes to: placed there, or holding a copy."""
+        return [c for c in snapshot.ready if c["metadata"]["name"] in placed
+                or self.copies.get(c["metadata"]["name"], key) is not None]
+
+    @staticmethod
+    async def sync_each(clusters: list[Object], sync: Callable[[Object], Awaitable[Any]]
+                        ) -> tuple[dict[str, Any], dict[str, BaseException]]:
+        """``sync`` in every cluster at once: (answers, failures) by cluster name; a cluster
+        whose view is not synced (:class:`NotSynced`) is in neither (its sync enqueues the key)."""
+        results = await asyncio.gather(*(sync(c) for c in clusters), return_exceptions=True)
+        answers: dict[str, Any] = {}
+        failed: dict[str, BaseException] = {}
+        for cluster, result in zip(clusters, results):
+            if isinstance(result, NotSynced):
+                continue
+            if isinstance(result, BaseException):
+                failed[cluster["metadata"]["name"]] = result
+            else:
+                answers[cluster["metadata"]["name"]] = result
+        return answers, failed
+
+    def retry_refused(self, key: str, skey: tuple[str, str], placed: set[str],
+                      backoff: Backoff[tuple[str, str, str]]) -> None:
+        """A copy a member refused: try the key again when its backoff is over."""
+        for cname in placed:
+            wait = backoff.wait((cname, skey[0], skey[1]))
+            if wait is not None:
+                self.queue.add_after(key, wait + 0.01)
 
     @staticmethod
     def requeue_if_failed(failed: dict[str, BaseException]) -> None:

@@ -15,7 +15,12 @@ member hold exactly that:
 - every create, update and refusal is an Event on the federated object.
 
 What differs per kind lives in a :class:`CopyAdapter`. The function returns the member's
-copies after the writes, for the controller's status aggregation.
+copies after the writes, for the controller's status aggregation; a caller that reports
+KubeFed's propagation status (issue 15) passes ``outcomes`` and reads each key's reason
+there (:mod:`federation.planners.propagationstatus`): ``AlreadyExists`` when the member has
+an object of that name that is not ours and the adapter does not adopt it (an adapter that
+does takes it over: the update puts our labels on it), ``CreationFailed``/``UpdateFailed``
+when the member refused or failed the write, ``WaitingForRemoval`` for a copy being removed.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from typing import Any, Protocol
 
 from apimachinery.backoff import Backoff
 from apimachinery.client import APIClient
-from apimachinery.errors import APIError, Conflict, NotFound
+from apimachinery.errors import AlreadyExists, APIError, Conflict, NotFound
 from apimachinery.kinds import Kind
 from federation.api.events import record_event
 from federation.api.registry import Registry
+from federation.planners import propagationstatus as reasons
 
 log = logging.getLogger("federation.membersync")
 
@@ -80,22 +86,43 @@ async def sync_copies(
     existing: dict[Key, Object],
     backoff: Backoff[tuple[str, str, str]],
     only: Key | None = None,
+    outcomes: dict[Key, str] | None = None,
 ) -> dict[Key, Object]:
     """Make ``cluster`` hold exactly ``wanted`` (see the module docstring); returns its copies.
 
     ``only``: this call syncs that one key (a per-key reconcile: ``wanted`` and ``existing``
-    hold at most it), so the backoff of the member's other copies is left alone."""
+    hold at most it), so the backoff of the member's other copies is left alone.
+    ``outcomes``: filled with each key's propagation reason (``""``: as wanted)."""
+    outcome = outcomes if outcomes is not None else {}
+    adopts = getattr(adapter, "adopts", None)  # (Wanted) -> bool; the kinds before issue 15 never adopt
     kind, noun = adapter.kind, adapter.noun
     copies = dict(existing)
     backoff.retain(lambda k: k[0] != cluster or (k[1], k[2]) in wanted or (only is not None and (k[1], k[2]) != only))
     for key, want in wanted.items():
         retry_key, print_ = (cluster, key[0], key[1]), fingerprint(want.desired)
-        if not backoff.ready(retry_key, print_):
-            continue
         actual = copies.get(key)
+        failed = reasons.CREATION_FAILED if actual is None else reasons.UPDATE_FAILED
+        if not backoff.ready(retry_key, print_):
+            outcome[key] = failed
+            continue
+        outcome[key] = reasons.OK
         try:
             if actual is None:
-                copies[key] = await client.post(kind.path(namespace=key[0]), want.desired)
+                try:
+                    copies[key] = await client.post(kind.path(namespace=key[0]), want.desired)
+                except AlreadyExists:
+                    if adopts is None or not adopts(want):
+                        outcome[key] = reasons.ALREADY_EXISTS  # a member's own object: not ours to overwrite
+                        log.debug("%s %s/%s in cluster %s exists and is not ours", noun, key[0], key[1], cluster)
+                        continue
+                    theirs = await client.get(kind.path(namespace=key[0], name=key[1]))
+                    copies[key] = await client.put(kind.path(namespace=key[0], name=key[1]),
+                                                   adapter.update_body(want.desired, theirs))
+                    message = f"adopted {noun} {'/'.join(k for k in key if k)} in cluster {cluster}"
+                    log.info("%s", message)
+                    record_event(registry, involved=want.owner, reason="AdoptedInCluster", message=message)
+                    backoff.succeeded(retry_key)
+                    continue
                 message = adapter.created_event(want, cluster)
                 log.info("%s", message)
                 record_event(registry, involved=want.owner, reason="CreatedInCluster", message=message)
@@ -110,6 +137,7 @@ async def sync_copies(
             if isinstance(err, Conflict):  # our view of the member lagged a write: the next pass sees it
                 log.debug("%s %s/%s in cluster %s: %s", noun, key[0], key[1], cluster, err.message)
                 continue
+            outcome[key] = failed
             if not refused(err):
                 log.warning("%s %s/%s in cluster %s: %s", noun, key[0], key[1], cluster, err.message)
                 continue
@@ -134,6 +162,8 @@ async def sync_copies(
         except APIError as err:
             if not isinstance(err, NotFound):
                 log.warning("removing %s %s/%s from cluster %s: %s", noun, key[0], key[1], cluster, err.message)
+                outcome[key] = reasons.DELETION_FAILED
                 continue
+        outcome[key] = reasons.WAITING_FOR_REMOVAL
         copies.pop(key, None)
     return copies

@@ -33,14 +33,13 @@ federation loses its shard at once.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from typing import Any
 
 from apimachinery.backoff import Backoff
 from apimachinery.workqueue import Requeue
-from federation.controllers.keyed import ClusterSnapshot, MemberCopyController
+from federation.controllers.keyed import ClusterSnapshot, MemberCopyController, NotSynced
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from apimachinery.meta import covers
@@ -145,10 +144,6 @@ class ServiceCopies:
         return None
 
 
-class NotSynced(Exception):
-    """Our view of a member's objects is not complete yet."""
-
-
 NOT_PLACED = None  # a cluster's answer for a Service it is not placed on
 
 
@@ -172,29 +167,15 @@ class PropagationController(MemberCopyController):
         namespace, name = skey
         placed = _placed(service, snapshot.trusted) if service is not None else set()
         ready = snapshot.ready
-        involved = [c for c in ready if c["metadata"]["name"] in placed
-                    or self.copies.get(c["metadata"]["name"], key) is not None]
-        results = await asyncio.gather(*(self._sync_cluster(c, snapshot, service, skey, placed) for c in involved),
-                                       return_exceptions=True)
-        observed: dict[str, dict[str, Any] | None] = {}
-        failed: dict[str, BaseException] = {}
-        for cluster, result in zip(involved, results):
-            cname = cluster["metadata"]["name"]
-            if isinstance(result, NotSynced):
-                continue  # its view's sync enqueues every key
-            if isinstance(result, BaseException):
-                failed[cname] = result
-                continue
-            observed[cname] = result
+        observed: dict[str, dict[str, Any] | None]
+        observed, failed = await self.sync_each(self.involved(snapshot, key, placed),
+                                                lambda c: self._sync_cluster(c, snapshot, service, skey, placed))
         for cluster in ready:  # Ready, synced, and neither placed nor holding a copy: nothing to do there
             cname = cluster["metadata"]["name"]
             if cname not in observed and cname not in failed and cname not in placed \
                     and self.synced(cname):
                 observed[cname] = NOT_PLACED
-        for cname in placed:  # a copy a member refused: try again when its backoff is over
-            wait = self.backoff.wait((cname, namespace, name))
-            if wait is not None:
-                self.queue.add_after(key, wait + 0.01)
+        self.retry_refused(key, skey, placed, self.backoff)
         if service is None:
             self.tombstones.seen(SERVICES.key, self.released_in(set(observed), key), snapshot.joined, owner=skey)
         elif not self._write_shards(service, snapshot, observed):

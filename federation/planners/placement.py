@@ -7,6 +7,9 @@ Federation v1 did, the federation-only parts ride in annotations:
   cluster; ``{"clusters": ["a", "b"]}`` names them; ``{"clusterSelector": {"matchLabels":
   {...}, "matchExpressions": [...]}}`` selects Cluster objects by label (KubeFed's
   ``spec.placement``).
+  ``spreadConstraints`` (Karmada's, issue 15: ``[{"spreadByField": "region", "maxGroups": 2}]``)
+  then spread the copies over the selected clusters that are Ready
+  (:mod:`federation.planners.spread`).
 - ``federation.kubernetes.io/overrides``: KubeFed's overrides, a list of
   ``{"clusterName": "a", "clusterOverrides": [{"op": "replace", "path": "/spec/...",
   "value": ...}]}``; ``op`` is ``add``, ``remove`` or ``replace`` (default ``replace``), the
@@ -28,6 +31,8 @@ from typing import Any, Iterable
 from apimachinery.jsonpatch import PatchError, apply_json_patch
 from apimachinery.meta import check_label_key, check_label_value, selector_matches
 from federation.names import OVERRIDES_ANNOTATION, PLACEMENT_ANNOTATION, PREFERENCES_ANNOTATION
+from federation.planners.health import is_ready
+from federation.planners.spread import SpreadError, parse_constraints, spread
 
 FEDERATION_ANNOTATIONS = (PLACEMENT_ANNOTATION, OVERRIDES_ANNOTATION, PREFERENCES_ANNOTATION)
 OVERRIDE_OPS = ("add", "remove", "replace")
@@ -102,8 +107,15 @@ def parse_placement(obj: dict[str, Any]) -> dict[str, Any] | None:
     if value is None:
         return None
     where = f"metadata.annotations[{PLACEMENT_ANNOTATION}]"
-    if not isinstance(value, dict) or not set(value) <= {"clusters", "clusterSelector"}:
-        raise PlacementError(f'{where}: must be {{"clusters": [names]}} or {{"clusterSelector": {{...}}}}')
+    if not isinstance(value, dict) or not set(value) <= {"clusters", "clusterSelector", "spreadConstraints"}:
+        raise PlacementError(f'{where}: must be {{"clusters": [names]}} or {{"clusterSelector": {{...}}}}'
+                             ', with "spreadConstraints" if wanted')
+    if "spreadConstraints" in value:
+        try:
+            value = {**value, "spreadConstraints": parse_constraints(value["spreadConstraints"],
+                                                                     path=f"{where}.spreadConstraints")}
+        except SpreadError as err:
+            raise PlacementError(str(err)) from None
     if "clusters" in value:
         names = value["clusters"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -114,7 +126,9 @@ def parse_placement(obj: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def placed_clusters(obj: dict[str, Any], clusters: Iterable[dict[str, Any]]) -> list[str]:
-    """Names of the Cluster objects the object's placement selects (both rules must hold)."""
+    """Names of the Cluster objects the object's placement selects (both rules must hold;
+    spread constraints then choose among the Ready ones)."""
+    clusters = list(clusters)
     placement = parse_placement(obj)
     out = []
     for cluster in clusters:
@@ -126,6 +140,12 @@ def placed_clusters(obj: dict[str, Any], clusters: Iterable[dict[str, Any]]) -> 
             if "clusterSelector" in placement and not selector_matches_labels(placement["clusterSelector"], meta.get("labels")):
                 continue
         out.append(name)
+    if placement is not None and placement.get("spreadConstraints"):
+        ready = [c for c in clusters if (c.get("metadata") or {}).get("name") in out and is_ready(c)]
+        try:
+            return spread(placement["spreadConstraints"], ready)
+        except SpreadError as err:
+            raise PlacementError(f"metadata.annotations[{PLACEMENT_ANNOTATION}].spreadConstraints: {err}") from None
     return sorted(out)
 
 
