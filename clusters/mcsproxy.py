@@ -32,7 +32,7 @@ import json
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from clusters.chaos import Chaos
 from clusters.dataplane import DataPlane
