@@ -230,6 +230,34 @@ MEMBER_CLUSTER_PRINTERS = table_specs(
     {"services": MEMBER_SERVICE_PRINTER, "deployments": MEMBER_DEPLOYMENT_PRINTER, "replicasets": REPLICASET_PRINTER}
 )
 
+
+# Multi-Cluster Services (issue 14): the columns kubectl shows for the MCS kinds.
+def _serviceimport_row(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec = obj.get("spec") or {}
+    clusters = [c.get("cluster", "") for c in (obj.get("status") or {}).get("clusters") or [] if isinstance(c, dict)]
+    return [(obj.get("metadata") or {}).get("name", ""), spec.get("type", ""), ",".join(spec.get("ips") or []) or printers.NONE,
+            ",".join(clusters) or printers.NONE, printers.age(obj, now)]
+
+
+def _serviceexport_row(obj: dict[str, Any], now: datetime) -> list[Any]:
+    conditions = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or [] if isinstance(c, dict)}
+    cell = lambda t: (conditions[t].get("status", "") + (f" ({conditions[t].get('reason')})" if conditions[t].get("reason") else "")  # noqa: E731
+                      if t in conditions else printers.NONE)
+    return [(obj.get("metadata") or {}).get("name", ""), cell("Valid"), cell("Conflict"), printers.age(obj, now)]
+
+
+def _clusterproperty_row(obj: dict[str, Any], now: datetime) -> list[Any]:
+    return [(obj.get("metadata") or {}).get("name", ""), (obj.get("spec") or {}).get("value", ""), printers.age(obj, now)]
+
+
+SERVICEIMPORT_PRINTER = Printer([("NAME", 0), ("TYPE", 0), ("IP", 0), ("CLUSTERS", 0), ("AGE", 0)], _serviceimport_row)
+MEMBER_CLUSTER_PRINTERS.update({
+    "serviceimports": SERVICEIMPORT_PRINTER,
+    "serviceexports": Printer([("NAME", 0), ("VALID", 0), ("CONFLICT", 0), ("AGE", 0)], _serviceexport_row),
+    "clusterproperties": Printer([("NAME", 0), ("VALUE", 0), ("AGE", 0)], _clusterproperty_row),
+})
+FEDERATION_PRINTERS["serviceimports"] = SERVICEIMPORT_PRINTER
+
 # --- negotiation and rendering --------------------------------------------------------
 
 
