@@ -513,4 +513,27 @@ class LocalFederation:
                 return False
             return all(n in found and is_ready(found[n]) and (found[n].get("status") or {}).get("zones") for n in names)
 
-        await self.wait_for(all_ready, timeout, f"clusters {', '.join(names)} to be Ready")
+        try:
+            await self.wait_for(all_ready, timeout, f"clusters {', '.join(names)} to be Ready")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}\n{await self._readiness_report(names)}") from None
+
+    async def _readiness_report(self, names: list[str]) -> str:
+        """What each cluster's object says and the last lines each process wrote: why a
+        federation did not come up, in the error itself (CI keeps nothing else)."""
+        try:
+            found = await self.clusters()
+        except Exception as e:  # noqa: BLE001
+            found, lines = {}, [f"listing clusters failed: {e}"]
+        else:
+            lines = []
+        for name in names:
+            status = (found.get(name) or {}).get("status") or {}
+            conditions = [(c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or []]
+            lines.append(f"{name}: {'registered' if name in found else 'not registered'}, "
+                         f"conditions {conditions}, zones {status.get('zones')}")
+        for child in self.children.values():
+            state = "running" if child.running else f"exited {child.proc.returncode if child.proc else None}"
+            lines.append(f"--- {child.name} ({state}), last lines:")
+            lines.extend("    " + line for line in list(child.lines)[-6:])
+        return "\n".join(lines)

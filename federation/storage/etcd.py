@@ -330,7 +330,12 @@ class EtcdStore:
     # -------------------------------------------------------------- compaction
 
     def compact(self, rv: int) -> None:
-        """Compact etcd's history up to ``rv`` (watches from before it cannot resume at etcd)."""
+        """Compact etcd's history up to ``rv`` (watches from before it cannot resume at etcd).
+
+        The feed first catches up with this replica's own writes: etcd cancels a watch that
+        is still behind the compacted revision, and the replica would lose the history its
+        watch cache was about to hold."""
+        self._caught_up()
         try:
             self._gw.call("/v3/kv/compaction", {"revision": str(rv)})
         except EtcdError as e:
