@@ -160,6 +160,9 @@ class LeaderElector:
         """One retry period's work: try, then start or stop the controllers on a change."""
         try:
             held = self.try_acquire_or_renew()
+        except st.ServiceUnavailable as e:  # the store is down: one line, no traceback
+            log.warning("leader election attempt failed: %s", e)
+            held = False
         except Exception:  # noqa: BLE001 - a store hiccup is a failed attempt, never the end of the campaign
             log.warning("leader election attempt failed", exc_info=True)
             held = False

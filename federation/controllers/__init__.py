@@ -17,6 +17,7 @@ import logging
 import random
 from typing import Awaitable, Callable, Protocol
 
+from apimachinery.errors import ServiceUnavailable
 from apimachinery.metrics import reconciling
 from apimachinery.workqueue import WorkQueue, run_workers
 from federation.api.registry import WatchHub
@@ -52,9 +53,11 @@ async def run_forever(
             failures = 0
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a controller must outlive its bugs
+        except Exception as e:  # noqa: BLE001 - a controller must outlive its bugs
             failures += 1
-            if failures == 1:
+            if failures == 1 and isinstance(e, ServiceUnavailable):  # the store is down: one line
+                log.warning("%s: reconcile failed: %s; retrying with backoff", name, e)
+            elif failures == 1:
                 log.exception("%s: reconcile failed; retrying with backoff", name)
             delay = min(max_backoff, period * 2**failures) * random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)

@@ -27,7 +27,7 @@ from federation.names import LEGACY_REGION_LABEL, LEGACY_ZONE_LABEL, REGION_LABE
 from federation.api.registry import Registry
 from federation.resources import CLUSTERS, LEASES
 from federation.settings import Settings
-from apimachinery.errors import APIError, Conflict, NotFound
+from apimachinery.errors import APIError, Conflict, NotFound, ServiceUnavailable
 
 log = logging.getLogger("federation.planners.health")
 
@@ -74,7 +74,8 @@ class HealthController:
         for cluster, result in zip(clusters, results):
             # One member's odd answer must not stop the health of all the others (issue 19).
             if isinstance(result, Exception):
-                log.warning("checking cluster %s failed: %s", cluster["metadata"]["name"], result, exc_info=result)
+                log.warning("checking cluster %s failed: %s", cluster["metadata"]["name"], result,
+                            exc_info=None if isinstance(result, ServiceUnavailable) else result)
 
     async def _probe(self, cluster: dict[str, Any]) -> tuple[str, str]:
         client = self.members.for_cluster(cluster)

@@ -47,7 +47,7 @@ class Child:
     argv: list[str]
     proc: asyncio.subprocess.Process | None = None
     reader: asyncio.Task[None] | None = None
-    lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=400))
+    lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=5000))
 
     @property
     def running(self) -> bool:
