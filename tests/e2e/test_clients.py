@@ -11,7 +11,9 @@ with ``details``, which kubectl reads).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 
 import pytest
 from kubernetes import client as k8s
@@ -274,3 +276,29 @@ DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
 
 def revisions(history: str) -> list[str]:
     return [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
+
+
+@needs_kubectl
+def test_kubectl_wait_through_watchlist(server, tmp_path):
+    """client-go's WatchList (KUBE_FEATURE_WatchListClient): kubectl wait's informer opens one
+    ``sendInitialEvents=true`` watch instead of a list, and its reflector must see the
+    ``k8s.io/initial-events-end`` bookmark before it trusts its cache; then it waits on."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "flag"}, "data": {"x": "1"}}
+    path = "/api/v1/namespaces/default/configmaps"
+    assert http("POST", server + path, cm)[0] == 201
+    env = {**os.environ, "KUBE_FEATURE_WatchListClient": "true"}
+    waiting = subprocess.Popen(
+        [KUBECTL, "--server", server, "--cache-dir", str(tmp_path / "cache"), "-v=6", "wait",
+         "--for=jsonpath={.data.x}=2", "configmap/flag", "--timeout=30s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(1.0)  # most likely after kubectl's watch opened: the change then comes as an event
+        assert http("PATCH", server + path + "/flag", {"data": {"x": "2"}},
+                    content_type="application/merge-patch+json")[0] == 200
+        out, err = waiting.communicate(timeout=40)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 0 and "condition met" in out, err[-2000:]
+    assert "sendInitialEvents=true" in err, err[-2000:]
+    assert "received the bookmark that marks the end of initial events stream" in err, err[-2000:]
