@@ -67,7 +67,7 @@ def main() -> int:
     print(f"valid queries:    {ref['sent']:>9,} in {ref['elapsed']:6.1f} s = {rate['valid']:8,.0f}/s")
     print(f"mutated packets:  {bad['sent']:>9,} in {bad['elapsed']:6.1f} s = {rate['mutated']:8,.0f}/s "
           f"({rate['mutated'] / rate['valid']:.2f}x the valid rate); {bad['seen']:,} read by the responder, "
-          f"{bad['dropped']:,} dropped by its limits")
+          f"{bad['dropped']:,} left unanswered (no readable question, or a response: dropped as the handler's rules say)")
     print(f"replies by rcode: {json.dumps(bad['rcodes'], sort_keys=True)}")
     for pid, kb in sorted(bad["rss_peak"].items()):
         start = bad["rss_start"].get(pid, kb)
