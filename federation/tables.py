@@ -336,3 +336,20 @@ class KindTables:
                include_object: str) -> dict[str, Any]:
         return to_table(res.plural, items, resource_version=resource_version, headers=headers,
                         include_object=include_object, printers_by_plural=self.printers)
+
+
+def text_table(printer: Printer, objs: Sequence[dict[str, Any]], now: datetime, *, all_namespaces: bool = False,
+               wide: bool = False) -> str:
+    """The CLI's text of a kind that has only a server-side printer (the same columns kubectl
+    prints for it): wide columns with ``-o wide``, ``NAMESPACE`` first with ``-A``."""
+    shown = [i for i, (_, priority) in enumerate(printer.columns) if wide or priority == 0]
+    headers = [printer.columns[i][0] for i in shown]
+    rows = []
+    for obj in objs:
+        cells = printer.row(obj, now)
+        row = [str(cells[i]) for i in shown]
+        if all_namespaces:
+            row.insert(0, (obj.get("metadata") or {}).get("namespace", ""))
+        rows.append(row)
+    return printers.format_table((["NAMESPACE"] if all_namespaces else []) + headers, rows)
+

@@ -33,7 +33,7 @@ from apimachinery import decoding
 from apimachinery.transport import InsecureTokenTransport, is_loopback_host, warn_token_transport
 from apimachinery.kinds import Kind, KindTable
 from federation.resources import ALL, EVENTS
-from federation import printers
+from federation import printers, tables
 from federation.names import DEFAULT_SERVER
 from apimachinery.meta import covers
 from apimachinery.client import error_from_response
@@ -288,10 +288,13 @@ def print_objects(
     now = datetime.now(timezone.utc)
     if res is EVENTS:
         objs = printers.sort_events(objs)
-    click.echo(
-        printers.table(res.plural, objs, now, all_namespaces=all_namespaces and res.namespaced, wide=output == "wide"),
-        nl=False,
-    )
+    across, wide = all_namespaces and res.namespaced, output == "wide"
+    if res.plural in printers.TABLES:
+        text = printers.table(res.plural, objs, now, all_namespaces=across, wide=wide)
+    else:  # a kind only the server-side printers know (ConfigMaps, FederatedTypeConfigs, ...)
+        printer = tables.FEDERATION_PRINTERS.get(res.plural) or tables.default_printer()
+        text = tables.text_table(printer, objs, now, all_namespaces=across, wide=wide)
+    click.echo(text, nl=False)
 
 
 # --- get ------------------------------------------------------------------------------

@@ -260,6 +260,22 @@ def test_get_dnsrecords_table(kubectl) -> None:
     assert result.stdout == "" or lines(result.stdout)[0] == ["NAME", "TYPE", "TTL", "TARGETS"]
 
 
+def test_get_every_kind_prints_a_table(kubectl) -> None:
+    """Every kind the federation serves prints through ``get`` (a kind with only a
+    server-side printer once raised KeyError): the table the server gives kubectl."""
+    from federation.resources import ALL
+
+    assert kubectl("apply", "-f", "-", input=(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flags, namespace: default}\ndata: {a: '1'}\n")).exit_code == 0
+    for kind in ALL:
+        for extra in ((), ("-A",), ("-o", "wide")):
+            result = kubectl("get", kind.plural, *extra)
+            assert result.exit_code == 0 and "Traceback" not in result.output, (kind.plural, extra, result.output)
+    cm = lines(kubectl("get", "configmaps").stdout)
+    assert cm[0][:2] == ["NAME", "DATA"] and cm[1][:2] == ["flags", "1"], cm
+    assert lines(kubectl("get", "cm", "-A").stdout)[0][:2] == ["NAMESPACE", "NAME"]
+
+
 # --- describe -------------------------------------------------------------------------
 
 
