@@ -317,14 +317,15 @@ class ResourceAPI:
                         warnings: list[str] | None = None) -> web.Response:
         if self.tables.wants(request.headers.get("Accept")):
             rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
-            return json_response(self._table(request, res, [obj], rv), status)
+            return json_response(self._table(request, res, [obj], rv), status, warnings=warnings)
         return json_response(obj, status, warnings=warnings)
 
-    def list_response(self, request: web.Request, res: Kind, items: list[Object], rv: int) -> web.Response:
+    def list_response(self, request: web.Request, res: Kind, items: list[Object], rv: int,
+                      warnings: list[str] | None = None) -> web.Response:
         if self.tables.wants(request.headers.get("Accept")):
-            return json_response(self._table(request, res, items, str(rv)))
+            return json_response(self._table(request, res, items, str(rv)), warnings=warnings)
         return json_response({"apiVersion": res.api_version, "kind": f"{res.kind}List",
-                              "metadata": {"resourceVersion": str(rv)}, "items": items})
+                              "metadata": {"resourceVersion": str(rv)}, "items": items}, warnings=warnings)
 
     def _table(self, request: web.Request, res: Kind, items: list[Object], rv: str, *, headers: bool = True) -> Object:
         return self.tables.render(res, items, resource_version=rv, headers=headers,
@@ -336,8 +337,21 @@ class ResourceAPI:
     def _ns(request: web.Request, res: Kind) -> str:
         return request.match_info.get("namespace", "") if res.namespaced else ""
 
+    @staticmethod
+    def _consistent(request: web.Request) -> bool:
+        """False for ``?resourceVersion=0``, a read at any version (Kubernetes serves those
+        from its watch cache): without its quorum the storage may answer it from a copy
+        that is behind, and says so in a ``Warning``; a consistent read fails (503) instead."""
+        return request.query.get("resourceVersion") != "0"
+
+    def _stale(self, consistent: bool) -> list[str]:
+        reason = None if consistent else self.storage.stale_reason()
+        return [f"this read may be stale: {reason}"] if reason else []
+
     async def get(self, request: web.Request, res: Kind) -> web.Response:
-        return self.object_response(request, res, self.storage.get(res, self._ns(request, res), request.match_info["name"]))
+        consistent = self._consistent(request)
+        obj = self.storage.get(res, self._ns(request, res), request.match_info["name"], consistent=consistent)
+        return self.object_response(request, res, obj, warnings=self._stale(consistent))
 
     @staticmethod
     def selectors(request: web.Request, res: Kind) -> Callable[[Object], bool]:
@@ -361,17 +375,19 @@ class ResourceAPI:
                 raise st.APIError(405, f"watching {res.qualified} is not supported by this server",
                                   reason="MethodNotAllowed")
             return await self.watch(request, res, namespace, matches)
-        items, rv = self.storage.list(res, namespace)
+        consistent = self._consistent(request)
+        items, rv = self.storage.list(res, namespace, consistent=consistent)
+        warnings = self._stale(consistent)
         items = [o for o in items if matches(o)]
         page = paginate(request, items)
         if page is None:
-            return self.list_response(request, res, items, rv)
+            return self.list_response(request, res, items, rv, warnings=warnings)
         chunk, token, remaining = page
-        resp = self.list_response(request, res, chunk, rv)
+        resp = self.list_response(request, res, chunk, rv, warnings=warnings)
         if token and not self.tables.wants(request.headers.get("Accept")):
             body = json.loads(resp.body)
             body["metadata"].update({"continue": token, "remainingItemCount": remaining})
-            resp = json_response(body)
+            resp = json_response(body, warnings=warnings)
         return resp
 
     # -------------------------------------------------------------- writes

@@ -63,12 +63,17 @@ class WatchSource(Protocol):
 class Storage(Protocol):
     watch: WatchSource
 
-    def get(self, kind: Kind, namespace: str, name: str) -> Object:
-        """The object, or :class:`~apimachinery.errors.NotFound`."""
+    def get(self, kind: Kind, namespace: str, name: str, *, consistent: bool = True) -> Object:
+        """The object, or :class:`~apimachinery.errors.NotFound`. ``consistent=False`` is a
+        read at any resourceVersion (``?resourceVersion=0``), which a replicated storage
+        without its quorum may answer from a copy that is behind."""
+
+    def stale_reason(self) -> str | None:
+        """Why a ``consistent=False`` read may now be behind (a ``Warning`` for the client), or None."""
 
     def find(self, kind: Kind, namespace: str, name: str) -> Object | None: ...
 
-    def list(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:
+    def list(self, kind: Kind, namespace: str | None, *, consistent: bool = True) -> tuple[list[Object], int]:
         """Every object of ``kind`` (in ``namespace``, or all), and the list's resourceVersion."""
 
     async def snapshot(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:

@@ -140,7 +140,10 @@ class MemberStorage:
 
     # -------------------------------------------------------------- reads
 
-    def get(self, kind: Kind, namespace: str, name: str) -> Object:
+    def stale_reason(self) -> str | None:
+        return None  # the member's state is in this process: every read is current
+
+    def get(self, kind: Kind, namespace: str, name: str, *, consistent: bool = True) -> Object:
         obj = self.find(kind, namespace, name)
         if obj is None:
             raise st.not_found(kind.plural, name, kind.group)
@@ -155,7 +158,7 @@ class MemberStorage:
                          if e["metadata"].get("namespace") == namespace and e["metadata"]["name"] == name), None)
         return table.get((namespace, name))
 
-    def list(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:
+    def list(self, kind: Kind, namespace: str | None, *, consistent: bool = True) -> tuple[list[Object], int]:
         self.feed.sync()  # so the list's resourceVersion and the watch log agree
         items = [o for o in self._table(self.state, kind).values()
                  if namespace is None or o["metadata"].get("namespace") == namespace]

@@ -137,8 +137,8 @@ class Registry:
 
     # -------------------------------------------------------------- reads
 
-    def get(self, res: Kind, namespace: str, name: str) -> dict[str, Any]:
-        obj = self.store.get(res.key, namespace, name)
+    def get(self, res: Kind, namespace: str, name: str, *, consistent: bool = True) -> dict[str, Any]:
+        obj = self.store.get(res.key, namespace, name, consistent=consistent)
         if obj is None:
             raise st.not_found(res.plural, name, res.group)
         return obj
@@ -146,8 +146,13 @@ class Registry:
     def find(self, res: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         return self.store.get(res.key, namespace, name)
 
-    def list(self, res: Kind, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        return self.store.list(res.key, namespace)
+    def list(self, res: Kind, namespace: str | None = None, *,
+             consistent: bool = True) -> tuple[list[dict[str, Any]], int]:
+        return self.store.list(res.key, namespace, consistent=consistent)
+
+    def stale_reason(self) -> str | None:
+        """Why a read at any resourceVersion may now be behind (no etcd quorum), or None."""
+        return self.store.stale_reason()
 
     # -------------------------------------------------------------- writes
 

@@ -124,13 +124,17 @@ class FederationStorage:
 
     # -------------------------------------------------------------- reads
 
-    def get(self, kind: Kind, namespace: str, name: str) -> Object:
+    def stale_reason(self) -> str | None:
+        return self.registry.stale_reason()
+
+    def get(self, kind: Kind, namespace: str, name: str, *, consistent: bool = True) -> Object:
         if kind.key == FEDERATION_REPLICASETS.key:
-            found = next((r for r in self.list(kind, namespace)[0] if r["metadata"]["name"] == name), None)
+            found = next((r for r in self.list(kind, namespace, consistent=consistent)[0]
+                          if r["metadata"]["name"] == name), None)
             if found is None:
                 raise st.not_found(kind.plural, name, kind.group)
             return found
-        return self.registry.get(kind, namespace, name)
+        return self.registry.get(kind, namespace, name, consistent=consistent)
 
     def find(self, kind: Kind, namespace: str, name: str) -> Object | None:
         try:
@@ -138,13 +142,14 @@ class FederationStorage:
         except st.NotFound:
             return None
 
-    def list(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:
+    def list(self, kind: Kind, namespace: str | None, *, consistent: bool = True) -> tuple[list[Object], int]:
         if kind.key == FEDERATION_REPLICASETS.key:
-            revisions, rv = self.registry.list(CONTROLLERREVISIONS, namespace)
-            deployments = {d["metadata"]["uid"]: d for d in self.registry.list(DEPLOYMENTS, namespace)[0]}
+            revisions, rv = self.registry.list(CONTROLLERREVISIONS, namespace, consistent=consistent)
+            deployments = {d["metadata"]["uid"]: d
+                           for d in self.registry.list(DEPLOYMENTS, namespace, consistent=consistent)[0]}
             sets = [rs for r in revisions if (rs := replicaset_of(r, deployments)) is not None]
             return sets, rv
-        return self.registry.list(kind, namespace)
+        return self.registry.list(kind, namespace, consistent=consistent)
 
     async def snapshot(self, kind: Kind, namespace: str | None) -> tuple[list[Object], int]:
         return await asyncio.to_thread(self.list, kind, namespace)

@@ -143,9 +143,9 @@ class EtcdStore:
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
         return obj
 
-    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, path: str, body: dict[str, Any], *, local: bool = False) -> dict[str, Any]:
         try:
-            return self._gw.call(path, body)
+            return (self._gw.call_local if local else self._gw.call)(path, body)
         except EtcdUnavailable as e:
             raise StoreUnavailable(f"the federation's store (etcd) is unavailable: {e}", retry_after=1) from None
         except EtcdError as e:
@@ -171,14 +171,34 @@ class EtcdStore:
     def oldest(self) -> int:
         return self._log.oldest
 
-    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
-        answer = self._call("/v3/kv/range", {"key": b64(self._key(resource, namespace, name))})
+    def stale_reason(self) -> str | None:
+        """Why a read at any resourceVersion may now be behind: this replica's last request
+        that needed etcd's quorum failed (no leader, members down, or cut off)."""
+        why = self._gw.unavailable
+        return None if why is None else f"the federation's store (etcd) has no quorum for this API server ({why})"
+
+    def _range(self, body: dict[str, Any], consistent: bool) -> dict[str, Any]:
+        """A range read: linearizable (through etcd's leader, as kube-apiserver's quorum
+        reads), or for ``consistent=False`` serializable from whichever member answers once
+        the quorum is in doubt, so a read at any resourceVersion is served, possibly behind
+        (:meth:`stale_reason` says so), while etcd has no quorum."""
+        if consistent or self._gw.unavailable is None:
+            try:
+                return self._call("/v3/kv/range", body)
+            except StoreUnavailable:
+                if consistent:
+                    raise
+        return self._call("/v3/kv/range", {**body, "serializable": True}, local=True)
+
+    def get(self, resource: str, namespace: str, name: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        answer = self._range({"key": b64(self._key(resource, namespace, name))}, consistent)
         kvs = answer.get("kvs") or []
         return self._decode(kvs[0].get("value"), int(kvs[0]["mod_revision"])) if kvs else None
 
-    def list(self, resource: str, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list(self, resource: str, namespace: str | None = None, *,
+             consistent: bool = True) -> tuple[list[dict[str, Any]], int]:
         start = self._root + (f"{resource}/{namespace}/" if namespace else f"{resource}/").encode()
-        answer = self._call("/v3/kv/range", {"key": b64(start), "range_end": b64(prefix_end(start))})
+        answer = self._range({"key": b64(start), "range_end": b64(prefix_end(start))}, consistent)
         rows = []
         for kv in answer.get("kvs") or []:
             parsed = self._parse_key(unb64(kv["key"]))

@@ -91,6 +91,7 @@ class Gateway:
         self.timeout = timeout
         self.fail_fast = fail_fast
         self._down: tuple[float, str] | None = None  # (monotonic time until which we fail fast, why)
+        self._last_failure: str | None = None
         self._current = 0  # the member that answered last
         self._local = threading.local()
         self._watch_lock = threading.Lock()
@@ -116,6 +117,17 @@ class Gateway:
         if conn is not None:
             conn.close()
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why the last request that needed etcd's quorum failed, or None if it succeeded."""
+        return self._last_failure
+
+    def call_local(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A request any member answers from its own copy (a serializable range read, which
+        needs no quorum): not held back by the fail-fast window, and its outcome says
+        nothing about the quorum."""
+        return self._call(path, body)
+
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` to ``path`` (``/v3/kv/range``...) and return etcd's answer."""
         down = self._down
@@ -125,8 +137,9 @@ class Gateway:
             answer = self._call(path, body)
         except EtcdUnavailable as err:
             self._down = (time.monotonic() + self.fail_fast, str(err))
+            self._last_failure = str(err)
             raise
-        self._down = None
+        self._down = self._last_failure = None
         return answer
 
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -85,8 +85,13 @@ class Store(Protocol):
     # registry does not publish its writes itself (federation/store_etcd.py).
     shared: bool
 
-    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def list(self, resource: str, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]: ...
+    # ``consistent=False`` is a read at any resourceVersion (``?resourceVersion=0``): a store
+    # without its quorum may answer it from a copy that is behind, and ``stale_reason()``
+    # then says why (a ``Warning`` header for the client); None when it is known current.
+    def get(self, resource: str, namespace: str, name: str, *, consistent: bool = True) -> dict[str, Any] | None: ...
+    def list(self, resource: str, namespace: str | None = None, *,
+             consistent: bool = True) -> tuple[list[dict[str, Any]], int]: ...
+    def stale_reason(self) -> str | None: ...
     def create(self, resource: str, namespace: str, name: str, obj: dict[str, Any]) -> tuple[dict[str, Any], Event]: ...
     def update(
         self, resource: str, namespace: str, name: str, obj: dict[str, Any], expected_rv: int | None
@@ -278,14 +283,18 @@ class SQLiteStore:
             self._db.close()
             self._release_file()
 
-    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+    def stale_reason(self) -> str | None:
+        return None  # one process owns the file: every read is current
+
+    def get(self, resource: str, namespace: str, name: str, *, consistent: bool = True) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
                 "SELECT body FROM objects WHERE resource=? AND namespace=? AND name=?", (resource, namespace, name)
             ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def list(self, resource: str, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list(self, resource: str, namespace: str | None = None, *,
+             consistent: bool = True) -> tuple[list[dict[str, Any]], int]:
         # Rows are read under the lock, decoded outside it: a big list read in a worker
         # thread must not hold up writes on the event loop while it parses JSON.
         with self._lock:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import dns.exception
 import dns.message
 import dns.query
@@ -139,6 +140,18 @@ async def writer(fed: LocalFederation, first: int, tag: str, seconds: float) -> 
     return acknowledged, failed
 
 
+async def any_version_read(fed: LocalFederation) -> tuple[int, list[str], set[str]]:
+    """A list at any resourceVersion (``?resourceVersion=0``) from API server 0: its
+    status, its ``Warning`` headers and the names it holds."""
+    url = fed.api_urls.split(",")[0] + SVC
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        headers = {"Authorization": f"Bearer {fed.admin_token}"} if fed.admin_token else {}
+        async with session.get(url, params={"resourceVersion": "0"}, ssl=False, headers=headers) as resp:
+            body = await resp.json(content_type=None)
+            names = {o["metadata"]["name"] for o in body.get("items") or []}
+            return resp.status, resp.headers.getall("Warning", []), names
+
+
 async def every_service(fed: LocalFederation) -> list[str]:
     return [s["metadata"]["name"] for s in (await fed.api.get(SVC))["items"]]
 
@@ -184,6 +197,8 @@ async def test_one_etcd_member_down_writes_go_on_two_down_they_fail_fast_and_not
                                  "spec": {"ports": [{"port": 80}]}}, timeout=20)
         return time.monotonic() - began
 
+    fresh = await any_version_read(fed)
+    assert fresh[0] == 200 and not fresh[1], f"a read with quorum warned it may be stale: {fresh[1]}"
     await fed.kill_etcd(0)
     for i in range(20):
         await create(f"one-down-{i}")
@@ -195,6 +210,17 @@ async def test_one_etcd_member_down_writes_go_on_two_down_they_fail_fast_and_not
     assert refused.value.code == 503, refused.value
     assert waited < 15, f"a write without quorum hung {waited:.1f} s"
     assert await asyncio.to_thread(global_answer, fed), "DNS went silent without etcd quorum"
+    # A consistent read fails as the write did; a read at any version (resourceVersion=0) is
+    # served from the surviving member's copy and says it may be stale.
+    with pytest.raises(APIError) as unread:
+        await fed.api.get(SVC, timeout=20)
+    assert unread.value.code == 503, unread.value
+    began = time.monotonic()
+    status, warnings, names = await any_version_read(fed)
+    stale_took = time.monotonic() - began
+    assert status == 200, (status, warnings)
+    assert warnings and all(w.startswith('299 - "this read may be stale') for w in warnings), warnings
+    assert {f"one-down-{i}" for i in range(20)} <= names
 
     await fed.start_etcd_member(0)
     await fed.start_etcd_member(1)
@@ -209,7 +235,11 @@ async def test_one_etcd_member_down_writes_go_on_two_down_they_fail_fast_and_not
             await asyncio.sleep(0.5)
     stored = set(await every_service(fed))
     assert {f"one-down-{i}" for i in range(20)} | {"quorum-again"} <= stored
-    print(f"two etcd members down: a write refused with 503 after {waited:.1f} s")
+    stale_warning = warnings[0]
+    status, warnings, _ = await any_version_read(fed)
+    assert status == 200 and not warnings, f"a read with quorum back still warned: {warnings}"
+    print(f"two etcd members down: a write refused with 503 after {waited:.1f} s; a resourceVersion=0 list "
+          f"answered 200 in {stale_took:.2f} s with Warning: {stale_warning}")
 
 
 async def test_a_leader_cut_off_from_etcd_steps_down_and_another_leads(fed):
