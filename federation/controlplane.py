@@ -87,7 +87,8 @@ class ControllerManager:
         propagation = PropagationController(registry, settings, propagation_members, reader=reader)
         dataplane = DataPlaneController(registry, settings, MemberClients(timeout=settings.dataplane_timeout, **member_kw),
                                         reader=reader)
-        dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable, reader=reader)
+        dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable,
+                                  reachable=dataplane.reachable, reader=reader)
         dataplane.on_change = dns.services_changed
         events = EventCollector(registry, ttl=settings.event_ttl)
         # Federated Deployments (issue 7): their own member clients, as propagation has.

@@ -48,6 +48,11 @@ class Settings:
     lease_namespace: str = LEASE_NAMESPACE
     offline_records: str = flag("keep", "What an Offline cluster's DNS records do: keep the last known, or remove "
                                         "them (docs/failover.md).", type=click.Choice(["keep", "remove"]))
+    offline_keep_seconds: float = flag(300.0, "With --offline-records keep: seconds an Offline cluster's records are "
+                                              "kept at most; after that only addresses the data-plane probers vote "
+                                              "up stay (docs/dns.md, \"Strategies\").", type=click.FloatRange(0))
+    dns_fail_open: bool = flag(False, "When no shard of a service is healthy anywhere, answer every last-known "
+                                      "shard instead of nothing (a Service's dns-fail-open annotation overrides it).")
     dataplane_checks: bool = flag(True, "Probe every shard's LB address from the federation and every member; "
                                         "remove it on a majority vote.")
     dataplane_period: float = flag(0.5, "Seconds between data-plane probes.", type=click.FloatRange(0.05))

@@ -237,10 +237,14 @@ class Handler:
         """Render the reply to this query in every rotation, keep them, and send the first."""
         bits, variants = table.rotations(qname, qtype)
         tails, truncs = [], []
+        composed: dict[int, tuple[bytes, bool]] = {}  # a weighted schedule repeats its variants
         for variant in variants:
-            reply, truncated = self._compose(qid, flags, question, bits, variant, edns_size, do, tcp)
-            tails.append(reply[2:])
-            truncs.append(truncated)
+            done = composed.get(id(variant))
+            if done is None:
+                reply, truncated = self._compose(qid, flags, question, bits, variant, edns_size, do, tcp)
+                done = composed[id(variant)] = (reply[2:], truncated)
+            tails.append(done[0])
+            truncs.append(done[1])
         cache = self._tcp_replies if tcp else self._udp_replies
         if len(cache) >= self.cache_limit:
             cache.clear()  # a flood of names: start again rather than grow

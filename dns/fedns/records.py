@@ -48,6 +48,9 @@ class RecordSet:
     # Set by fedns.topology on a per-client copy: sizes of the nearest-first groups of
     # ``rdatas``; round robin rotates inside each group. () means one group.
     tiers: tuple[int, ...] = ()
+    # Issue 16: "weighted" or "nearest" (answered so); "" and the others: round robin.
+    strategy: str = ""
+    weights: tuple[float, ...] = ()  # strategy weighted: one per rdata
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,29 @@ def parse_spec(spec: Mapping[str, Any], *, source: str | None = None) -> RecordS
     if rtype == "CNAME" and len(rdatas) != 1:
         raise InvalidRecord(f"{who}: spec.targets: a CNAME has exactly one target, not {len(rdatas)}")
     placements = _placements(spec.get("placements"), rdatas) if rtype in ("A", "AAAA") else ()
-    return RecordSet(name, rtype, ttl, tuple(rdatas), placements)
+    strategy, weights = _strategy(spec, targets, rdatas, who) if rtype in ("A", "AAAA") else ("", ())
+    return RecordSet(name, rtype, ttl, tuple(rdatas), placements, strategy=strategy, weights=weights)
+
+
+STRATEGIES = ("roundRobin", "weighted", "failover", "nearest")
+
+
+def _strategy(spec: Mapping[str, Any], targets: Any, rdatas: list[str], who: str) -> tuple[str, tuple[float, ...]]:
+    """``spec.strategy`` and, for weighted, ``spec.weights`` (one number per target)."""
+    strategy = spec.get("strategy") or ""
+    if strategy and strategy not in STRATEGIES:
+        raise InvalidRecord(f"{who}: spec.strategy: {strategy!r} must be one of {', '.join(STRATEGIES)}")
+    if strategy != "weighted":
+        return ("" if strategy in ("", "roundRobin", "failover") else strategy), ()
+    raw = spec.get("weights")
+    if not isinstance(raw, (list, tuple)) or len(raw) != len(targets):
+        raise InvalidRecord(f"{who}: spec.weights: strategy weighted needs one weight per target ({len(targets)})")
+    weights: dict[str, float] = {}
+    for i, (value, w) in enumerate(zip(targets, raw)):
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1e6:
+            raise InvalidRecord(f"{who}: spec.weights[{i}]: {w!r} must be a number between 0 and 1000000")
+        weights.setdefault(_target(spec["type"].upper(), value, f"{who}: spec.targets[{i}]"), float(w))
+    return "weighted", tuple(weights[r] for r in rdatas)
 
 
 def _placements(raw: Any, rdatas: list[str]) -> tuple[Placement, ...]:
@@ -229,7 +254,13 @@ def merge(parsed: Iterable[RecordSet]) -> tuple[RecordSet, list[str]]:
         rdatas = merged.rdatas + tuple(r for r in rs.rdatas if r not in merged.rdatas)
         known = {p.target for p in merged.placements}
         placements = merged.placements + tuple(p for p in rs.placements if p.target not in known)
-        merged = RecordSet(rs.name, rs.type, min(merged.ttl, rs.ttl), rdatas, placements)
+        weights = ()
+        if merged.weights and rs.weights:
+            extra = dict(zip(rs.rdatas, rs.weights))
+            weights = merged.weights + tuple(extra[r] for r in rs.rdatas if r not in merged.rdatas)
+        merged = RecordSet(rs.name, rs.type, min(merged.ttl, rs.ttl), rdatas, placements,
+                           strategy=merged.strategy if weights or merged.strategy != "weighted" else "",
+                           weights=weights)
     assert merged is not None, "merge() needs at least one record set"
     return merged, problems
 

@@ -42,6 +42,7 @@ import dns.rdata
 
 from fedns.encode import sections
 from fedns.records import RecordSet
+from fedns.weights import schedule
 from fedns.zone import (
     AAAA,
     ANY,
@@ -159,6 +160,9 @@ def render(qname: bytes, res: Resolution, tails: dict[bytes, bytes] | None = Non
         # Over 64 KB even without additional data: nothing sensible fits. Never happens
         # with the planner's records; say so rather than send a broken message.
         return Prepared(FLAG_AA | SERVFAIL, [EMPTY])
+    weighted = next((rs for rs in res.answer + res.additional if rs.weights and len(rs.rdatas) > 1), None)
+    if weighted is not None:  # issue 16: the rotations in weighted order (fedns.weights)
+        variants = [variants[i] for i in schedule(weighted.weights[:count])]
     if apart is not None:
         assert tails is not None
         return WithSOA(flags, variants, apart[1], apart[2], tails)

@@ -135,13 +135,20 @@ def order(rs: RecordSet, place: Place, *, nearest_only: bool) -> RecordSet:
     return replace(rs, rdatas=tuple(t for g in groups for t in g), tiers=tuple(len(g) for g in groups))
 
 
+def _ordered(rs: RecordSet) -> bool:
+    """Weighted record sets are answered by their weights, not by where the client is."""
+    return bool(rs.placements) and rs.strategy != "weighted"
+
+
 def placed(res: Resolution) -> bool:
     """Whether the answer to this resolution depends on where the client is."""
-    return any(rs.placements for rs in res.answer + res.additional)
+    return any(_ordered(rs) for rs in res.answer + res.additional)
 
 
 def for_place(res: Resolution, place: Place, *, nearest_only: bool) -> Resolution:
     def fix(sets: tuple[RecordSet, ...]) -> tuple[RecordSet, ...]:
-        return tuple(order(rs, place, nearest_only=nearest_only) if rs.placements else rs for rs in sets)
+        # Issue 16: strategy nearest answers the nearest level alone, whatever --nearest-only says.
+        return tuple(order(rs, place, nearest_only=nearest_only or rs.strategy == "nearest") if _ordered(rs) else rs
+                     for rs in sets)
 
     return replace(res, answer=fix(res.answer), additional=fix(res.additional))

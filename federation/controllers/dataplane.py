@@ -79,10 +79,14 @@ class DataPlaneController:
             failure_threshold=settings.dataplane_failure_threshold,
         )
         self.down: frozenset[tuple[str, str]] = frozenset()
+        self.up: frozenset[tuple[str, str]] = frozenset()  # voted up by a majority (bounded keep)
         self.votes: dict[str, dict[str, str]] = {}
 
     def unreachable(self) -> frozenset[tuple[str, str]]:
         return self.down
+
+    def reachable(self) -> frozenset[tuple[str, str]]:
+        return self.up
 
     async def reconcile(self) -> None:
         if not self.settings.dataplane_checks:
@@ -103,9 +107,13 @@ class DataPlaneController:
                     votes[target][cluster["metadata"]["name"]] = verdict
         self.votes = votes
         down = frozenset(pair for t, v in votes.items() if health.majority_down(v) for pair in targets.get(t, ()))
+        up = frozenset(pair for t, v in votes.items() if health.majority_up(v) for pair in targets.get(t, ()))
+        changed = down != self.down or up != self.up
         if down != self.down:
             self._report(services, targets, votes, added=down - self.down, removed=self.down - down)
             self.down = down
+        self.up = up
+        if changed:
             if self.on_change is not None:
                 try:
                     await self.on_change()

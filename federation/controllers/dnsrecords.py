@@ -21,18 +21,27 @@ The whole pass, :meth:`DNSRecordController.reconcile`, is the first step after a
 learns which records are stored and deletes those no service plans) and the slow resync
 (every 30 s); it runs on the queue's one worker as the key :data:`RESYNC`, so never beside a
 per-key reconcile. Tests call it directly.
+
+Issue 16: a Service's strategy annotations (:mod:`federation.planners.dnsstrategy`) are read
+here; a bad one is a Warning Event on the Service (``InvalidDNSStrategy``, once per distinct
+message) and the service falls back to round robin. Bounded keep: an Offline cluster whose
+Offline condition is older than ``offline_keep_seconds`` is planned as expired, and a timer
+replans every service at the moment the next one expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Callable
 
 from apimachinery.informer import object_key, split_key
 from apimachinery.workqueue import WorkQueue
 from federation.api import approval
-from federation.planners import dnsplan, health
+from federation.planners import dnsplan, dnsstrategy, health
+from federation.api.events import record_event
+from apimachinery.meta import parse_time
 from federation.api.cache import InformerReader, Reader, StoreReader
 from federation.controllers import Coalesced
 from federation.api.registry import Registry
@@ -44,32 +53,53 @@ from apimachinery.errors import APIError, NotFound
 log = logging.getLogger("federation.dns")
 
 
-def cluster_info(cluster: dict[str, Any]) -> dnsplan.ClusterInfo:
+def offline_since(cluster: dict[str, Any]) -> float | None:
+    """When the cluster's Offline condition turned True (unix seconds), or None."""
+    for c in (cluster.get("status") or {}).get("conditions") or []:
+        if isinstance(c, dict) and c.get("type") == "Offline" and c.get("status") == "True":
+            try:
+                return parse_time(str(c.get("lastTransitionTime"))).timestamp()
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def cluster_info(cluster: dict[str, Any], *, now: float | None = None,
+                 keep_for: float = float("inf")) -> dnsplan.ClusterInfo:
+    """``keep_for``: seconds an Offline cluster's records are kept (bounded keep, issue 16)."""
     status = cluster.get("status") or {}
+    offline = health.phase_from_conditions(status.get("conditions")) == health.OFFLINE
+    since = offline_since(cluster) if offline else None
+    expired = since is not None and (time.time() if now is None else now) - since >= keep_for
     return dnsplan.ClusterInfo(
         name=cluster["metadata"]["name"],
         region=str(status.get("region") or ""),
         zones=tuple(status.get("zones") or ()),
         usable=health.is_ready(cluster),
-        offline=health.phase_from_conditions(status.get("conditions")) == health.OFFLINE,
+        offline=offline,
+        keep_expired=expired,
     )
 
 
-def service_info(service: dict[str, Any], unreachable: frozenset[tuple[str, str]] = frozenset()) -> dnsplan.ServiceInfo:
-    """``unreachable``: the (cluster, address) pairs that data-plane probers voted down."""
+def service_info(service: dict[str, Any], unreachable: frozenset[tuple[str, str]] = frozenset(),
+                 reachable: frozenset[tuple[str, str]] = frozenset()) -> dnsplan.ServiceInfo:
+    """``unreachable`` / ``reachable``: the (cluster, address) pairs that data-plane probers
+    voted down / up."""
     shards = []
     for shard in (service.get("status") or {}).get("shards") or []:
         cluster = shard.get("cluster", "")
         ips = tuple(i.get("ip") for i in shard.get("ingress") or [] if isinstance(i, dict) and i.get("ip"))
         down = tuple(ip for ip in ips if (cluster, ip) in unreachable)
-        shards.append(dnsplan.Shard(cluster, ips, int(shard.get("readyEndpoints") or 0), down))
+        up = tuple(ip for ip in ips if (cluster, ip) in reachable)
+        shards.append(dnsplan.Shard(cluster, ips, int(shard.get("readyEndpoints") or 0), down, up))
     ports = tuple(
         dnsplan.Port(p.get("name") or "", p.get("protocol", "TCP"), int(p.get("port") or 0))
         for p in (service.get("spec") or {}).get("ports") or []
         if isinstance(p, dict)
     )
     meta = service["metadata"]
-    return dnsplan.ServiceInfo(meta["name"], meta["namespace"], tuple(shards), ports)
+    strategy, _ = dnsstrategy.parse(meta.get("annotations"))
+    return dnsplan.ServiceInfo(meta["name"], meta["namespace"], tuple(shards), ports, strategy)
 
 
 def record_object(record: dnsplan.RecordSet) -> dict[str, Any]:
@@ -79,6 +109,10 @@ def record_object(record: dnsplan.RecordSet) -> dict[str, Any]:
             {"target": p.target, "cluster": p.cluster, "region": p.region, "zones": list(p.zones)}
             for p in record.placements
         ]
+    if record.strategy:
+        spec["strategy"] = record.strategy
+    if record.weights:
+        spec["weights"] = [int(w) if float(w).is_integer() else w for w in record.weights]
     return {
         "apiVersion": DNSRECORDS.api_version,
         "kind": DNSRECORDS.kind,
@@ -92,9 +126,9 @@ RESYNC = ""  # the work queue's key of the whole pass (no service's key is empty
 Objects = dict[str, dict[str, Any]]  # DNSRecord objects by name
 
 
-def cluster_view(cluster: dict[str, Any]) -> tuple[bool, dnsplan.ClusterInfo]:
+def cluster_view(cluster: dict[str, Any]) -> tuple[bool, dnsplan.ClusterInfo, float | None]:
     """What of a Cluster the DNS records depend on: a change in anything else replans nothing."""
-    return approval.is_approved(cluster), cluster_info(cluster)
+    return approval.is_approved(cluster), cluster_info(cluster, keep_for=float("inf")), offline_since(cluster)
 
 
 class DNSRecordController:
@@ -106,12 +140,16 @@ class DNSRecordController:
         settings: Settings,
         *,
         unreachable: Callable[[], frozenset[tuple[str, str]]] | None = None,
+        reachable: Callable[[], frozenset[tuple[str, str]]] | None = None,
         reader: Reader | None = None,
     ) -> None:
         self.registry = registry
         self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
         self.settings = settings
         self.unreachable = unreachable or frozenset
+        self.reachable = reachable or frozenset
+        self._problems: dict[str, tuple[str, ...]] = {}  # service key -> strategy problems reported
+        self._expiry: asyncio.TimerHandle | None = None
         self.queue: WorkQueue[str] = WorkQueue(name="dns")
         # The specs this controller knows are stored, by object name. Reading every
         # DNSRecord back on each reconcile cost more than planning (17,000 records in the
@@ -189,14 +227,35 @@ class DNSRecordController:
     def _cluster_infos(self) -> tuple[dnsplan.ClusterInfo, ...]:
         clusters = self._clusters
         if clusters is None:
-            clusters = tuple(cluster_info(c) for c in approval.trusted(self.reader.list(CLUSTERS)))  # issue 19
+            clusters = self._infos(approval.trusted(self.reader.list(CLUSTERS)))  # issue 19
             if self._attached:
                 self._clusters = clusters
         return clusters
 
+    def _infos(self, clusters: list[dict[str, Any]]) -> tuple[dnsplan.ClusterInfo, ...]:
+        """The clusters' infos now, and a timer for the next bounded keep to expire."""
+        now, keep_for = time.time(), self.settings.offline_keep_seconds
+        if self.settings.offline_records != "keep":
+            keep_for = float("inf")
+        infos = tuple(cluster_info(c, now=now, keep_for=keep_for) for c in clusters)
+        pending = [since + keep_for - now for c in clusters if (since := offline_since(c)) is not None
+                   and since + keep_for > now]
+        if pending:
+            self._schedule_expiry(min(pending))
+        return infos
+
+    def _schedule_expiry(self, delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # planning in a thread (a big resync): the next resync schedules it
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = loop.call_later(delay + 0.05, self._clusters_changed)
+
     def _plan_service(self, key: str, service: dict[str, Any], clusters: tuple[dnsplan.ClusterInfo, ...],
                       unreachable: frozenset[tuple[str, str]]) -> Objects:
-        info = service_info(service, unreachable)
+        info = service_info(service, unreachable, self.reachable() if self._any_expired(clusters) else frozenset())
         # An exported service's clusterset.local name is the MCS controller's (issue 14, docs/mcs.md).
         meta = service["metadata"]
         exported = self._exported(meta["namespace"], meta["name"])
@@ -210,11 +269,33 @@ class DNSRecordController:
             clusters=list(clusters),
             services=[info],
             offline_records=self.settings.offline_records,
+            fail_open=self.settings.dns_fail_open,
             clusterset=not exported,
         )
         objects = {r.object_name: record_object(r) for r in records}
         self._planned[key] = ((info, exported), clusters, objects)
         return objects
+
+    @staticmethod
+    def _any_expired(clusters: tuple[dnsplan.ClusterInfo, ...]) -> bool:
+        return any(c.keep_expired for c in clusters)
+
+    def _report_strategy(self, key: str, service: dict[str, Any] | None, clusters: tuple[dnsplan.ClusterInfo, ...]) -> None:
+        """A Warning Event per new problem with the service's strategy annotations."""
+        if service is None:
+            self._problems.pop(key, None)
+            return
+        strategy, problems = dnsstrategy.parse(service["metadata"].get("annotations"))
+        problems += dnsstrategy.unknown_names(strategy, {c.name: c.region for c in clusters})
+        seen = self._problems.get(key, ())
+        if tuple(problems) == seen:
+            return
+        self._problems[key] = tuple(problems)
+        for message in problems:
+            if message not in seen:
+                log.warning("service %s: %s", key, message)
+                record_event(self.registry, involved=service,
+                             reason="InvalidDNSStrategy", message=message, type_="Warning")
 
     def _exported(self, namespace: str, name: str) -> bool:
         informers = getattr(self.reader, "informers", None)
@@ -229,7 +310,7 @@ class DNSRecordController:
         clusters changed. (A steady cluster's status is rewritten now and then to refresh
         lastProbeTime: that replans nothing.)"""
         unreachable = self.unreachable()
-        infos = tuple(cluster_info(c) for c in clusters)
+        infos = self._infos(clusters)
         return {object_key(s): self._plan_service(object_key(s), s, infos, unreachable) for s in services}
 
     # -------------------------------------------------------------- reconciling
@@ -246,7 +327,9 @@ class DNSRecordController:
             self._planned.pop(key, None)
             desired: Objects = {}
         else:
-            desired = self._plan_service(key, service, self._cluster_infos(), self.unreachable())
+            clusters = self._cluster_infos()
+            desired = self._plan_service(key, service, clusters, self.unreachable())
+        self._report_strategy(key, service, self._cluster_infos() if service is not None else ())
         self._write(desired)
         # Deletes last (see the module docstring).
         self._delete(sorted(self._owned.get(key, set()) - set(desired)))
@@ -266,6 +349,9 @@ class DNSRecordController:
             per_service = await asyncio.to_thread(self.plan, clusters, services)
         for key in set(self._planned) - set(per_service):
             del self._planned[key]
+        infos = tuple(cluster_info(c) for c in clusters)
+        for service in services:
+            self._report_strategy(object_key(service), service, infos)
         self._known = {o["metadata"]["name"]: o.get("spec") for o in self.reader.list(DNSRECORDS)
                        if not (o["metadata"].get("labels") or {}).get(MCS_RECORD_LABEL)}  # the MCS controller's
         writes, failed = 0, set()

@@ -20,6 +20,15 @@ says what an Offline cluster's shards do: ``remove`` drops them like any unusabl
 plane only). Data-plane votes then take out, one by one, the addresses that a majority of
 probers found dead (``Shard.unreachable``), whatever the control plane thinks.
 
+Per-service strategies and fail-open (issue 16, :mod:`federation.planners.dnsstrategy`):
+``failover`` answers the global and clusterset names with the primary's healthy shards alone
+while it has any; ``weighted`` writes one weight per address (``RecordSet.weights``) for the
+responder to pick the first address by; ``nearest`` marks the record sets for the
+responder. When no shard of a service is healthy anywhere, ``fail_open`` answers every
+last-known shard (each joined cluster's addresses, whatever the votes) instead of nothing.
+Bounded keep: an Offline cluster kept past ``--offline-keep-seconds`` (``keep_expired``)
+keeps only the addresses the data-plane probers still vote up (``Shard.reachable``).
+
 SRV records name every named port at every level that has addresses:
 ``_<port>._<proto>.<level name>`` pointing at that level's name.
 """
@@ -32,6 +41,8 @@ import re
 from dataclasses import dataclass, field
 
 from apimachinery.meta import check_label_name
+from federation.planners import dnsstrategy
+from federation.planners.dnsstrategy import Strategy
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,8 @@ class ClusterInfo:
     usable: bool
     # Offline: unreachable from the control plane (usable is then False).
     offline: bool = False
+    # Offline for longer than --offline-keep-seconds: kept only where the votes say up.
+    keep_expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ class Shard:
     ready_endpoints: int
     # Addresses a majority of data-plane probers calls down.
     unreachable: tuple[str, ...] = ()
+    # Addresses a majority of data-plane probers calls up (bounded keep, issue 16).
+    reachable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,7 @@ class ServiceInfo:
     namespace: str
     shards: tuple[Shard, ...]
     ports: tuple[Port, ...] = ()
+    strategy: Strategy = dnsstrategy.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,10 @@ class RecordSet:
     targets: tuple[str, ...] = field(default_factory=tuple)
     # For A and AAAA: the placement of every target (same order as targets).
     placements: tuple[Placement, ...] = ()
+    # Issue 16: the service's strategy when it is not roundRobin, and for weighted one
+    # weight per target (same order as targets).
+    strategy: str = ""
+    weights: tuple[float, ...] = ()
 
     @property
     def object_name(self) -> str:
@@ -164,12 +184,32 @@ def healthy_shards(service: ServiceInfo, clusters: dict[str, ClusterInfo], *, of
         info = clusters.get(s.cluster)
         if info is None or s.ready_endpoints <= 0:
             continue
-        if not (info.usable or (info.offline and offline_records == "keep")):
+        kept = info.offline and offline_records == "keep"
+        if not (info.usable or kept):
             continue
         ips = tuple(ip for ip in s.ips if ip not in s.unreachable)
+        if kept and info.keep_expired:  # bounded keep: only what the probers still vouch for
+            ips = tuple(ip for ip in ips if ip in s.reachable)
         if ips:
-            out.append(Shard(s.cluster, ips, s.ready_endpoints, s.unreachable))
+            out.append(Shard(s.cluster, ips, s.ready_endpoints, s.unreachable, s.reachable))
     return out
+
+
+def known_shards(service: ServiceInfo, clusters: dict[str, ClusterInfo]) -> list[Shard]:
+    """Fail-open: every last-known shard of a joined cluster, all its addresses, whatever
+    health, readiness and the votes say."""
+    return [s for s in service.shards if s.cluster in clusters and s.ips]
+
+
+def failover_shards(strategy: Strategy, shards: list[Shard], clusters: dict[str, ClusterInfo]) -> list[Shard]:
+    """The shards of the first primary (in order of preference) that has one; all when none has."""
+    ranked: dict[int, list[Shard]] = {}
+    for s in shards:
+        info = clusters[s.cluster]
+        rank = dnsstrategy.in_primary(strategy, info.name, info.region)
+        if rank is not None:
+            ranked.setdefault(rank, []).append(s)
+    return ranked[min(ranked)] if ranked else shards
 
 
 def plan_records(
@@ -181,6 +221,7 @@ def plan_records(
     services: list[ServiceInfo],
     clusterset: bool = True,
     offline_records: str = "remove",
+    fail_open: bool = False,
 ) -> list[RecordSet]:
     """Every record set the federation should serve, sorted by (name, type)."""
     domain = domain.strip(".").lower() + "."
@@ -193,7 +234,7 @@ def plan_records(
             places.setdefault(c.region, set()).update(c.zones)
     out: list[RecordSet] = []
 
-    def addresses(name: str, shards: list[Shard]) -> list[RecordSet]:
+    def addresses(name: str, shards: list[Shard], strategy: Strategy = dnsstrategy.DEFAULT) -> list[RecordSet]:
         where: dict[str, Placement] = {}
         for shard in shards:
             info = by_name[shard.cluster]
@@ -205,7 +246,11 @@ def plan_records(
             if family:
                 placements = tuple(Placement(str(ip), where_of(where, ip).cluster, where_of(where, ip).region,
                                              where_of(where, ip).zones) for ip in family)
-                sets.append(RecordSet(name, rtype, ttl, tuple(family), placements))
+                kind = "" if strategy.kind == dnsstrategy.ROUND_ROBIN else strategy.kind
+                weights = ()
+                if strategy.kind == dnsstrategy.WEIGHTED:
+                    weights = dnsstrategy.address_weights(strategy, [(p.target, p.cluster, p.region) for p in placements])
+                sets.append(RecordSet(name, rtype, ttl, tuple(family), placements, kind, weights))
         return sets
 
     def srv(name: str, service: ServiceInfo) -> list[RecordSet]:
@@ -216,20 +261,27 @@ def plan_records(
         ]
 
     for service in services:
+        strategy = service.strategy
         healthy = healthy_shards(service, by_name, offline_records=offline_records)
+        failed_open = False
+        if not healthy and (fail_open if strategy.fail_open is None else strategy.fail_open):
+            healthy, failed_open = known_shards(service, by_name), True
+        top = healthy
+        if strategy.kind == dnsstrategy.FAILOVER and not failed_open:
+            top = failover_shards(strategy, healthy, by_name)
         gname = global_name(service.name, service.namespace, fed, domain)
-        global_sets = addresses(gname, healthy)
+        global_sets = addresses(gname, top, strategy)
         out += global_sets
         if global_sets:
             out += srv(gname, service)
         if clusterset and global_sets:
             cname = clusterset_name(service.name, service.namespace)
-            out += addresses(cname, healthy)
+            out += addresses(cname, top, strategy)
             out += srv(cname, service)
         for region, zones in sorted(places.items()):
             rname = region_name(service.name, service.namespace, fed, region, domain)
             in_region = [s for s in healthy if by_name[s.cluster].region == region]
-            region_sets = addresses(rname, in_region)
+            region_sets = addresses(rname, in_region, strategy)
             if region_sets:
                 out += region_sets + srv(rname, service)
             else:
@@ -237,7 +289,7 @@ def plan_records(
             for zone in sorted(zones):
                 zname = zone_name(service.name, service.namespace, fed, zone, region, domain)
                 in_zone = [s for s in in_region if zone in by_name[s.cluster].zones]
-                zone_sets = addresses(zname, in_zone)
+                zone_sets = addresses(zname, in_zone, strategy)
                 if zone_sets:
                     out += zone_sets + srv(zname, service)
                 else:

@@ -103,6 +103,13 @@ def majority_down(votes: dict[str, str]) -> bool:
     return bool(counted) and 2 * counted.count(DOWN) > len(counted)
 
 
+def majority_up(votes: dict[str, str]) -> bool:
+    """True when more than half of the probers that have a view call the address up (bounded
+    keep, issue 16: an Offline cluster's address stays past the bound only on this)."""
+    counted = [v for v in votes.values() if v in (UP, DOWN)]
+    return bool(counted) and 2 * counted.count(UP) > len(counted)
+
+
 def probe_verdict(state: HealthState) -> str:
     """One prober's view of one address, from its run of probes (see :func:`observe`)."""
     return {READY: UP, OFFLINE: DOWN}.get(state.phase, "")
