@@ -182,7 +182,7 @@ def seccomp_problem(pod: dict[str, Any], profiles: tuple[str, ...], node: str) -
             if profile not in profiles:
                 return (
                     f'failed to create container "{c["name"]}": cannot load seccomp profile "{value}": '
-                    f'no profile "{profile}" in /var/lib/kubelet/seccomp on node {node} '
+                    f'no profile "{profile}" in the seccomp profile root on node {node} '
                     f'(profiles there: {", ".join(profiles) or "none"})'
                 )
     return None
