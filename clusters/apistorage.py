@@ -180,6 +180,8 @@ class MemberStorage:
             return state.workloads.create_deployment(namespace, body)
         if kind.plural == NAMESPACES.plural:
             return state.create_namespace(body)
+        if kind.plural == PODS.plural:  # bare pods (issue 14)
+            return state.workloads.create_pod(namespace, body)
         if kind.plural in PLAIN:
             return state.plain.create(kind, namespace, body)
         raise st.APIError(405, f"{kind.qualified} cannot be created on a member cluster", reason="MethodNotAllowed")

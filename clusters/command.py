@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import logging
 import signal
@@ -34,6 +35,7 @@ from clusters.api import make_app
 from clusters.chaos import Chaos
 from clusters.controller import Controller
 from clusters.dataplane import DataPlane
+from clusters.podstreams import container_exit as _container_exit
 from clusters.prober import MemberProber
 from clusters.workloads import WorkloadSettings
 from clusters.state import AddressPool, ClusterState, SharedAddress, Topology
@@ -273,6 +275,7 @@ async def start_cluster(opts: Options) -> Running:
     chaos = Chaos()
     state = ClusterState(topology)
     state.workloads.settings = opts.workload or WorkloadSettings()
+    state.workloads.run_container = functools.partial(_container_exit, root=opts.seccomp_profile_root)
     if opts.seccomp_profile_root:  # the node has the profiles that are files there (issue 14)
         root = Path(opts.seccomp_profile_root)
         found = tuple(sorted(p.name for p in root.iterdir() if p.is_file())) if root.is_dir() else ()

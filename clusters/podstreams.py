@@ -86,6 +86,12 @@ def container_output(pod: dict[str, Any], container: dict[str, Any], root: str |
     return (result.stdout + result.stderr).splitlines()
 
 
+def container_exit(pod: dict[str, Any], container: dict[str, Any], root: str | None) -> int:
+    """The exit code of one run of the container's command (clusters.workloads asks)."""
+    argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+    return simshell.run(argv, machine(pod, container, root)).code if argv else 0
+
+
 def _started_at(status: dict[str, Any], pod: dict[str, Any]) -> str:
     state = status.get("state") or {}
     for key in ("running", "terminated"):
@@ -146,6 +152,15 @@ def exit_status(code: int, argv: list[str]) -> dict[str, Any]:
 
 
 async def exec_(request: web.Request) -> web.StreamResponse:
+    # The pod and container first: kubectl 1.32 retries a refused WebSocket upgrade over SPDY
+    # and prints the SPDY answer, so that answer must carry the same error.
+    pod = _pod(request)
+    spec, status = pick_container(pod, request.query.get("container"))
+    if "running" not in (status.get("state") or {}):
+        raise _bad(f'container {spec["name"]} is not running in pod {pod["metadata"]["name"]}')
+    argv = request.query.getall("command", [])
+    if not argv:
+        raise _bad("you must specify at least one command for the container")
     upgrade = request.headers.get("Upgrade", "").lower()
     if upgrade.startswith("spdy"):
         raise _bad("this cluster serves exec over WebSocket only (subprotocols v5.channel.k8s.io, v4.channel.k8s.io); "
@@ -155,13 +170,6 @@ async def exec_(request: web.Request) -> web.StreamResponse:
     asked = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     if not any(p in EXEC_PROTOCOLS for p in asked):
         raise _bad(f"no supported exec subprotocol in {asked}: this cluster speaks {', '.join(EXEC_PROTOCOLS)}")
-    pod = _pod(request)
-    spec, status = pick_container(pod, request.query.get("container"))
-    if "running" not in (status.get("state") or {}):
-        raise _bad(f'container {spec["name"]} is not running in pod {pod["metadata"]["name"]}')
-    argv = request.query.getall("command", [])
-    if not argv:
-        raise _bad("you must specify at least one command for the container")
     ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, heartbeat=None)
     await ws.prepare(request)
     result = simshell.run(argv, machine(pod, spec, request.app.get(SECCOMP_ROOT)))

@@ -51,6 +51,7 @@ from federation.resources import (
     DEPLOYMENTS,
     SECCOMP_CONTAINER_PREFIX,
     SECCOMP_POD_ANNOTATION,
+    _containers_errors,
     default_deployment,
     validate_deployment,
 )
@@ -295,6 +296,9 @@ class Workloads:
         self.replicasets: dict[Key, dict[str, Any]] = {}
         self.sims: dict[Key, PodSim] = {}
         self._progress: dict[Key, tuple[Any, float]] = {}
+        # the exit code of a container's command (clusters.podstreams.container_exit: the
+        # command interpreter under the container's seccomp profile); plain ``false``/``exit N`` here
+        self.run_container: Callable[[dict[str, Any], dict[str, Any]], int] = lambda pod, c: init_failure_code(c)
 
     # -------------------------------------------------------------- helpers
 
@@ -441,6 +445,35 @@ class Workloads:
 
     def delete_replicaset(self, namespace: str, name: str, *, policy: str = "Background") -> dict[str, Any]:
         return self._delete(self.replicasets, (namespace, name), "replicasets", policy)
+
+    def create_pod(self, namespace: str, body: Any) -> dict[str, Any]:
+        """A bare Pod (issue 14: the post's seccomp pair): no owner; ``restartPolicy: Never``
+        lets its containers run to the end (``Succeeded`` or ``Failed``)."""
+        if not isinstance(body, dict):
+            raise APIError(400, "the body of a pod must be an object")
+        _check_pod_kind(body)
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        name = str(meta.get("name") or "")
+        errors: list[tuple[str, str]] = []
+        validate_metadata(meta, errors, name_check=DEPLOYMENTS.name_check)
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else None
+        if spec is None:
+            errors.append(("spec", "Required value"))
+        else:
+            errors += _pod_errors(spec)
+        if errors:
+            raise invalid("Pod", name, errors)
+        if (namespace, name) in self.state.pods:
+            raise already_exists("pods", name)
+        self.state.ensure_namespace(namespace)
+        spec = copy.deepcopy(spec)
+        spec.setdefault("restartPolicy", "Always")
+        owner = {"metadata": {"name": name, "namespace": namespace, "uid": ""},
+                 "spec": {"template": {"metadata": meta, "spec": spec}}}
+        if not self._create_pod(owner, name=name):
+            raise APIError(500, "pod CIDR exhausted", reason="InternalError")
+        self.state.on_change()
+        return self.state.pods[(namespace, name)]
 
     def delete_pod(self, namespace: str, name: str) -> dict[str, Any]:
         key = (namespace, name)
@@ -789,9 +822,10 @@ class Workloads:
         node = min(nodes, key=lambda n: (sum(1 for s in self.sims.values() if s.node == n), n))
         return zone, node
 
-    def _create_pod(self, rs: dict[str, Any]) -> bool:
+    def _create_pod(self, rs: dict[str, Any], *, name: str = "") -> bool:
         ns = rs["metadata"]["namespace"]
-        for _ in range(10):
+        bare = bool(name)
+        for _ in range(0 if bare else 10):
             name = f"{rs['metadata']['name']}-{random_suffix()}"
             if (ns, name) not in self.state.pods:
                 break
@@ -810,10 +844,9 @@ class Workloads:
             "kind": "Pod",
             "metadata": {
                 **self._meta(name, ns),
-                "generateName": rs["metadata"]["name"] + "-",
                 "labels": dict(tmeta.get("labels") or {}),
                 "annotations": annotations,
-                "ownerReferences": [owner_ref(rs)],
+                **({} if bare else {"generateName": rs["metadata"]["name"] + "-", "ownerReferences": [owner_ref(rs)]}),
             },
             "spec": {**template.get("spec", {}), "nodeName": node},
             "status": {
@@ -897,6 +930,9 @@ class Workloads:
                 sim.stage, sim.until = "running", None
                 sim.started = now_rfc3339()
                 sim.ready_at = at + self.state.topology.pod_ready_delay
+                if pod["spec"].get("restartPolicy") == "Never" and any(c.get("command") for c in pod["spec"]["containers"]):
+                    sim.stage = "exited"  # the command runs to its end (issue 14)
+                    sim.last_exit = max(self.run_container(pod, c) for c in pod["spec"]["containers"])
             else:
                 sim.until = None
         if sim.stage == "running" and not sim.ready and sim.ready_at is not None and now >= sim.ready_at:
@@ -941,6 +977,10 @@ class Workloads:
                 state = {"waiting": {"reason": "PodInitializing"}}
             elif stage == "running":
                 state = {"running": {"startedAt": sim.started}}
+            elif stage == "exited":
+                code = self.run_container(pod, c)
+                state = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                                        "startedAt": sim.started, "finishedAt": sim.started}}
             elif stage.startswith("pull") and sim.pull_target == "main":
                 state = self._container_state(sim, c, "main") if image_broken(c) else {"waiting": {"reason": "ContainerCreating"}}
             else:
@@ -950,7 +990,7 @@ class Workloads:
         if inits:
             status["initContainerStatuses"] = statuses
         status["containerStatuses"] = containers
-        status["phase"] = "Running" if stage == "running" else "Pending"
+        status["phase"] = {"running": "Running", "exited": "Failed" if sim.last_exit else "Succeeded"}.get(stage, "Pending")
         ready = "True" if sim.ready else "False"
         conditions = [
             {"type": "PodScheduled", "status": "True"},
@@ -1077,6 +1117,18 @@ def _complete(d: dict[str, Any]) -> bool:
     s = d.get("status") or {}
     desired = d["spec"].get("replicas", 1)
     return s.get("updatedReplicas", 0) == desired and s.get("replicas", 0) == desired and s.get("availableReplicas", 0) == desired
+
+
+def _check_pod_kind(obj: dict[str, Any]) -> None:
+    if obj.get("kind") not in (None, "Pod") or obj.get("apiVersion") not in (None, "v1"):
+        raise APIError(400, f'the kind of the object ({obj.get("apiVersion")}/{obj.get("kind")}) does not match the endpoint (v1/Pod)')
+
+
+def _pod_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    errors = list(_containers_errors(spec, "spec"))
+    if spec.get("restartPolicy", "Always") not in ("Always", "OnFailure", "Never"):
+        errors.append(("spec.restartPolicy", f'Unsupported value: {spec.get("restartPolicy")!r}: supported values: "Always", "OnFailure", "Never"'))
+    return errors
 
 
 def _check_kind(obj: dict[str, Any], kind: str) -> None:

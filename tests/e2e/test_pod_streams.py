@@ -141,3 +141,26 @@ def test_python_client_stream_exec(member: str, pod: str) -> None:
     resp.run_forever(timeout=5)
     assert resp.read_stdout() == "hi\n"
     assert resp.returncode == 4
+
+
+def test_the_seccomp_pair_of_the_post(kubectl) -> None:
+    kubectl("apply", "-f", str(EXAMPLES / "seccomp-chmod.yaml"))
+
+    def finished() -> dict[str, str] | None:
+        out = kubectl("get", "pods", "chmod-unconfined", "chmod-prevented", "-o",
+                      "jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}").stdout.split()
+        phases = dict(item.split("=", 1) for item in out)
+        return phases if set(phases.values()) <= {"Succeeded", "Failed"} and len(phases) == 2 else None
+
+    assert wait_until(finished, timeout=20, interval=0.2, what="both chmod pods finished") == {
+        "chmod-unconfined": "Succeeded", "chmod-prevented": "Failed"}
+    state = kubectl("get", "pod", "chmod-prevented", "-o",
+                    "jsonpath={.status.containerStatuses[0].state.terminated.exitCode} "
+                    "{.status.containerStatuses[0].state.terminated.reason}").stdout
+    assert state == "1 Error"
+    assert kubectl("logs", "chmod-unconfined").stdout == ""
+    assert kubectl("logs", "chmod-prevented").stdout == (
+        "chmod: changing permissions of '/etc/hostname': Operation not permitted\n")
+    rows = kubectl("get", "pods", "chmod-unconfined", "chmod-prevented").stdout
+    assert "Completed" in rows and "Error" in rows
+    kubectl("delete", "-f", str(EXAMPLES / "seccomp-chmod.yaml"))
