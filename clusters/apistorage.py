@@ -204,6 +204,8 @@ class MemberStorage:
             return state.workloads.replace_deployment(namespace, name, body)
         if kind.plural == NAMESPACES.plural:
             return state.replace_namespace(name, body)
+        if kind.plural == PODS.plural:
+            return state.workloads.replace_pod(namespace, name, body)
         if kind.plural in PLAIN:
             return state.plain.replace(kind, namespace, name, body)
         raise st.APIError(405, f"{kind.qualified} cannot be updated on a member cluster", reason="MethodNotAllowed")

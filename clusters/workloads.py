@@ -475,6 +475,31 @@ class Workloads:
         self.state.on_change()
         return self.state.pods[(namespace, name)]
 
+    def replace_pod(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        """Labels and annotations may change; a pod's spec may not (the API server's rule for the
+        fields this simulation has)."""
+        key = (namespace, name)
+        current = self.state.pods.get(key)
+        if current is None:
+            raise not_found("pods", name)
+        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+            raise APIError(400, "the body of a pod must be an object with metadata")
+        rv = body["metadata"].get("resourceVersion")
+        if rv not in (None, "") and str(rv) != str(current["metadata"].get("resourceVersion")):
+            raise conflict("pods", name)
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        if {**current["spec"], **spec} != current["spec"]:  # fields left out keep their values
+            raise invalid("Pod", name, [("spec", "Forbidden: pod updates may not change fields other than "
+                                         "metadata.labels and metadata.annotations on this simulated cluster")])
+        meta = current["metadata"]
+        labels, annotations = body["metadata"].get("labels") or {}, body["metadata"].get("annotations") or {}
+        if labels == (meta.get("labels") or {}) and annotations == (meta.get("annotations") or {}):
+            return current
+        meta["labels"], meta["annotations"] = dict(labels), dict(annotations)
+        self._touch(current)
+        self.state.on_change()
+        return current
+
     def delete_pod(self, namespace: str, name: str) -> dict[str, Any]:
         key = (namespace, name)
         if key not in self.sims:
