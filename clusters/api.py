@@ -23,6 +23,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from apimachinery import decoding, metrics, server, watchlimits
+from clusters import podstreams
 from clusters.apistorage import MemberStorage
 from clusters.chaos import Chaos
 from clusters.state import ClusterState
@@ -181,7 +182,7 @@ async def _stop_feed(app: web.Application) -> None:
 
 def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] | None = None, lb_pool: str = "",
              watch_window: int = watchlimits.WATCH_WINDOW, future_wait: float = watchlimits.FUTURE_WAIT,
-             watch_ping: float = 5.0) -> web.Application:
+             watch_ping: float = 5.0, seccomp_root: str = "") -> web.Application:
     app = web.Application(middlewares=[chaos_middleware, server.status_middleware],
                           client_max_size=decoding.MAX_REQUEST_BYTES)
     # /metrics (issue 17): a registry of this cluster's own, as one process may host many
@@ -196,6 +197,7 @@ def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] 
     api = server.ResourceAPI(MEMBER + REVIEWS, MemberStorage(state, app[FEED]),
                              tables.KindTables(tables.MEMBER_CLUSTER_PRINTERS), hooks=MemberHooks(),
                              watch_ping=watch_ping, watch_window=watch_window, future_wait=future_wait)
+    podstreams.routes(app, pods=state.pods, seccomp_root=seccomp_root)  # pods/log, pods/exec (issue 14)
     api.routes(app)
     r = app.router
     r.add_get("/info", info)

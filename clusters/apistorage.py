@@ -183,6 +183,8 @@ class MemberStorage:
             return state.workloads.create_deployment(namespace, body)
         if kind.plural == NAMESPACES.plural:
             return state.create_namespace(body)
+        if kind.plural == PODS.plural:  # bare pods (issue 14)
+            return state.workloads.create_pod(namespace, body)
         if kind.plural in PLAIN:
             return state.plain.create(kind, namespace, body)
         raise st.APIError(405, f"{kind.qualified} cannot be created on a member cluster", reason="MethodNotAllowed")
@@ -205,6 +207,8 @@ class MemberStorage:
             return state.workloads.replace_deployment(namespace, name, body)
         if kind.plural == NAMESPACES.plural:
             return state.replace_namespace(name, body)
+        if kind.plural == PODS.plural:
+            return state.workloads.replace_pod(namespace, name, body)
         if kind.plural in PLAIN:
             return state.plain.replace(kind, namespace, name, body)
         raise st.APIError(405, f"{kind.qualified} cannot be updated on a member cluster", reason="MethodNotAllowed")

@@ -9,6 +9,8 @@ listeners and the API, and exits 0.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import ipaddress
 import logging
 import signal
@@ -33,6 +35,7 @@ from clusters.api import make_app
 from clusters.chaos import Chaos
 from clusters.controller import Controller
 from clusters.dataplane import DataPlane
+from clusters.podstreams import container_exit as _container_exit
 from clusters.prober import MemberProber
 from clusters.workloads import WorkloadSettings
 from clusters.state import AddressPool, ClusterState, SharedAddress, Topology
@@ -163,6 +166,10 @@ class Options:
                                              "credential.", type=click.Path(dir_okay=False))  # issue 19
     insecure_allow_http_token: bool = flag(False, "Send the bootstrap token and credential to an http:// federation "
                                                   "on another host (refused otherwise).")  # issue 19
+    seccomp_profile_root: str = flag("", "Seccomp profiles of this cluster's simulated nodes (the kubelet's "
+                                         "--seccomp-profile-root, /var/lib/kubelet/seccomp on a real node): "
+                                         "localhost/<file> annotations name files here (issue 14, docs/pods.md).",
+                                     type=click.Path(file_okay=False), show_default=False)
     workload: WorkloadSettings | None = None  # from --workload
 
 
@@ -268,11 +275,17 @@ async def start_cluster(opts: Options) -> Running:
     chaos = Chaos()
     state = ClusterState(topology)
     state.workloads.settings = opts.workload or WorkloadSettings()
+    state.workloads.run_container = functools.partial(_container_exit, root=opts.seccomp_profile_root)
+    if opts.seccomp_profile_root:  # the node has the profiles that are files there (issue 14)
+        root = Path(opts.seccomp_profile_root)
+        found = tuple(sorted(p.name for p in root.iterdir() if p.is_file())) if root.is_dir() else ()
+        state.workloads.settings = dataclasses.replace(state.workloads.settings, seccomp_profiles=found)
     state.mcs.set_property(CLUSTERSET_PROPERTY, opts.federation_name)  # KEP-2149 (issue 14)
     dataplane = DataPlane(state=state, chaos=chaos, federation_name=opts.federation_name)
     controller = Controller(state=state, dataplane=dataplane, chaos=chaos, lb_pool=SharedAddress(opts.lb_address) if opts.lb_address else AddressPool(opts.lb_pool))
     state.on_change = controller.poke
-    app = make_app(state=state, chaos=chaos, on_chaos=controller.poke, lb_pool=opts.lb_pool)
+    app = make_app(state=state, chaos=chaos, on_chaos=controller.poke, lb_pool=opts.lb_pool,
+                   seccomp_root=opts.seccomp_profile_root)
     prober = MemberProber(opts.name)  # data-plane votes for the federation (issue 5)
     prober.install(app)
     if tokens is not None:  # issue 8: after chaos (a partition drops everything), before the handlers

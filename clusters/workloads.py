@@ -51,6 +51,7 @@ from federation.resources import (
     DEPLOYMENTS,
     SECCOMP_CONTAINER_PREFIX,
     SECCOMP_POD_ANNOTATION,
+    _containers_errors,
     default_deployment,
     validate_deployment,
 )
@@ -182,7 +183,7 @@ def seccomp_problem(pod: dict[str, Any], profiles: tuple[str, ...], node: str) -
             if profile not in profiles:
                 return (
                     f'failed to create container "{c["name"]}": cannot load seccomp profile "{value}": '
-                    f'no profile "{profile}" in /var/lib/kubelet/seccomp on node {node} '
+                    f'no profile "{profile}" in the seccomp profile root on node {node} '
                     f'(profiles there: {", ".join(profiles) or "none"})'
                 )
     return None
@@ -295,6 +296,9 @@ class Workloads:
         self.replicasets: dict[Key, dict[str, Any]] = {}
         self.sims: dict[Key, PodSim] = {}
         self._progress: dict[Key, tuple[Any, float]] = {}
+        # the exit code of a container's command (clusters.podstreams.container_exit: the
+        # command interpreter under the container's seccomp profile); plain ``false``/``exit N`` here
+        self.run_container: Callable[[dict[str, Any], dict[str, Any]], int] = lambda pod, c: init_failure_code(c)
 
     # -------------------------------------------------------------- helpers
 
@@ -441,6 +445,60 @@ class Workloads:
 
     def delete_replicaset(self, namespace: str, name: str, *, policy: str = "Background") -> dict[str, Any]:
         return self._delete(self.replicasets, (namespace, name), "replicasets", policy)
+
+    def create_pod(self, namespace: str, body: Any) -> dict[str, Any]:
+        """A bare Pod (issue 14: the post's seccomp pair): no owner; ``restartPolicy: Never``
+        lets its containers run to the end (``Succeeded`` or ``Failed``)."""
+        if not isinstance(body, dict):
+            raise APIError(400, "the body of a pod must be an object")
+        _check_pod_kind(body)
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        name = str(meta.get("name") or "")
+        errors: list[tuple[str, str]] = []
+        validate_metadata(meta, errors, name_check=DEPLOYMENTS.name_check)
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else None
+        if spec is None:
+            errors.append(("spec", "Required value"))
+        else:
+            errors += _pod_errors(spec)
+        if errors:
+            raise invalid("Pod", name, errors)
+        if (namespace, name) in self.state.pods:
+            raise already_exists("pods", name)
+        self.state.ensure_namespace(namespace)
+        spec = copy.deepcopy(spec)
+        spec.setdefault("restartPolicy", "Always")
+        owner = {"metadata": {"name": name, "namespace": namespace, "uid": ""},
+                 "spec": {"template": {"metadata": meta, "spec": spec}}}
+        if not self._create_pod(owner, name=name):
+            raise APIError(500, "pod CIDR exhausted", reason="InternalError")
+        self.state.on_change()
+        return self.state.pods[(namespace, name)]
+
+    def replace_pod(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        """Labels and annotations may change; a pod's spec may not (the API server's rule for the
+        fields this simulation has)."""
+        key = (namespace, name)
+        current = self.state.pods.get(key)
+        if current is None:
+            raise not_found("pods", name)
+        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+            raise APIError(400, "the body of a pod must be an object with metadata")
+        rv = body["metadata"].get("resourceVersion")
+        if rv not in (None, "") and str(rv) != str(current["metadata"].get("resourceVersion")):
+            raise conflict("pods", name)
+        spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+        if {**current["spec"], **spec} != current["spec"]:  # fields left out keep their values
+            raise invalid("Pod", name, [("spec", "Forbidden: pod updates may not change fields other than "
+                                         "metadata.labels and metadata.annotations on this simulated cluster")])
+        meta = current["metadata"]
+        labels, annotations = body["metadata"].get("labels") or {}, body["metadata"].get("annotations") or {}
+        if labels == (meta.get("labels") or {}) and annotations == (meta.get("annotations") or {}):
+            return current
+        meta["labels"], meta["annotations"] = dict(labels), dict(annotations)
+        self._touch(current)
+        self.state.on_change()
+        return current
 
     def delete_pod(self, namespace: str, name: str) -> dict[str, Any]:
         key = (namespace, name)
@@ -789,9 +847,10 @@ class Workloads:
         node = min(nodes, key=lambda n: (sum(1 for s in self.sims.values() if s.node == n), n))
         return zone, node
 
-    def _create_pod(self, rs: dict[str, Any]) -> bool:
+    def _create_pod(self, rs: dict[str, Any], *, name: str = "") -> bool:
         ns = rs["metadata"]["namespace"]
-        for _ in range(10):
+        bare = bool(name)
+        for _ in range(0 if bare else 10):
             name = f"{rs['metadata']['name']}-{random_suffix()}"
             if (ns, name) not in self.state.pods:
                 break
@@ -810,10 +869,9 @@ class Workloads:
             "kind": "Pod",
             "metadata": {
                 **self._meta(name, ns),
-                "generateName": rs["metadata"]["name"] + "-",
                 "labels": dict(tmeta.get("labels") or {}),
                 "annotations": annotations,
-                "ownerReferences": [owner_ref(rs)],
+                **({} if bare else {"generateName": rs["metadata"]["name"] + "-", "ownerReferences": [owner_ref(rs)]}),
             },
             "spec": {**template.get("spec", {}), "nodeName": node},
             "status": {
@@ -897,6 +955,9 @@ class Workloads:
                 sim.stage, sim.until = "running", None
                 sim.started = now_rfc3339()
                 sim.ready_at = at + self.state.topology.pod_ready_delay
+                if pod["spec"].get("restartPolicy") == "Never" and any(c.get("command") for c in pod["spec"]["containers"]):
+                    sim.stage = "exited"  # the command runs to its end (issue 14)
+                    sim.last_exit = max(self.run_container(pod, c) for c in pod["spec"]["containers"])
             else:
                 sim.until = None
         if sim.stage == "running" and not sim.ready and sim.ready_at is not None and now >= sim.ready_at:
@@ -941,6 +1002,10 @@ class Workloads:
                 state = {"waiting": {"reason": "PodInitializing"}}
             elif stage == "running":
                 state = {"running": {"startedAt": sim.started}}
+            elif stage == "exited":
+                code = self.run_container(pod, c)
+                state = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                                        "startedAt": sim.started, "finishedAt": sim.started}}
             elif stage.startswith("pull") and sim.pull_target == "main":
                 state = self._container_state(sim, c, "main") if image_broken(c) else {"waiting": {"reason": "ContainerCreating"}}
             else:
@@ -950,7 +1015,7 @@ class Workloads:
         if inits:
             status["initContainerStatuses"] = statuses
         status["containerStatuses"] = containers
-        status["phase"] = "Running" if stage == "running" else "Pending"
+        status["phase"] = {"running": "Running", "exited": "Failed" if sim.last_exit else "Succeeded"}.get(stage, "Pending")
         ready = "True" if sim.ready else "False"
         conditions = [
             {"type": "PodScheduled", "status": "True"},
@@ -1077,6 +1142,18 @@ def _complete(d: dict[str, Any]) -> bool:
     s = d.get("status") or {}
     desired = d["spec"].get("replicas", 1)
     return s.get("updatedReplicas", 0) == desired and s.get("replicas", 0) == desired and s.get("availableReplicas", 0) == desired
+
+
+def _check_pod_kind(obj: dict[str, Any]) -> None:
+    if obj.get("kind") not in (None, "Pod") or obj.get("apiVersion") not in (None, "v1"):
+        raise APIError(400, f'the kind of the object ({obj.get("apiVersion")}/{obj.get("kind")}) does not match the endpoint (v1/Pod)')
+
+
+def _pod_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    errors = list(_containers_errors(spec, "spec"))
+    if spec.get("restartPolicy", "Always") not in ("Always", "OnFailure", "Never"):
+        errors.append(("spec.restartPolicy", f'Unsupported value: {spec.get("restartPolicy")!r}: supported values: "Always", "OnFailure", "Never"'))
+    return errors
 
 
 def _check_kind(obj: dict[str, Any], kind: str) -> None:

@@ -650,7 +650,7 @@ ENDPOINTS = Kind("", "v1", "endpoints", "Endpoints", True, short_names=("ep",), 
 PODS = Kind("", "v1", "pods", "Pod", True, short_names=("po",), singular="pod", categories=("all",),
             field_labels=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
                           "status.phase", "status.podIP", "status.nominatedNodeName"),
-            verbs=("delete", *READ_VERBS), subresources=())
+            verbs=("create", "delete", "patch", "update", *READ_VERBS), subresources=())  # bare pods (issue 14)
 MEMBER_EVENTS = replace(EVENTS, **READ_ONLY)
 MEMBER_DEPLOYMENTS = replace(DEPLOYMENTS, verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"))
 REPLICASETS = Kind("apps", "v1", "replicasets", "ReplicaSet", True, short_names=("rs",), singular="replicaset",

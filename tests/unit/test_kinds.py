@@ -32,5 +32,6 @@ def test_discovery_says_what_the_kind_says():
     (entry,) = body["resources"]
     assert entry["verbs"] == ["get", "list"] and entry["categories"] == ["all"] and entry["shortNames"] == ["wd"]
     member = {k.plural: k for k in MEMBER}
-    assert not member["pods"].allows("create") and member["services"].allows("update")
+    assert not member["replicasets"].allows("create") and member["services"].allows("update")
+    assert member["pods"].allows("create") and member["pods"].allows("patch")  # bare pods (issue 14)
     assert "deletecollection" in member["services"].verbs and "deletecollection" not in member["pods"].verbs
