@@ -38,7 +38,8 @@ from federation.api.registry import Registry, WatchHub
 from federation.api.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
 from federation.resources import FEDERATION_SERVICEIMPORTS
-from federation.resources import FEDERATEDTYPECONFIGS
+from federation.resources import FEDERATEDTYPECONFIGS, FAILOVERRECORDS
+from federation.controllers.history import FailoverHistory
 from federation.api.leaderelection import ElectionConfig, LeaderElector, default_identity
 from federation.settings import Settings, settings_from, settings_options
 from federation.storage.store import StoreOpenError
@@ -80,15 +81,18 @@ class ControllerManager:
         self._closers = [members.close, propagation_members.close]  # closed even if a stop cuts the start short
         # issue 11: the controllers read shared informers' caches, not the store
         reader = self.reader = InformerReader(registry, [CLUSTERS, SERVICES, DEPLOYMENTS, CONTROLLERREVISIONS, DNSRECORDS,
-                                                         FEDERATION_SERVICEIMPORTS, FEDERATEDTYPECONFIGS])
+                                                         FEDERATION_SERVICEIMPORTS, FEDERATEDTYPECONFIGS,
+                                                         FAILOVERRECORDS])
         if not await reader.start():
             log.warning("the controllers' informers did not sync within 60 s; starting anyway")
-        health = HealthController(registry, settings, members, reader=reader)
+        history = FailoverHistory(registry, settings, reader)  # issue 17
+        health = HealthController(registry, settings, members, reader=reader, history=history)
         propagation = PropagationController(registry, settings, propagation_members, reader=reader)
         dataplane = DataPlaneController(registry, settings, MemberClients(timeout=settings.dataplane_timeout, **member_kw),
-                                        reader=reader)
+                                        reader=reader, history=history)
         dns = DNSRecordController(registry, settings, unreachable=dataplane.unreachable,
                                   reachable=dataplane.reachable, reader=reader)
+        dns.on_records = history.records_written
         dataplane.on_change = dns.services_changed
         events = EventCollector(registry, ttl=settings.event_ttl)
         # Federated Deployments (issue 7): their own member clients, as propagation has.
@@ -124,7 +128,7 @@ class ControllerManager:
         tasks.append(asyncio.create_task(typeconfigs.run(), name="typeconfigs"))
         self.tasks = tasks
         self._closers += [propagation.close, deployments.close, dataplane.members.close, deployments.members.close]
-        self._closers += [typeconfigs.close, typeconfigs.members.close]
+        self._closers += [typeconfigs.close, typeconfigs.members.close, history.close]
         log.info("controllers started")
 
     async def stop(self) -> None:

@@ -45,6 +45,22 @@ FAULT_TO_DETECTION = Histogram(
     ["verdict"], buckets=DETECTION_BUCKETS)
 
 
+DETECTION_TO_DNS = Histogram(
+    "ubernetes_detection_to_dns_seconds",
+    "From a verdict on a member cluster or a shard to the DNS responder serving the records it changed "
+    "(the failover history's Served step).", ["verdict"], buckets=DETECTION_BUCKETS)
+
+
+def dns_served(verdict: str, seconds: float) -> None:
+    """The history saw the responder serve a verdict's records ``seconds`` after it (issue 17)."""
+    DETECTION_TO_DNS.labels(verdict).observe(seconds)
+
+
+def shard_detected(seconds: float) -> None:
+    """The probers voted a shard's address down ``seconds`` after the federation's last good probe of it."""
+    FAULT_TO_DETECTION.labels("ShardUnreachable").observe(seconds)
+
+
 class _ClusterHealth:
     """The gauges, computed from the last phase of every cluster at scrape time."""
 
@@ -79,19 +95,23 @@ _HEALTH = _ClusterHealth()
 REGISTRY.register(_HEALTH)  # type: ignore[arg-type]
 
 
-def cluster_observed(name: str, *, result: str, before: str, after: str, now: float | None = None) -> None:
-    """One probe of cluster ``name``: its result and the phase before and after it."""
+def cluster_observed(name: str, *, result: str, before: str, after: str, now: float | None = None) -> float | None:
+    """One probe of cluster ``name``: its result and the phase before and after it. Returns
+    the fault-to-detection seconds observed (a verdict that it is down), else None, so the
+    failover history records the same figure."""
     now = time.monotonic() if now is None else now
     PROBES.labels(name, result).inc()
     if result == health.OK:
         _HEALTH.last_ok[name] = now
     _HEALTH.phases[name] = after
     if after == before:
-        return
+        return None
     TRANSITIONS.labels(name, after).inc()
     last_ok = _HEALTH.last_ok.get(name)
     if after in (health.OFFLINE, health.NOT_READY) and before == health.READY and last_ok is not None:
         FAULT_TO_DETECTION.labels(after).observe(now - last_ok)
+        return now - last_ok
+    return None
 
 
 def cluster_removed(name: str) -> None:

@@ -407,6 +407,51 @@ def events_for(obj: dict[str, Any], events: Sequence[dict[str, Any]]) -> list[di
     return sort_events(found)
 
 
+FAILOVERRECORD_COLUMNS = ["TIME", "STEP", "CLUSTER", "SERVICE", "SINCE-FAULT", "MESSAGE"]
+FAILOVERRECORD_WIDE_COLUMNS = FAILOVERRECORD_COLUMNS + ["INCIDENT", "SERIAL", "NAME"]
+
+
+def failoverrecord_row(obj: dict[str, Any], now: datetime, *, wide: bool = False) -> list[str]:
+    spec = obj.get("spec") or {}
+    since = spec.get("sinceFault")
+    row = [str(spec.get("time") or ""), str(spec.get("step") or ""), str(spec.get("cluster") or NONE),
+           str(spec.get("service") or NONE), f"{since:.3f}s" if isinstance(since, (int, float)) else UNKNOWN,
+           str(spec.get("message") or "")]
+    if wide:
+        serial = spec.get("serial")
+        row += [str(spec.get("incident") or ""), NONE if serial is None else str(serial),
+                (obj.get("metadata") or {}).get("name", "")]
+    return row
+
+
+HISTORY_COLUMNS = ["TIME", "STEP", "+LATENCY", "SINCE-FAULT", "CLUSTER", "SERVICE", "MESSAGE"]
+HISTORY_WIDE_COLUMNS = HISTORY_COLUMNS[:-1] + ["SERIAL", "INCIDENT", "MESSAGE"]
+
+
+def history_table(records: Sequence[dict[str, Any]], *, wide: bool = False) -> str:
+    """``ubernetes history``: the records in the order given (oldest first), each with the
+    time since the previous step of its incident (``+LATENCY``) and since its first step."""
+    last: dict[str, datetime] = {}
+    rows = []
+    for record in records:
+        spec = record.get("spec") or {}
+        when = parse_timestamp(spec.get("time"))
+        incident = str(spec.get("incident") or "")
+        before = last.get(incident)
+        latency = f"+{(when - before).total_seconds():.3f}s" if when and before else "-"
+        if when:
+            last[incident] = when
+        since = spec.get("sinceFault")
+        row = [when.strftime("%H:%M:%S.%f")[:-3] if when else UNKNOWN, str(spec.get("step") or ""), latency,
+               f"{since:.3f}s" if isinstance(since, (int, float)) else UNKNOWN,
+               str(spec.get("cluster") or NONE), str(spec.get("service") or NONE)]
+        if wide:
+            serial = spec.get("serial")
+            row += [NONE if serial is None else str(serial), incident]
+        rows.append(row + [str(spec.get("message") or "")])
+    return format_table(HISTORY_WIDE_COLUMNS if wide else HISTORY_COLUMNS, rows)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """How one resource prints as a table."""
@@ -439,6 +484,8 @@ TABLES: dict[str, TableSpec] = {
     "events": TableSpec(_fixed(EVENT_COLUMNS, EVENT_COLUMNS), _namespaced_row(event_row)),
     "deployments": TableSpec(_fixed(DEPLOYMENT_COLUMNS, DEPLOYMENT_WIDE_COLUMNS), _namespaced_row(deployment_row)),
     "controllerrevisions": TableSpec(_fixed(REVISION_COLUMNS, REVISION_COLUMNS), _namespaced_row(revision_row)),
+    "failoverrecords": TableSpec(_fixed(FAILOVERRECORD_COLUMNS, FAILOVERRECORD_WIDE_COLUMNS),
+                                 _namespaced_row(failoverrecord_row)),
 }
 
 

@@ -46,6 +46,8 @@ class _Target:
     state: health.HealthState
     checked: float = 0.0
     message: str = ""
+    last_ok: float | None = None  # wall time of the last good probe (issue 17)
+    failed_at: float | None = None  # wall time of the first failed probe of the current run of failures
 
 
 class AddressProber:
@@ -70,11 +72,19 @@ class AddressProber:
     def messages(self) -> dict[str, str]:
         return {t: s.message for t, s in self._targets.items()}
 
+    def first_failures(self) -> dict[str, tuple[float, str]]:
+        """Targets failing now: the wall time and message of the first failed probe of the run."""
+        return {t: (s.failed_at, s.message) for t, s in self._targets.items() if s.failed_at is not None}
+
+    def last_ok(self, target: str) -> float | None:
+        entry = self._targets.get(target)
+        return entry.last_ok if entry is not None else None
+
     async def step(self) -> None:
         """Probe every target once, concurrently."""
         targets = list(self._targets)
         results = await asyncio.gather(*(probe_address(t, timeout=self.timeout) for t in targets))
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         for target, (ok, message) in zip(targets, results):
             entry = self._targets.get(target)
             if entry is None:  # dropped while we probed
@@ -87,6 +97,10 @@ class AddressProber:
                 success_threshold=1,
             )
             entry.checked, entry.message = now, message
+            if ok:
+                entry.last_ok, entry.failed_at = wall, None
+            elif entry.failed_at is None and entry.last_ok is not None:
+                entry.failed_at = wall
 
     async def run(self) -> None:
         while True:

@@ -639,6 +639,18 @@ FEDERATEDTYPECONFIGS = Kind(
     singular="federatedtypeconfig", categories=("federation",), validate=validate_federatedtypeconfig,
 )
 
+def validate_failoverrecord(obj: dict[str, Any]) -> Errors:
+    from federation.planners import history
+
+    return history.validate(obj)
+
+
+# The failover history (issue 17, docs/history.md): one object per step of a change of standing.
+FAILOVERRECORDS = Kind(
+    "federation", "v1beta1", "failoverrecords", "FailoverRecord", False, short_names=("fr",), singular="failoverrecord",
+    categories=("federation",), subresources=(), validate=validate_failoverrecord,
+)
+
 # A member cluster's kinds, as discovery, OpenAPI and the tables know them, with the verbs and
 # subresources it really serves (discovery must not promise more: kubectl believes it).
 READ_ONLY = dict(verbs=READ_VERBS, subresources=())
@@ -708,6 +720,7 @@ ALL = [CLUSTERS, SERVICES, LEASES, DNSRECORDS, EVENTS, DEPLOYMENTS, CONTROLLERRE
 FEDERATION_SERVICEIMPORTS = replace(SERVICEIMPORTS, verbs=READ_VERBS)
 ALL += [FEDERATION_SERVICEIMPORTS]
 ALL += [CONFIGMAPS, FEDERATEDTYPECONFIGS]  # issue 15
+ALL += [FAILOVERRECORDS]  # issue 17
 
 
 def validate_object(res: Kind, obj: dict[str, Any]) -> Errors:

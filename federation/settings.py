@@ -44,6 +44,12 @@ class Settings:
     # enqueued again, to repair what an event missed (issue 11).
     resync_period: float = 30.0
     event_ttl: float = flag(3600.0, "Seconds an Event is kept (Kubernetes' --event-ttl).", type=click.FloatRange(1))
+    # The failover history (issue 17, docs/history.md).
+    history_limit: int = flag(500, "FailoverRecords kept (the newest); older ones are deleted.", type=click.IntRange(1))
+    history_dns_server: str = flag("", "HOST:PORT of the DNS responder the history asks for the records it serves "
+                                       "(the Served step and its serial); empty: no Served steps.")
+    # Seconds within which steps going the same way belong to one incident.
+    history_window: float = 120.0
     # Namespace of the members' Lease objects.
     lease_namespace: str = LEASE_NAMESPACE
     offline_records: str = flag("keep", "What an Offline cluster's DNS records do: keep the last known, or remove "

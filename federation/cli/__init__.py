@@ -31,6 +31,7 @@ COMMANDS = [
     ("federation.cli.approve", "COMMANDS"),  # issue 19
     ("federation.certs", "certs"),  # issue 8
     ("federation.cli.federate", "federate"),  # issue 15
+    ("federation.cli.history", "COMMANDS"),  # issue 17
 ]
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from federation.api import approval
@@ -67,6 +68,7 @@ class DataPlaneController:
         *,
         on_change: Callable[[], Awaitable[None]] | None = None,
         reader: Reader | None = None,
+        history: Any = None,
     ) -> None:
         self.registry = registry
         self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
@@ -80,6 +82,8 @@ class DataPlaneController:
         )
         self.down: frozenset[tuple[str, str]] = frozenset()
         self.up: frozenset[tuple[str, str]] = frozenset()  # voted up by a majority (bounded keep)
+        self.history = history  # federation.controllers.history.FailoverHistory (issue 17)
+        self._told: set[tuple[str, float]] = set()  # first failures already told to the history
         self.votes: dict[str, dict[str, str]] = {}
 
     def unreachable(self) -> frozenset[tuple[str, str]]:
@@ -105,6 +109,8 @@ class DataPlaneController:
             for target, verdict in (verdicts or {}).items():
                 if target in votes:
                     votes[target][cluster["metadata"]["name"]] = verdict
+        if self.history is not None:
+            self._tell_history(targets, votes)
         self.votes = votes
         down = frozenset(pair for t, v in votes.items() if health.majority_down(v) for pair in targets.get(t, ()))
         up = frozenset(pair for t, v in votes.items() if health.majority_up(v) for pair in targets.get(t, ()))
@@ -119,6 +125,27 @@ class DataPlaneController:
                     await self.on_change()
                 except Exception:  # noqa: BLE001 - the DNS controller's own loop retries and logs it
                     log.debug("DNS reconcile after a verdict change failed", exc_info=True)
+
+    def _tell_history(self, targets: dict[str, set[tuple[str, str]]], votes: dict[str, dict[str, str]]) -> None:
+        """First failed probes of the federation's prober, and every prober's changed view (issue 17)."""
+        from federation.controllers.history import wall
+        from federation.planners import history as plan
+
+        failures = self.prober.first_failures()
+        self._told = {k for k in self._told if k[0] in failures and failures[k[0]][0] == k[1]}
+        for target, (at, message) in failures.items():
+            if (target, at) not in self._told:
+                self._told.add((target, at))
+                for cluster, _ in sorted(targets.get(target, ())):
+                    self.history.probe_failed(cluster, wall(at), f"data-plane probe of {message}",
+                                              address=target, prober=FEDERATION_VOTER)
+        now = wall(time.time())
+        for target, view in votes.items():
+            for voter, vote in plan.vote_changes(self.votes.get(target, {}), view):
+                for cluster, _ in sorted(targets.get(target, ())):
+                    self.history.vote(cluster, now, plan.DOWN if vote == health.DOWN else plan.UP,
+                                      f"{voter} votes {target} {vote} ({plan.vote_tally(view)})",
+                                      address=target, prober=voter, view=vote, votes=dict(view))
 
     async def _ask(self, cluster: dict[str, Any], targets: list[str]) -> dict[str, str] | None:
         client = self.members.for_cluster(cluster)
@@ -138,6 +165,22 @@ class DataPlaneController:
         verdicts = (answer or {}).get("verdicts") if isinstance(answer, dict) else None
         return verdicts if isinstance(verdicts, dict) else None
 
+    def _history_verdict(self, cluster: str, ip: str, target: str, votes: dict[str, str], *, up: bool,
+                         message: str) -> None:
+        from federation import metrics
+        from federation.controllers.history import wall
+        from federation.planners import history as plan
+
+        now = time.time()
+        details: dict[str, Any] = {"address": target, "votes": dict(votes)}
+        last_ok = self.prober.last_ok(target)
+        if not up and last_ok is not None:
+            metrics.shard_detected(now - last_ok)  # the same figure as the record's
+            details.update(faultToDetection=round(now - last_ok, 6), lastGoodProbe=plan.rfc3339_micro(wall(last_ok)))
+        self.history.verdict(cluster, wall(now), plan.UP if up else plan.DOWN,
+                             "ShardReachable" if up else "ShardUnreachable", message,
+                             addresses=frozenset({ip}), **details)
+
     def _report(
         self,
         services: list[dict[str, Any]],
@@ -154,6 +197,8 @@ class DataPlaneController:
                 verb = "down" if reason == "ShardUnreachable" else "up"
                 message = f"data-plane probers voted {target or ip} (cluster {cluster}) {verb}: {tally}"
                 log.info("%s", message)
+                if self.history is not None:
+                    self._history_verdict(cluster, ip, target, votes.get(target, {}), up=verb == "up", message=message)
                 for service in services:
                     shards = (service.get("status") or {}).get("shards") or []
                     if any(s.get("cluster") == cluster and any(i.get("ip") == ip for i in s.get("ingress") or []) for s in shards):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from apimachinery.informer import object_key, split_key
@@ -150,6 +151,8 @@ class DNSRecordController:
         self.reachable = reachable or frozenset
         self._problems: dict[str, tuple[str, ...]] = {}  # service key -> strategy problems reported
         self._expiry: asyncio.TimerHandle | None = None
+        # Told each service's record specs before and after a per-key write (the failover history, issue 17).
+        self.on_records: Callable[[str, dict[str, Any], dict[str, Any], datetime], None] | None = None
         self.queue: WorkQueue[str] = WorkQueue(name="dns")
         # The specs this controller knows are stored, by object name. Reading every
         # DNSRecord back on each reconcile cost more than planning (17,000 records in the
@@ -330,10 +333,17 @@ class DNSRecordController:
             clusters = self._cluster_infos()
             desired = self._plan_service(key, service, clusters, self.unreachable())
         self._report_strategy(key, service, self._cluster_infos() if service is not None else ())
+        before = {n: self._known.get(n) for n in self._owned.get(key, set()) | set(desired) if self._known.get(n)}
         self._write(desired)
         # Deletes last (see the module docstring).
         self._delete(sorted(self._owned.get(key, set()) - set(desired)))
         self._own(key, desired)
+        after = {n: o["spec"] for n, o in desired.items()}
+        if self.on_records is not None and before != after:
+            try:
+                self.on_records(key, before, after, datetime.now(timezone.utc))
+            except Exception:  # noqa: BLE001 - the history never stops DNS
+                log.warning("the failover history failed on %s's records", key, exc_info=True)
 
     async def reconcile(self) -> None:
         """The whole pass: plan every service, write what differs, delete what no service plans."""

@@ -53,12 +53,13 @@ def zones_and_region(nodes: list[dict[str, Any]]) -> tuple[list[str], str]:
 
 class HealthController:
     def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
-                 reader: Reader | None = None) -> None:
+                 reader: Reader | None = None, history: Any = None) -> None:
         self.registry = registry
         self.reader = reader or StoreReader(registry)  # issue 11: the shared informers' caches
         self.settings = settings
         self.members = members
         self.states: dict[str, health.HealthState] = {}
+        self.history = history  # federation.controllers.history.FailoverHistory (issue 17)
         self._last_write: dict[str, float] = {}
         self._last_zones: dict[str, float] = {}
 
@@ -95,17 +96,23 @@ class HealthController:
             return health.OK, "/healthz responded with ok"
         return health.NOT_OK, f"/healthz responded with {str(body)[:80]!r}"
 
-    def _lease_expired(self, name: str) -> bool:
+    def _lease(self, name: str) -> dict[str, Any]:
+        """The member's Lease as the verdict saw it: renewTime, its age, duration, expired."""
         lease = self.registry.find(LEASES, self.settings.lease_namespace, name)
         spec = (lease or {}).get("spec") or {}
         if not spec.get("renewTime"):
-            return False
+            return {"expired": False}
         try:
             renewed = parse_time(spec["renewTime"])
         except ValueError:
-            return False
+            return {"expired": False}
         age = (datetime.now(timezone.utc) - renewed).total_seconds()
-        return age > float(spec.get("leaseDurationSeconds") or 5)
+        duration = float(spec.get("leaseDurationSeconds") or 5)
+        return {"renewTime": spec["renewTime"], "ageSeconds": round(age, 3), "durationSeconds": duration,
+                "expired": age > duration}
+
+    def _lease_expired(self, name: str) -> bool:
+        return bool(self._lease(name)["expired"])
 
     async def _check(self, cluster: dict[str, Any]) -> None:
         name = cluster["metadata"]["name"]
@@ -124,7 +131,10 @@ class HealthController:
             success_threshold=self.settings.success_threshold,
         )
         self.states[name] = new
-        metrics.cluster_observed(name, result=result, before=state.phase, after=new.phase)  # issue 17
+        when = time.time()
+        detected = metrics.cluster_observed(name, result=result, before=state.phase, after=new.phase, now=when)  # issue 17
+        if self.history is not None:
+            self._tell_history(name, state, new, result, message, when, detected)
         zones = region = None
         now = time.monotonic()
         if result == health.OK and now - self._last_zones.get(name, 0) >= self.settings.zones_refresh:
@@ -132,6 +142,29 @@ class HealthController:
             if zones is not None:
                 self._last_zones[name] = now
         await self._write_status(name, new, changed=new.phase != state.phase, zones=zones, region=region)
+
+    def _tell_history(self, name: str, before: health.HealthState, after: health.HealthState, result: str,
+                      message: str, when: float, detected: float | None) -> None:
+        """The failover history's steps of this probe (issue 17): a first failed probe, a verdict, a recovery."""
+        from federation.controllers.history import wall
+        from federation.planners import history as plan
+
+        at = wall(when)
+        if before.phase == health.READY and result != health.OK and before.run_result in (health.OK, ""):
+            self.history.probe_failed(name, at, f"health probe of {name}: {message}", probe=result)
+        if after.phase == before.phase:
+            return
+        lease = self._lease(name)
+        if before.phase == health.READY and after.phase in (health.OFFLINE, health.NOT_READY):
+            details: dict[str, Any] = {"probe": result, "lease": lease,
+                                       "probesInARow": self.settings.failure_threshold}
+            if detected is not None:
+                details.update(faultToDetection=round(detected, 6), lastGoodProbe=plan.rfc3339_micro(wall(when - detected)))
+            self.history.verdict(name, at, plan.DOWN, after.phase, f"cluster {name} is {after.phase}: {after.message}",
+                                 addresses=self.history.cluster_addresses(name), **details)
+        elif after.phase == health.READY and before.phase in (health.OFFLINE, health.NOT_READY):
+            self.history.verdict(name, at, plan.UP, health.READY, f"cluster {name} is Ready again: {after.message}",
+                                 addresses=self.history.cluster_addresses(name), probe=result, lease=lease)
 
     async def _read_topology(self, cluster: dict[str, Any]) -> tuple[list[str] | None, str | None]:
         client = self.members.for_cluster(cluster)

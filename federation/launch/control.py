@@ -35,6 +35,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import time
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -42,6 +45,11 @@ from aiohttp import web
 from apimachinery.serving import start_site
 from federation.launch.localfed import LocalFederation
 from apimachinery.errors import APIError, status_object
+from federation.planners import history
+from federation.planners.history import DOWN, UP
+from federation.resources import FAILOVERRECORDS
+
+log = logging.getLogger("federation.launch.control")
 
 FED = web.AppKey("fed", LocalFederation)
 HOSTS = web.AppKey("hosts", frozenset)
@@ -95,9 +103,13 @@ async def handle(request: web.Request) -> web.Response:
         if not isinstance(body, dict):
             raise APIError(400, "the body must be a JSON object")
         if action == "crash":
-            await fed.crash(_names(fed, body))
+            names, at = _names(fed, body), time.time()
+            await fed.crash(names)
+            await record_faults(fed, names, at, direction=DOWN, message="chaos crash: {} SIGKILLed by the launcher")
         elif action == "start":
-            await fed.restart(_names(fed, body))
+            names, at = _names(fed, body), time.time()
+            await fed.restart(names)
+            await record_faults(fed, names, at, direction=UP, message="chaos start: {} started again by the launcher")
         elif action == "flap":
             name = _names(fed, {"clusters": [body.get("cluster")]})[0]
             fed.start_flap(name, period=float(body.get("period", 5)))
@@ -130,6 +142,20 @@ async def handle(request: web.Request) -> web.Response:
     except (ValueError, TypeError) as err:
         return web.json_response(status_object(400, f"bad request: {err}"), status=400)
     return web.json_response(await state(fed))
+
+
+async def record_faults(fed: LocalFederation, names: list[str], at: float, *, direction: str, message: str) -> None:
+    """The failover history's Fault step of each member (issue 17): the incident its probes,
+    votes and verdict join. A federation that cannot take it (stopped API) loses only this."""
+    when = datetime.fromtimestamp(at, timezone.utc)
+    for name in names:
+        incident = history.incident_id(name, direction, when)
+        step = history.Step(when, history.FAULT, message.format(name), cluster=name,
+                            details={"direction": direction, "source": "launcher"})
+        try:
+            await fed.api.post(FAILOVERRECORDS.path(), history.record_object(step, incident=incident, since_fault=0.0))
+        except Exception as err:  # noqa: BLE001 - the fault happened; its record is a nicety
+            log.warning("could not record the fault of %s: %s", name, err)
 
 
 def _replica(fed: LocalFederation, body: dict[str, Any]) -> int:

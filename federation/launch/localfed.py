@@ -256,6 +256,8 @@ class LocalFederation:
                    "--auto-approve-clusters", ",".join(self.auto_approve)]
                   if self.credentials else []),
                 *self._tls_args(serve=True),
+                # issue 17: the failover history asks our responder what it serves
+                "--history-dns-server", f"{self.host}:{self.dns_port}",
                 *self.apiserver_args,
             ])
         await self.wait_for(self._api_up, 20, "the federation API to answer")
