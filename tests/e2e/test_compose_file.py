@@ -29,6 +29,9 @@ from federation.cli import main as ubernetes
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+# The services that run our image (the others, Prometheus, run Debian's packages on its base).
+OURS = {name: spec for name, spec in SERVICES.items() if spec["image"].startswith("${UBERNETES_IMAGE:-")}
+PROMETHEUS_CONFIG = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())
 VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
@@ -74,7 +77,7 @@ def load_healthcheck() -> Any:
 
 
 def contexts() -> dict[str, tuple[str, click.Context]]:
-    return {service: parse_command(spec["command"]) for service, spec in SERVICES.items()}
+    return {service: parse_command(spec["command"]) for service, spec in OURS.items()}
 
 
 def test_file_format_both_compose_versions_read() -> None:
@@ -83,7 +86,7 @@ def test_file_format_both_compose_versions_read() -> None:
     assert set(COMPOSE) <= {"version", "services", "networks", "volumes"} | {k for k in COMPOSE if k.startswith("x-")}
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(OURS))
 def test_every_command_is_a_real_ubernetes_command_that_parses(service: str) -> None:
     spec = SERVICES[service]
     assert spec["image"].startswith("${UBERNETES_IMAGE:-"), "one image for every component"
@@ -114,7 +117,7 @@ def test_ports_do_not_collide_and_stay_on_loopback_by_default() -> None:
 
 def test_published_ports_reach_what_the_component_listens_on() -> None:
     parsed = contexts()
-    for service, spec in SERVICES.items():
+    for service, spec in OURS.items():
         for entry in spec.get("ports", []):
             container_port = int(substitute(entry).split(":")[2].partition("/")[0])
             assert parsed[service][1].params["listen"].endswith(f":{container_port}"), (service, entry)
@@ -137,7 +140,7 @@ def test_dependencies_exist_are_healthy_conditions_and_form_no_cycle() -> None:
 
     for service in SERVICES:
         visit(service, ())
-    assert order[0] == "federation" and order[-1] == "client"
+    assert order[0] == "federation" and order.index("client") == len(OURS) - 1
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -154,7 +157,7 @@ def test_every_service_has_a_healthcheck_the_image_can_run(service: str) -> None
 
 def test_healthchecks_probe_what_each_component_serves() -> None:
     parsed = contexts()
-    for service, spec in SERVICES.items():
+    for service, spec in OURS.items():
         name, ctx = parsed[service]
         kind, *args = spec["healthcheck"]["test"][2:]
         if name == "client":
@@ -192,7 +195,7 @@ def test_client_resolves_a_zone_name_through_our_responder() -> None:
     assert params["apply_file"] == str(image_files()["/etc/ubernetes/web.yaml"])
     sample = yaml.safe_load(Path(params["apply_file"]).read_text())
     assert sample["spec"]["ports"][0]["port"] == params["port"]
-    assert set(SERVICES["client"]["depends_on"]) == set(SERVICES) - {"client", "federation"}
+    assert set(SERVICES["client"]["depends_on"]) == set(OURS) - {"client", "federation"}
 
 
 def test_federation_store_is_on_a_named_volume() -> None:
@@ -260,3 +263,64 @@ def test_compose_validates_the_file(compose: list[str]) -> None:
         pytest.skip("no Compose v2 plugin for docker")
     out = subprocess.run([*compose, "-f", str(ROOT / "compose.yaml"), "config", "-q"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+# --------------------------------------------------------------------------- Prometheus (issue 17)
+
+
+def scrape_targets() -> dict[str, set[str]]:
+    """job -> its ``host:port`` targets in docker/prometheus.yml."""
+    return {
+        job["job_name"]: {t for sc in job.get("static_configs", []) for t in sc["targets"]}
+        for job in PROMETHEUS_CONFIG["scrape_configs"]
+    }
+
+
+def metrics_endpoints() -> dict[str, str]:
+    """service -> the ``service:port`` where its process serves /metrics, from its command."""
+    found = {}
+    for service, (name, ctx) in contexts().items():
+        if name in {"federation-apiserver", "cluster"}:
+            found[service] = f"{service}:{ctx.params['listen'].rpartition(':')[2]}"
+        elif name == "dns":
+            assert ctx.params["status_listen"], "the responder serves /metrics only with --status-listen"
+            assert ctx.params["status_listen"].startswith("0.0.0.0:"), "reachable from the Prometheus container"
+            found[service] = f"{service}:{ctx.params['status_listen'].rpartition(':')[2]}"
+    return found
+
+
+def test_prometheus_is_built_from_debian_on_the_projects_base_image() -> None:
+    spec = SERVICES["prometheus"]
+    assert spec["build"]["context"] == "docker"
+    assert spec["build"]["args"]["BASE_IMAGE"] == SERVICES["federation"]["build"]["args"]["BASE_IMAGE"]
+    text = (ROOT / "docker" / spec["build"]["dockerfile"]).read_text()
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${BASE_IMAGE}"], "one stage, on the same base: no other image"
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.\d+-slim$", text, re.M)
+    assert re.search(r"apt-get install .*\bprometheus\b", text), "Debian's prometheus package"
+    assert "/etc/prometheus/prometheus.yml" in text and "/usr/bin/prometheus" in text
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in {"root", "0"}
+    for copied in re.findall(r"^COPY (\S+)", text, re.M):
+        assert (ROOT / "docker" / copied).exists(), f"COPY {copied}: not in the build context docker/"
+
+
+def test_prometheus_publishes_its_api_on_loopback_and_waits_for_readiness() -> None:
+    spec = SERVICES["prometheus"]
+    assert [substitute(p) for p in spec["ports"]] == ["127.0.0.1:9090:9090"]
+    assert "--web.listen-address=0.0.0.0:9090" in (ROOT / "docker" / "prometheus.Dockerfile").read_text()
+    assert spec["healthcheck"]["test"][2:] == ["http", "http://127.0.0.1:9090/-/ready"]
+    assert "interconnect" in spec["networks"]
+
+
+def test_prometheus_scrapes_every_container_that_serves_metrics() -> None:
+    targets = scrape_targets()
+    every = set().union(*targets.values())
+    wanted = metrics_endpoints()
+    assert set(wanted) == set(OURS) - {"client"}, "every component but the client serves /metrics"
+    assert set(wanted.values()) == every, f"missing {set(wanted.values()) - every}, unknown {every - set(wanted.values())}"
+    assert targets["federation"] == {wanted["federation"]}
+    assert targets["dns"] == {wanted["dns"]}
+    assert targets["members"] == {wanted[s] for s in wanted if s.startswith("cluster-")}
+    for job in PROMETHEUS_CONFIG["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics" and job.get("scheme", "http") == "http"
+    assert float(PROMETHEUS_CONFIG["global"]["scrape_interval"].rstrip("s")) <= 15
