@@ -10,6 +10,9 @@ demo or ``make up`` is not in the way), and then checks from the host what a use
 - every service turns healthy; the four clusters are Ready in the federation API;
 - DNS answers the zone, region and global names with the containers' own addresses;
 - the client's connections reach the cluster of its zone;
+- Prometheus (docker/prometheus.Dockerfile) reports every scrape target ``up`` through its
+  HTTP API, one per container that serves /metrics, and a query for a federation metric
+  (``kubefedcluster_total``) returns the four Ready clusters;
 - after ``compose kill`` of that cluster, its zone name becomes a CNAME to its region and the
   client's connections move to the other cluster of the region.
 
@@ -22,6 +25,7 @@ UBERNETES_REQUIRE_DOCKER=1, where it fails.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -30,6 +34,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,6 +43,7 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from clusters.testing import http
 from federation.cli.kubectl import Server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +55,9 @@ CLUSTERS = {  # service -> (cluster, region, zone)
     "cluster-aws-eu-west-1a": ("aws-eu-west-1a", "eu-west-1", "eu-west-1a"),
     "cluster-gcp-europe-west1-b": ("gcp-europe-west1-b", "europe-west1", "europe-west1-b"),
 }
-SERVICES = ["federation", "dns", *CLUSTERS, "client"]
+SERVICES = ["federation", "dns", *CLUSTERS, "client", "prometheus"]
+# Where each container serves /metrics, as Prometheus reaches it (docker/prometheus.yml).
+SCRAPED = {"federation": "federation:8080", "dns": "dns:9153", **{s: f"{s}:9100" for s in CLUSTERS}}
 SVC = "web.default.myfed.svc"
 DOMAIN = "example.com."
 VICTIM = "cluster-aws-us-east-1a"
@@ -192,14 +200,21 @@ def test_compose_demo_end_to_end(docker_daemon: Any) -> None:
 
     name = f"ubernetes-e2e-{os.getpid()}-{random.randint(1000, 9999)}"
     image = f"ubernetes-e2e:{name}"
-    host_ip = free_loopback_address([8080, 1053, 9101, 9102, 9103, 9104])
-    env = {**os.environ, "UBERNETES_IMAGE": image, "UBERNETES_HOST_IP": host_ip, "DOCKER_BUILDKIT": "0"}
+    prometheus_image = f"ubernetes-e2e-prometheus:{name}"
+    host_ip = free_loopback_address([8080, 1053, 9090, 9101, 9102, 9103, 9104])
+    env = {**os.environ, "UBERNETES_IMAGE": image, "UBERNETES_PROMETHEUS_IMAGE": prometheus_image,
+           "UBERNETES_HOST_IP": host_ip, "DOCKER_BUILDKIT": "0"}
     project = Project(compose, name, env)
     try:
         mark = time.monotonic()
         run(["docker", "build", "-q", "--network", "host", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", image, "."], timeout=600, env=env)
         timings["image build"] = time.monotonic() - mark
         say(f"built {image} on {BASE_IMAGE} in {timings['image build']:.1f} s")
+        mark = time.monotonic()
+        run(["docker", "build", "-q", "--network", "host", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+             "-f", "docker/prometheus.Dockerfile", "-t", prometheus_image, "docker"], timeout=600, env=env)
+        timings["prometheus image build"] = time.monotonic() - mark
+        say(f"built {prometheus_image} in {timings['prometheus image build']:.1f} s")
 
         mark = time.monotonic()
         project("up", "-d", "--no-build", timeout=300)
@@ -244,6 +259,33 @@ def test_compose_demo_end_to_end(docker_daemon: Any) -> None:
         wait_for(dns_complete, timeout=30, what="zone, region and global names answering the containers' addresses")
         say(f"DNS answers all {len(expected)} names from the host ({time.monotonic() - mark:.1f} s after Ready)")
 
+        prometheus = f"http://{host_ip}:9090"
+
+        def prometheus_get(path: str, **params: str) -> Any:
+            status, body, _ = http("GET", f"{prometheus}{path}?{urllib.parse.urlencode(params)}", timeout=5)
+            assert status == 200, body
+            reply = json.loads(body) if isinstance(body, str) else body
+            assert reply["status"] == "success", reply
+            return reply["data"]
+
+        def every_target_up() -> dict[str, str]:
+            active = prometheus_get("/api/v1/targets", state="active")["activeTargets"]
+            health = {t["labels"]["instance"]: t["health"] for t in active}
+            assert set(health) <= set(SCRAPED.values()), f"unexpected targets: {health}"
+            return health if health == {target: "up" for target in SCRAPED.values()} else {}
+
+        mark = time.monotonic()
+        health = wait_for(every_target_up, timeout=60, what="Prometheus reporting every target up")
+        timings["prometheus: every target up"] = time.monotonic() - mark
+        say(f"prometheus targets: {health}")
+
+        def ready_clusters_in_prometheus() -> float:
+            result = prometheus_get("/api/v1/query", query='kubefedcluster_total{state="ready"}')["result"]
+            return float(result[0]["value"][1]) if result and float(result[0]["value"][1]) == 4 else 0
+
+        wait_for(ready_clusters_in_prometheus, timeout=30, what='Prometheus: kubefedcluster_total{state="ready"} == 4')
+        say('prometheus query kubefedcluster_total{state="ready"}: 4')
+
         wait_for(
             lambda: any(c == CLUSTERS[VICTIM][0] for _, c, _ in served_by(project.client_log())),
             timeout=30,
@@ -287,7 +329,7 @@ def test_compose_demo_end_to_end(docker_daemon: Any) -> None:
     finally:
         mark = time.monotonic()
         project("down", "-v", "--remove-orphans", "--timeout", "5", check=False, timeout=120)
-        run(["docker", "image", "rm", "-f", image], check=False)
+        run(["docker", "image", "rm", "-f", image, prometheus_image], check=False)
         # The build stage's image stays behind untagged (about 300 MB a run): prune those only.
         run(["docker", "image", "prune", "-f", "--filter", "label=io.ubernetes.stage=build"], check=False)
         timings["down and clean up"] = time.monotonic() - mark
