@@ -150,8 +150,10 @@ def vote_tally(votes: dict[str, str]) -> str:
 
 
 def vote_changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]]:
-    """(prober, new view) of each prober whose view of an address changed to up or down."""
-    return [(voter, view) for voter, view in sorted(new.items()) if view in (UP, DOWN) and old.get(voter) != view]
+    """(prober, new view) of each prober whose view of an address flipped between up and down
+    (a first view, as probers start, is no change of standing)."""
+    return [(voter, view) for voter, view in sorted(new.items())
+            if view in (UP, DOWN) and old.get(voter) in (UP, DOWN) and old.get(voter) != view]
 
 
 # ---------------------------------------------------------------- reading records back
