@@ -13,6 +13,7 @@ import socket
 import time
 from collections import Counter
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -44,7 +45,10 @@ async def wait_for(port, qname, predicate, timeout):
     deadline = time.monotonic() + timeout
     got = None
     while time.monotonic() < deadline:
-        got = addresses(await asyncio.to_thread(ask, port, qname))
+        try:
+            got = addresses(await asyncio.to_thread(ask, port, qname))
+        except dns.exception.Timeout:  # a UDP query lost on a busy machine: ask again
+            continue
         if predicate(got):
             return got
         await asyncio.sleep(0.1)
