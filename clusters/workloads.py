@@ -889,6 +889,8 @@ class Workloads:
         self.state.pods[key] = pod
         problem = seccomp_problem(pod, self.settings.seccomp_profiles, node)
         now = self.clock
+        if bare:  # what `kubectl describe pod` shows a Docker 1.10 user (issue 14)
+            self.state.record_event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
         if problem:
             sim.stage, sim.until = "create-failed", None
             self.state.record_event(pod, "Warning", "Failed", problem)
@@ -955,6 +957,11 @@ class Workloads:
                 sim.stage, sim.until = "running", None
                 sim.started = now_rfc3339()
                 sim.ready_at = at + self.state.topology.pod_ready_delay
+                if not sim.rs_uid:
+                    for c in pod["spec"]["containers"]:
+                        self.state.record_event(pod, "Normal", "Pulled", f'Container image "{c["image"]}" already present on machine')
+                        self.state.record_event(pod, "Normal", "Created", f"Created container {c['name']}")
+                        self.state.record_event(pod, "Normal", "Started", f"Started container {c['name']}")
                 if pod["spec"].get("restartPolicy") == "Never" and any(c.get("command") for c in pod["spec"]["containers"]):
                     sim.stage = "exited"  # the command runs to its end (issue 14)
                     sim.last_exit = max(self.run_container(pod, c) for c in pod["spec"]["containers"])

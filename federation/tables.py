@@ -68,6 +68,9 @@ def _pod_row(pod: dict[str, Any], now: datetime) -> list[Any]:
     ready = sum(1 for s in statuses if s.get("ready"))
     restarts = sum(int(s.get("restartCount") or 0) for s in statuses)
     phase = status.get("phase") or "Pending"
+    if phase in ("Succeeded", "Failed"):  # kubectl shows the last container's end: Completed, Error
+        ended = [((s.get("state") or {}).get("terminated") or {}).get("reason") for s in statuses]
+        phase = next((r for r in reversed(ended) if r), phase)
     if meta.get("deletionTimestamp"):
         phase = "Terminating"
     return [

@@ -163,4 +163,6 @@ def test_the_seccomp_pair_of_the_post(kubectl) -> None:
         "chmod: changing permissions of '/etc/hostname': Operation not permitted\n")
     rows = kubectl("get", "pods", "chmod-unconfined", "chmod-prevented").stdout
     assert "Completed" in rows and "Error" in rows
+    described = kubectl("describe", "pod", "chmod-prevented").stdout
+    assert "Exit Code:    1" in described and "Started container chmod-prevented" in described
     kubectl("delete", "-f", str(EXAMPLES / "seccomp-chmod.yaml"))
