@@ -92,6 +92,7 @@ class Gateway:
         self.fail_fast = fail_fast
         self._down: tuple[float, str] | None = None  # (monotonic time until which we fail fast, why)
         self._last_failure: str | None = None
+        self._last_ok = 0.0
         self._current = 0  # the member that answered last
         self._local = threading.local()
         self._watch_lock = threading.Lock()
@@ -133,13 +134,16 @@ class Gateway:
         down = self._down
         if down is not None and time.monotonic() < down[0]:
             raise EtcdUnavailable(f"{down[1]} (not asking again for {self.fail_fast:g} s)")
+        began = time.monotonic()
         try:
             answer = self._call(path, body)
         except EtcdUnavailable as err:
             self._down = (time.monotonic() + self.fail_fast, str(err))
-            self._last_failure = str(err)
+            if began >= self._last_ok:  # a request sent during an outage that ended since says nothing now
+                self._last_failure = str(err)
             raise
         self._down = self._last_failure = None
+        self._last_ok = time.monotonic()
         return answer
 
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
