@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from clusters.testing import free_port
-from tests.conftest import random_pool
+from tests.conftest import random_pool, stop_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install .[test])")
@@ -62,13 +62,10 @@ def up(tmp_path_factory):
         url = re.search(r"dashboard\s+(\S+)", text).group(1)
         tokens = Path(re.search(r"tokens\s+(\S+)", text).group(1))
         admin = tokens.read_text().splitlines()[0].split(",")[0]
+        print(next(line for line in text.splitlines() if "  dashboard " in line))
         yield {"url": url, "admin": admin, "log": log_path}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
 
 
