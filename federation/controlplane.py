@@ -156,13 +156,17 @@ class ControllerManager:
 async def serve(*, host: str, port: int, store_path: str, settings: Settings, controllers: bool,
                 tokens: dict | None = None, ssl_context: ssl.SSLContext | None = None,
                 member_ssl: ssl.SSLContext | None = None, watch_window: int = WATCH_WINDOW,
-                auto_approve: frozenset[str] = frozenset(), identity: str | None = None) -> None:
+                auto_approve: frozenset[str] = frozenset(), identity: str | None = None,
+                ui: "UIConfig | None" = None) -> None:
     store = open_store(store_path)
     store = MeteredStore(store, kind="etcd" if store.shared else "sqlite")  # /metrics (issue 17)
     hub = WatchHub()
     registry = Registry(store, hub)
     app = make_app(registry, tokens=tokens, watch_window=watch_window,  # tokens: issue 8's --token-file (None: open)
                    auto_approve=auto_approve)
+    from federation.ui.routes import UIConfig, install as install_ui
+
+    install_ui(app, registry, ui or UIConfig(settings=settings))  # the dashboard at /ui/ (issue 17)
     # Member clients reach a member with the token its Cluster's spec.secretRef names (issue 8).
     member_kw = {"secrets": lambda ns, name: registry.find(SECRETS, ns, name), "ssl_context": member_ssl}
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
@@ -217,11 +221,17 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
                    "`ubernetes approve NAME` (docs/security.md).")
 @click.option("--watch-window", type=click.IntRange(1), default=WATCH_WINDOW, show_default=True,
               help="Events of its kind one watch may replay; a watch from further back gets 410 Gone (docs/security.md).")
+@click.option("--launcher-url", default=None, metavar="URL",
+              help="The launcher's fault API the dashboard's fault buttons go to (`ubernetes up` sets it).")
+@click.option("--launcher-token-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="File holding the bearer token of --launcher-url.")
 @click.option("-v", "--verbose", is_flag=True)
 def federation_apiserver(
     listen: str, store_path: str, controllers: bool, verbose: bool, token_file: str | None = None,
     insecure: bool = False, tls_cert_file: str | None = None, tls_private_key_file: str | None = None,
-    member_ca: str | None = None, auto_approve: str = "", watch_window: int = WATCH_WINDOW, **options: object,
+    member_ca: str | None = None, auto_approve: str = "", watch_window: int = WATCH_WINDOW,
+    launcher_url: str | None = None, launcher_token_file: str | None = None,
+    **options: object,
 ) -> None:
     """Run the federation API server and its controllers."""
     from federation.api.security import load_tokens, refuse_open_listen, server_ssl_context, client_ssl_context
@@ -233,10 +243,18 @@ def federation_apiserver(
     ssl_context = server_ssl_context(tls_cert_file, tls_private_key_file)
     member_ssl = client_ssl_context(member_ca)
     settings = settings_from(options)
+    from pathlib import Path
+
+    from federation.ui.routes import UIConfig
+
+    ui = UIConfig(settings=settings, dns=split_listen(settings.dns_responder) if settings.dns_responder else None,
+                  launcher_url=launcher_url.rstrip("/") if launcher_url else None,
+                  launcher_token=Path(launcher_token_file).read_text().strip() if launcher_token_file else None,
+                  ca_file=member_ca)
     try:
         eventloop.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
                           tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl, watch_window=watch_window,
-                          auto_approve=frozenset(n.strip() for n in auto_approve.split(",") if n.strip())))
+                          auto_approve=frozenset(n.strip() for n in auto_approve.split(",") if n.strip()), ui=ui))
     except StoreOpenError as e:
         # Locked by another API server, damaged, or not a store: opening is serve()'s first
         # step, so nothing is listening yet; one sentence and exit status 1, no traceback.

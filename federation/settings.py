@@ -46,8 +46,10 @@ class Settings:
     event_ttl: float = flag(3600.0, "Seconds an Event is kept (Kubernetes' --event-ttl).", type=click.FloatRange(1))
     # The failover history (issue 17, docs/history.md).
     history_limit: int = flag(500, "FailoverRecords kept (the newest); older ones are deleted.", type=click.IntRange(1))
-    history_dns_server: str = flag("", "HOST:PORT of the DNS responder the history asks for the records it serves "
-                                       "(the Served step and its serial); empty: no Served steps.")
+    # The responder that serves this federation's zone: the history asks it for the records it
+    # serves (the Served step and its serial), the dashboard's DNS panel for each level's answer.
+    dns_responder: str = flag("", "HOST:PORT of the DNS responder serving this federation's zone: the history's "
+                                  "Served step and the dashboard's DNS panel ask it; empty: neither.")
     # Seconds within which steps going the same way belong to one incident.
     history_window: float = 120.0
     # Namespace of the members' Lease objects.

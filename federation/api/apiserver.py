@@ -37,7 +37,7 @@ def auth_middleware(authenticator: auth.Authenticator):  # type: ignore[no-untyp
         token = auth.bearer_token(request.headers.get("Authorization"))
         user = authenticator.authenticate(token) if token else None
         if user is None:
-            if not token and not attrs.is_resource and attrs.path in auth.PUBLIC_PATHS:
+            if not token and not attrs.is_resource and auth.is_public(attrs.path):
                 return await handler(request)
             raise st.APIError(401, "Unauthorized", reason="Unauthorized")
         decision = auth.authorize(user, attrs.verb, attrs.resource, attrs.namespace, attrs.name, attrs.subresource,

@@ -53,6 +53,16 @@ BOOTSTRAP_TOKEN = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 CLUSTER_TOKEN = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([0-9a-f]{32})$")
 # Paths anyone may ask, as Kubernetes' system:public-info-viewer role allows.
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+UI_PATH = "/ui"  # the dashboard's static files are public; its data calls are not (issue 17)
+UI_API_PREFIX = "/ui/api/"
+UI_FAULTS_PREFIX = "/ui/api/faults"
+
+
+def is_public(path: str) -> bool:
+    """May ``path`` be asked without a token? Health and version, and the dashboard's static files."""
+    if path in PUBLIC_PATHS:
+        return True
+    return (path == UI_PATH or path.startswith(UI_PATH + "/")) and not path.startswith(UI_API_PREFIX)
 READ_VERBS = frozenset({"get", "list", "watch"})
 GROUP_OF = {
     "clusters": "federation", "dnsrecords": "federation", "leases": "coordination.k8s.io",
@@ -322,6 +332,8 @@ def authorize(user: User, verb: str, resource: str, namespace: str = "", name: s
         if user.in_group(MONITORING) and verb == "get":
             return Decision(True, f"group {MONITORING} may read /metrics")
         return Decision(False, f"/metrics is readable by groups {MASTERS} and {MONITORING} only")
+    if not resource and path.startswith(UI_FAULTS_PREFIX) and verb != "get":
+        return Decision(False, f"the dashboard's fault buttons are for group {MASTERS} only")
     if not resource:
         if user.in_group(AUTHENTICATED) or path in PUBLIC_PATHS:
             return Decision(True, "discovery and health are open to every authenticated user")

@@ -4,7 +4,7 @@ The health controller, the data-plane controller and the DNS controller tell it 
 saw (a first failed probe, a prober's changed vote, a verdict, the DNS records they wrote);
 it groups the steps of one cluster's change of standing into an incident (opened by the
 ``Fault`` record ``ubernetes chaos`` left, when there is one), writes them through the
-registry (so they are watched like any object), and, when ``--history-dns-server`` names
+registry (so they are watched like any object), and, when ``--dns-responder`` names
 the responder, asks that responder over DNS until it answers the changed names as planned:
 that is the ``Served`` step, with the SOA serial read around those answers. The responder is
 another process and nothing else tells the federation what it serves; a client's question
@@ -153,7 +153,7 @@ class FailoverHistory:
                                             service=service, details={"answers": [c.as_dict() for c in touched]}))
             self._event(service, "DNSRecordsChanged", f"records changed after {incident.verdict} of "
                                                       f"{incident.cluster}: {message}")
-            if self.settings.history_dns_server:
+            if self.settings.dns_responder:
                 task = asyncio.get_running_loop().create_task(self._served(incident, service, touched))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -168,7 +168,7 @@ class FailoverHistory:
 
     async def _served(self, incident: plan.Incident, service: str, changes: list[plan.AnswerChange]) -> None:
         verdict_time, label = incident.verdict_time, incident.verdict
-        host, _, port = self.settings.history_dns_server.rpartition(":")
+        host, _, port = self.settings.dns_responder.rpartition(":")
         deadline = time.monotonic() + SERVED_TIMEOUT
         try:
             while time.monotonic() < deadline:
@@ -186,9 +186,9 @@ class FailoverHistory:
                     return
                 await asyncio.sleep(SERVED_POLL)
             log.warning("the responder at %s did not serve %s's changed records within %gs",
-                        self.settings.history_dns_server, service, SERVED_TIMEOUT)
+                        self.settings.dns_responder, service, SERVED_TIMEOUT)
         except (ValueError, OSError) as err:
-            log.warning("cannot ask the responder at %s: %s", self.settings.history_dns_server, err)
+            log.warning("cannot ask the responder at %s: %s", self.settings.dns_responder, err)
 
     async def close(self) -> None:
         for task in list(self._tasks):

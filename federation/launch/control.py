@@ -16,6 +16,8 @@ POST with a JSON body and answers with the launcher's view (``GET /faults``):
 | ``/faults/kill-leader`` | none | SIGKILL the API server holding the controllers' Lease |
 | ``/faults/kill-etcd``, ``/faults/start-etcd`` | ``{"index": n}`` | SIGKILL / start etcd member n (HA) |
 | ``/faults/partition-etcd``, ``/faults/heal-etcd`` | ``{"index": n}`` | cut API server n off from etcd / heal it |
+| ``/faults/partition``, ``/faults/blackhole`` | ``{"clusters": [...]}`` | flip those members' own switch (the dashboard's buttons) |
+| ``/faults/heal`` | ``{"clusters": [...]}`` | start those members if stopped, else clear their switches |
 | ``/faults/heal`` | none | stop every flap, heal etcd links, start every stopped etcd member, member and API server |
 
 Indices are 0-based, in the order ``GET /faults`` lists them.
@@ -129,6 +131,17 @@ async def handle(request: web.Request) -> web.Response:
             await fed.start_etcd_member(_index(body))
         elif action in ("partition-etcd", "heal-etcd"):
             fed.partition_etcd(_index(body), heal=action == "heal-etcd")
+        elif action in ("partition", "blackhole"):  # a member's own switch (the dashboard's buttons)
+            for name in _names(fed, body):
+                await fed.chaos(name, {"partitioned": True} if action == "partition" else {"dataPlaneBlackholed": True})
+        elif action == "heal" and body:  # these clusters only: started if stopped, switches cleared
+            names = _names(fed, body)
+            for name in names:
+                fed.stop_flap(name)
+            stopped = [n for n in names if not (fed.children.get(n) and fed.children[n].running)]
+            await fed.restart(stopped)
+            for name in set(names) - set(stopped):
+                await fed.chaos(name, None)
         elif action == "heal":
             for name in list(fed._flaps):
                 fed.stop_flap(name)

@@ -51,6 +51,7 @@ def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
         *([f"  etcd             {', '.join(m.endpoint for m in fed.etcd.members)} (data in {fed.etcd.run_dir})"]
           if fed.etcd is not None else []),
         f"  DNS responder    {fed.host}:{fed.dns_port} (UDP and TCP)",
+        f"  dashboard        {fed.ui_url} (log in with the admin token; docs/dashboard.md)",
     ]
     for spec in topo.clusters:
         lines.append(
@@ -233,9 +234,10 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
         api_replicas=3 if ha else 1,
         etcd_members=3 if ha else 0,
     )
+    host, _, port = control_listen.rpartition(":")
+    control = (host or "127.0.0.1", int(port)) if control_listen else None
+    fed.control = control  # the API server's dashboard sends its fault buttons there
     try:
-        host, _, port = control_listen.rpartition(":")
-        control = (host or "127.0.0.1", int(port)) if control_listen else None
         code = eventloop.run(run_up(fed, ready_timeout=ready_timeout, control=control, kubeconfig=kubeconfig,
                                   workdir=Path(tmp.name)))
     finally:

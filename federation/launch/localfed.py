@@ -74,8 +74,10 @@ class LocalFederation:
         auto_approve: list[str] | None = None,
         api_replicas: int = 1,
         etcd_members: int = 0,
+        control: tuple[str, int] | None = None,
     ) -> None:
         self.topology = topology
+        self.control = control  # where the launcher's fault API listens: the dashboard's buttons go there
         # issue 19: with tokens on, the members trusted as soon as they join (default: all ours)
         self.auto_approve = [c.name for c in topology.clusters] if auto_approve is None else auto_approve
         self.host = host
@@ -256,8 +258,8 @@ class LocalFederation:
                    "--auto-approve-clusters", ",".join(self.auto_approve)]
                   if self.credentials else []),
                 *self._tls_args(serve=True),
-                # issue 17: the failover history asks our responder what it serves
-                "--history-dns-server", f"{self.host}:{self.dns_port}",
+                "--dns-responder", f"{self.host}:{self.dns_port}",  # the history's Served step and the dashboard's DNS panel (issue 17)
+                *self._launcher_args(),
                 *self.apiserver_args,
             ])
         await self.wait_for(self._api_up, 20, "the federation API to answer")
@@ -265,6 +267,31 @@ class LocalFederation:
             from federation.api.security import publish_bootstrap_token
 
             await publish_bootstrap_token(self.api, self.credentials.bootstrap)
+
+    @property
+    def control_url(self) -> str | None:
+        """The launcher's fault API, when :attr:`control` is set."""
+        if self.control is None:
+            return None
+        host, port = self.control
+        shown = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.tls else 'http'}://{shown}:{port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"{self.api_url}/ui/"
+
+    def _launcher_args(self) -> list[str]:
+        """The API server's flags for the dashboard's fault buttons: the fault API and its token."""
+        if self.control_url is None:
+            return []
+        args = ["--launcher-url", self.control_url]
+        if self.credentials is not None:
+            path = self.credentials.token_file.parent / "launcher.token"
+            path.write_text(self.credentials.admin + "\n")
+            path.chmod(0o600)
+            args += ["--launcher-token-file", str(path)]
+        return args
 
     def store_for(self, index: int) -> str:
         """API server ``index``'s ``--store``: the launcher's etcd through its relays, or :attr:`store`."""
