@@ -208,7 +208,8 @@ def plan(topology: Topology, *, pid: int, subnet: int = 0, clients: int = 1) -> 
             else:
                 setup.append(_ip(n.netns, "route", "add", m.lb_pool, "via", m.address))
     names = [n.netns for n in nodes] + [launcher]
-    teardown = tuple(("ip", "netns", "delete", name) for name in names)  # deleting the launcher's takes host_veth
+    # deleting the launcher's namespace takes host_veth with it only some time later: delete it first
+    teardown = (("ip", "link", "del", host_veth), *(("ip", "netns", "delete", name) for name in names))
     return NetnsPlan(run, subnet, launcher, host_veth, f"{link}.1", tuple(nodes), tuple(setup), teardown)
 
 
