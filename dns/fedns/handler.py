@@ -234,8 +234,9 @@ class Handler:
         self, wire: bytes, tcp: bool, qid: int, flags: int, question: bytes, table: AnswerTable, qname: bytes,
         qtype: int, edns_size: int, do: bool,
     ) -> bytes:
-        """Render the reply to this query in every rotation, keep them, and send the first."""
-        bits, variants = table.rotations(qname, qtype)
+        """Render the reply to this query in every rotation, keep them, and send the one the
+        answer's own cursor is at (so queries that differ in a cookie or in case still go round)."""
+        bits, variants, first = table.rotations(qname, qtype)
         tails, truncs = [], []
         composed: dict[int, tuple[bytes, bool]] = {}  # a weighted schedule repeats its variants
         for variant in variants:
@@ -248,12 +249,12 @@ class Handler:
         cache = self._tcp_replies if tcp else self._udp_replies
         if len(cache) >= self.cache_limit:
             cache.clear()  # a flood of names: start again rather than grow
-        cache[wire[2:]] = [tails, 1 % len(tails), bits & 0xF, qtype, truncs]
+        cache[wire[2:]] = [tails, (first + 1) % len(tails), bits & 0xF, qtype, truncs]
         self.rcodes[bits & 0xF] += 1
         self.qtypes[qtype] += 1
-        if truncs[0]:
+        if truncs[first]:
             self.truncated += 1
-        return wire[:2] + tails[0]
+        return wire[:2] + tails[first]
 
     def stats(self) -> dict[str, int]:
         out = {dns.rcode.to_text(dns.rcode.Rcode(i)): n for i, n in enumerate(self.rcodes) if n}

@@ -96,6 +96,14 @@ class Prepared:
         """Every rotation, in the order :meth:`pick` gives them."""
         return self.variants
 
+    def advance(self) -> int:
+        """The index :meth:`pick` would give, and move on (the reply cache's first reply to a
+        new query: queries that differ in bytes only, by a cookie or 0x20 case, share the
+        answer's cursor, so they too go round, or by weight)."""
+        i = self.cursor
+        self.cursor = i + 1 if i + 1 < len(self.variants) else 0
+        return i
+
 
 class WithSOA(Prepared):
     """An answer whose authority section is its zone's SOA (NODATA or NXDOMAIN after a
@@ -348,15 +356,15 @@ class AnswerTable:
 
     # -- answering -------------------------------------------------------------------------
 
-    def rotations(self, qname: bytes, qtype: int) -> tuple[int, list[Variant]]:
-        """What :meth:`lookup` answers, every rotation at once, in order (the handler's reply
-        cache keeps them all and rotates itself)."""
+    def rotations(self, qname: bytes, qtype: int) -> tuple[int, list[Variant], int]:
+        """What :meth:`lookup` answers, every rotation at once, in order, and the index of the
+        one to send now (the handler's reply cache keeps them all and rotates itself)."""
         prepared = self.answers.get((qname, qtype))
         if prepared is not None:
-            return prepared.flags, prepared.rotations()
+            return prepared.flags, prepared.rotations(), prepared.advance() if len(prepared.variants) > 1 else 0
         bits, variant = self.lookup(qname, qtype)  # synthesized (NXDOMAIN, NODATA, REFUSED) or extra
         prepared = self.extra.get((qname, qtype))
-        return (bits, prepared.rotations()) if prepared is not None else (bits, [variant])
+        return (bits, prepared.rotations(), 0) if prepared is not None else (bits, [variant], 0)
 
     def lookup(self, qname: bytes, qtype: int) -> tuple[int, Variant]:
         """Header bits (AA and rcode) and the records for a lower-case wire ``qname``."""

@@ -124,3 +124,24 @@ def test_the_responder_checks_weights():
     for bad in ({"weights": [1]}, {"weights": [1, "x"]}, {"strategy": "random"}):
         with pytest.raises(InvalidRecord):
             parse_spec({**spec, **bad})
+
+
+def test_queries_that_differ_in_bytes_still_spread_by_weight():
+    """dig sends a new cookie each time and Unbound randomises case: each is a new entry in
+    the reply cache, which must start at the answer's cursor, not at its first rotation."""
+    import dns.edns
+    import dns.message
+
+    from fedns.handler import Handler
+    from fedns.view import ZoneView
+    from fedns.zone import ZoneConfig
+
+    view = ZoneView(ZoneConfig(apexes=("example.com.",)))
+    view.replace({"a": {"name": G, "type": "A", "targets": ["127.0.0.1", "127.0.0.2"],
+                        "strategy": "weighted", "weights": [3, 1]}})
+    handler = Handler(view, reply_cache=100)
+    firsts = Counter()
+    for i in range(400):
+        q = dns.message.make_query(G, "A", use_edns=0, options=[dns.edns.GenericOption(10, i.to_bytes(8, "big"))])
+        firsts[dns.message.from_wire(handler.handle(q.to_wire())).answer[0][0].address] += 1
+    assert firsts == {"127.0.0.1": 300, "127.0.0.2": 100}
