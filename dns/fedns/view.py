@@ -265,6 +265,8 @@ class ZoneView(FedObjects):
             if self.freeze_after_build:
                 gc.freeze()
             self._served()
+        elif self.last_change is None:
+            self.last_change = self.clock()  # the first load is when serving these records began
         self._log_problems(catalog.bad, set(catalog.conflicts) | set(self.table.zone.rejected))
         return not same
 
