@@ -89,6 +89,9 @@ class Settings:
     reply_cache: int = 10000
     # SO_REUSEPORT on the DNS sockets: set for each worker of ``--workers N`` (fedns.workers).
     reuse_port: bool = False
+    # How UDP is read: "auto" (batched recvmmsg/sendmmsg where Linux has them, fedns.mmsg),
+    # "batched", or "loop" (the event loop's datagram transport, one datagram at a time).
+    udp_io: str = "auto"
 
     def server_identity(self) -> str:
         """The identity this responder gives; raises ValueError when it cannot be served."""
@@ -224,6 +227,7 @@ class Responder(Edges):
             "zones": list(view.config.apexes),
             "identity": handler.identity,
             "eventLoop": self.event_loop,
+            "udpIO": self.server.udp_mode if self.server is not None else None,
             "lastSync": iso_time(sync.last_sync) if sync else None,
             "lastChange": iso_time(view.last_change),
             "stale": sync.stale if sync else False,
@@ -268,6 +272,7 @@ class Responder(Edges):
             max_per_client=s.max_tcp_per_client,
             udp_peer=self.topology is not None,
             reuse_port=s.reuse_port,
+            udp_io=s.udp_io,
         )
         await self.server.start()
         log.info(

@@ -136,6 +136,14 @@ def _run(settings: Settings, workers: int = 1, log_level: str = "info") -> None:
     help="Responder processes, each with its own SO_REUSEPORT sockets on --listen (default: the "
     "number of cores); 1 is a single process.",
 )
+@click.option(
+    "--udp-io",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "batched", "loop"]),
+    help="How UDP is read: batched (recvmmsg/sendmmsg in a thread, Linux), loop (the event loop, "
+    "one datagram at a time), or auto (batched where it can run).",
+)
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 @click.pass_context
 def dns(
@@ -162,6 +170,7 @@ def dns(
     insecure_allow_http_token: bool = False,
     identity: str | None = None,
     workers: int | None = None,
+    udp_io: str = "auto",
 ) -> None:
     """Answer DNS for the federation's services over UDP and TCP."""
     setup_logging("dns", log_level)
@@ -203,6 +212,7 @@ def dns(
         ca_file=ca_file,
         insecure_allow_http_token=insecure_allow_http_token,
         identity=identity,
+        udp_io=udp_io,
     )
     try:
         settings.server_identity()

@@ -3,7 +3,9 @@
 Thin on purpose: all protocol decisions live in the handler, so this module is only
 about sockets.
 
-- UDP: one datagram, one reply. Stock asyncio reads every datagram with
+- UDP: on Linux, a thread reads batches of datagrams with ``recvmmsg`` and answers them with
+  one ``sendmmsg`` (:mod:`fedns.mmsg`; ``udp_io="loop"`` turns it off). Elsewhere, or so
+  asked, the event loop's datagram transport: one datagram, one reply. Stock asyncio reads every datagram with
   ``recvfrom(256 KiB)``, a buffer above glibc's mmap threshold that costs an mmap and
   munmap per packet; setting the transport's ``max_size`` to 65535 halved the fast
   path's cost (../shared/notes/dns-fast-path.md). uvloop does not need it.
@@ -42,9 +44,12 @@ import logging
 import socket
 from typing import Callable
 
+from fedns import mmsg
+
 log = logging.getLogger("fedns.server")
 
 HandleFn = Callable[..., "bytes | None"]
+UDP_IO = ("auto", "batched", "loop")
 
 
 class _UDP(asyncio.DatagramProtocol):
@@ -196,8 +201,13 @@ class DNSServer:
         max_per_client: int = 32,
         udp_peer: bool = False,
         reuse_port: bool = False,
+        udp_io: str = "auto",
     ) -> None:
+        if udp_io not in UDP_IO:
+            raise ValueError(f"udp_io must be one of {', '.join(UDP_IO)}, not {udp_io!r}")
         self.handle = handle
+        # "auto": batched (recvmmsg/sendmmsg in a thread) where it can run, else the loop's transport
+        self.udp_io = udp_io
         # SO_REUSEPORT on both sockets: the workers of ``--workers N`` (fedns.workers) each
         # bind their own on the same address and the kernel spreads queries over them.
         self.reuse_port = reuse_port
@@ -215,12 +225,22 @@ class DNSServer:
         self.closed_idle = 0
         self.closed_lifetime = 0
         self._udp: asyncio.DatagramTransport | None = None
+        self._batched: mmsg.BatchedUDP | None = None
         self._tcp: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         udp_sock, tcp_sock = self._bind()
-        self._udp, _ = await loop.create_datagram_endpoint(lambda: (_UDPWithPeer if self.udp_peer else _UDP)(self.handle), sock=udp_sock)
+        if self.udp_io == "batched" and not mmsg.available():
+            udp_sock.close()
+            tcp_sock.close()
+            raise OSError("batched UDP (recvmmsg/sendmmsg) is not available on this platform")
+        if self.udp_io != "loop" and mmsg.available():
+            self._batched = mmsg.BatchedUDP(udp_sock, self.handle, with_peer=self.udp_peer)
+            self._batched.start()
+        else:
+            self._udp, _ = await loop.create_datagram_endpoint(
+                lambda: (_UDPWithPeer if self.udp_peer else _UDP)(self.handle), sock=udp_sock)
         self._tcp = await loop.create_server(lambda: _TCP(self), sock=tcp_sock, backlog=1024)
         log.info("serving DNS on %s (udp+tcp)", self.address)
 
@@ -265,7 +285,16 @@ class DNSServer:
             return udp, tcp
         raise OSError(errno.EADDRINUSE, f"no free port for both UDP and TCP on {self.host}")
 
+    @property
+    def udp_mode(self) -> str:
+        """How UDP is being read: "batched" or "loop" (None before start)."""
+        return "batched" if self._batched is not None else "loop"
+
     async def close(self) -> None:
+        if self._batched is not None:
+            batched, self._batched = self._batched, None
+            await asyncio.get_running_loop().run_in_executor(None, batched.stop)
+            batched.sock.close()
         if self._udp is not None:
             self._udp.close()
             self._udp = None

@@ -346,6 +346,7 @@ class WorkerPool(Edges):
             "zones": zone.get("zones", []),
             "identity": zone.get("identity"),
             "eventLoop": zone.get("eventLoop", self.event_loop),
+            "udpIO": zone.get("udpIO"),
             "lastSync": iso_time(sync.last_sync) if sync else None,
             "lastChange": zone.get("lastChange"),
             "stale": sync.stale if sync else False,
