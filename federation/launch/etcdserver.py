@@ -9,6 +9,7 @@ pid. Debian's ``etcd-server`` package provides the binary; without it,
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
 import subprocess
 import time
@@ -120,6 +121,26 @@ class EtcdCluster:
             m.proc.wait()
         m.proc = None
 
+    def wait_leader(self, timeout: float = 10.0) -> None:
+        """Until the running members agree on a leader that is one of them.
+
+        After the raft leader dies, the followers go on forwarding proposals to it until
+        their election timeout (1 s by default) passes; etcd answers those only after its
+        own request timeout (7 s), so a write sent in that window waits out the store's
+        timeout and answers 503. Experiments that mean to measure writes after a member
+        loss, not during the election, wait here first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [m for m in self.members if m.proc is not None and m.proc.poll() is None]
+            views = [_status(m.client_port) for m in running]
+            ids = {v[0] for v in views if v is not None}
+            leaders = {v[1] for v in views if v is not None}
+            if running and None not in views and len(leaders) == 1 and leaders <= ids:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd members did not agree on a live leader within {timeout:g} s: {views}")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         for i in range(len(self.members)):
             self.stop_member(i)
@@ -129,6 +150,23 @@ class EtcdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _status(port: int) -> tuple[str, str] | None:
+    """(this member's ID, the leader's ID it knows) from ``/v3/maintenance/status``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("POST", "/v3/maintenance/status", b"{}", {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            return None
+        body = json.loads(resp.read())
+        leader = body.get("leader")
+        return (body["header"]["member_id"], leader) if leader else None
+    except (OSError, ValueError, KeyError):
+        return None
+    finally:
+        conn.close()
 
 
 def _answers(port: int) -> bool:

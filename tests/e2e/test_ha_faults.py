@@ -200,6 +200,9 @@ async def test_one_etcd_member_down_writes_go_on_two_down_they_fail_fast_and_not
     fresh = await any_version_read(fed)
     assert fresh[0] == 200 and not fresh[1], f"a read with quorum warned it may be stale: {fresh[1]}"
     await fed.kill_etcd(0)
+    # If member 0 led raft, a write sent before the others elect a new leader waits out the
+    # store's timeout (etcdserver.EtcdCluster.wait_leader says why); writes after it go on.
+    await asyncio.to_thread(fed.etcd.wait_leader, 15)
     for i in range(20):
         await create(f"one-down-{i}")
     await fed.kill_etcd(1)
