@@ -12,7 +12,7 @@ each server's peak UDP rate, how soon a record written to a real federation API 
 in every worker's answers, and RSS per worker at 1,000 and 20,000 record sets. The machine's
 load is printed before and after: other work on the machine shows in every figure.
 
-Usage: bench/dns_qps [--seconds 10] [--rounds 1] [--workers N] [--memory-sizes 1000,20000]
+Usage: bench/dns_qps [--seconds 10] [--rounds 1] [--workers N] [--udp-io auto] [--memory-sizes 1000,20000]
 """
 
 from __future__ import annotations
@@ -275,6 +275,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds of every run")
     ap.add_argument("--workers", type=int, default=cores(),
                     help="our workers and Knot's UDP and TCP workers (default: the cores this process may use)")
+    ap.add_argument("--udp-io", default="auto", choices=("auto", "batched", "loop"),
+                    help="our responder's UDP path (ubernetes dns --udp-io)")
     ap.add_argument("--memory-sizes", default="1000,20000",
                     help="record-set counts at which RSS per worker is measured ('' skips it)")
     args = ap.parse_args()
@@ -287,13 +289,13 @@ def main() -> None:
     loop = "uvloop" if eventloop.loop_factory() else "asyncio"  # what the responder's process picks
     print(f"machine: {os.cpu_count()} cores ({cores()} usable), load average before {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f}; our event loop: {loop}", flush=True)
-    print(f"workers: ours {args.workers} (ubernetes dns --workers {args.workers}), "
+    print(f"workers: ours {args.workers} (ubernetes dns --workers {args.workers} --udp-io {args.udp_io}), "
           f"knot {args.workers} UDP + {args.workers} TCP", flush=True)
 
     our_port, ref_port = free_port(), free_port()
     ours = start([sys.executable, "-m", "fedns", "--federation", "", "--listen", f"127.0.0.1:{our_port}",
                   "--records", str(work / "records.yaml"), "--zone", "clusterset.local", "--log-level", "warning",
-                  "--workers", str(args.workers)],
+                  "--workers", str(args.workers), "--udp-io", args.udp_io],
                  work / "ours.log", our_port)
     knot = KnotSecondary(primary=("127.0.0.1", our_port), zones=["example.com"], workers=args.workers).start()
     ref = start([sys.executable, str(ROOT / "bench" / "dns_pyref.py"), str(work / "records.yaml"), str(ref_port)],
