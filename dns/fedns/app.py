@@ -228,6 +228,7 @@ class Responder(Edges):
             "identity": handler.identity,
             "eventLoop": self.event_loop,
             "udpIO": self.server.udp_mode if self.server is not None else None,
+            "udpBatches": self.server.udp_batches if self.server is not None else None,
             "lastSync": iso_time(sync.last_sync) if sync else None,
             "lastChange": iso_time(view.last_change),
             "stale": sync.stale if sync else False,
@@ -273,6 +274,8 @@ class Responder(Edges):
             udp_peer=self.topology is not None,
             reuse_port=s.reuse_port,
             udp_io=s.udp_io,
+            replay=self.handler.replay if self.handler.cache_limit else None,
+            observe=self.handler.observe,
         )
         await self.server.start()
         log.info(

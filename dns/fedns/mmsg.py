@@ -29,6 +29,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from typing import Callable
 
 log = logging.getLogger("fedns.mmsg")
@@ -103,15 +104,23 @@ class BatchedUDP:
     """Serve ``handle`` on a bound UDP socket from a thread, a batch of datagrams at a time.
 
     ``with_peer``: call ``handle(wire, False, client_address)`` (a client topology is in use)
-    instead of ``handle(wire)``. The socket stays the caller's; :meth:`stop` ends the thread.
+    instead of ``handle(wire)``. ``replay`` (optional): ``replay(bytes after the ID)`` gives
+    the stored reply after its ID to a query seen before, or None; a hit is copied straight
+    into its send slot behind the query's ID, and ``observe(seconds, hits)`` is told once per
+    batch how long the hits took together (``handle`` times itself). The socket stays the
+    caller's; :meth:`stop` ends the thread.
     """
 
-    def __init__(self, sock: socket.socket, handle: Callable[..., "bytes | None"], *, with_peer: bool = False) -> None:
+    def __init__(self, sock: socket.socket, handle: Callable[..., "bytes | None"], *, with_peer: bool = False,
+                 replay: Callable[[bytes], "bytes | None"] | None = None,
+                 observe: Callable[[float, int], None] | None = None) -> None:
         if _LIBC is None:
             raise OSError(errno.ENOSYS, "recvmmsg/sendmmsg are not available here")
         self.sock = sock
         self.handle = handle
         self.with_peer = with_peer
+        self.replay = replay
+        self.observe = observe
         self.batches = 0  # recvmmsg calls that returned datagrams
         self.datagrams = 0
         self.send_errors = 0
@@ -174,7 +183,8 @@ class BatchedUDP:
         write_ptr = struct.Struct("P").pack_into
         write_iov = struct.Struct("PN").pack_into
         pointer_value, void_p = ctypes.cast, ctypes.c_void_p
-        handle, with_peer = self.handle, self.with_peer
+        handle, with_peer, replay, observe = self.handle, self.with_peer, self.replay, self.observe
+        clock = time.perf_counter
         held: list[bytes] = [b""] * BATCH  # a reply too big to copy stays alive until sendmmsg is done
         while not self._stopping:
             n = recvmmsg(fd, in_at, BATCH, MSG_WAITFORONE, None)
@@ -187,7 +197,9 @@ class BatchedUDP:
                 continue
             self.batches += 1
             self.datagrams += n
-            k = 0
+            k = hits = 0
+            began = clock()
+            missed = 0.0  # seconds in handle(), which times itself
             for i in range(n):
                 at = i * _SIZE
                 length = read_u32(ins, at + _LEN)[0]
@@ -196,30 +208,48 @@ class BatchedUDP:
                 if read_u32(ins, at + _FLAGS)[0] & MSG_TRUNC:
                     continue
                 start = i * BUFSIZE
-                wire = bytes(data[start:start + length])
-                try:
-                    if with_peer:
-                        reply = handle(wire, False, peer_address(name_view[i * NAMESIZE:i * NAMESIZE + namelen]))
+                tail = replay(bytes(data[start + 2:start + length])) if replay is not None and length > 12 else None
+                if tail is not None:
+                    hits += 1
+                    size = len(tail) + 2
+                    if size <= BUFSIZE:  # the query's ID, then the stored reply, into the slot
+                        slot = k * BUFSIZE
+                        out_data[slot:slot + 2] = data[start:start + 2]
+                        out_data[slot + 2:slot + size] = tail
+                        write_iov(out_iovs, k * _IOV_SIZE, replies_at + slot, size)
                     else:
-                        reply = handle(wire)
-                except Exception:  # the handler guards itself; this only keeps the batch going
-                    self.handler_errors += 1
-                    log.exception("handling a %d-byte datagram failed; dropped", length)
-                    continue
-                if not reply:
-                    continue
-                size = len(reply)
-                if size <= BUFSIZE:  # copied into its slot: no ctypes object per reply
-                    start = k * BUFSIZE
-                    out_data[start:start + size] = reply
-                    write_iov(out_iovs, k * _IOV_SIZE, replies_at + start, size)
+                        reply = held[k] = bytes(data[start:start + 2]) + tail
+                        write_iov(out_iovs, k * _IOV_SIZE, pointer_value(reply, void_p).value, size)
                 else:
-                    held[k] = reply
-                    write_iov(out_iovs, k * _IOV_SIZE, pointer_value(reply, void_p).value, size)
+                    wire = bytes(data[start:start + length])
+                    entered = clock()
+                    try:
+                        if with_peer:
+                            reply = handle(wire, False, peer_address(name_view[i * NAMESIZE:i * NAMESIZE + namelen]))
+                        else:
+                            reply = handle(wire)
+                    except Exception:  # the handler guards itself; this only keeps the batch going
+                        self.handler_errors += 1
+                        log.exception("handling a %d-byte datagram failed; dropped", length)
+                        continue
+                    finally:
+                        missed += clock() - entered
+                    if not reply:
+                        continue
+                    size = len(reply)
+                    if size <= BUFSIZE:  # copied into its slot: no ctypes object per reply
+                        slot = k * BUFSIZE
+                        out_data[slot:slot + size] = reply
+                        write_iov(out_iovs, k * _IOV_SIZE, replies_at + slot, size)
+                    else:
+                        held[k] = reply
+                        write_iov(out_iovs, k * _IOV_SIZE, pointer_value(reply, void_p).value, size)
                 at = k * _SIZE
                 write_ptr(outs, at + _NAME, names_at + i * NAMESIZE)
                 write_u32(outs, at + _NAMELEN, namelen)
                 k += 1
+            if hits and observe is not None:
+                observe(clock() - began - missed, hits)
             sent = 0
             while sent < k:
                 r = sendmmsg(fd, out_at + sent * _SIZE, k - sent, 0)

@@ -202,10 +202,14 @@ class DNSServer:
         udp_peer: bool = False,
         reuse_port: bool = False,
         udp_io: str = "auto",
+        replay: Callable[[bytes], bytes | None] | None = None,
+        observe: Callable[[float, int], None] | None = None,
     ) -> None:
         if udp_io not in UDP_IO:
             raise ValueError(f"udp_io must be one of {', '.join(UDP_IO)}, not {udp_io!r}")
         self.handle = handle
+        # Batched UDP answers queries seen before with these (fedns.handler.Handler.replay, .observe)
+        self.replay, self.observe = replay, observe
         # "auto": batched (recvmmsg/sendmmsg in a thread) where it can run, else the loop's transport
         self.udp_io = udp_io
         # SO_REUSEPORT on both sockets: the workers of ``--workers N`` (fedns.workers) each
@@ -236,7 +240,8 @@ class DNSServer:
             tcp_sock.close()
             raise OSError("batched UDP (recvmmsg/sendmmsg) is not available on this platform")
         if self.udp_io != "loop" and mmsg.available():
-            self._batched = mmsg.BatchedUDP(udp_sock, self.handle, with_peer=self.udp_peer)
+            self._batched = mmsg.BatchedUDP(udp_sock, self.handle, with_peer=self.udp_peer,
+                                            replay=self.replay, observe=self.observe)
             self._batched.start()
         else:
             self._udp, _ = await loop.create_datagram_endpoint(
@@ -289,6 +294,14 @@ class DNSServer:
     def udp_mode(self) -> str:
         """How UDP is being read: "batched" or "loop" (None before start)."""
         return "batched" if self._batched is not None else "loop"
+
+    @property
+    def udp_batches(self) -> dict[str, int] | None:
+        """recvmmsg calls that returned datagrams and the datagrams they read (batched only)."""
+        b = self._batched
+        if b is None:
+            return None
+        return {"batches": b.batches, "datagrams": b.datagrams, "sendErrors": b.send_errors}
 
     async def close(self) -> None:
         if self._batched is not None:

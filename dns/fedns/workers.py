@@ -337,6 +337,7 @@ class WorkerPool(Edges):
                 "tcpConnections": doc.get("tcpConnections", 0) if slot.alive else 0,
                 "serial": doc.get("serial") if slot.alive else None,
                 "identity": doc.get("identity"),
+                "udpBatches": doc.get("udpBatches") if slot.alive else None,
                 "rssKiB": rss_kib(slot.pid) if slot.alive and slot.pid else None,
             })
         return {

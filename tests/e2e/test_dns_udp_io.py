@@ -60,6 +60,11 @@ def test_every_query_of_a_burst_is_answered(udp_io, mode):
         replies = burst(running.port, 400)
         assert sorted(replies) == list(range(400))
         assert all(r.rcode() == dns.rcode.NOERROR and r.answer for r in replies.values())
+        batches = running.responder.status_document()["udpBatches"]
+        if mode == "batched":  # one name asked 400 times: all but the first are replayed hits
+            assert batches["datagrams"] >= 400 and 1 <= batches["batches"] <= batches["datagrams"], batches
+        else:
+            assert batches is None
     finally:
         running.close()
 

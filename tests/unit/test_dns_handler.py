@@ -262,3 +262,26 @@ def test_the_reply_cache_gives_the_same_replies_and_counts(view):
     view.put("txt", {**SPECS["txt"], "targets": ["changed"]})  # no loop: applied at once
     after = dns.message.from_wire(cached.handle(query("txt.example.com.", "TXT"))).answer
     assert before != after and after[0][0].strings == (b"changed",)
+
+
+def test_replay_gives_the_stored_reply_after_the_id_counts_it_and_forgets_on_change(view):
+    """Batched UDP's hit path (fedns.mmsg): the bytes after the ID of a query seen before
+    give the stored reply after its ID, counted as handle() counts it; a change of the
+    table or an unseen query gives None; observe() puts a batch's hits in the histogram."""
+    h = Handler(view, reply_cache=100)
+    view.listeners.append(h.forget)
+    wire = query("txt.example.com.", "TXT")
+    first = h.handle(wire)
+    again = bytearray(wire)
+    again[:2] = b"\x12\x34"
+    tail = h.replay(bytes(again[2:]))
+    assert tail == first[2:]
+    assert dns.message.from_wire(b"\x12\x34" + tail).id == 0x1234
+    assert h.rcodes[dns.rcode.NOERROR] == 2 and h.qtypes[dns.rdatatype.TXT] == 2
+    assert h.replay(query("unseen.example.com.")[2:]) is None
+    counts = list(h.duration_counts)
+    h.observe(0.002, 4)  # four hits in 2 ms: each 0.5 ms
+    changed = [b - a for a, b in zip(counts, h.duration_counts)]
+    assert sum(changed) == 4 and changed.count(4) == 1
+    view.put("txt", {**SPECS["txt"], "targets": ["changed"]})
+    assert h.replay(bytes(again[2:])) is None
