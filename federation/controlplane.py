@@ -225,12 +225,15 @@ async def serve(*, host: str, port: int, store_path: str, settings: Settings, co
               help="The launcher's fault API the dashboard's fault buttons go to (`ubernetes up` sets it).")
 @click.option("--launcher-token-file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="File holding the bearer token of --launcher-url.")
+@click.option("--reports-dir", default=None, type=click.Path(file_okay=False),
+              help="Directory of experiment reports (`experiment run --out`) the dashboard opens; uploads go "
+                   "under its uploads/ (docs/dashboard.md).")
 @click.option("-v", "--verbose", is_flag=True)
 def federation_apiserver(
     listen: str, store_path: str, controllers: bool, verbose: bool, token_file: str | None = None,
     insecure: bool = False, tls_cert_file: str | None = None, tls_private_key_file: str | None = None,
     member_ca: str | None = None, auto_approve: str = "", watch_window: int = WATCH_WINDOW,
-    launcher_url: str | None = None, launcher_token_file: str | None = None,
+    launcher_url: str | None = None, launcher_token_file: str | None = None, reports_dir: str | None = None,
     **options: object,
 ) -> None:
     """Run the federation API server and its controllers."""
@@ -250,7 +253,7 @@ def federation_apiserver(
     ui = UIConfig(settings=settings, dns=split_listen(settings.dns_responder) if settings.dns_responder else None,
                   launcher_url=launcher_url.rstrip("/") if launcher_url else None,
                   launcher_token=Path(launcher_token_file).read_text().strip() if launcher_token_file else None,
-                  ca_file=member_ca)
+                  ca_file=member_ca, reports_dir=Path(reports_dir) if reports_dir else None)
     try:
         eventloop.run(serve(host=host, port=port, store_path=store_path, settings=settings, controllers=controllers,
                           tokens=tokens, ssl_context=ssl_context, member_ssl=member_ssl, watch_window=watch_window,

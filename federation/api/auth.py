@@ -55,7 +55,6 @@ CLUSTER_TOKEN = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([0-9a-f]{32})$")
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 UI_PATH = "/ui"  # the dashboard's static files are public; its data calls are not (issue 17)
 UI_API_PREFIX = "/ui/api/"
-UI_FAULTS_PREFIX = "/ui/api/faults"
 
 
 def is_public(path: str) -> bool:
@@ -321,6 +320,8 @@ def authorize(user: User, verb: str, resource: str, namespace: str = "", name: s
       Secret ``cluster-access-<name>``.
     - ``system:monitoring`` (Kubernetes' group for scrapers): get ``/metrics``; nobody else
       but ``system:masters`` may (issue 17).
+    - the dashboard's calls that change something (fault buttons, report uploads under
+      ``/ui/api/``): ``system:masters`` only; its reads: any authenticated user.
     - anyone: create the self reviews of ``kubectl auth can-i`` and ``whoami``.
     - any other authenticated user: get, list and watch everything but Secrets.
     """
@@ -332,8 +333,8 @@ def authorize(user: User, verb: str, resource: str, namespace: str = "", name: s
         if user.in_group(MONITORING) and verb == "get":
             return Decision(True, f"group {MONITORING} may read /metrics")
         return Decision(False, f"/metrics is readable by groups {MASTERS} and {MONITORING} only")
-    if not resource and path.startswith(UI_FAULTS_PREFIX) and verb != "get":
-        return Decision(False, f"the dashboard's fault buttons are for group {MASTERS} only")
+    if not resource and path.startswith(UI_API_PREFIX) and verb != "get":
+        return Decision(False, f"the dashboard's fault buttons and report uploads are for group {MASTERS} only")
     if not resource:
         if user.in_group(AUTHENTICATED) or path in PUBLIC_PATHS:
             return Decision(True, "discovery and health are open to every authenticated user")

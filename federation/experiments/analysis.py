@@ -13,6 +13,8 @@ addresses whose data plane the fault killed:
   window (0 when none failed), with the count of failures;
 - **stale answers**: client resolutions (cached or fresh) or DNS answers that held a dead
   address later than convergence (last) + one TTL (+0.2 s of timer slack);
+- **client recovery**: fault to the first good request after the last failed one (0 when
+  none failed; None when none succeeded after it in the window);
 - **late client failures**: failures later than convergence + TTL + the client timeout;
 - **recovery**: heal to the first answer holding every healed address again.
 
@@ -39,7 +41,7 @@ def _answered(e: dict[str, Any]) -> bool:
     return e.get("rcode") in ("NOERROR", "NXDOMAIN")
 
 
-def _windows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def fault_windows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     end = max([e["t"] for e in events] or [0.0])
     heals = {e["id"]: e["t"] for e in _of(events, "heal")}
     out = []
@@ -105,6 +107,9 @@ def analyse_fault(events: list[dict[str, Any]], fault: dict[str, Any], *, ttl: f
     out["clientFailures"] = len(failures)
     out["clientOutage"] = _round(failures[-1]["t"] - t0) if failures else 0.0
     out["clientOutageWindow"] = [_round(failures[0]["t"] - t0), _round(failures[-1]["t"] - t0)] if failures else None
+    last_failed = max((e["t"] for e in failures), default=None)  # events arrive as requests end, not in order
+    good = min((e["t"] for e in clients if e.get("ok") and e["t"] > last_failed), default=None) if failures else None
+    out["clientRecovery"] = _round(good - t0) if good is not None else (0.0 if not failures else None)
     served: dict[str, int] = {}
     for e in clients:
         if e.get("ok"):
@@ -176,7 +181,7 @@ def analyse(events: list[dict[str, Any]]) -> dict[str, Any]:
     meta = next((e for e in events if e.get("kind") == "meta"), {})
     ttl = float(meta.get("ttl") or 0)
     client_timeout = float(meta.get("clientTimeout") or 1.0)
-    windows = _windows(events)
+    windows = fault_windows(events)
     faults = [analyse_fault(events, w, ttl=ttl, client_timeout=client_timeout) for w in windows]
     ff = false_failovers(events, windows)
     dns = _of(events, "dns")

@@ -1,5 +1,5 @@
-"""The dashboard's routes on the federation API server: the page at ``/ui/`` and its two
-helpers under ``/ui/api/``.
+"""The dashboard's routes on the federation API server: the page at ``/ui/`` and its
+helpers under ``/ui/api/`` (DNS answers, fault buttons, experiment reports).
 
 The static files are public (they hold no data); every ``/ui/api/`` call goes through the
 API server's authentication like any API call (federation/api/auth.py), and the fault
@@ -23,11 +23,12 @@ from apimachinery.client import APIClient
 from federation.api.registry import Registry
 from federation.resources import CLUSTERS, SERVICES
 from federation.settings import Settings
-from federation.ui import dnsanswers
+from federation.ui import dnsanswers, reports
 
 STATIC = Path(__file__).parent / "static"
 # What a cluster's button asks of the launcher: its route and the body for one cluster.
 FAULTS = {"crash": "crash", "partition": "partition", "blackhole": "blackhole", "heal": "heal"}
+REPORT_UPLOAD_BYTES = 32 * 1024 * 1024  # a 260 s comparison run's events.jsonl is a few MiB
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class UIConfig:
     launcher_url: str | None = None  # the launcher's fault API (None: no fault buttons)
     launcher_token: str | None = None
     ca_file: str | None = None  # to verify the launcher's HTTPS certificate
+    reports_dir: Path | None = None  # experiment reports the viewer lists (None: no report viewer)
+    report_upload_bytes: int = REPORT_UPLOAD_BYTES
 
 
 def places_of(service: dict[str, Any], clusters: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -66,7 +69,8 @@ class UI:
         s = self.config.settings
         return web.json_response({"federation": s.federation_name, "domain": s.domain,
                                   "dns": f"{self.config.dns[0]}:{self.config.dns[1]}" if self.config.dns else None,
-                                  "faults": self.config.launcher_url is not None})
+                                  "faults": self.config.launcher_url is not None,
+                                  "reports": self.config.reports_dir is not None})
 
     async def dns(self, request: web.Request) -> web.Response:
         if self.config.dns is None:
@@ -104,6 +108,29 @@ class UI:
         async with self._launcher() as launcher:
             return web.json_response(await _reach(launcher.post(f"/faults/{FAULTS[action]}", {"clusters": [cluster]})))
 
+    def _reports(self) -> Path:
+        if self.config.reports_dir is None:
+            raise st.APIError(503, "this API server was not told where experiment reports are (--reports-dir)")
+        return self.config.reports_dir
+
+    async def report_list(self, request: web.Request) -> web.Response:
+        return web.json_response({"kind": "ReportList", "items": reports.list_reports(self._reports())})
+
+    async def report(self, request: web.Request) -> web.Response:
+        return web.json_response(reports.open_report(self._reports(), request.match_info["name"]))
+
+    async def report_picture(self, request: web.Request) -> web.StreamResponse:
+        where = reports.resolve(self._reports(), request.match_info["name"])
+        for picture in reports.PICTURES:
+            if (where / picture).is_file():
+                return web.FileResponse(where / picture, headers={"Content-Type": "image/png"})
+        raise st.APIError(404, f'reports "{request.match_info["name"]}" has no picture (matplotlib was not installed for its run)')
+
+    async def report_upload(self, request: web.Request) -> web.Response:
+        root = self._reports()
+        parts = await reports.read_upload(request, self.config.report_upload_bytes)
+        return web.json_response(reports.store_upload(root, parts), status=201)
+
 
 async def _reach(call: Any) -> Any:
     try:
@@ -121,3 +148,7 @@ def install(app: web.Application, registry: Registry, config: UIConfig) -> None:
     app.router.add_get("/ui/api/dns", ui.dns)
     app.router.add_get("/ui/api/faults", ui.faults)
     app.router.add_post("/ui/api/faults/{action}", ui.fault)
+    app.router.add_get("/ui/api/reports", ui.report_list)
+    app.router.add_post("/ui/api/reports", ui.report_upload)
+    app.router.add_get("/ui/api/reports/{name:.+}/picture", ui.report_picture)
+    app.router.add_get("/ui/api/reports/{name:.+}", ui.report)

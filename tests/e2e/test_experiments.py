@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from federation.experiments.eventsfile import parse_bytes
+
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "experiments").glob("*.yaml"))
 PARALLEL = 3
@@ -75,7 +77,9 @@ def test_scenario_meets_its_expectations(results, scenario):
     failed = {k: v for k, v in expectations.items() if not v["ok"]}
     assert not failed, f"{failed}\n{(out / 'report.md').read_text()}"
     assert code == 0, log.read_text()[-3000:]
-    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    read = parse_bytes((out / "events.jsonl").read_bytes())  # the viewer's reader: no line may be bad
+    assert not read.truncated and not read.warnings, read.warnings
+    events = read.events
     kinds = {e["kind"] for e in events}
     assert {"meta", "shards", "fault", "dns", "client", "end"} <= kinds
     assert (out / "report.md").read_text().startswith("# ")

@@ -111,6 +111,7 @@ def test_a_clean_crash_has_every_figure():
     f = s["faults"][0]
     assert (f["detection"], f["convergenceFirst"], f["convergenceLast"]) == (2.0, 2.5, 1.0)
     assert (f["clientOutage"], f["clientFailures"], f["stale"], f["lateClientFailures"], f["recovery"]) == (4.0, 2, 0, 0, 1.0)
+    assert f["clientRecovery"] == 10.0  # the first good request (t 20) after the last failed one (t 14)
     assert s["falseFailovers"] == 0
     assert all(v["ok"] for v in s["expectations"].values()), s["expectations"]
 
