@@ -1,6 +1,7 @@
 // The ubernetes dashboard (issue 17): plain JS, no build step. Everything it shows comes from
 // the federation API's list + watch (fetch with a streaming body, one JSON event per line),
-// sent with the user's bearer token; DNS answers and fault buttons go through /ui/api/.
+// sent with the user's bearer token; DNS answers, fault buttons and experiment reports
+// (reports.js) go through /ui/api/.
 "use strict";
 
 const state = {
@@ -224,6 +225,7 @@ async function start() {
   watch("/apis/federation/v1beta1/failoverrecords", state.history,
         { onMissing: (missing) => { state.historyMissing = missing; render(); } });
   pollDns();
+  if (state.info.reports) startReports().catch((err) => console.warn("reports", err));  // reports.js
 }
 
 $("login-form").addEventListener("submit", (ev) => {
