@@ -52,6 +52,8 @@ def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
           if fed.etcd is not None else []),
         f"  DNS responder    {fed.host}:{fed.dns_port} (UDP and TCP)",
         f"  dashboard        {fed.ui_url} (log in with the admin token; docs/dashboard.md)",
+        *([f"  reports          {fed.apiserver_args[fed.apiserver_args.index('--reports-dir') + 1]} (the dashboard's report viewer)"]
+          if "--reports-dir" in fed.apiserver_args else []),
     ]
     for spec in topo.clusters:
         lines.append(
@@ -197,9 +199,11 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
 @click.option("--ha", is_flag=True, default=False,
               help="A highly available control plane: three etcd members and three API servers on consecutive "
                    "ports from --api-port, controllers leader-elected (needs Debian's etcd-server).")
+@click.option("--reports-dir", default="experiments-out", show_default=True, type=click.Path(file_okay=False),
+              help="Experiment reports the dashboard's report viewer opens (`experiment run` writes there by default).")
 def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_port: int, store: str | None,
        ready_timeout: float, color: bool | None, control_listen: str, auth: bool = True,
-       kubeconfig: str | None = None, ha: bool = False) -> None:
+       kubeconfig: str | None = None, ha: bool = False, reports_dir: str = "experiments-out") -> None:
     """Start a local federation (API, DNS, member clusters) and keep it running."""
     if ha:
         from federation.launch.etcdserver import PACKAGE_HINT, etcd_binary
@@ -233,6 +237,7 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
         workdir=tmp.name if (auth or ha) else None,
         api_replicas=3 if ha else 1,
         etcd_members=3 if ha else 0,
+        apiserver_args=["--reports-dir", str(Path(reports_dir).resolve())] if reports_dir else [],
     )
     host, _, port = control_listen.rpartition(":")
     control = (host or "127.0.0.1", int(port)) if control_listen else None
