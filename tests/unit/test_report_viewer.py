@@ -123,3 +123,31 @@ def test_steps_never_reached_are_listed_not_invented():
 ])
 def test_report_names_that_could_leave_the_reports_directory_are_refused(name, refused):
     assert (name_problem(name) is not None) == refused
+
+
+observation = hs.one_of(
+    hs.builds(lambda t, dead, rcode: {"t": t, "kind": "dns", "name": G, "rcode": rcode, "addrs": [A, B] if dead else [B]},
+              hs.floats(0, 12), hs.booleans(), hs.sampled_from(["NOERROR", "NOERROR", "SERVFAIL"])),
+    hs.builds(lambda t, ok: {"t": t, "kind": "client", "client": 0, "ok": ok, "cluster": "b" if ok else None},
+              hs.floats(0, 12), hs.booleans()),
+    hs.builds(lambda t, phase: {"t": t, "kind": "condition", "cluster": "a", "phase": phase},
+              hs.floats(0, 12), hs.sampled_from(["Offline", "Ready", "NotReady"])),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hs.lists(observation, max_size=40), hs.floats(1, 6), hs.one_of(hs.none(), hs.floats(6.5, 11)))
+def test_any_run_gives_steps_in_time_order_whose_gaps_add_up(body, at, heal):
+    fault = {"kind": "fault", "id": "f", "fault": "crash", "what": "crash a", "addresses": [A], "clusters": ["a"]}
+    events = [crash_run()[0], {"t": at, **fault}, *([{"t": heal, **fault, "kind": "heal"}] if heal else []), *body,
+              {"t": 12.0, "kind": "end"}]
+    model = reporttimeline.timeline(sorted(events, key=lambda e: e["t"]))
+    (incident,) = model["incidents"]
+    steps = incident["steps"]
+    assert steps[0]["step"] == "fault" and steps[0]["t"] == round(at, 3)
+    assert [s["t"] for s in steps] == sorted(s["t"] for s in steps)
+    assert abs(sum(s["afterPrevious"] or 0 for s in steps) - (steps[-1]["t"] - steps[0]["t"])) < 1e-6 * len(steps) + 1e-3
+    assert len(steps) + len(incident["notReached"]) == len(reporttimeline.STEPS)
+    assert all(s["sinceFault"] >= 0 for s in steps)
+    for lane in [*model["clusters"], *model["dns"]]:
+        assert all(a["to"] == b["from"] for a, b in zip(lane["segments"], lane["segments"][1:]))
