@@ -17,7 +17,7 @@ JSON-able dict out.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from federation.experiments import analysis
 
@@ -51,8 +51,11 @@ def segments(samples: list[tuple[float, str, Any]], *, end: float) -> list[dict[
     return out
 
 
-def _dead(events: list[dict[str, Any]]) -> set[str]:
-    return {ip for e in events if e.get("kind") == "fault" for ip in e.get("addresses") or []}
+def _dead_at(windows: list[dict[str, Any]]) -> Callable[[float], set[str]]:
+    """The addresses a fault has killed at time t: from its fault to its heal (or the end)."""
+    def dead(t: float) -> set[str]:
+        return {ip for w in windows if w["start"] <= t < w["end"] for ip in w.get("addresses") or []}
+    return dead
 
 
 def _condition_lane(events: list[dict[str, Any]], name: str, end: float) -> list[dict[str, Any]]:
@@ -69,8 +72,8 @@ def _dns_state(e: dict[str, Any], dead: set[str]) -> str:
     return "dead" if dead & set(e.get("addrs") or []) else "clean"
 
 
-def _dns_lane(events: list[dict[str, Any]], name: str, dead: set[str], end: float) -> list[dict[str, Any]]:
-    samples = [(float(e["t"]), _dns_state(e, dead), {"rcode": e.get("rcode"), "addrs": e.get("addrs") or []})
+def _dns_lane(events: list[dict[str, Any]], name: str, dead: Callable[[float], set[str]], end: float) -> list[dict[str, Any]]:
+    samples = [(float(e["t"]), _dns_state(e, dead(e["t"])), {"rcode": e.get("rcode"), "addrs": e.get("addrs") or []})
                for e in events if e.get("kind") == "dns" and e.get("name") == name]
     return segments(samples, end=end)
 
@@ -130,12 +133,12 @@ def timeline(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The viewer's model of a run: lanes of segments, incidents with their steps."""
     meta = next((e for e in events if e.get("kind") == "meta"), {}) or {}
     end = max([float(e["t"]) for e in events] or [0.0])
-    dead = _dead(events)
     clusters = [c["name"] for c in meta.get("clusters") or []] or sorted(
         {e["cluster"] for e in events if e.get("kind") == "condition" and e.get("cluster")})
     names = list(meta.get("names") or []) or sorted({e["name"] for e in events if e.get("kind") == "dns" and e.get("name")})
     summary = analysis.analyse(events)
     windows = analysis.fault_windows(events)
+    dead = _dead_at(windows)
     return {
         "scenario": meta.get("scenario"),
         "settings": meta.get("settings"),

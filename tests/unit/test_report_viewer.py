@@ -104,7 +104,8 @@ def test_a_crash_incident_has_its_steps_in_order_with_the_latency_between_them()
     assert incident["steps"][1]["detail"] == "voted down (cluster a): 2/2" and incident["notReached"] == []
     assert [(s["state"], s["from"], s["to"]) for s in model["clusters"][0]["segments"]] == [
         ("Ready", 0.0, 4.1), ("Offline", 4.1, 12.0)]
-    assert [s["state"] for s in model["dns"][0]["segments"]] == ["dead", "clean", "dead"]  # A is back after the heal
+    # A is dead only from the fault to the heal: healthy before, healthy again when answered after it
+    assert [(s["state"], s["from"]) for s in model["dns"][0]["segments"]] == [("clean", 1.0), ("dead", 3.5), ("clean", 4.5)]
     assert [s["state"] for s in model["clients"]] == ["ok", "failed", "ok"] and model["dns"][0]["name"] == G
 
 

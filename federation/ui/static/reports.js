@@ -76,10 +76,11 @@ function drawReport() {
 // The drawing: one row per cluster condition, per DNS name and for the clients, over [x0, x1].
 function svgTimeline(tl) {
   const x0 = reports.zoom ? reports.zoom[0] : 0, x1 = reports.zoom ? reports.zoom[1] : Math.max(tl.duration, 0.001);
-  const W = 860, left = 190, right = 10, row = 22, top = 34;
+  const W = 900, left = 230, right = 10, row = 22, top = 34;
   const lanes = [
     ...tl.clusters.map((c) => ({ label: c.name, title: "condition", segments: c.segments })),
-    ...tl.dns.map((d) => ({ label: d.name, title: "DNS " + d.name, segments: d.segments })),
+    // a name's lane is labelled by what follows ".svc." (its place and the domain); the full name on hover
+    ...tl.dns.map((d) => ({ label: d.name.includes(".svc.") ? d.name.split(".svc.").pop() : d.name, title: "DNS " + d.name, segments: d.segments })),
     { label: "clients", title: "client requests", segments: tl.clients },
   ];
   const H = top + lanes.length * row + 24;
@@ -91,7 +92,7 @@ function svgTimeline(tl) {
   }
   lanes.forEach((lane, i) => {
     const y = top + i * row;
-    const short = lane.label.length > 30 ? "…" + lane.label.slice(-29) : lane.label;
+    const short = lane.label.length > 36 ? "…" + lane.label.slice(-35) : lane.label;
     svg += `<text class="lane-label" x="${left - 6}" y="${y + row / 2 + 4}" text-anchor="end"><title>${esc(lane.title)}</title>${esc(short)}</text>`;
     for (const s of lane.segments) {
       if (s.to < x0 || s.from > x1) continue;
