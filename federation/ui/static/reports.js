@@ -107,10 +107,11 @@ function svgTimeline(tl) {
       svg += `<line class="step-mark" data-step="${esc(s.step)}" x1="${x(s.t)}" x2="${x(s.t)}" y1="${top - 8}" y2="${top + lanes.length * row}"><title>${esc(s.label)} at ${secs(s.t)} (+${secs(s.sinceFault)} after the fault): ${esc(s.detail)}</title></line>`;
     }
   }
-  const ticks = 8;
-  for (let k = 0; k <= ticks; k++) {
-    const t = x0 + (x1 - x0) * k / ticks;
-    svg += `<text class="tick" x="${x(t)}" y="${H - 6}" text-anchor="middle">${t.toFixed(1)}</text>`;
+  // ticks every 1, 2 or 5 times a power of ten, about eight over the shown span
+  const raw = (x1 - x0) / 8, power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((v) => v >= raw);
+  for (let t = Math.ceil(x0 / step) * step; t <= x1 + 1e-9; t += step) {
+    svg += `<text class="tick" x="${x(t)}" y="${H - 6}" text-anchor="middle">${+t.toFixed(3)}</text>`;
   }
   svg += `<line id="report-cursor-line" x1="0" x2="0" y1="${top - 8}" y2="${top + lanes.length * row}" visibility="hidden"/></svg>`;
   return svg;
