@@ -21,6 +21,11 @@ def test_only_masters_press_fault_buttons_and_readers_see_the_rest():
     assert auth.authorize(admin, "post", "", path="/ui/api/faults/crash").allowed
     assert auth.authorize(reader, "get", "", path="/ui/api/dns").allowed
     assert auth.authorize(reader, "get", "", path="/ui/api/faults").allowed
+    # the report viewer: anyone signed in reads reports; uploading writes to the server's disk
+    assert auth.authorize(reader, "get", "", path="/ui/api/reports/cluster-crash").allowed
+    assert not auth.authorize(reader, "create", "", path="/ui/api/reports").allowed
+    assert auth.authorize(admin, "create", "", path="/ui/api/reports").allowed
+    assert not auth.is_public("/ui/api/reports")
 
 
 def test_level_names_follow_docs_dns_md():
