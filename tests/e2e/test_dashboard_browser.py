@@ -99,6 +99,10 @@ def test_log_in_see_clusters_crash_one_and_watch_it_fail_over(up, tmp_path):
             playwright_api.expect(page.locator(f'.cluster[data-cluster="{CRASHED}"] .phase')).to_have_text(
                 "Offline", timeout=10_000)
             playwright_api.expect(page.locator("#timeline")).to_contain_text(f"ClusterOffline: cluster {CRASHED}")
+            # the failover history: the crash's incident, step by step, from its FailoverRecords
+            incident = page.locator(f'#incidents .incident[data-incident^="{CRASHED}.down"]')
+            playwright_api.expect(incident.locator('tr.step[data-step="Fault"]')).to_have_count(1, timeout=10_000)
+            playwright_api.expect(incident.locator('tr.step[data-step="Verdict"]').first).to_contain_text(CRASHED)
             page.screenshot(path=str(shot), full_page=True)
             print(f"shard voted down {voted:.2f} s and zone CNAME {cname:.2f} s after the click; screenshot {shot}")
             assert shot.stat().st_size > 10_000

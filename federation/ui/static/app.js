@@ -164,16 +164,53 @@ function drawServices() {
   $("services").innerHTML = html || "<p>no federated services yet</p>";
 }
 
+// One incident's steps as a table, in time order, with the time since its fault and since
+// the step before: the live history's FailoverRecords and the report viewer's steps alike.
+// steps: [{step, label, time, sinceFault, afterPrevious, detail}] (numbers in seconds).
+function stepsTable(steps) {
+  const s = (x) => x == null ? "" : `+${Number(x).toFixed(2)} s`;
+  let html = `<table class="steps"><tr><th>#</th><th>step</th><th>t</th><th>since fault</th><th>after previous</th><th>detail</th></tr>`;
+  steps.forEach((st, n) => {
+    html += `<tr class="step" data-step="${esc(st.step)}"><td>${n + 1}</td><td>${esc(st.label)}</td><td>${esc(st.time)}</td>
+      <td>${s(st.sinceFault)}</td><td>${s(st.afterPrevious)}</td><td>${esc(st.detail)}</td></tr>`;
+  });
+  return html + `</table>`;
+}
+
+// FailoverRecords grouped by spec.incident, newest incident first, each as its steps.
+function drawIncidents() {
+  const byIncident = new Map();
+  for (const r of state.history.values()) {
+    const spec = r.spec || {};
+    if (!byIncident.has(spec.incident)) byIncident.set(spec.incident, []);
+    byIncident.get(spec.incident).push(spec);
+  }
+  const incidents = [...byIncident.entries()].map(([id, specs]) => {
+    specs.sort((a, b) => String(a.time).localeCompare(String(b.time)) || (a.sinceFault ?? 0) - (b.sinceFault ?? 0));
+    return { id, specs, start: specs[0].time };
+  }).sort((a, b) => String(b.start).localeCompare(String(a.start)));
+  let html = "";
+  for (const inc of incidents.slice(0, 10)) {
+    let previous = null;
+    const steps = inc.specs.map((spec) => {
+      const since = spec.sinceFault == null ? null : Number(spec.sinceFault);
+      const row = { step: spec.step, label: spec.step, time: String(spec.time || "").replace(/^.*T/, ""),
+                    sinceFault: since, afterPrevious: previous == null || since == null ? null : since - previous,
+                    detail: [spec.service, spec.message].filter(Boolean).join(": ") };
+      if (since != null) previous = since;
+      return row;
+    });
+    html += `<div class="incident live" data-incident="${esc(inc.id)}"><h4>${esc(inc.id)}</h4>${stepsTable(steps)}</div>`;
+  }
+  $("incidents").innerHTML = state.historyMissing ? "" : (html || "<p class=\"note\">no failover yet</p>");
+}
+
 function drawTimeline() {
+  drawIncidents();
   const items = [];
   for (const e of state.events.values()) {
-    if (!/^Cluster|^Shard/.test(e.reason || "")) continue;
+    if (!/^Cluster|^Shard|^DNSRecords/.test(e.reason || "")) continue;
     items.push({ time: e.lastTimestamp || e.firstTimestamp, kind: e.type, text: `${e.reason}: ${e.message}` });
-  }
-  for (const r of state.history.values()) {
-    const s = r.spec || {};
-    const since = s.sinceFault != null ? ` (+${Number(s.sinceFault).toFixed(2)} s)` : "";
-    items.push({ time: s.time, kind: "History", text: `${s.step} ${s.cluster || ""} ${s.service || ""}${since}: ${s.message || ""}` });
   }
   items.sort((a, b) => String(b.time).localeCompare(String(a.time)));
   let html = state.historyMissing ? `<li class="note">history not available (no FailoverRecord resource on this server); showing Events</li>` : "";

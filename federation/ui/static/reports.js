@@ -2,7 +2,7 @@
 // each drawn from its events.jsonl as an SVG timeline (lanes of segments, incidents shaded,
 // the steps of each incident marked), beside the run's own PNG. The model comes ready from
 // GET /ui/api/reports/NAME (federation/ui/reporttimeline.py); this file only draws it.
-// Uses app.js's api(), esc() and $().
+// Uses app.js's api(), esc(), $() and stepsTable().
 "use strict";
 
 const reports = { items: [], open: null, zoom: null, pictureUrl: null };
@@ -56,13 +56,8 @@ function drawReport() {
   html += `</div>`;
   for (const inc of tl.incidents) {
     html += `<div class="incident" data-incident="${esc(inc.id)}"><h4>${esc(inc.id)}: ${esc(inc.what)}
-      <small>(t ${secs(inc.from)} to ${secs(inc.to)})</small> <button class="zoom" data-incident="${esc(inc.id)}">zoom</button></h4>
-      <table class="steps"><tr><th>#</th><th>step</th><th>t</th><th>since fault</th><th>after previous</th><th>detail</th></tr>`;
-    for (const [n, s] of inc.steps.entries()) {
-      html += `<tr class="step" data-step="${esc(s.step)}"><td>${n + 1}</td><td>${esc(s.label)}</td><td>${secs(s.t)}</td><td>+${secs(s.sinceFault)}</td>
-        <td>${s.afterPrevious == null ? "" : "+" + secs(s.afterPrevious)}</td><td>${esc(s.detail)}</td></tr>`;
-    }
-    html += `</table>`;
+      <small>(t ${secs(inc.from)} to ${secs(inc.to)})</small> <button class="zoom" data-incident="${esc(inc.id)}">zoom</button>
+      </h4>${stepsTable(inc.steps.map((st) => Object.assign({}, st, { time: secs(st.t), detail: st.detail })))}`;
     if (inc.notReached.length) html += `<p class="note">not reached in this run: ${esc(inc.notReached.join(", "))}</p>`;
     if (inc.clientRequests != null) html += `<p class="note">${inc.clientFailures} of ${inc.clientRequests} client requests failed in this window</p>`;
     html += `</div>`;
