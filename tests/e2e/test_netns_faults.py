@@ -80,6 +80,18 @@ for _ in range(int(sys.argv[3])):
 """
 
 
+TIMED = """
+import socket, statistics, sys, time
+took = []
+for _ in range(int(sys.argv[3])):
+    start = time.monotonic()
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as s:
+        s.recv(10)
+    took.append((time.monotonic() - start) * 1000)
+print(" ".join(f"{t:.2f}" for t in took))
+"""
+
+
 class World:
     def __init__(self) -> None:
         nx.clean_leftovers()
@@ -103,6 +115,12 @@ class World:
         out = subprocess.run(["ip", "netns", "exec", node.netns, sys.executable, "-c", CONNECT, host, "9000", str(timeout)],
                              capture_output=True, text=True, timeout=15)
         return out.stdout.strip()
+
+    def round_trips(self, node: netnsplan.Node, host: str, count: int) -> list[float]:
+        """Milliseconds from connect to the server's greeting, ``count`` times, from ``node``."""
+        out = subprocess.run(["ip", "netns", "exec", node.netns, sys.executable, "-c", TIMED, host, "9000", str(count)],
+                             capture_output=True, text=True, timeout=60, check=True)
+        return [float(t) for t in out.stdout.split()]
 
     def datagrams(self, sender: netnsplan.Node, host: str, count: int) -> int:
         """Send ``count`` UDP datagrams from ``sender`` to ``host``; how many arrived (asked from the root namespace)."""
@@ -196,6 +214,30 @@ def test_loss_drops_about_the_percentage(world: World) -> None:
     lost = 1 - got / 2000
     assert 0.25 <= lost <= 0.35, f"lost {lost:.1%} of 2000 datagrams with loss 30%"
     assert world.datagrams(client, world.member.address, 200) == 200
+
+
+@pytest.mark.parametrize("ms, jitter, low, high", [(100, 0, 99, 115), (50, 20, 29, 80)])
+def test_latency_through_the_delaying_relay(world: World, ms: float, jitter: float, low: float, high: float) -> None:
+    """No netem here: the relay of federation.launch.delayrelay holds the member's answers."""
+    import statistics
+
+    client = world.plan.clients[0]
+    before = statistics.median(world.round_trips(client, world.lb, 10))
+    world.net.apply("lat", netnsplan.fault(world.plan, "latency", fault_id="lat", cluster=world.member.name,
+                                           ms=ms, jitter_ms=jitter))
+    try:
+        took = world.round_trips(client, world.lb, 40)
+    finally:
+        world.net.heal("lat")
+    print(f"latency {ms}+-{jitter} ms: median {statistics.median(took):.1f} ms, min {min(took):.1f}, "
+          f"max {max(took):.1f} (before: {before:.2f} ms)")
+    assert low <= min(took) and max(took) <= high, took
+    if jitter:
+        assert max(took) - min(took) > jitter, f"no spread with jitter {jitter}: {took}"
+    else:
+        assert ms <= statistics.median(took) <= ms + 5
+    after = world.round_trips(client, world.lb, 10)
+    assert statistics.median(after) < 20, f"healed, but still slow: {after}"
 
 
 def test_link_down_cuts_the_member_off_and_up_brings_it_back(world: World) -> None:
