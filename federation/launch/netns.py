@@ -8,6 +8,7 @@ begins clean. Faults are tracked by id so ``heal`` undoes exactly what ``apply``
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -162,7 +163,7 @@ def start_relay(relay: netnsplan.Relay) -> subprocess.Popen[str]:
             "--udp-port", str(relay.udp_port), "--udp-target", relay.udp_target,
             "--udp-port-to", str(relay.udp_dport or 0)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=die_with_parent)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if line != "ready":
@@ -172,9 +173,7 @@ def start_relay(relay: netnsplan.Relay) -> subprocess.Popen[str]:
     return proc
 
 
-def _die_with_parent() -> None:
-    import ctypes
-
+def die_with_parent() -> None:  # runs in the child between fork and exec
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
