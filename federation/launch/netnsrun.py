@@ -166,7 +166,8 @@ class PacketFaults:
         self.targets[fault_id] = self._targets(cluster=cluster, zone=zone, region=region)
         self.params[fault_id] = {k: v for k, v in dict(kind=kind, direction=direction, percent=percent, ms=ms,
                                                        jitterMs=jitter_ms, period=period).items()
-                                 if v and (k != "direction" or kind in ("partition", "loss"))}
+                                 if v and (k != "direction" or kind in ("partition", "loss"))
+                                 and (k != "period" or kind == "flap")}
         log.info("packet fault %s applied", fault_id)
         return fault_id
 
