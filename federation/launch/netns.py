@@ -35,6 +35,18 @@ def check_root() -> None:
             raise NetnsUnavailable(f"netns mode needs {tool!r} (apt-get install iproute2 iptables)")
 
 
+def unavailable_reason() -> str | None:
+    """Why network namespaces cannot be made here (None: they can), tried with a real one."""
+    try:
+        check_root()
+    except NetnsUnavailable as err:
+        return str(err)
+    probe = f"{netnsplan.PREFIX}{os.getpid()}-probe"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
+    return None if made.returncode == 0 else f"ip netns add failed: {made.stderr.strip()}"
+
+
 def run(cmd: tuple[str, ...], *, check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=20)
     if check and done.returncode != 0:

@@ -286,8 +286,12 @@ def _latency(p: NetnsPlan, node: Node, tag: str, *, ms: float, jitter_ms: float,
     tcp, udp = relay_ports
     pairs = [
         # connections and datagrams arriving on the link go to the relay; its own onward
-        # traffic starts inside the namespace (OUTPUT), so it is not redirected again
-        _rule(node.netns, "nat", "PREROUTING", tag, "-i", INNER, "-p", "tcp", "-j", "REDIRECT", "--to-ports", str(tcp)),
+        # traffic starts inside the namespace (OUTPUT), so it is not redirected again.
+        # Only a SYN opens a redirected connection: conntrack starts in the namespace with
+        # this first nat rule and picks established connections up mid-stream, and without
+        # --syn their next packet would be redirected to the relay, which knows nothing of
+        # them (the responder's watch of the API stalled that way: tried)
+        _rule(node.netns, "nat", "PREROUTING", tag, "-i", INNER, "-p", "tcp", "--syn", "-j", "REDIRECT", "--to-ports", str(tcp)),
     ]
     if udp_dport is not None:
         pairs.append(_rule(node.netns, "nat", "PREROUTING", tag, "-i", INNER, "-p", "udp", "--dport", str(udp_dport),
