@@ -221,6 +221,23 @@ class TestUpNetns:
         assert up.in_ns("api", CONNECT, member, "9101", "3") != "failed TimeoutError"
         wait(lambda: up.clusters().get("aws-us-east-1a") == "False", 60, "it to come back online")
 
+    def test_link_down_cuts_a_region_off_and_flap_toggles_a_link(self, up: Up) -> None:
+        lb = first_lb(up, "gcp-europe-west1-b")
+        up.cli("chaos", "link-down", "--region", "europe-west1")
+        try:
+            assert up.in_ns("c0", CONNECT, lb, "8000", "1").startswith("failed")
+        finally:
+            up.cli("chaos", "heal", "gcp-europe-west1-b")
+        wait(lambda: "gcp-europe-west1-b" in up.in_ns("c0", CONNECT, lb, "8000", "1"), 10, "the link back up")
+        up.cli("chaos", "flap", "gcp-europe-west1-b", "--period", "1")
+        try:
+            seen = [up.in_ns("c0", CONNECT, lb, "8000", "0.3").startswith("failed") for _ in range(12)]
+        finally:
+            healed = json.loads(up.cli("chaos", "heal"))
+        assert any(seen) and not all(seen), f"a 1 s flap should cut some connects and not others: {seen}"
+        assert healed["packetFaults"]["faults"] == {}
+        wait(lambda: "gcp-europe-west1-b" in up.in_ns("c0", CONNECT, lb, "8000", "1"), 10, "the link up after heal")
+
     def test_slow_dns_delays_the_responders_answers(self, up: Up) -> None:
         host, port = up.dns
         ask = ("import time, dns.message, dns.query, sys\n"
