@@ -261,16 +261,20 @@ def listener_hosts(host: str, port: int) -> frozenset[str]:
     return frozenset(f"{name.lower()}:{port}" for name in (*LOOPBACK_NAMES, shown))
 
 
-async def start_control(fed: LocalFederation, host: str, port: int, *, packet: Any = None) -> web.AppRunner:
+async def start_control(fed: LocalFederation, host: str, port: int, *, packet: Any = None,
+                        also: tuple[str, ...] = ()) -> web.AppRunner:
+    """The fault API on ``host:port``, and on ``also`` (netns mode: the root namespace's link
+    address, so the API server's dashboard in its own namespace reaches it) on the same port."""
     app = web.Application(middlewares=[guard])
     app[FED] = fed
     app[PACKET] = packet
-    app[HOSTS] = listener_hosts(host, port)
+    app[HOSTS] = frozenset().union(*(listener_hosts(h, port) for h in (host, *also)))
     app.router.add_get("/faults", show)
     app.router.add_post("/faults/{action}", handle)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await start_site(runner, host, port, ssl_context=fed.server_ssl_context())
+    for where in (host, *also):
+        await start_site(runner, where, port, ssl_context=fed.server_ssl_context())
     return runner
 
 

@@ -174,7 +174,8 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
             from federation.launch.control import control_url, start_control
 
             try:
-                control_runner = await start_control(fed, *control, packet=packet)
+                also = (netns_run.plan.host_address,) if netns_run is not None else ()
+                control_runner = await start_control(fed, *control, packet=packet, also=also)
                 click.echo(f"Launcher fault API on {control_url(fed, *control)}/faults (ubernetes chaos; admin token).")
             except OSError as err:
                 click.echo(f"warning: no launcher fault API on {control[0]}:{control[1]}: {err.strerror or err}", err=True)
@@ -283,6 +284,8 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
     host, _, port = control_listen.rpartition(":")
     control = (host or "127.0.0.1", int(port)) if control_listen else None
     fed.control = control  # the API server's dashboard sends its fault buttons there
+    if netns_run is not None and control is not None:  # from its namespace: the root end of the link
+        fed.control = (netns_run.plan.host_address, control[1])
     try:
         code = eventloop.run(run_up(fed, ready_timeout=ready_timeout, control=control, kubeconfig=kubeconfig,
                                   workdir=Path(tmp.name), netns_run=netns_run, resolver_options=unbound_options))

@@ -70,7 +70,8 @@ class NetnsRun:
 
     def placement(self) -> Placement:
         where = {"apiserver": self.plan.api, "dns": self.plan.dns, **{m.name: m for m in self.plan.members}}
-        return Placement(hosts={name: n.address for name, n in where.items()},
+        # "launcher": the root end of the link, where the fault API listens too (its certificate names it)
+        return Placement(hosts={"launcher": self.plan.host_address, **{name: n.address for name, n in where.items()}},
                          prefixes={name: ("ip", "netns", "exec", n.netns) for name, n in where.items()})
 
     def start_resolvers(self, *, workdir: Path, dns_port: int, domain: str,

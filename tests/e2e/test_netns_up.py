@@ -124,11 +124,11 @@ class Up:
         assert done.returncode == 0, f"ubernetes {' '.join(args)}: {done.stdout}{done.stderr}"
         return done.stdout
 
-    def post(self, action: str, body: dict) -> dict:
+    def post(self, action: str, body: dict, *, base: str | None = None) -> dict:
         """The launcher's fault API, straight (no CLI start-up time between the clock and the fault)."""
         token = (self.workdir / "tokens.csv").read_text().split(",", 1)[0]
         context = ssl.create_default_context(cafile=str(self.workdir / "pki" / "ca.crt"))
-        request = urllib.request.Request(f"https://127.0.0.1:{self.control_port}/faults/{action}",
+        request = urllib.request.Request(f"{base or f'https://127.0.0.1:{self.control_port}/faults'}/{action}",
                                          data=json.dumps(body).encode(), method="POST",
                                          headers={"Authorization": f"Bearer {token}",
                                                   "Content-Type": "application/json"})
@@ -220,6 +220,14 @@ class TestUpNetns:
             up.cli("chaos", "heal", "aws-us-east-1a")
         assert up.in_ns("api", CONNECT, member, "9101", "3") != "failed TimeoutError"
         wait(lambda: up.clusters().get("aws-us-east-1a") == "False", 60, "it to come back online")
+
+    def test_the_dashboards_fault_buttons_reach_the_launcher_from_the_api_namespace(self, up: Up) -> None:
+        state = up.post("blackhole", {"cluster": "aws-us-east-1b"}, base=f"{up.server}/ui/api/faults")
+        try:
+            assert "blackhole-aws-us-east-1b" in state["packetFaults"]["faults"], state
+            assert up.in_ns("c0", CONNECT, first_lb(up, "aws-us-east-1b"), "8000", "1") == "failed TimeoutError"
+        finally:
+            up.cli("chaos", "heal", "aws-us-east-1b")
 
     def test_link_down_cuts_a_region_off_and_flap_toggles_a_link(self, up: Up) -> None:
         lb = first_lb(up, "gcp-europe-west1-b")
