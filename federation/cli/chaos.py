@@ -10,6 +10,13 @@ Two kinds of fault, two places that can cause them:
   ``ubernetes up`` serves (``--launcher``, default ``127.0.0.1:8079`` over HTTPS with the admin token; see
   ``federation/launcher_control.py``).
 
+In netns mode (``ubernetes up --netns``, issue 16) the network faults are real: the
+launcher's fault API says ``"mode": "netns"``, and ``partition``, ``blackhole``,
+``latency``, ``flap`` and ``heal`` go there to become packet-level faults (iptables DROP
+rules, links down, our delaying relay), beside the verbs only that mode has: ``loss``,
+``link-down`` and ``slow-dns``. Without a launcher in that mode the member's switches are
+used, as before.
+
 Every command prints the resulting state as JSON.
 """
 
@@ -92,6 +99,46 @@ async def _launcher(ctx: click.Context, action: str, body: dict[str, Any] | None
         return await launcher.post(f"/faults/{action}", body or {})
 
 
+def duration(text: str) -> float:
+    """``100ms``, ``0.5s`` or a bare number of seconds, in seconds."""
+    t = text.strip().lower()
+    try:
+        if t.endswith("ms"):
+            return float(t[:-2]) / 1000
+        return float(t[:-1] if t.endswith("s") else t)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: a duration such as 100ms, 0.5s or 0.5 (seconds)") from None
+
+
+async def _mode(ctx: click.Context) -> str:
+    """``netns`` when the launcher runs ``up --netns`` (its fault API says so), else ``app``."""
+    if ctx.obj.get("cluster_url"):  # a member named directly: its own switches
+        return "app"
+    if "mode" not in ctx.obj:
+        try:
+            ctx.obj["mode"] = (await _launcher(ctx, "show")).get("mode", "app")
+        except (APIError, OSError, asyncio.TimeoutError, click.ClickException):
+            ctx.obj["mode"] = "app"
+    return ctx.obj["mode"]
+
+
+async def _netns_only(ctx: click.Context, verb: str, body: dict[str, Any]) -> Any:
+    if await _mode(ctx) != "netns":
+        raise click.ClickException(f"chaos {verb} is a packet-level fault: it needs a launcher started with "
+                                   "`ubernetes up --netns` (as root); see docs/netns.md")
+    return await _launcher(ctx, verb, body)
+
+
+async def _either(ctx: click.Context, verb: str, body: dict[str, Any], cluster: str, patch: dict[str, Any] | None,
+                  *, app_refuses: str | None = None) -> Any:
+    """A packet-level fault in netns mode, else the member's own switch ``patch``."""
+    if await _mode(ctx) == "netns":
+        return await _launcher(ctx, verb, body)
+    if app_refuses:
+        raise click.ClickException(f"{app_refuses} needs `ubernetes up --netns` (packet-level faults)")
+    return await _switch(ctx, cluster, patch)
+
+
 @click.group("chaos")
 @click.option("--launcher", envvar="UBERNETES_LAUNCHER", default=None,
               help=f"The launcher's fault API (served by `ubernetes up`; default {DEFAULT_LAUNCHER} over the "
@@ -112,29 +159,73 @@ def show(ctx: click.Context, cluster: str | None) -> None:
     _run(_switch(ctx, cluster, {}) if cluster else _launcher(ctx, "show"))
 
 
+DIRECTION = click.option("--direction", type=click.Choice(["both", "in", "out"]), default="both", show_default=True,
+                         help="netns mode: in = toward the member, out = from it.")
+
+
 @chaos.command("partition")
 @click.argument("cluster")
+@DIRECTION
 @click.pass_context
-def partition(ctx: click.Context, cluster: str) -> None:
+def partition(ctx: click.Context, cluster: str, direction: str) -> None:
     """Cut CLUSTER off from the control plane only (its LBs keep serving): split brain."""
-    _run(_switch(ctx, cluster, {"partitioned": True}))
+    _run(_either(ctx, "partition", {"cluster": cluster, "direction": direction}, cluster, {"partitioned": True},
+                 app_refuses="a one-way partition" if direction != "both" else None))
 
 
 @chaos.command("blackhole")
 @click.argument("cluster")
 @click.pass_context
 def blackhole(ctx: click.Context, cluster: str) -> None:
-    """Black-hole CLUSTER's data plane (LBs accept and never answer); its API stays healthy."""
-    _run(_switch(ctx, cluster, {"dataPlaneBlackholed": True}))
+    """Black-hole CLUSTER's data plane (LBs accept and never answer; netns: TCP to its LB pool dropped)."""
+    _run(_either(ctx, "blackhole", {"cluster": cluster}, cluster, {"dataPlaneBlackholed": True}))
 
 
 @chaos.command("latency")
 @click.argument("cluster")
-@click.argument("seconds", type=click.FloatRange(0, 600))
+@click.argument("delay")
+@click.argument("jitter", required=False)
 @click.pass_context
-def latency(ctx: click.Context, cluster: str, seconds: float) -> None:
-    """Add SECONDS before every API response of CLUSTER (0 heals)."""
-    _run(_switch(ctx, cluster, {"apiLatency": seconds}))
+def latency(ctx: click.Context, cluster: str, delay: str, jitter: str | None) -> None:
+    """Add DELAY (100ms, 0.5s; a bare number is seconds) to CLUSTER: before every API response,
+    or in netns mode to every round trip into its namespace, each drawn from DELAY +- JITTER."""
+    seconds, spread = duration(delay), duration(jitter) if jitter else 0.0
+    if not 0 <= seconds <= 600:
+        raise click.BadParameter(f"{delay}: between 0 and 600 s", param_hint="DELAY")
+    _run(_either(ctx, "latency", {"cluster": cluster, "ms": seconds * 1000, "jitterMs": spread * 1000}, cluster,
+                 {"apiLatency": seconds}, app_refuses="jitter" if jitter else None))
+
+
+@chaos.command("loss")
+@click.argument("cluster")
+@click.argument("percent", type=click.FloatRange(0, 100, min_open=True))
+@DIRECTION
+@click.pass_context
+def loss(ctx: click.Context, cluster: str, percent: float, direction: str) -> None:
+    """Drop PERCENT % of CLUSTER's packets at random (netns mode)."""
+    _run(_netns_only(ctx, "loss", {"cluster": cluster, "percent": percent, "direction": direction}))
+
+
+@chaos.command("link-down")
+@click.argument("cluster", required=False)
+@click.option("--zone", default=None, help="Every member with a node in ZONE.")
+@click.option("--region", default=None, help="Every member in REGION.")
+@click.pass_context
+def link_down(ctx: click.Context, cluster: str | None, zone: str | None, region: str | None) -> None:
+    """Take CLUSTER's link (or a zone's, a region's) down (netns mode); `chaos heal` brings it up."""
+    if [cluster, zone, region].count(None) != 2:
+        raise click.UsageError("give one of CLUSTER, --zone or --region")
+    _run(_netns_only(ctx, "link-down", {"cluster": cluster, "zone": zone, "region": region}))
+
+
+@chaos.command("slow-dns")
+@click.argument("delay")
+@click.argument("jitter", required=False)
+@click.pass_context
+def slow_dns(ctx: click.Context, delay: str, jitter: str | None) -> None:
+    """Delay the DNS responder's answers by DELAY +- JITTER (netns mode)."""
+    ms = duration(delay) * 1000
+    _run(_netns_only(ctx, "slow-dns", {"ms": ms, "jitterMs": duration(jitter) * 1000 if jitter else 0.0}))
 
 
 @chaos.command("drop-probes")
@@ -161,8 +252,9 @@ def degrade(ctx: click.Context, cluster: str, service: str, pods: str) -> None:
 @click.argument("cluster", required=False)
 @click.pass_context
 def heal(ctx: click.Context, cluster: str | None) -> None:
-    """Heal CLUSTER's switches; without CLUSTER, ask the launcher to heal everything it broke."""
-    _run(_switch(ctx, cluster, None) if cluster else _launcher(ctx, "heal"))
+    """Heal CLUSTER's switches (netns: its packet faults); without CLUSTER, ask the launcher to heal
+    everything it broke."""
+    _run(_either(ctx, "heal", {"clusters": [cluster]}, cluster, None) if cluster else _launcher(ctx, "heal"))
 
 
 @chaos.command("crash")
@@ -186,7 +278,7 @@ def start(ctx: click.Context, clusters: tuple[str, ...]) -> None:
 @click.option("--period", type=click.FloatRange(0.1), default=5.0, show_default=True, help="Seconds down, then seconds up.")
 @click.pass_context
 def flap(ctx: click.Context, cluster: str, period: float) -> None:
-    """Crash and restart CLUSTER every PERIOD seconds until `chaos heal`."""
+    """Crash and restart CLUSTER every PERIOD seconds until `chaos heal` (netns: its link down and up)."""
     _run(_launcher(ctx, "flap", {"cluster": cluster, "period": period}))
 
 

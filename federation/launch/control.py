@@ -22,6 +22,21 @@ POST with a JSON body and answers with the launcher's view (``GET /faults``):
 
 Indices are 0-based, in the order ``GET /faults`` lists them.
 
+In netns mode (``up --netns``, issue 16) the network faults are packet-level instead
+(:class:`federation.launch.netnsrun.PacketFaults`: iptables, links, our delaying relay),
+and ``GET /faults`` says ``"mode": "netns"`` so ``ubernetes chaos`` sends them here:
+
+| route | body | does |
+|---|---|---|
+| ``/faults/partition`` | ``{"cluster": c, "direction": "both"\|"in"\|"out"}`` (or ``"clusters"``) | drop packets between c and the federation API |
+| ``/faults/blackhole`` | ``{"cluster": c}`` (or ``"clusters"``) | drop TCP to c's LB pool |
+| ``/faults/loss`` | ``{"cluster": c, "percent": p, "direction": ...}`` | drop p % of c's packets at random |
+| ``/faults/latency`` | ``{"cluster": c, "ms": m, "jitterMs": j}`` | delay c's answers by m +- j ms |
+| ``/faults/link-down`` | ``{"cluster": c}`` or ``{"zone": z}`` or ``{"region": r}`` | their links down |
+| ``/faults/flap`` | the same and ``"period": k`` | their links down k s, up k s, ... |
+| ``/faults/slow-dns`` | ``{"ms": m, "jitterMs": j}`` | delay the DNS responder's answers |
+| ``/faults/heal`` | ``{"clusters": [...]}`` or none | also heals the packet faults on those (or all) |
+
 The API can SIGKILL every process, so it admits only its own user (issue 19):
 
 - with tokens on (the default), every request needs the admin's bearer token, and the API
@@ -55,6 +70,8 @@ log = logging.getLogger("federation.launch.control")
 
 FED = web.AppKey("fed", LocalFederation)
 HOSTS = web.AppKey("hosts", frozenset)
+PACKET = web.AppKey("packet", object)  # netnsrun.PacketFaults in netns mode, else None
+PACKET_VERBS = ("partition", "blackhole", "loss", "latency", "link-down", "flap", "slow-dns")
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
@@ -79,9 +96,11 @@ def _index(body: dict[str, Any]) -> int:
         raise APIError(400, 'this fault needs {"index": N} (0-based; GET /faults lists them)') from None
 
 
-async def state(fed: LocalFederation) -> dict[str, Any]:
+async def state(fed: LocalFederation, packet: Any = None) -> dict[str, Any]:
     leader = await fed.leader() if len(fed.api_ports) > 1 else None
     return {
+        "mode": "netns" if packet is not None else "app",
+        **({"packetFaults": packet.state()} if packet is not None else {}),
         "apiserver": "running" if fed.api_running(0) else "stopped",
         "apiservers": [
             {"index": i, "url": fed.replica_url(i), "state": "running" if fed.api_running(i) else "stopped",
@@ -104,7 +123,12 @@ async def handle(request: web.Request) -> web.Response:
         body = json.loads(raw) if raw.strip() else {}
         if not isinstance(body, dict):
             raise APIError(400, "the body must be a JSON object")
-        if action == "crash":
+        packet = request.app[PACKET]
+        if packet is not None and action == "heal":  # then the app-level heal below as well
+            await packet.heal(_names(fed, body) if body else None)
+        if packet is not None and action in PACKET_VERBS:
+            await packet_fault(fed, packet, action, body)
+        elif action == "crash":
             names, at = _names(fed, body), time.time()
             await fed.crash(names)
             await record_faults(fed, names, at, direction=DOWN, message="chaos crash: {} SIGKILLed by the launcher")
@@ -154,7 +178,29 @@ async def handle(request: web.Request) -> web.Response:
         return web.json_response(body, status=body["code"])
     except (ValueError, TypeError) as err:
         return web.json_response(status_object(400, f"bad request: {err}"), status=400)
-    return web.json_response(await state(fed))
+    return web.json_response(await state(fed, request.app[PACKET]))
+
+
+async def packet_fault(fed: LocalFederation, packet: Any, action: str, body: dict[str, Any]) -> None:
+    """One chaos verb as a packet-level fault (netns mode); bad input is a 400 or 404 Status."""
+    from federation.launch.netnsplan import NetnsPlanError
+
+    params = {"direction": str(body.get("direction", "both")), "percent": float(body.get("percent", 0)),
+              "ms": float(body.get("ms", 0)), "jitter_ms": float(body.get("jitterMs", 0)),
+              "period": float(body.get("period", 5))}
+    if action == "slow-dns":
+        selections: list[dict[str, Any]] = [{}]
+    elif action in ("link-down", "flap") and (body.get("zone") or body.get("region")):
+        _names(fed, body)  # a 404 naming the known clusters when nothing matches
+        selections = [{"zone": body.get("zone") or None, "region": body.get("region") or None}]
+    else:
+        names = _names(fed, {"clusters": body.get("clusters") or [body.get("cluster")]})
+        selections = [{"cluster": n} for n in names]
+    try:
+        for where in selections:
+            await packet.apply(action, **where, **params)
+    except NetnsPlanError as err:
+        raise APIError(400, str(err)) from None
 
 
 async def record_faults(fed: LocalFederation, names: list[str], at: float, *, direction: str, message: str) -> None:
@@ -179,7 +225,7 @@ def _replica(fed: LocalFederation, body: dict[str, Any]) -> int:
 
 
 async def show(request: web.Request) -> web.Response:
-    return web.json_response(await state(request.app[FED]))
+    return web.json_response(await state(request.app[FED], request.app[PACKET]))
 
 
 def _refuse(code: int, message: str) -> web.Response:
@@ -215,15 +261,20 @@ def listener_hosts(host: str, port: int) -> frozenset[str]:
     return frozenset(f"{name.lower()}:{port}" for name in (*LOOPBACK_NAMES, shown))
 
 
-async def start_control(fed: LocalFederation, host: str, port: int) -> web.AppRunner:
+async def start_control(fed: LocalFederation, host: str, port: int, *, packet: Any = None,
+                        also: tuple[str, ...] = ()) -> web.AppRunner:
+    """The fault API on ``host:port``, and on ``also`` (netns mode: the root namespace's link
+    address, so the API server's dashboard in its own namespace reaches it) on the same port."""
     app = web.Application(middlewares=[guard])
     app[FED] = fed
-    app[HOSTS] = listener_hosts(host, port)
+    app[PACKET] = packet
+    app[HOSTS] = frozenset().union(*(listener_hosts(h, port) for h in (host, *also)))
     app.router.add_get("/faults", show)
     app.router.add_post("/faults/{action}", handle)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await start_site(runner, host, port, ssl_context=fed.server_ssl_context())
+    for where in (host, *also):
+        await start_site(runner, where, port, ssl_context=fed.server_ssl_context())
     return runner
 
 

@@ -40,7 +40,8 @@ def make_sink(width: int, colour: bool):  # type: ignore[no-untyped-def]
     return sink
 
 
-def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
+def summary(fed: LocalFederation, kubeconfig_note: str = "", netns_lines: list[str] | None = None,
+            client_netns: str | None = None) -> str:
     topo = fed.topology
     domain = topo.domain.strip(".")
     lines = [
@@ -50,7 +51,7 @@ def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
           [f"  API server {i}     {fed.replica_url(i)}" for i in range(len(fed.api_ports))]),
         *([f"  etcd             {', '.join(m.endpoint for m in fed.etcd.members)} (data in {fed.etcd.run_dir})"]
           if fed.etcd is not None else []),
-        f"  DNS responder    {fed.host}:{fed.dns_port} (UDP and TCP)",
+        f"  DNS responder    {fed.dns_host}:{fed.dns_port} (UDP and TCP)",
         f"  dashboard        {fed.ui_url} (log in with the admin token; docs/dashboard.md)",
         *([f"  reports          {fed.apiserver_args[fed.apiserver_args.index('--reports-dir') + 1]} (the dashboard's report viewer)"]
           if "--reports-dir" in fed.apiserver_args else []),
@@ -64,6 +65,7 @@ def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
         lines.append(f"  tokens           {fed.credentials.token_file} (admin, DNS reader, bootstrap)")
     if kubeconfig_note:
         lines.append(f"  kubeconfig       {kubeconfig_note}")
+    lines.extend(netns_lines or [])
     lines.append("")
     lines.append("Try:")
     lines.append(f"  ubernetes --server {fed.api_urls} get clusters")
@@ -81,12 +83,16 @@ def summary(fed: LocalFederation, kubeconfig_note: str = "") -> str:
         rname = dnsplan.region_name(name, ns, topo.federation, first.region, domain + ".")
         zname = dnsplan.zone_name(name, ns, topo.federation, first.zones[0], first.region, domain + ".")
         port = ((obj.get("spec") or {}).get("ports") or [{}])[0].get("port", 80)
-        lines.append(f"  dig @{fed.host} -p {fed.dns_port} +short {gname}")
-        lines.append(f"  dig @{fed.host} -p {fed.dns_port} +short {rname}")
-        lines.append(f"  dig @{fed.host} -p {fed.dns_port} {zname}")
+        lines.append(f"  dig @{fed.dns_host} -p {fed.dns_port} +short {gname}")
+        lines.append(f"  dig @{fed.dns_host} -p {fed.dns_port} +short {rname}")
+        lines.append(f"  dig @{fed.dns_host} -p {fed.dns_port} {zname}")
         lines.append(
-            f"  curl -s http://$(dig @{fed.host} -p {fed.dns_port} +short {gname} | head -1):{port}/"
+            f"  curl -s http://$(dig @{fed.dns_host} -p {fed.dns_port} +short {gname} | head -1):{port}/"
         )
+        if client_netns:  # a client namespace resolves through its Unbound (glibc: getaddrinfo)
+            lines.append(f"  ip netns exec {client_netns} getent ahostsv4 {gname.rstrip('.')}")
+            lines.append(f"  ip netns exec {client_netns} curl -s http://{gname.rstrip('.')}:{port}/")
+            lines.append(f"  ubernetes chaos partition {first.name}      # its packets to and from the API dropped")
         break
     lines.append("")
     lines.append("Ctrl-C stops everything.")
@@ -138,7 +144,8 @@ def write_kubeconfig(fed: LocalFederation, target: str | None, workdir: Path) ->
 
 
 async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[str, int] | None = None,
-                 kubeconfig: str | None = None, workdir: Path | None = None) -> int:
+                 kubeconfig: str | None = None, workdir: Path | None = None, netns_run: Any = None,
+                 resolver_options: dict[str, str] | None = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -156,17 +163,28 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
         stopper.cancel()
         starting.result()
         await fed.apply_objects()
+        packet, netns_lines = None, []
+        if netns_run is not None:  # issue 16: resolvers in the client namespaces, packet-level chaos
+            from federation.launch.netnsrun import PacketFaults
+
+            packet = PacketFaults(netns_run, dns_port=fed.dns_port)
+            said = netns_run.start_resolvers(workdir=workdir or Path(tempfile.mkdtemp(prefix="ubernetes-")),
+                                             dns_port=fed.dns_port, domain=fed.topology.domain,
+                                             options=resolver_options)
+            netns_lines = netns_run.describe() + [f"  resolver         {line}" for line in said]
         if control is not None:  # the fault API for `ubernetes chaos` (issue 5)
             from federation.launch.control import control_url, start_control
 
             try:
-                control_runner = await start_control(fed, *control)
+                also = (netns_run.plan.host_address,) if netns_run is not None else ()
+                control_runner = await start_control(fed, *control, packet=packet, also=also)
                 click.echo(f"Launcher fault API on {control_url(fed, *control)}/faults (ubernetes chaos; admin token).")
             except OSError as err:
                 click.echo(f"warning: no launcher fault API on {control[0]}:{control[1]}: {err.strerror or err}", err=True)
         if workdir is not None:
             note, take_back = write_kubeconfig(fed, kubeconfig, workdir)
-        click.echo(summary(fed, note))
+        click.echo(summary(fed, note, netns_lines,
+                           netns_run.plan.clients[0].netns if netns_run is not None else None))
         click.echo(f"(started in {time.monotonic() - started:.1f}s)")
         await stop.wait()
         click.echo("stopping every process...", err=True)
@@ -177,7 +195,7 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
     finally:
         if control_runner is not None:
             await control_runner.cleanup()
-        await fed.stop()
+        await fed.stop()  # the namespaces go after (up's own finally: also when this never ran)
         take_back()
 
 
@@ -201,9 +219,18 @@ async def run_up(fed: LocalFederation, *, ready_timeout: float, control: tuple[s
                    "ports from --api-port, controllers leader-elected (needs Debian's etcd-server).")
 @click.option("--reports-dir", default="experiments-out", show_default=True, type=click.Path(file_okay=False),
               help="Experiment reports the dashboard's report viewer opens (`experiment run` writes there by default).")
+@click.option("--netns", is_flag=True, default=False,
+              help="Real network faults (needs root): every member, the API and the responder in a network namespace "
+                   "of its own, clients in client namespaces behind Unbound, chaos as packet-level faults (docs/netns.md).")
+@click.option("--clients", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="With --netns: how many client namespaces (each with its own Unbound).")
+@click.option("--resolver-option", "resolver_options", multiple=True, metavar="KEY=VALUE",
+              help="With --netns: an Unbound server option for the clients' resolvers (cache-min-ttl, serve-expired, "
+                   "prefetch, ...); repeatable.")
 def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_port: int, store: str | None,
        ready_timeout: float, color: bool | None, control_listen: str, auth: bool = True,
-       kubeconfig: str | None = None, ha: bool = False, reports_dir: str = "experiments-out") -> None:
+       kubeconfig: str | None = None, ha: bool = False, reports_dir: str = "experiments-out", netns: bool = False,
+       clients: int = 1, resolver_options: tuple[str, ...] = ()) -> None:
     """Start a local federation (API, DNS, member clusters) and keep it running."""
     if ha:
         from federation.launch.etcdserver import PACKAGE_HINT, etcd_binary
@@ -218,6 +245,25 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
             topology = parse_topology(Path(topology_file).read_text(), source=topology_file)
         except TopologyError as err:
             raise click.ClickException(str(err)) from None
+    netns_run, placement, unbound_options = None, None, None
+    if netns:
+        from federation.launch.netns import NetnsUnavailable
+        from federation.launch.netnsplan import NetnsPlanError
+        from federation.launch.netnsrun import NetnsRun
+        from federation.launch.unboundconf import ResolverOptionError, parse_options
+
+        if ha:
+            raise click.UsageError("--netns runs one API server: drop --ha")
+        try:
+            unbound_options = parse_options(resolver_options)
+            netns_run = NetnsRun.create(topology, clients=clients)
+        except (NetnsUnavailable, NetnsPlanError, ResolverOptionError) as err:
+            raise click.ClickException(str(err)) from None
+        if netns_run.cleaned:
+            click.echo(f"cleaned up namespaces a killed launcher left: {', '.join(netns_run.cleaned)}", err=True)
+        topology, placement = netns_run.topology(topology), netns_run.placement()
+    elif resolver_options:
+        raise click.UsageError("--resolver-option needs --netns (the clients' Unbound runs in netns mode)")
     tmp = tempfile.TemporaryDirectory(prefix="ubernetes-")  # store (unless --store), tokens, kubeconfig
     if store is None:
         store = str(Path(tmp.name) / "federation.db")  # unused with --ha: the API servers use etcd
@@ -238,14 +284,19 @@ def up(topology_file: str | None, api_port: int, dns_port: int, cluster_base_por
         api_replicas=3 if ha else 1,
         etcd_members=3 if ha else 0,
         apiserver_args=["--reports-dir", str(Path(reports_dir).resolve())] if reports_dir else [],
+        placement=placement,
     )
     host, _, port = control_listen.rpartition(":")
     control = (host or "127.0.0.1", int(port)) if control_listen else None
     fed.control = control  # the API server's dashboard sends its fault buttons there
+    if netns_run is not None and control is not None:  # from its namespace: the root end of the link
+        fed.control = (netns_run.plan.host_address, control[1])
     try:
         code = eventloop.run(run_up(fed, ready_timeout=ready_timeout, control=control, kubeconfig=kubeconfig,
-                                  workdir=Path(tmp.name)))
+                                  workdir=Path(tmp.name), netns_run=netns_run, resolver_options=unbound_options))
     finally:
+        if netns_run is not None:  # also when the federation never started
+            netns_run.close()
         if tmp is not None:
             tmp.cleanup()
     sys.exit(code)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import os
 import signal
 import sys
@@ -25,6 +24,7 @@ import aiohttp
 from apimachinery.client import APIClient
 from federation.planners.health import is_ready
 from apimachinery.errors import APIError, Conflict
+from federation.launch.netns import die_with_parent
 from federation.launch.ports import free_port
 from federation.launch.topology import ClusterSpec, Topology
 
@@ -32,11 +32,16 @@ from federation.launch.topology import ClusterSpec, Topology
 LogSink = Callable[[str, str], None]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+@dataclass(frozen=True)
+class Placement:
+    """Where each process runs (issue 16, ``up --netns``): its listen address, and the argv
+    prefix that starts it there (``ip netns exec NS``). Keyed by process name (``apiserver``,
+    ``dns``, a cluster's name); a process not named runs on the federation's ``host``."""
+
+    hosts: dict[str, str] = field(default_factory=dict)
+    prefixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
 
 
 
@@ -75,8 +80,10 @@ class LocalFederation:
         api_replicas: int = 1,
         etcd_members: int = 0,
         control: tuple[str, int] | None = None,
+        placement: Placement | None = None,
     ) -> None:
         self.topology = topology
+        self.placement = placement or Placement()
         self.control = control  # where the launcher's fault API listens: the dashboard's buttons go there
         # issue 19: with tokens on, the members trusted as soon as they join (default: all ours)
         self.auto_approve = [c.name for c in topology.clusters] if auto_approve is None else auto_approve
@@ -123,7 +130,7 @@ class LocalFederation:
             if workdir is None:
                 self._tmpdir = self._tmpdir or tempfile.TemporaryDirectory(prefix="ubernetes-tls-")
                 workdir = self._tmpdir.name
-            self.pki = create_certs(Path(workdir) / "pki", hosts=[host])
+            self.pki = create_certs(Path(workdir) / "pki", hosts=[host, *self.placement.hosts.values()])
         self.api = APIClient(self.api_urls, timeout=3.0, token=self.admin_token, ca_file=self.ca_file)
 
     @property
@@ -152,7 +159,7 @@ class LocalFederation:
         directory = self.pki["ca.crt"].parent
         crt, key = directory / f"member-{name}.crt", directory / f"member-{name}.key"
         if not (crt.exists() and key.exists()):  # a restarted member keeps its key
-            crt, key = issue_server_cert(directory, f"member-{name}", hosts=[self.host])
+            crt, key = issue_server_cert(directory, f"member-{name}", hosts=[self.host_of(name)])
         return crt, key
 
     def server_ssl_context(self) -> Any:
@@ -165,13 +172,21 @@ class LocalFederation:
 
     # -------------------------------------------------------------- addresses
 
+    def host_of(self, name: str) -> str:
+        """The address process ``name`` listens on (its namespace's, in netns mode)."""
+        return self.placement.hosts.get(name, self.host)
+
+    @property
+    def dns_host(self) -> str:
+        return self.host_of("dns")
+
     @property
     def api_url(self) -> str:
         """The first API server (the only one unless HA)."""
         return self.replica_url(0)
 
     def replica_url(self, index: int) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.api_ports[index]}"
+        return f"{'https' if self.tls else 'http'}://{self.host_of('apiserver')}:{self.api_ports[index]}"
 
     @property
     def api_urls(self) -> str:
@@ -183,7 +198,7 @@ class LocalFederation:
         return "apiserver" if index == 0 else f"apiserver-{index}"
 
     def cluster_url(self, name: str) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.cluster_ports[name]}"
+        return f"{'https' if self.tls else 'http'}://{self.host_of(name)}:{self.cluster_ports[name]}"
 
     def spec(self, name: str) -> ClusterSpec:
         for spec in self.topology.clusters:
@@ -199,10 +214,11 @@ class LocalFederation:
             return child
         child = Child(name, argv)
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
+        prefix = self.placement.prefixes.get(name, ())  # e.g. ip netns exec NS (issue 16)
         child.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "federation", *argv,
+            *prefix, sys.executable, "-m", "federation", *argv,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,
+            stdin=asyncio.subprocess.DEVNULL, env=env, preexec_fn=die_with_parent,
         )
         child.reader = asyncio.create_task(self._pump(child))
         self.children[name] = child
@@ -249,7 +265,7 @@ class LocalFederation:
         for i in indices:
             await self._spawn(self.apiserver_name(i), [
                 "federation-apiserver",
-                "--listen", f"{self.host}:{self.api_ports[i]}",
+                "--listen", f"{self.host_of('apiserver')}:{self.api_ports[i]}",
                 "--store", self.store_for(i),
                 "--federation-name", self.topology.federation,
                 "--dns-domain", self.topology.domain,
@@ -258,7 +274,7 @@ class LocalFederation:
                    "--auto-approve-clusters", ",".join(self.auto_approve)]
                   if self.credentials else []),
                 *self._tls_args(serve=True),
-                "--dns-responder", f"{self.host}:{self.dns_port}",  # the history's Served step and the dashboard's DNS panel (issue 17)
+                "--dns-responder", f"{self.dns_host}:{self.dns_port}",  # the history's Served step and the dashboard's DNS panel (issue 17)
                 *self._launcher_args(),
                 *self.apiserver_args,
             ])
@@ -322,7 +338,7 @@ class LocalFederation:
         argv = [
             "dns",
             "--federation", self.api_urls,
-            "--listen", f"{self.host}:{self.dns_port}",
+            "--listen", f"{self.dns_host}:{self.dns_port}",
             "--domain", self.topology.domain,
             *self._tls_args(serve=False),
             *self.dns_args,
@@ -337,7 +353,7 @@ class LocalFederation:
             "--region", spec.region,
             "--zones", ",".join(spec.zones),
             "--provider", spec.provider,
-            "--listen", f"{self.host}:{self.cluster_ports[name]}",
+            "--listen", f"{self.host_of(name)}:{self.cluster_ports[name]}",
             "--lb-pool", spec.lb_pool,
             "--federation", self.api_urls,
             "--federation-name", self.topology.federation,

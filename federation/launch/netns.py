@@ -8,10 +8,12 @@ begins clean. Faults are tracked by id so ``heal`` undoes exactly what ``apply``
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from federation.launch import netnsplan
@@ -31,6 +33,18 @@ def check_root() -> None:
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None:
             raise NetnsUnavailable(f"netns mode needs {tool!r} (apt-get install iproute2 iptables)")
+
+
+def unavailable_reason() -> str | None:
+    """Why network namespaces cannot be made here (None: they can), tried with a real one."""
+    try:
+        check_root()
+    except NetnsUnavailable as err:
+        return str(err)
+    probe = f"{netnsplan.PREFIX}{os.getpid()}-probe"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
+    return None if made.returncode == 0 else f"ip netns add failed: {made.stderr.strip()}"
 
 
 def run(cmd: tuple[str, ...], *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -91,6 +105,7 @@ class Netns:
     def __init__(self, plan: netnsplan.NetnsPlan) -> None:
         self.plan = plan
         self.faults: dict[str, netnsplan.FaultPlan] = {}
+        self.relays: dict[str, subprocess.Popen[str]] = {}  # fault id -> its delaying relay
 
     def build(self) -> "Netns":
         try:
@@ -113,13 +128,17 @@ class Netns:
         return ["ip", "netns", "exec", node.netns, *argv]
 
     def apply(self, fault_id: str, fp: netnsplan.FaultPlan) -> None:
-        if fp.relay is not None:
-            raise NotImplementedError("the delaying relay is not built yet (no netem here): see docs/failover.md")
         if fault_id in self.faults:
             self.heal(fault_id)
-        for cmd in fp.apply:
-            run(cmd)
+        if fp.relay is not None:  # listening before any packet is sent its way
+            self.relays[fault_id] = start_relay(fp.relay)
         self.faults[fault_id] = fp
+        try:
+            for cmd in fp.apply:
+                run(cmd)
+        except BaseException:
+            self.heal(fault_id)
+            raise
 
     def heal(self, fault_id: str) -> bool:
         fp = self.faults.pop(fault_id, None)
@@ -127,6 +146,14 @@ class Netns:
             return False
         for cmd in fp.heal:
             run(cmd, check=False)
+        relay = self.relays.pop(fault_id, None)
+        if relay is not None:
+            relay.terminate()
+            try:
+                relay.wait(5)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
         return True
 
     def heal_all(self) -> None:
@@ -139,6 +166,30 @@ class Netns:
                 delete_namespace(cmd[-1])
             else:
                 run(cmd, check=False)
+
+
+def start_relay(relay: netnsplan.Relay) -> subprocess.Popen[str]:
+    """The delaying relay of :mod:`federation.launch.delayrelay`, inside ``relay.netns``, listening."""
+    argv = ["ip", "netns", "exec", relay.netns, sys.executable, "-m", "federation.launch.delayrelay",
+            "--ms", f"{relay.delay_ms:g}", "--jitter", f"{relay.jitter_ms:g}", "--tcp-port", str(relay.tcp_port),
+            "--udp-port", str(relay.udp_port), "--udp-target", relay.udp_target,
+            "--udp-port-to", str(relay.udp_dport or 0)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            preexec_fn=die_with_parent)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"the delaying relay in {relay.netns} did not start (said {line!r})")
+    return proc
+
+
+def die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def has_netem(netns: str) -> bool:

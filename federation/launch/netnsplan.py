@@ -124,6 +124,7 @@ class Relay:
     delay_ms: float
     jitter_ms: float
     udp_target: str  # where datagrams go on: the namespace's own address (its servers bind it)
+    udp_dport: int | None = None  # the one UDP port relayed (REDIRECT loses a datagram's port); None: TCP only
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,13 @@ def _pairs(pairs: list[tuple[Command, Command]]) -> tuple[tuple[Command, ...], t
 
 def fault(p: NetnsPlan, kind: str, *, fault_id: str, cluster: str | None = None, zone: str | None = None,
           region: str | None = None, direction: str = "both", percent: float = 0.0, ms: float = 0.0,
-          jitter_ms: float = 0.0, netem: bool = False, relay_ports: tuple[int, int] = (15001, 15002)) -> FaultPlan:
-    """The commands that apply and heal one fault. ``fault_id`` tags every iptables rule."""
+          jitter_ms: float = 0.0, netem: bool = False, relay_ports: tuple[int, int] = (15001, 15002),
+          udp_dport: int | None = None) -> FaultPlan:
+    """The commands that apply and heal one fault. ``fault_id`` tags every iptables rule.
+
+    ``udp_dport``: the UDP port a relayed latency delays (slow-dns: the responder's port);
+    datagrams to other ports pass undelayed, since a REDIRECTed datagram no longer says
+    which port it was sent to."""
     if kind not in FAULTS:
         raise NetnsPlanError(f"unknown packet-level fault {kind!r}; known: {', '.join(FAULTS)}")
     if direction not in DIRECTIONS:
@@ -239,7 +245,8 @@ def fault(p: NetnsPlan, kind: str, *, fault_id: str, cluster: str | None = None,
         up = tuple(_ip(p.launcher, "link", "set", t.veth, "up") for t in targets)
         return FaultPlan(down, up, links=tuple((p.launcher, t.veth) for t in targets))
     if kind == "slow-dns":
-        return _latency(p, p.dns, tag, ms=ms, jitter_ms=jitter_ms, netem=netem, relay_ports=relay_ports)
+        return _latency(p, p.dns, tag, ms=ms, jitter_ms=jitter_ms, netem=netem, relay_ports=relay_ports,
+                        udp_dport=udp_dport)
     if cluster is None:
         raise NetnsPlanError(f"a {kind} fault needs a cluster")
     member = p.members_in(cluster=cluster)[0]
@@ -261,13 +268,14 @@ def fault(p: NetnsPlan, kind: str, *, fault_id: str, cluster: str | None = None,
         if direction in ("both", "out"):
             pairs.append(_rule(member.netns, None, "OUTPUT", tag, "-o", INNER, *chance))
     elif kind == "latency":
-        return _latency(p, member, tag, ms=ms, jitter_ms=jitter_ms, netem=netem, relay_ports=relay_ports)
+        return _latency(p, member, tag, ms=ms, jitter_ms=jitter_ms, netem=netem, relay_ports=relay_ports,
+                        udp_dport=udp_dport)
     apply, heal = _pairs(pairs)
     return FaultPlan(apply, heal)
 
 
 def _latency(p: NetnsPlan, node: Node, tag: str, *, ms: float, jitter_ms: float, netem: bool,
-             relay_ports: tuple[int, int]) -> FaultPlan:
+             relay_ports: tuple[int, int], udp_dport: int | None) -> FaultPlan:
     if ms <= 0 or jitter_ms < 0 or jitter_ms > ms:
         raise NetnsPlanError(f"latency {ms} ms, jitter {jitter_ms} ms: need ms > 0 and 0 <= jitter <= ms")
     if netem:
@@ -278,12 +286,18 @@ def _latency(p: NetnsPlan, node: Node, tag: str, *, ms: float, jitter_ms: float,
     tcp, udp = relay_ports
     pairs = [
         # connections and datagrams arriving on the link go to the relay; its own onward
-        # traffic starts inside the namespace (OUTPUT), so it is not redirected again
-        _rule(node.netns, "nat", "PREROUTING", tag, "-i", INNER, "-p", "tcp", "-j", "REDIRECT", "--to-ports", str(tcp)),
-        _rule(node.netns, "nat", "PREROUTING", tag, "-i", INNER, "-p", "udp", "-j", "REDIRECT", "--to-ports", str(udp)),
+        # traffic starts inside the namespace (OUTPUT), so it is not redirected again.
+        # Only a SYN opens a redirected connection: conntrack starts in the namespace with
+        # this first nat rule and picks established connections up mid-stream, and without
+        # --syn their next packet would be redirected to the relay, which knows nothing of
+        # them (the responder's watch of the API stalled that way: tried)
+        _rule(node.netns, "nat", "PREROUTING", tag, "-i", INNER, "-p", "tcp", "--syn", "-j", "REDIRECT", "--to-ports", str(tcp)),
     ]
+    if udp_dport is not None:
+        pairs.append(_rule(node.netns, "nat", "PREROUTING", tag, "-i", INNER, "-p", "udp", "--dport", str(udp_dport),
+                           "-j", "REDIRECT", "--to-ports", str(udp)))
     apply, heal = _pairs(pairs)
-    return FaultPlan(apply, heal, relay=Relay(node.netns, tcp, udp, ms, jitter_ms, node.address))
+    return FaultPlan(apply, heal, relay=Relay(node.netns, tcp, udp, ms, jitter_ms, node.address, udp_dport))
 
 
 def resolv_conf(nameserver: str) -> str:

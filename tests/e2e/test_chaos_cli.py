@@ -92,6 +92,17 @@ def test_degrade_and_latency_switches(fed):
     assert shown["unreadyPods"] == {} and shown["apiLatency"] == 0 and shown["probeDropFraction"] == 0
 
 
+def test_the_launcher_says_app_mode_and_packet_verbs_say_what_they_need(fed):
+    assert chaos(fed, "show")["mode"] == "app"
+    assert chaos(fed, "latency", "aws-us-east-1a", "200ms")["apiLatency"] == 0.2  # units, or bare seconds as before
+    assert chaos(fed, "latency", "aws-us-east-1a", "0")["apiLatency"] == 0
+    for args in (["loss", "aws-us-east-1a", "10"], ["link-down", "--zone", "us-east-1a"], ["slow-dns", "100ms"],
+                 ["partition", "aws-us-east-1a", "--direction", "in"], ["latency", "aws-us-east-1a", "1s", "10ms"]):
+        out = subprocess.run([sys.executable, "-m", "federation", "--server", fed["api"], "chaos", "--launcher",
+                              fed["launcher"], *args], capture_output=True, text=True, timeout=40)
+        assert out.returncode == 1 and "ubernetes up --netns" in out.stderr, (args, out.stderr)
+
+
 def test_crash_and_start_go_through_the_launcher(fed):
     state = chaos(fed, "crash", "gcp-europe-west1-b")
     assert state["clusters"]["gcp-europe-west1-b"] == "stopped"

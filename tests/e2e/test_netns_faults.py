@@ -26,18 +26,7 @@ from federation.launch import netnsplan
 from federation.launch.topology import DEFAULT
 
 
-def _can_make_namespaces() -> str | None:
-    try:
-        nx.check_root()
-    except nx.NetnsUnavailable as err:
-        return str(err)
-    probe = f"ubn{os.getpid()}-probe"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    subprocess.run(["ip", "netns", "delete", probe], capture_output=True)
-    return None if made.returncode == 0 else f"ip netns add failed: {made.stderr.strip()}"
-
-
-WHY = _can_make_namespaces()
+WHY = nx.unavailable_reason()
 pytestmark = pytest.mark.skipif(WHY is not None, reason=f"network namespaces cannot be made here: {WHY}")
 
 SERVE = """
@@ -80,6 +69,18 @@ for _ in range(int(sys.argv[3])):
 """
 
 
+TIMED = """
+import socket, statistics, sys, time
+took = []
+for _ in range(int(sys.argv[3])):
+    start = time.monotonic()
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3) as s:
+        s.recv(10)
+    took.append((time.monotonic() - start) * 1000)
+print(" ".join(f"{t:.2f}" for t in took))
+"""
+
+
 class World:
     def __init__(self) -> None:
         nx.clean_leftovers()
@@ -103,6 +104,12 @@ class World:
         out = subprocess.run(["ip", "netns", "exec", node.netns, sys.executable, "-c", CONNECT, host, "9000", str(timeout)],
                              capture_output=True, text=True, timeout=15)
         return out.stdout.strip()
+
+    def round_trips(self, node: netnsplan.Node, host: str, count: int) -> list[float]:
+        """Milliseconds from connect to the server's greeting, ``count`` times, from ``node``."""
+        out = subprocess.run(["ip", "netns", "exec", node.netns, sys.executable, "-c", TIMED, host, "9000", str(count)],
+                             capture_output=True, text=True, timeout=60, check=True)
+        return [float(t) for t in out.stdout.split()]
 
     def datagrams(self, sender: netnsplan.Node, host: str, count: int) -> int:
         """Send ``count`` UDP datagrams from ``sender`` to ``host``; how many arrived (asked from the root namespace)."""
@@ -196,6 +203,30 @@ def test_loss_drops_about_the_percentage(world: World) -> None:
     lost = 1 - got / 2000
     assert 0.25 <= lost <= 0.35, f"lost {lost:.1%} of 2000 datagrams with loss 30%"
     assert world.datagrams(client, world.member.address, 200) == 200
+
+
+@pytest.mark.parametrize("ms, jitter", [(100, 0), (50, 20)])
+def test_latency_through_the_delaying_relay(world: World, ms: float, jitter: float) -> None:
+    """No netem here: the relay of federation.launch.delayrelay holds the member's answers."""
+    import statistics
+
+    client = world.plan.clients[0]
+    before = statistics.median(world.round_trips(client, world.lb, 10))
+    world.net.apply("lat", netnsplan.fault(world.plan, "latency", fault_id="lat", cluster=world.member.name,
+                                           ms=ms, jitter_ms=jitter))
+    try:
+        took = world.round_trips(client, world.lb, 40)
+    finally:
+        world.net.heal("lat")
+    print(f"latency {ms}+-{jitter} ms: median {statistics.median(took):.1f} ms, min {min(took):.1f}, "
+          f"max {max(took):.1f} (before: {before:.2f} ms)")
+    assert min(took) >= ms - jitter - 0.5, f"an answer faster than the delay: {took}"
+    # the upper side is the machine's (a loaded 2-core box adds tens of ms now and then): the median
+    assert statistics.median(took) <= ms + jitter / 2 + 10, took
+    if jitter:
+        assert max(took) - min(took) > jitter, f"no spread with jitter {jitter}: {took}"
+    after = world.round_trips(client, world.lb, 10)
+    assert statistics.median(after) < 20, f"healed, but still slow: {after}"
 
 
 def test_link_down_cuts_the_member_off_and_up_brings_it_back(world: World) -> None:

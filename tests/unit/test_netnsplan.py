@@ -105,9 +105,13 @@ def test_latency_uses_netem_when_the_kernel_has_it_else_our_relay() -> None:
     relayed = np.fault(p, "latency", fault_id="d", cluster=m.name, ms=100, netem=False, relay_ports=(7001, 7002))
     assert relayed.relay == np.Relay(m.netns, 7001, 7002, 100, 0, m.address)
     assert any("REDIRECT" in c and "7001" in c and "tcp" in c for c in relayed.apply)
-    assert any("REDIRECT" in c and "7002" in c and "udp" in c for c in relayed.apply)
-    slow = np.fault(p, "slow-dns", fault_id="s", ms=300)
-    assert slow.relay is not None and slow.relay.netns == p.dns.netns
+    # only connections opened after the fault: an established one picked up mid-stream by
+    # conntrack must not be sent to the relay (it would stall)
+    assert all("--syn" in c for c in relayed.apply if "tcp" in c)
+    assert not any("udp" in c for c in relayed.apply)  # no UDP port named: TCP only
+    slow = np.fault(p, "slow-dns", fault_id="s", ms=300, udp_dport=1053, relay_ports=(7001, 7002))
+    assert slow.relay is not None and slow.relay.netns == p.dns.netns and slow.relay.udp_dport == 1053
+    assert any("REDIRECT" in c and "7002" in c and "udp" in c and "1053" in c for c in slow.apply)
 
 
 def test_link_down_and_flap_select_a_member_a_zone_or_a_region() -> None:
