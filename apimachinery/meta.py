@@ -50,6 +50,19 @@ def check_dns_label(name: str) -> str | None:
     return None
 
 
+def list_name_problem(name: Any, seen: set[str]) -> str | None:
+    """Why the name of one item of a named list (containers, claim templates) is wrong: absent,
+    not a DNS label, or a repeat of an earlier item's; a good name is added to ``seen``."""
+    if not isinstance(name, str) or not name:
+        return "Required value"
+    if check_dns_label(name):
+        return f"Invalid value: {name!r}: {check_dns_label(name)}"
+    if name in seen:
+        return f"Duplicate value: {name!r}"
+    seen.add(name)
+    return None
+
+
 def check_label_key(key: str) -> str | None:
     prefix, _, name = key.rpartition("/")
     if prefix and check_label_name(prefix):

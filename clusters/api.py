@@ -147,6 +147,10 @@ def change_feed(state: ClusterState) -> ChangeFeed:
             "clusterproperties": lambda: state.mcs.properties.values(),
             "configmaps": lambda: state.plain.configmaps.values(),
             "secrets": lambda: state.plain.secrets.values(),
+            # issue 14 (clusters/statefulsets.py)
+            "statefulsets": lambda: state.stateful.sets.values(),
+            "petsets": lambda: state.stateful.petsets.values(),
+            "persistentvolumeclaims": lambda: state.stateful.claims.values(),
         },
         next_rv=state.next_rv,
     )

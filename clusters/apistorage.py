@@ -24,6 +24,7 @@ from clusters.watch import ChangeFeed, Event, TooOld
 from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
 from federation.resources import CLUSTERPROPERTIES, SERVICEEXPORTS, SERVICEIMPORTS
 from federation.resources import CONFIGMAPS, SECRETS
+from federation.resources import PERSISTENTVOLUMECLAIMS, PETSETS, STATEFULSETS
 
 Object = dict[str, Any]
 
@@ -120,6 +121,10 @@ TABLES.update(MCS_TABLES)
 # Kinds kept as written (issue 15): ClusterState.plain has one table each.
 PLAIN = (CONFIGMAPS.plural, SECRETS.plural)
 TABLES.update({plural: ("plain", plural) for plural in PLAIN})
+# StatefulSets, PetSets and their claims (issue 14): clusters/statefulsets.py.
+SETS = {STATEFULSETS.plural: "StatefulSet", PETSETS.plural: "PetSet"}
+TABLES.update({STATEFULSETS.plural: ("stateful", "sets"), PETSETS.plural: ("stateful", "petsets"),
+               PERSISTENTVOLUMECLAIMS.plural: ("stateful", "claims")})
 
 
 class MemberStorage:
@@ -187,6 +192,10 @@ class MemberStorage:
             return state.workloads.create_pod(namespace, body)
         if kind.plural in PLAIN:
             return state.plain.create(kind, namespace, body)
+        if kind.plural in SETS:
+            return state.stateful.create(SETS[kind.plural], namespace, body)
+        if kind.plural == PERSISTENTVOLUMECLAIMS.plural:
+            return state.stateful.create_claim(namespace, body)
         raise st.APIError(405, f"{kind.qualified} cannot be created on a member cluster", reason="MethodNotAllowed")
 
     def replace(self, kind: Kind, namespace: str, name: str, body: Object, *, subresource: str,
@@ -196,7 +205,7 @@ class MemberStorage:
             return state.mcs.replace_status(kind, namespace, name, body.get("status") if isinstance(body, dict) else None)
         if kind.plural in MCS_TABLES and not subresource:
             return state.mcs.replace(kind, namespace, name, body)
-        if subresource == "status" and kind.plural in (SERVICES.plural, DEPLOYMENTS.plural):
+        if subresource == "status" and kind.plural in (SERVICES.plural, DEPLOYMENTS.plural, *SETS):
             return self._replace_status(state, kind, namespace, name, body)
         if subresource:
             raise st.APIError(405, f"the {subresource} of {kind.qualified} cannot be written on a member cluster",
@@ -211,6 +220,8 @@ class MemberStorage:
             return state.workloads.replace_pod(namespace, name, body)
         if kind.plural in PLAIN:
             return state.plain.replace(kind, namespace, name, body)
+        if kind.plural in SETS:
+            return state.stateful.replace(SETS[kind.plural], namespace, name, body)
         raise st.APIError(405, f"{kind.qualified} cannot be updated on a member cluster", reason="MethodNotAllowed")
 
     def _replace_status(self, state: ClusterState, kind: Kind, namespace: str, name: str, body: Object) -> Object:
@@ -253,4 +264,8 @@ class MemberStorage:
             return state.delete_namespace(name)
         if kind.plural in PLAIN:
             return state.plain.delete(kind, namespace, name)
+        if kind.plural in SETS:
+            return state.stateful.delete(SETS[kind.plural], namespace, name, policy=policy)
+        if kind.plural == PERSISTENTVOLUMECLAIMS.plural:
+            return state.stateful.delete_claim(namespace, name)
         raise st.APIError(405, f"{kind.qualified} cannot be deleted on a member cluster", reason="MethodNotAllowed")

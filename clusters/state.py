@@ -194,6 +194,11 @@ class ClusterState:
         from clusters.workloads import Workloads
 
         self.workloads = Workloads(self)
+        # StatefulSets, PetSets and their claims (issue 14); their pods are the workloads' too
+        from clusters.statefulsets import StatefulSets
+
+        self.stateful = StatefulSets(self, self.workloads)
+        self.workloads.stateful = self.stateful
         # ServiceExports, ServiceImports and ClusterProperties (issue 14, clusters/mcs.py)
         from clusters.mcs import MultiClusterObjects
 
@@ -357,6 +362,10 @@ class ClusterState:
             self.delete_service(ns, svc)
         for ns, deployment in [k for k in self.workloads.deployments if k[0] == name]:
             self.workloads.delete_deployment(ns, deployment)
+        for sset in [s for s in self.stateful.all_sets() if s["metadata"]["namespace"] == name]:
+            self.stateful.delete(sset["kind"], name, sset["metadata"]["name"])
+        for key in [k for k in self.stateful.claims if k[0] == name]:
+            self.stateful.delete_claim(*key)
         self.plain.delete_namespace(name)
         for key in [k for k, e in self.events.items() if e["metadata"].get("namespace") == name]:
             del self.events[key]
@@ -659,9 +668,9 @@ class ClusterState:
     def next_deadline(self) -> float | None:
         """The monotonic time of the next pod that will turn Ready on its own, if any."""
         pending = [s.ready_at for s in self._sims.values() if not s.ready and s.ready_at > self.clock()]
-        workload = self.workloads.next_deadline()
-        if workload is not None:
-            pending.append(workload)
+        for workload in (self.workloads.next_deadline(), self.stateful.next_deadline()):
+            if workload is not None:
+                pending.append(workload)
         return min(pending) if pending else None
 
     def reconcile(self) -> bool:
@@ -669,7 +678,13 @@ class ClusterState:
 
         Returns True when anything changed.
         """
-        changed = self.workloads.reconcile()
+        changed = False
+        for _ in range(10):  # a set's next pod may start once the previous one is Ready
+            step = self.workloads.reconcile()
+            step |= self.stateful.reconcile()
+            changed |= step
+            if not step:
+                break
         for key in list(self.services):
             changed |= self._sync_service_pods_only(key)
         return self._refresh_readiness() or changed
@@ -722,8 +737,13 @@ class ClusterState:
             sims = workload
 
         def address(sim: Any) -> dict[str, Any]:
+            pod_spec = self.pods[sim.key]["spec"]
+            # a pod with a hostname in this service's subdomain (a StatefulSet's pod) is named
+            # by its address, as Kubernetes' endpoints controller does
+            named = pod_spec.get("hostname") and pod_spec.get("subdomain") == key[1]
             return {
                 "ip": sim.ip,
+                **({"hostname": pod_spec["hostname"]} if named else {}),
                 "nodeName": sim.node,
                 "targetRef": {"kind": "Pod", "namespace": key[0], "name": sim.key[1], "uid": self.pods[sim.key]["metadata"]["uid"]},
             }

@@ -298,6 +298,9 @@ class Workloads:
         self._progress: dict[Key, tuple[Any, float]] = {}
         # the exit code of a container's command (clusters.podstreams.container_exit: the
         # command interpreter under the container's seccomp profile); plain ``false``/``exit N`` here
+        # StatefulSets and PetSets (clusters.statefulsets), set by the cluster state: they own
+        # pods of this simulation too, so garbage collection and Services must know them
+        self.stateful: Any = None
         self.run_container: Callable[[dict[str, Any], dict[str, Any]], int] = lambda pod, c: init_failure_code(c)
 
     # -------------------------------------------------------------- helpers
@@ -319,7 +322,8 @@ class Workloads:
         obj["metadata"]["resourceVersion"] = self.state.next_rv()
 
     def _uids(self) -> set[str]:
-        return {o["metadata"]["uid"] for o in list(self.deployments.values()) + list(self.replicasets.values())}
+        uids = {o["metadata"]["uid"] for o in list(self.deployments.values()) + list(self.replicasets.values())}
+        return uids | (self.stateful.uids() if self.stateful is not None else set())
 
     def pods_of(self, rs: dict[str, Any]) -> list[dict[str, Any]]:
         uid = rs["metadata"]["uid"]
@@ -506,6 +510,8 @@ class Workloads:
             if key in self.state.pods:
                 raise APIError(405, f'pod "{name}" belongs to the per-service simulation ({PODS_ANNOTATION}); change the service instead', reason="MethodNotAllowed")
             raise not_found("pods", name)
+        if self.stateful is not None and self.stateful.owns(key) is not None:
+            return self.stateful.delete_pod(key)  # Terminating, then made again with its name
         pod = self.state.pods[key]
         self._remove_pod(key)
         self.state.on_change()
@@ -559,6 +565,8 @@ class Workloads:
         reqs = [(k, "=", [v]) for k, v in selector.items()]
         templates = [d["spec"].get("template") for (ns, _), d in self.deployments.items() if ns == namespace]
         templates += [rs["spec"].get("template") for (ns, _), rs in self.replicasets.items() if ns == namespace]
+        if self.stateful is not None:
+            templates += self.stateful.templates(namespace)
         backed = any(selector_matches(reqs, ((t or {}).get("metadata") or {}).get("labels") or {}) for t in templates)
         picked = [
             s for s in self.sims.values()
@@ -847,10 +855,13 @@ class Workloads:
         node = min(nodes, key=lambda n: (sum(1 for s in self.sims.values() if s.node == n), n))
         return zone, node
 
-    def _create_pod(self, rs: dict[str, Any], *, name: str = "") -> bool:
+    def _create_pod(self, rs: dict[str, Any], *, name: str = "", owner: dict[str, Any] | None = None) -> bool:
+        """A pod of ``rs`` (a random name), a bare one (``name``), or a named one of another
+        owner (``name`` and ``owner``, a StatefulSet's ``<set>-<ordinal>``)."""
         ns = rs["metadata"]["namespace"]
-        bare = bool(name)
-        for _ in range(0 if bare else 10):
+        named = bool(name)
+        bare = named and owner is None
+        for _ in range(0 if named else 10):
             name = f"{rs['metadata']['name']}-{random_suffix()}"
             if (ns, name) not in self.state.pods:
                 break
@@ -871,7 +882,8 @@ class Workloads:
                 **self._meta(name, ns),
                 "labels": dict(tmeta.get("labels") or {}),
                 "annotations": annotations,
-                **({} if bare else {"generateName": rs["metadata"]["name"] + "-", "ownerReferences": [owner_ref(rs)]}),
+                **({} if bare else {"ownerReferences": [owner or owner_ref(rs)]}),
+                **({} if named else {"generateName": rs["metadata"]["name"] + "-"}),
             },
             "spec": {**template.get("spec", {}), "nodeName": node},
             "status": {
@@ -889,7 +901,7 @@ class Workloads:
         self.state.pods[key] = pod
         problem = seccomp_problem(pod, self.settings.seccomp_profiles, node)
         now = self.clock
-        if bare:  # what `kubectl describe pod` shows a Docker 1.10 user (issue 14)
+        if named:  # what `kubectl describe pod` shows a Docker 1.10 user (issue 14)
             self.state.record_event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
         if problem:
             sim.stage, sim.until = "create-failed", None
@@ -919,8 +931,8 @@ class Workloads:
 
     def _advance(self, sim: PodSim) -> bool:
         pod = self.state.pods.get(sim.key)
-        if pod is None:
-            return False
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return False  # gone, or terminating: a terminating pod does not become Ready again
         now = self.clock
         changed = False
         for _ in range(50):

@@ -14,9 +14,9 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from apimachinery.kinds import READ_VERBS, Errors, Kind
-from apimachinery.meta import check_dns_label, check_label_key, check_label_name, check_label_value, parse_time
+from apimachinery.meta import check_dns_label, check_label_key, list_name_problem, check_label_name, check_label_value, parse_time
 from federation.names import NAMESPACE_NAME_LABEL
-from federation import mcsapi
+from federation import mcsapi, statefulapi
 
 
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -393,15 +393,9 @@ def _containers_errors(pod_spec: dict[str, Any], path: str) -> Errors:
             if not isinstance(c, dict):
                 errs.append((where, "Invalid value: must be an object"))
                 continue
-            name = c.get("name")
-            if not isinstance(name, str) or not name:
-                errs.append((f"{where}.name", "Required value"))
-            elif check_dns_label(name):
-                errs.append((f"{where}.name", f"Invalid value: {name!r}: {check_dns_label(name)}"))
-            elif name in names:
-                errs.append((f"{where}.name", f"Duplicate value: {name!r}"))
-            else:
-                names.add(name)
+            problem = list_name_problem(c.get("name"), names)
+            if problem:
+                errs.append((f"{where}.name", problem))
             image = c.get("image")
             if not isinstance(image, str) or not image.strip():
                 errs.append((f"{where}.image", "Required value"))
@@ -683,6 +677,36 @@ SERVICEIMPORTS = Kind(mcsapi.GROUP, mcsapi.VERSION, "serviceimports", "ServiceIm
 CLUSTERPROPERTIES = Kind(mcsapi.ABOUT_GROUP, "v1alpha1", "clusterproperties", "ClusterProperty", False,
                          singular="clusterproperty", subresources=(), validate=mcsapi.validate_clusterproperty)
 MEMBER += [SERVICEEXPORTS, SERVICEIMPORTS, CLUSTERPROPERTIES]
+
+def validate_statefulset(obj: dict[str, Any]) -> Errors:
+    """A StatefulSet's or PetSet's own rules, then its pod template's (the Deployments' ones)."""
+    errs = statefulapi.validate_statefulset(obj)
+    template = (obj.get("spec") or {}).get("template") if isinstance(obj.get("spec"), dict) else None
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        errs += _containers_errors(template["spec"], "spec.template.spec")
+    return errs
+
+
+def default_statefulset(obj: dict[str, Any]) -> None:
+    statefulapi.default_statefulset(obj)
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("template"), dict):
+        shell = {"spec": {"template": spec["template"]}}
+        default_deployment(shell)  # the pod template's defaults, as a Deployment's
+        spec["template"] = shell["spec"]["template"]
+
+
+# Stateful pods (issue 14, docs/workloads.md): StatefulSet, the 1.3 post's PetSet, and the
+# claims their volumeClaimTemplates make (clusters/statefulsets.py).
+STATEFULSETS = Kind("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",), singular="statefulset",
+                    categories=("all",), subresources=("status", "scale"), validate=validate_statefulset,
+                    default=default_statefulset)
+PETSETS = Kind("apps", "v1alpha1", "petsets", "PetSet", True, singular="petset", subresources=("status",),
+               validate=validate_statefulset, default=default_statefulset)
+PERSISTENTVOLUMECLAIMS = Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, short_names=("pvc",),
+                              singular="persistentvolumeclaim", verbs=("create", "delete", *READ_VERBS), subresources=(),
+                              validate=statefulapi.validate_pvc)
+MEMBER += [STATEFULSETS, PETSETS, PERSISTENTVOLUMECLAIMS]
 
 
 def default_namespace(obj: dict[str, Any]) -> None:

@@ -261,6 +261,37 @@ MEMBER_CLUSTER_PRINTERS.update({
 })
 FEDERATION_PRINTERS["serviceimports"] = SERVICEIMPORT_PRINTER
 
+
+# StatefulSets, PetSets and claims (issue 14), kubectl's columns (a 1.3 PetSet's DESIRED/CURRENT).
+def _statefulset_row(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    return [(obj.get("metadata") or {}).get("name", ""), f"{int(status.get('readyReplicas') or 0)}/{int(spec.get('replicas') or 0)}",
+            printers.age(obj, now), *_pod_template_cells(obj)[:2]]
+
+
+def _petset_row(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    return [(obj.get("metadata") or {}).get("name", ""), int(spec.get("replicas") or 0), int(status.get("replicas") or 0),
+            printers.age(obj, now)]
+
+
+def _claim_row(obj: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    modes = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+    return [(obj.get("metadata") or {}).get("name", ""), status.get("phase", "Pending"), spec.get("volumeName", ""),
+            (status.get("capacity") or {}).get("storage", ""),
+            ",".join(modes.get(m, m) for m in status.get("accessModes") or []), spec.get("storageClassName") or "",
+            spec.get("volumeAttributesClassName") or printers.NONE, printers.age(obj, now), spec.get("volumeMode", "")]
+
+
+MEMBER_CLUSTER_PRINTERS.update({
+    "statefulsets": Printer([("NAME", 0), ("READY", 0), ("AGE", 0), ("CONTAINERS", 1), ("IMAGES", 1)], _statefulset_row),
+    "petsets": Printer([("NAME", 0), ("DESIRED", 0), ("CURRENT", 0), ("AGE", 0)], _petset_row),
+    "persistentvolumeclaims": Printer([("NAME", 0), ("STATUS", 0), ("VOLUME", 0), ("CAPACITY", 0), ("ACCESS MODES", 0),
+                                       ("STORAGECLASS", 0), ("VOLUMEATTRIBUTESCLASS", 0), ("AGE", 0), ("VOLUMEMODE", 1)],
+                                      _claim_row),
+})
+
 # --- negotiation and rendering --------------------------------------------------------
 
 
