@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from apimachinery import decoding, metrics, server, watchlimits
-from clusters import podstreams
+from clusters import clusterdns, podstreams
 from clusters.apistorage import MemberStorage
 from clusters.chaos import Chaos
 from clusters.state import ClusterState
@@ -201,7 +201,9 @@ def make_app(*, state: ClusterState, chaos: Chaos, on_chaos: Callable[[], None] 
     api = server.ResourceAPI(MEMBER + REVIEWS, MemberStorage(state, app[FEED]),
                              tables.KindTables(tables.MEMBER_CLUSTER_PRINTERS), hooks=MemberHooks(),
                              watch_ping=watch_ping, watch_window=watch_window, future_wait=future_wait)
-    podstreams.routes(app, pods=state.pods, seccomp_root=seccomp_root)  # pods/log, pods/exec (issue 14)
+    podstreams.routes(app, pods=state.pods, seccomp_root=seccomp_root,  # pods/log, pods/exec (issue 14)
+                      resolve=lambda name, ns: clusterdns.lookup(name, namespace=ns, services=state.services,
+                                                                 endpoints=state.endpoints))
     api.routes(app)
     r = app.router
     r.add_get("/info", info)

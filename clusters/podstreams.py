@@ -23,11 +23,12 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from apimachinery.errors import APIError, not_found
-from clusters import seccomp, simshell
+from clusters import clusterdns, seccomp, simshell
 
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDOUT, STDERR, ERROR = 1, 2, 3
 SECCOMP_ROOT = web.AppKey("seccomp_root", str)
+RESOLVE = web.AppKey("resolve", object)  # (name, namespace) -> (name, addresses): clusters.clusterdns
 PODS = web.AppKey("pods", dict)  # the member's pods by (namespace, name): ClusterState.pods
 FOLLOW_POLL = 0.2
 
@@ -67,13 +68,23 @@ def pick_container(pod: dict[str, Any], name: str | None) -> tuple[dict[str, Any
     return spec, next((s for s in statuses if s.get("name") == name), {})
 
 
-def machine(pod: dict[str, Any], container: dict[str, Any], root: str | None) -> simshell.Machine:
-    hostname = pod["metadata"]["name"]
+def machine(pod: dict[str, Any], container: dict[str, Any], root: str | None,
+            resolve: Any = None) -> simshell.Machine:
+    """What the container sees; ``resolve(name, namespace)`` is the cluster's DNS (clusters.clusterdns)."""
+    hostname = (pod.get("spec") or {}).get("hostname") or pod["metadata"]["name"]
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME": hostname}
     env.update({str(e["name"]): str(e.get("value", "")) for e in container.get("env") or [] if isinstance(e, dict) and "name" in e})
     env.setdefault("HOME", "/root")
-    return simshell.Machine(hostname=hostname, env=env, files=simshell.default_files(hostname),
-                            denied=seccomp.denied_syscalls(pod, container["name"], root))
+    namespace = pod["metadata"].get("namespace", "default")
+    fqdn = clusterdns.pod_fqdn(pod)
+    files = simshell.default_files(hostname)
+    files["/etc/resolv.conf"] = clusterdns.resolv_conf(namespace)
+    ip = (pod.get("status") or {}).get("podIP")
+    if ip:  # the kubelet's own line in the pod's /etc/hosts
+        files["/etc/hosts"] += f"{ip}\t{fqdn + chr(9) if fqdn else ''}{hostname}\n"
+    kwargs = {"resolve": lambda name: resolve(name, namespace)} if resolve is not None else {}
+    return simshell.Machine(hostname=hostname, env=env, files=files, fqdn=fqdn,
+                            denied=seccomp.denied_syscalls(pod, container["name"], root), **kwargs)
 
 
 def container_output(pod: dict[str, Any], container: dict[str, Any], root: str | None) -> list[str]:
@@ -172,7 +183,7 @@ async def exec_(request: web.Request) -> web.StreamResponse:
         raise _bad(f"no supported exec subprotocol in {asked}: this cluster speaks {', '.join(EXEC_PROTOCOLS)}")
     ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, heartbeat=None)
     await ws.prepare(request)
-    result = simshell.run(argv, machine(pod, spec, request.app.get(SECCOMP_ROOT)))
+    result = simshell.run(argv, machine(pod, spec, request.app.get(SECCOMP_ROOT), request.app.get(RESOLVE)))
     tty = request.query.get("tty", "false").lower() == "true"
     if result.stdout and request.query.get("stdout", "true").lower() != "false":
         await ws.send_bytes(bytes([STDOUT]) + result.stdout.encode())
@@ -195,8 +206,10 @@ async def _drain(ws: web.WebSocketResponse) -> None:
                 break
 
 
-def routes(app: web.Application, *, pods: dict[Any, dict[str, Any]], seccomp_root: str) -> None:
+def routes(app: web.Application, *, pods: dict[Any, dict[str, Any]], seccomp_root: str, resolve: Any = None) -> None:
     app[PODS], app[SECCOMP_ROOT] = pods, seccomp_root
+    if resolve is not None:
+        app[RESOLVE] = resolve
     item = "/api/v1/namespaces/{namespace}/pods/{name}"
     app.router.add_get(f"{item}/log", logs)
     app.router.add_get(f"{item}/exec", exec_)

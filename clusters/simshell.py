@@ -4,6 +4,9 @@ A member cluster runs no real processes: a container's command, and a command se
 ``kubectl exec``, is interpreted here over a tiny in-memory file system, so the answer is
 the same on every machine and needs no privileges. The commands (docs/pods.md lists them):
 
+- ``getent hosts NAME`` and ``nslookup NAME``: the member's cluster DNS names
+  (:mod:`clusters.clusterdns`), e.g. a StatefulSet pod's ``web-0.nginx``; ``hostname -f``
+  prints the pod's own such name;
 - ``echo ARGS...``, ``cat FILE...``, ``ls [DIR...]``, ``env``, ``hostname``, ``true``,
   ``false``, ``exit N``, ``sleep N`` (returns at once), ``kubectl version``;
 - ``chmod MODE FILE...``: subject to the container's seccomp profile: a profile that denies
@@ -23,6 +26,7 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Callable
 
 KUBECTL_VERSION = 'Client Version: version.Info{Major:"1", Minor:"3", GitVersion:"v1.3.0", GitCommit:"ubernetes-sim", GitTreeState:"clean", GoVersion:"go1.6.2", Compiler:"gc", Platform:"linux/amd64"}'
 NOT_FOUND = 127
@@ -36,6 +40,9 @@ class Machine:
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # absolute path -> content
     denied: frozenset[str] = frozenset()  # syscalls the seccomp profile refuses
+    fqdn: str = ""  # the pod's own DNS name, when it has one (a StatefulSet's pods)
+    # a name -> (the name that answered, its addresses), the cluster's DNS
+    resolve: Callable[[str], tuple[str, list[str]]] = lambda name: (name, [])
 
     def directories(self) -> set[str]:
         dirs = {"/"}
@@ -174,6 +181,23 @@ def _env(args: list[str], m: Machine) -> Result:
     return Result(stdout="".join(f"{k}={v}\n" for k, v in m.env.items()))
 
 
+def _getent(args: list[str], m: Machine) -> Result:
+    if len(args) != 2 or args[0] not in ("hosts", "ahosts"):
+        return Result(stderr="getent: this simulated getent knows only 'hosts NAME'\n", code=1)
+    name, addresses = m.resolve(args[1])
+    return Result(stdout="".join(f"{ip:<15} {name}\n" for ip in addresses), code=0 if addresses else 2)
+
+
+def _nslookup(args: list[str], m: Machine) -> Result:
+    if len(args) != 1:
+        return Result(stderr="Usage: nslookup HOST\n", code=1)
+    name, addresses = m.resolve(args[0])
+    head = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\n"
+    if not addresses:
+        return Result(stdout=head + f"** server can't find {args[0]}: NXDOMAIN\n\n", code=1)
+    return Result(stdout=head + "".join(f"Name:\t{name}\nAddress: {ip}\n" for ip in addresses) + "\n")
+
+
 def _kubectl(args: list[str], m: Machine) -> Result:
     if args[:1] == ["version"]:
         return Result(stdout=KUBECTL_VERSION + "\n")
@@ -186,7 +210,9 @@ COMMANDS = {
     "ls": _ls,
     "chmod": _chmod,
     "env": _env,
-    "hostname": lambda args, m: Result(stdout=m.hostname + "\n"),
+    "hostname": lambda args, m: Result(stdout=(m.fqdn or m.hostname if args[:1] == ["-f"] else m.hostname) + "\n"),
+    "getent": lambda args, m: _getent(args, m),
+    "nslookup": lambda args, m: _nslookup(args, m),
     "true": lambda args, m: Result(),
     "false": lambda args, m: Result(code=1),
     "sleep": lambda args, m: Result(),

@@ -50,6 +50,10 @@ def _key(obj: dict[str, Any]) -> Key:
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
+def _uid(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
 def _rv(obj: dict[str, Any]) -> int:
     try:
         return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
@@ -95,6 +99,14 @@ class ChangeFeed:
                 before = seen.get(key)
                 if before == rv:
                     continue
+                if before is not None and _uid(last[key]) != _uid(obj):
+                    # the same name, another object (a StatefulSet's pod made again): its
+                    # predecessor's DELETED first, then this one ADDED at a later version
+                    gone = copy.deepcopy(last.pop(key))
+                    gone["metadata"]["resourceVersion"] = self.next_rv()
+                    fresh.append(Event(int(gone["metadata"]["resourceVersion"]), plural, "DELETED", gone))
+                    obj["metadata"]["resourceVersion"] = self.next_rv()
+                    rv, before = _rv(obj), None
                 snapshot = copy.deepcopy(obj)
                 fresh.append(Event(rv, plural, "ADDED" if before is None else "MODIFIED", snapshot, last.get(key)))
                 seen[key], last[key] = rv, snapshot

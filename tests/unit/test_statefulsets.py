@@ -143,3 +143,41 @@ def test_deleting_the_set_removes_its_pods_and_keeps_its_claims() -> None:
     c.state.stateful.delete("StatefulSet", "default", "web")
     c.run(0.1)
     assert [p for p in c.pods() if p.startswith("web-")] == [] and len(c.state.stateful.claims) == 3
+
+
+def test_each_pod_has_its_own_cluster_dns_name_through_the_governing_service() -> None:
+    from clusters import clusterdns, simshell
+    from clusters.podstreams import machine
+
+    c = Cluster()
+    c.state.stateful.create("StatefulSet", "default", SET)
+    c.run(2)
+    ip = {n: c.state.pods[("default", n)]["status"]["podIP"] for n in c.pods()}
+
+    def resolve(name: str, ns: str):
+        return clusterdns.lookup(name, namespace=ns, services=c.state.services, endpoints=c.state.endpoints)
+
+    assert resolve("web-1.nginx", "default") == ("web-1.nginx.default.svc.cluster.local", [ip["web-1"]])
+    assert resolve("web-2.nginx.default.svc.cluster.local", "other") == ("web-2.nginx.default.svc.cluster.local", [ip["web-2"]])
+    assert sorted(resolve("nginx", "default")[1]) == sorted(ip.values())  # headless: every ready pod
+    assert resolve("web-7.nginx", "default")[1] == []
+    pod = c.state.pods[("default", "web-0")]
+    box = machine(pod, pod["spec"]["containers"][0], None, resolve)
+    assert simshell.run(["hostname", "-f"], box).stdout == "web-0.nginx.default.svc.cluster.local\n"
+    assert simshell.run(["getent", "hosts", "web-1.nginx"], box).stdout.split() == [ip["web-1"], "web-1.nginx.default.svc.cluster.local"]
+    assert simshell.run(["nslookup", "nope"], box).code == 1
+
+
+def test_a_pod_made_again_under_its_name_is_deleted_then_added_in_the_watch() -> None:
+    from clusters.watch import ChangeFeed
+
+    c = Cluster()
+    c.state.stateful.create("StatefulSet", "default", SET)
+    c.run(2)
+    feed = ChangeFeed({"pods": lambda: c.state.pods.values()}, next_rv=c.state.next_rv)
+    start = int(c.state.resource_version)
+    c.state.workloads.delete_pod("default", "web-1")
+    c.run(0.5)  # gone and made again between two looks of the feed
+    feed.sync()
+    kinds = [(e.type, e.object["metadata"]["name"]) for e in feed.since(start) if e.object["metadata"]["name"] == "web-1"]
+    assert ("DELETED", "web-1") in kinds and kinds.index(("DELETED", "web-1")) < kinds.index(("ADDED", "web-1"))
