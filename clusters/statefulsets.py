@@ -353,11 +353,22 @@ class StatefulSets:
                           availableReplicas=len(ready), currentRevision=revision, updateRevision=revision,
                           collisionCount=0)
             status = {k: v for k, v in status.items() if v or k in ("replicas", "availableReplicas", "observedGeneration")}
+            status["conditions"] = [self._ordinals_condition(sset, pods)]
         if sset.get("status") == status:
             return False
         sset["status"] = status
         self.workloads._touch(sset)
         return True
+
+    def _ordinals_condition(self, sset: Object, pods: dict[int, Object]) -> Object:
+        start = int((sset["spec"].get("ordinals") or {}).get("start", 0))
+        wanted = statefulplan.ordinals(sset["spec"].get("replicas", 1), start)
+        outside = sorted(o for o in pods if o not in wanted)
+        state = ("False", "PodsOutsideRange", "pods at ordinals " + ", ".join(map(str, outside)) + " are being removed") \
+            if outside else ("True", "InRange", f"every pod is within ordinals {start}..{wanted.stop - 1}" if wanted else "no pods")
+        old = next((c for c in (sset.get("status") or {}).get("conditions") or [] if c.get("type") == api.ORDINALS_CONDITION), {})
+        return {"type": api.ORDINALS_CONDITION, "status": state[0], "reason": state[1], "message": state[2],
+                "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == state[0] else now_rfc3339()}
 
     def backs(self, namespace: str, selector: dict[str, str]) -> bool:
         """Whether a Service selector picks a set's pod template (so the Service fronts the set)."""

@@ -31,6 +31,10 @@ UPDATE_STRATEGIES = ("RollingUpdate", "OnDelete")
 MUTABLE_SPEC = ("replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
                 "minReadySeconds", "revisionHistoryLimit")
 STORAGE_CLASS = "standard"
+# A member StatefulSet's condition (ours; Kubernetes defines none for StatefulSets): True when
+# no pod of the set is outside its ordinal range, which is how the federation knows a member
+# has let go of the ordinals it moved away (federation/planners/ordinalsplit.py).
+ORDINALS_CONDITION = "OrdinalsInRange"
 
 
 def _is_int(value: Any) -> bool:
