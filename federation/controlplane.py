@@ -38,7 +38,7 @@ from federation.api.registry import Registry, WatchHub
 from federation.api.cache import InformerReader
 from federation.resources import CLUSTERS, CONTROLLERREVISIONS, DEPLOYMENTS, DNSRECORDS, SECRETS, SERVICES
 from federation.resources import FEDERATION_SERVICEIMPORTS
-from federation.resources import FEDERATEDTYPECONFIGS, FAILOVERRECORDS
+from federation.resources import FEDERATEDTYPECONFIGS, FAILOVERRECORDS, STATEFULSETS
 from federation.controllers.history import FailoverHistory
 from federation.api.leaderelection import ElectionConfig, LeaderElector, default_identity
 from federation.settings import Settings, settings_from, settings_options
@@ -82,7 +82,7 @@ class ControllerManager:
         # issue 11: the controllers read shared informers' caches, not the store
         reader = self.reader = InformerReader(registry, [CLUSTERS, SERVICES, DEPLOYMENTS, CONTROLLERREVISIONS, DNSRECORDS,
                                                          FEDERATION_SERVICEIMPORTS, FEDERATEDTYPECONFIGS,
-                                                         FAILOVERRECORDS])
+                                                         FAILOVERRECORDS, STATEFULSETS])
         if not await reader.start():
             log.warning("the controllers' informers did not sync within 60 s; starting anyway")
         history = FailoverHistory(registry, settings, reader)  # issue 17
@@ -101,6 +101,13 @@ class ControllerManager:
         # Propagation, Deployments and DNS reconcile one object at a time, fed by the
         # informers' events (issue 11); a slow resync enqueues every key.
         keyed = [propagation, deployments, dns]
+        # Federated StatefulSets (issue 14): ordinal ranges per member (federation/planners/ordinalsplit.py)
+        from federation.controllers.statefulsets import StatefulSetController
+
+        statefulsets = StatefulSetController(registry, settings, MemberClients(timeout=max(2.0, settings.health_timeout),
+                                                                               **member_kw), reader=reader)
+        keyed.append(statefulsets)
+        self._closers += [statefulsets.close, statefulsets.members.close]
         # Multi-Cluster Services (issue 14): the clusterset's MCS controller
         from federation.controllers.mcs import MultiClusterServiceController
 

@@ -745,6 +745,7 @@ FEDERATION_SERVICEIMPORTS = replace(SERVICEIMPORTS, verbs=READ_VERBS)
 ALL += [FEDERATION_SERVICEIMPORTS]
 ALL += [CONFIGMAPS, FEDERATEDTYPECONFIGS]  # issue 15
 ALL += [FAILOVERRECORDS]  # issue 17
+ALL += [STATEFULSETS]  # issue 14: federated StatefulSets, their ordinals split over the members
 
 
 def validate_object(res: Kind, obj: dict[str, Any]) -> Errors:
