@@ -29,7 +29,7 @@ import copy
 from typing import Any
 
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
-from apimachinery.meta import now_rfc3339, selector_matches
+from apimachinery.meta import now_rfc3339
 from clusters import statefulplan
 from clusters.statefulplan import PodView
 from clusters.validation import validate_metadata
@@ -369,9 +369,3 @@ class StatefulSets:
         old = next((c for c in (sset.get("status") or {}).get("conditions") or [] if c.get("type") == api.ORDINALS_CONDITION), {})
         return {"type": api.ORDINALS_CONDITION, "status": state[0], "reason": state[1], "message": state[2],
                 "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == state[0] else now_rfc3339()}
-
-    def backs(self, namespace: str, selector: dict[str, str]) -> bool:
-        """Whether a Service selector picks a set's pod template (so the Service fronts the set)."""
-        reqs = [(k, "=", [v]) for k, v in selector.items()]
-        return any(selector_matches(reqs, (t.get("metadata") or {}).get("labels") or {}) for t in self.templates(namespace))
-

@@ -197,6 +197,22 @@ def aggregate_status(
     return status
 
 
+def write_status(registry: Registry, kind: Any, fed: dict[str, Any], status: dict[str, Any]) -> None:
+    """Write a federated object's status if it is still the object planned for (same uid);
+    a race with a delete or another write is left to the next pass."""
+    meta = fed["metadata"]
+    current = registry.find(kind, meta["namespace"], meta["name"])
+    if current is None or current["metadata"].get("uid") != meta.get("uid"):
+        return
+    new = copy.deepcopy(current)
+    new["status"] = status
+    try:
+        registry.put_if_changed(kind, meta["namespace"], meta["name"], new)
+    except APIError as err:
+        if not isinstance(err, (NotFound, Conflict)):
+            raise
+
+
 DELETE_BACKGROUND = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
 
 
@@ -377,17 +393,7 @@ class DeploymentController(MemberCopyController):
         return placed, plan
 
     def _write_status(self, fed: dict[str, Any], status: dict[str, Any]) -> None:
-        meta = fed["metadata"]
-        current = self.registry.find(DEPLOYMENTS, meta["namespace"], meta["name"])
-        if current is None or current["metadata"].get("uid") != meta.get("uid"):
-            return
-        new = copy.deepcopy(current)
-        new["status"] = status
-        try:
-            self.registry.put_if_changed(DEPLOYMENTS, meta["namespace"], meta["name"], new)
-        except APIError as err:
-            if not isinstance(err, (NotFound, Conflict)):
-                raise
+        write_status(self.registry, DEPLOYMENTS, fed, status)
 
     # ---- revision history
 

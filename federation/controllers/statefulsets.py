@@ -28,20 +28,18 @@ import logging
 from typing import Any
 
 from apimachinery.backoff import Backoff
-from apimachinery.errors import APIError, Conflict, NotFound
 from apimachinery.meta import now_rfc3339
 from federation.api.cache import Reader
 from federation.api.registry import Registry
-from federation.controllers.deployments import DeploymentCopies, drifted
+from federation.controllers.deployments import DeploymentCopies, drifted, write_status
 from federation.controllers.keyed import MemberCopyController
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from federation.controllers.ownership import owner_of
 from federation.names import FEDERATION_LABEL, OWNER_ANNOTATION, OWNER_KIND_ANNOTATION, OWNER_UID_ANNOTATION
 from federation.planners.ordinalsplit import HELD_ANNOTATION, ClusterView, Range, assign, held_elsewhere
-from federation.planners.placement import PlacementError, placed_clusters
+from federation.planners.placement import PREFERENCES_ANNOTATION, PlacementError, placed_clusters
 from federation.planners.replicasplit import PreferenceError, parse_preferences, plan_replicas
-from federation.planners.placement import PREFERENCES_ANNOTATION
 from federation.resources import STATEFULSETS
 from federation.settings import Settings
 from federation.statefulapi import ORDINALS_CONDITION
@@ -227,14 +225,4 @@ class StatefulSetController(MemberCopyController):
                 "clusters": sorted(entries, key=lambda e: e["cluster"]), "conditions": [condition]}
 
     def _write_status(self, fed: dict[str, Any], status: dict[str, Any]) -> None:
-        meta = fed["metadata"]
-        current = self.registry.find(STATEFULSETS, meta["namespace"], meta["name"])
-        if current is None or current["metadata"].get("uid") != meta.get("uid"):
-            return
-        new = copy.deepcopy(current)
-        new["status"] = status
-        try:
-            self.registry.put_if_changed(STATEFULSETS, meta["namespace"], meta["name"], new)
-        except APIError as err:
-            if not isinstance(err, (NotFound, Conflict)):
-                raise
+        write_status(self.registry, STATEFULSETS, fed, status)
