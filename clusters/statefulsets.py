@@ -285,6 +285,8 @@ class StatefulSets:
                 del self.terminating[key]
                 self.workloads._remove_pod(key)
                 changed = True
+        if changed:
+            self.host.on_change()  # watchers see a pod gone before the next one starts going
         for sset in self.all_sets():
             changed |= self._sync(sset)
             changed |= self._status(sset)
