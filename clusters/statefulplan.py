@@ -10,7 +10,9 @@ OrderedReady`` (the default, and the only behaviour a 1.3 PetSet had) the contro
   down, one at a time, and only while every pod it keeps is Ready;
 - waits while any pod of the set is terminating, so the next step never overlaps it: the
   identity of a deleted pod is free again only once the old pod is gone;
-- replaces a pod that failed (phase Failed), keeping its name.
+- replaces a pod that failed (phase Failed) at once, keeping its name;
+- rolls a new template (``RollingUpdate``) once every wanted pod is Ready and nothing is
+  condemned: the highest outdated ordinal first, one at a time.
 
 With ``Parallel`` it creates every missing ordinal and deletes every condemned one at once,
 as the real controller does. What the controller does with the steps (claims first, then
@@ -34,6 +36,7 @@ class PodView:
     ready: bool = False
     terminating: bool = False
     failed: bool = False
+    outdated: bool = False  # runs an old template and the update strategy replaces it now
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,11 @@ def plan(*, replicas: int, pods: Mapping[int, PodView], start: int = 0, policy: 
         steps = [Step("delete", o) for o in failed]
         steps += [Step("create", o) for o in wanted if o not in pods]
         steps += [Step("delete", o) for o in condemned if not pods[o].terminating]
-        return steps
+        return steps or _roll(pods, wanted)
     if any(p.terminating for p in pods.values()):
         return []
     if failed:
-        return [Step("delete", failed[0])]
+        return [Step("delete", failed[-1])]
     for o in wanted:
         if o not in pods:
             return [Step("create", o)]
@@ -68,7 +71,15 @@ def plan(*, replicas: int, pods: Mapping[int, PodView], start: int = 0, policy: 
             return []
     if condemned:
         return [Step("delete", condemned[0])]
-    return []
+    return _roll(pods, wanted)
+
+
+def _roll(pods: Mapping[int, PodView], wanted: range) -> list[Step]:
+    """One step of a rolling update: the highest outdated pod, once every pod is Ready."""
+    if any(o not in pods or not pods[o].ready or pods[o].terminating for o in wanted):
+        return []
+    outdated = [o for o in wanted if pods[o].outdated]
+    return [Step("delete", outdated[-1])] if outdated else []
 
 
 def ordinal_of(set_name: str, pod_name: str) -> int | None:

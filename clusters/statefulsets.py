@@ -261,7 +261,8 @@ class StatefulSets:
         sim = self.workloads.sims[key]
         outdated = (pod["metadata"].get("labels") or {}).get(api.REVISION_LABEL) != revision
         return PodView(ready=sim.ready, terminating=key in self.terminating,
-                       failed=(pod.get("status") or {}).get("phase") == "Failed" or outdated and self._rolls(sset, pod))
+                       failed=(pod.get("status") or {}).get("phase") == "Failed",
+                       outdated=outdated and self._rolls(sset, pod))
 
     @staticmethod
     def _rolls(sset: Object, pod: Object) -> bool:

@@ -103,3 +103,11 @@ def test_parallel_never_touches_a_terminating_pod_nor_creates_over_one(replicas,
             assert step.ordinal not in pods
         else:
             assert not pods[step.ordinal].terminating
+
+
+def test_a_rolling_update_goes_from_the_highest_down_once_everything_is_ready() -> None:
+    old = PodView(ready=True, outdated=True)
+    assert plan(replicas=3, pods={0: old, 1: READY, 2: old}) == [Step("delete", 2)]
+    assert plan(replicas=3, pods={0: old, 1: old}) == [Step("create", 2)]  # the set is whole first
+    assert plan(replicas=3, pods={0: old, 1: old, 2: PENDING}) == []
+    assert plan(replicas=2, pods={0: old, 1: old, 2: READY}) == [Step("delete", 2)]  # condemned first

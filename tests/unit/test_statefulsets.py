@@ -181,3 +181,23 @@ def test_a_pod_made_again_under_its_name_is_deleted_then_added_in_the_watch() ->
     feed.sync()
     kinds = [(e.type, e.object["metadata"]["name"]) for e in feed.since(start) if e.object["metadata"]["name"] == "web-1"]
     assert ("DELETED", "web-1") in kinds and kinds.index(("DELETED", "web-1")) < kinds.index(("ADDED", "web-1"))
+
+
+def test_a_new_template_rolls_from_the_highest_ordinal_down() -> None:
+    c = Cluster()
+    c.state.stateful.create("StatefulSet", "default", SET)
+    c.run(2)
+    current = c.state.stateful.sets[("default", "web")]
+    spec = copy.deepcopy(current["spec"])
+    spec["template"]["spec"]["containers"][0]["image"] = "nginx:2"
+    c.state.stateful.replace("StatefulSet", "default", "web", {**current, "spec": spec})
+    replaced: list[str] = []
+    before = {n: c.state.pods[("default", n)]["metadata"]["uid"] for n in c.pods()}
+    for _ in range(300):
+        c.run(0.02)
+        for n in c.pods():
+            uid = c.state.pods[("default", n)]["metadata"]["uid"]
+            if before.get(n) not in (None, uid) and n not in replaced:
+                replaced.append(n)
+    assert replaced == ["web-2", "web-1", "web-0"]
+    assert {c.state.pods[("default", n)]["spec"]["containers"][0]["image"] for n in c.pods()} == {"nginx:2"}
