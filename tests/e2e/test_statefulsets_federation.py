@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import shutil
+from pathlib import Path
+
+import yaml
 
 import pytest
 import pytest_asyncio
@@ -27,14 +31,9 @@ A, B, C = "aws-us-east-1a", "aws-us-east-1b", "gcp-europe-west1-b"
 SETS = "/apis/apps/v1/namespaces/default/statefulsets"
 PODS = "/api/v1/namespaces/default/pods"
 
-WEB = {
-    "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
-    "spec": {"serviceName": "nginx", "replicas": 5, "selector": {"matchLabels": {"app": "nginx"}},
-             "template": {"metadata": {"labels": {"app": "nginx"}},
-                          "spec": {"containers": [{"name": "nginx", "image": "nginx:1"}]}},
-             "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {
-                 "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]},
-}
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "statefulsets" / "federated-web.yaml"
+WEB = yaml.safe_load(EXAMPLE.read_text())
+KUBECTL = shutil.which("kubectl")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -67,8 +66,15 @@ def ordinals(names: list[str]) -> list[int]:
     return sorted(int(n.rsplit("-", 1)[1]) for n in names)
 
 
-async def test_ordinals_are_split_over_the_members_and_unique(fed) -> None:
-    await fed.api.post(SETS, WEB)
+async def test_ordinals_are_split_over_the_members_and_unique(fed, tmp_path) -> None:
+    if KUBECTL is not None:  # the example as a user applies it
+        proc = await asyncio.create_subprocess_exec(KUBECTL, "--cache-dir", str(tmp_path), "--server", fed.api_url,
+                                                    "apply", "-f", str(EXAMPLE), stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 0 and out.decode() == "statefulset.apps/web created\n", err.decode()
+    else:
+        await fed.api.post(SETS, WEB)
 
     async def spread():
         by = await pods_by_cluster(fed)
