@@ -140,9 +140,11 @@ def test_api_resources_list_the_members_kinds_with_short_names(kubectl) -> None:
     mcs = {"serviceexports": "svcex", "serviceimports": "svcim", "clusterproperties": "about.k8s.io/v1alpha1"}  # issue 14
     assert {name: rows[name][1] for name in mcs} == mcs  # clusterproperties has no short name: the next cell
     assert rows["secrets"][1] == "v1"  # no short name, as on a real cluster: the next cell is APIVERSION (issue 15)
-    shorts = {name: cells[1] for name, cells in rows.items() if name not in reviews | set(mcs) | {"secrets"}}
+    assert rows["petsets"][1] == "apps/v1alpha1"  # Kubernetes 1.3's PetSet: no short name (issue 14)
+    shorts = {name: cells[1] for name, cells in rows.items() if name not in reviews | set(mcs) | {"secrets", "petsets"}}
     assert shorts == {"nodes": "no", "namespaces": "ns", "services": "svc", "endpoints": "ep", "pods": "po",
-                      "events": "ev", "deployments": "deploy", "replicasets": "rs", "configmaps": "cm"}
+                      "events": "ev", "deployments": "deploy", "replicasets": "rs", "configmaps": "cm",
+                      "statefulsets": "sts", "persistentvolumeclaims": "pvc"}
 
 
 # --- get, as kubectl prints a real cluster ----------------------------------------------
