@@ -50,10 +50,12 @@ def default_statefulset(obj: dict[str, Any]) -> None:
     spec.setdefault("replicas", 1)
     template = spec.get("template")
     if isinstance(template, dict):
-        labels = (template.get("metadata") or {}).get("labels")
+        tmeta = template.get("metadata")
+        labels = tmeta.get("labels") if isinstance(tmeta, dict) else None
         if "selector" not in spec and isinstance(labels, dict) and obj.get("kind") == PETSET_KIND:
             spec["selector"] = {"matchLabels": dict(labels)}
-    for claim in spec.get("volumeClaimTemplates") or []:
+    claims = spec.get("volumeClaimTemplates")
+    for claim in claims if isinstance(claims, list) else []:
         if isinstance(claim, dict) and isinstance(claim.get("spec"), dict):
             claim.setdefault("apiVersion", "v1")
             claim.setdefault("kind", "PersistentVolumeClaim")
@@ -92,9 +94,13 @@ def validate_statefulset(obj: dict[str, Any]) -> Errors:
         if not _is_int(start) or start < 0:
             errs.append(("spec.ordinals.start", f"Invalid value: {start!r}: must be greater than or equal to 0"))
     strategy = spec.get("updateStrategy") or {}
-    if isinstance(strategy, dict) and strategy.get("type", "RollingUpdate") not in UPDATE_STRATEGIES:
+    if not isinstance(strategy, dict):
+        errs.append(("spec.updateStrategy", "Invalid value: must be an object"))
+        strategy = {}
+    if strategy.get("type", "RollingUpdate") not in UPDATE_STRATEGIES:
         errs.append(("spec.updateStrategy.type", f'Unsupported value: {strategy.get("type")!r}: supported values: "OnDelete", "RollingUpdate"'))
-    partition = ((strategy.get("rollingUpdate") or {}) if isinstance(strategy, dict) else {}).get("partition", 0)
+    rolling = strategy.get("rollingUpdate") or {}
+    partition = rolling.get("partition", 0) if isinstance(rolling, dict) else None
     if not _is_int(partition) or partition < 0:
         errs.append(("spec.updateStrategy.rollingUpdate.partition", f"Invalid value: {partition!r}: must be greater than or equal to 0"))
     template = spec.get("template")
@@ -106,13 +112,19 @@ def validate_statefulset(obj: dict[str, Any]) -> Errors:
         errs.append(("spec.selector", "Required value"))
     elif template is not None:
         reqs = [(k, "=", [v]) for k, v in (selector.get("matchLabels") or {}).items()]
-        labels = (template.get("metadata") or {}).get("labels") or {}
+        tmeta = template.get("metadata")
+        labels = tmeta.get("labels") if isinstance(tmeta, dict) else None or {}
         if not selector_matches(reqs, labels):
             errs.append(("spec.template.metadata.labels", f"Invalid value: {labels!r}: `selector` does not match template `labels`"))
     names: set[str] = set()
-    for i, claim in enumerate(spec.get("volumeClaimTemplates") or []):
+    claims = spec.get("volumeClaimTemplates")
+    if claims is not None and not isinstance(claims, list):
+        errs.append(("spec.volumeClaimTemplates", "Invalid value: must be a list"))
+        claims = []
+    for i, claim in enumerate(claims or []):
         where = f"spec.volumeClaimTemplates[{i}]"
-        name = ((claim or {}).get("metadata") or {}).get("name") if isinstance(claim, dict) else None
+        cmeta = claim.get("metadata") if isinstance(claim, dict) else None
+        name = cmeta.get("name") if isinstance(cmeta, dict) else None
         problem = list_name_problem(name, names)
         if problem:
             errs.append((f"{where}.metadata.name", problem))
@@ -125,12 +137,14 @@ def validate_claim_spec(spec: Any, where: str = "spec") -> Errors:
         return [(where, "Required value")]
     errs: Errors = []
     modes = spec.get("accessModes")
-    if not isinstance(modes, list) or not modes:
+    if not isinstance(modes, list) or not modes or not all(isinstance(m, str) for m in modes):
         errs.append((f"{where}.accessModes", "Required value: at least 1 access mode is required"))
     elif any(m not in ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod") for m in modes):
         errs.append((f"{where}.accessModes", f"Unsupported value: {modes!r}: supported values: \"ReadOnlyMany\", "
                                              "\"ReadWriteMany\", \"ReadWriteOnce\", \"ReadWriteOncePod\""))
-    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage") if isinstance(spec.get("resources"), dict) else None
+    resources = spec.get("resources")
+    requests = resources.get("requests") if isinstance(resources, dict) else None
+    storage = requests.get("storage") if isinstance(requests, dict) else None
     if not isinstance(storage, str) or not storage:
         errs.append((f"{where}.resources[storage]", "Required value"))
     return errs
