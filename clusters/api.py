@@ -147,6 +147,11 @@ def change_feed(state: ClusterState) -> ChangeFeed:
             "clusterproperties": lambda: state.mcs.properties.values(),
             "configmaps": lambda: state.plain.configmaps.values(),
             "secrets": lambda: state.plain.secrets.values(),
+            # issue 15: kept in state.plain, run by clusters/jobs.py and clusters/daemonsets.py
+            "jobs": lambda: state.plain.jobs.values(),
+            "cronjobs": lambda: state.plain.cronjobs.values(),
+            "daemonsets": lambda: state.plain.daemonsets.values(),
+            "ingresses": lambda: state.plain.ingresses.values(),
         },
         next_rv=state.next_rv,
     )

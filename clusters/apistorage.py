@@ -23,7 +23,7 @@ from clusters.state import ClusterState
 from clusters.watch import ChangeFeed, Event, TooOld
 from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
 from federation.resources import CLUSTERPROPERTIES, SERVICEEXPORTS, SERVICEIMPORTS
-from federation.resources import CONFIGMAPS, SECRETS
+from federation.resources import CONFIGMAPS, CRONJOBS, DAEMONSETS, INGRESSES, JOBS, SECRETS
 
 Object = dict[str, Any]
 
@@ -117,8 +117,10 @@ TABLES: dict[str, tuple[str, ...]] = {
 MCS_TABLES = {SERVICEEXPORTS.plural: ("mcs", "exports"), SERVICEIMPORTS.plural: ("mcs", "imports"),
               CLUSTERPROPERTIES.plural: ("mcs", "properties")}
 TABLES.update(MCS_TABLES)
-# Kinds kept as written (issue 15): ClusterState.plain has one table each.
-PLAIN = (CONFIGMAPS.plural, SECRETS.plural)
+# Kinds kept as written (issue 15): ClusterState.plain has one table each; the controllers
+# of Jobs, CronJobs, DaemonSets and Ingresses read theirs and write the status.
+PLAIN = (CONFIGMAPS.plural, SECRETS.plural, JOBS.plural, CRONJOBS.plural, DAEMONSETS.plural, INGRESSES.plural)
+POD_OWNERS = (JOBS.plural, DAEMONSETS.plural)
 TABLES.update({plural: ("plain", plural) for plural in PLAIN})
 
 
@@ -196,7 +198,7 @@ class MemberStorage:
             return state.mcs.replace_status(kind, namespace, name, body.get("status") if isinstance(body, dict) else None)
         if kind.plural in MCS_TABLES and not subresource:
             return state.mcs.replace(kind, namespace, name, body)
-        if subresource == "status" and kind.plural in (SERVICES.plural, DEPLOYMENTS.plural):
+        if subresource == "status" and kind.plural in (SERVICES.plural, DEPLOYMENTS.plural, *PLAIN[2:]):
             return self._replace_status(state, kind, namespace, name, body)
         if subresource:
             raise st.APIError(405, f"the {subresource} of {kind.qualified} cannot be written on a member cluster",
@@ -252,5 +254,9 @@ class MemberStorage:
         if kind.plural == NAMESPACES.plural:
             return state.delete_namespace(name)
         if kind.plural in PLAIN:
+            if policy == "Orphan" and kind.plural in POD_OWNERS:
+                state.workloads.orphan_dependents(current["metadata"]["uid"])
+            if policy == "Orphan" and kind.plural == CRONJOBS.plural:
+                state.jobs.orphan_jobs(current["metadata"]["uid"])
             return state.plain.delete(kind, namespace, name)
         raise st.APIError(405, f"{kind.qualified} cannot be deleted on a member cluster", reason="MethodNotAllowed")
