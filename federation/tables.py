@@ -266,7 +266,7 @@ def _propagated(printer: Printer) -> Printer:
     from federation.planners.propagationstatus import summary
 
     columns = list(printer.columns)
-    at = len(columns) - 1 if columns and columns[-1][0] == "AGE" else len(columns)
+    at = next((i for i, (name, _) in enumerate(columns) if name == "AGE"), len(columns))
 
     def row(obj: dict[str, Any], now: datetime) -> list[Any]:
         cells = printer.row(obj, now)
