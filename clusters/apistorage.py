@@ -23,7 +23,7 @@ from clusters.state import ClusterState
 from clusters.watch import ChangeFeed, Event, TooOld
 from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
 from federation.resources import CLUSTERPROPERTIES, SERVICEEXPORTS, SERVICEIMPORTS
-from federation.resources import CONFIGMAPS, CRONJOBS, DAEMONSETS, INGRESSES, JOBS, SECRETS
+from federation.resources import CONFIGMAPS, CRONJOBS, DAEMONSETS, INGRESSES, JOBS, NOT_SIMULATED, SECRETS
 
 Object = dict[str, Any]
 
@@ -124,6 +124,10 @@ POD_OWNERS = (JOBS.plural, DAEMONSETS.plural)
 TABLES.update({plural: ("plain", plural) for plural in PLAIN})
 
 
+# Kinds in discovery that nothing simulates (issue 18: kubectl apply --prune's default set): empty.
+EMPTY = frozenset(k.plural for k in NOT_SIMULATED)
+
+
 class MemberStorage:
     def __init__(self, state: ClusterState, feed: ChangeFeed) -> None:
         self.state = state
@@ -133,6 +137,8 @@ class MemberStorage:
     @staticmethod
     def _table(state: ClusterState, kind: Kind) -> dict[Any, Object]:
         path = TABLES.get(kind.plural)
+        if path is None and kind.plural in EMPTY:
+            return {}
         if path is None:
             raise st.not_found(kind.plural, "", kind.group)
         table: Any = state

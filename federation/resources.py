@@ -865,6 +865,22 @@ MEMBER_DAEMONSETS = replace(DAEMONSETS, verbs=MEMBER_SERVICES.verbs, validate=va
 MEMBER_INGRESSES = replace(INGRESSES, verbs=MEMBER_SERVICES.verbs, validate=validate_ingress)
 MEMBER += [MEMBER_JOBS, MEMBER_CRONJOBS, MEMBER_DAEMONSETS, MEMBER_INGRESSES]
 
+# Kinds served empty, read only (issue 18): kubectl apply --prune without --prune-allowlist
+# resolves kubectl's default prune set (ConfigMap, Endpoints, Namespace, PVC, PV, Pod,
+# ReplicationController, Secret, Service, Job, CronJob, Ingress, DaemonSet, Deployment,
+# ReplicaSet, StatefulSet) in discovery first and stops at the first kind it cannot find.
+# Nothing simulates these, so each lists nothing, as a cluster without any would.
+PERSISTENTVOLUMECLAIMS = Kind("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, short_names=("pvc",),
+                              singular="persistentvolumeclaim", **READ_ONLY)
+PERSISTENTVOLUMES = Kind("", "v1", "persistentvolumes", "PersistentVolume", False, short_names=("pv",),
+                         singular="persistentvolume", **READ_ONLY)
+REPLICATIONCONTROLLERS = Kind("", "v1", "replicationcontrollers", "ReplicationController", True, short_names=("rc",),
+                              singular="replicationcontroller", categories=("all",), **READ_ONLY)
+STATEFULSETS = Kind("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",), singular="statefulset",
+                    categories=("all",), **READ_ONLY)
+NOT_SIMULATED = [PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, REPLICATIONCONTROLLERS, STATEFULSETS]
+MEMBER += NOT_SIMULATED
+
 # Multi-Cluster Services (KEP-1645) and ClusterProperty (KEP-2149) in every member (issue 14,
 # docs/mcs.md): users export, the federation (the clusterset's MCS controller) imports.
 SERVICEEXPORTS = Kind(mcsapi.GROUP, mcsapi.VERSION, "serviceexports", "ServiceExport", True, short_names=("svcex",),
@@ -914,6 +930,10 @@ ALL += [FEDERATION_SERVICEIMPORTS]
 ALL += [CONFIGMAPS, FEDERATEDTYPECONFIGS]  # issue 15
 ALL += [FAILOVERRECORDS]  # issue 17
 ALL += [JOBS, CRONJOBS, DAEMONSETS, INGRESSES]  # issue 15
+# The rest of kubectl's default prune set (issue 18): the federation runs no pods and keeps no
+# endpoints of its own (each member has them), so it serves both empty, like NOT_SIMULATED.
+FEDERATION_PODS = replace(PODS, **READ_ONLY)
+ALL += [*NOT_SIMULATED, ENDPOINTS, FEDERATION_PODS]
 
 
 def validate_object(res: Kind, obj: dict[str, Any]) -> Errors:
