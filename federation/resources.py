@@ -330,13 +330,19 @@ def default_deployment(obj: dict[str, Any]) -> None:
     spec.setdefault("progressDeadlineSeconds", 600)
     spec.setdefault("minReadySeconds", 0)
     _default_rolling_update(spec, "strategy", maxSurge="25%", maxUnavailable="25%")
-    template = spec.get("template")
+    default_pod_template(spec.get("template"), restart_policy="Always")
+
+
+def default_pod_template(template: Any, *, restart_policy: str | None) -> None:
+    """A workload's pod template as the API server defaults it (Deployments, DaemonSets, Jobs:
+    a Job's restart policy has no default, its validation asks for one)."""
     pod_spec = template.get("spec") if isinstance(template, dict) else None
     template_meta = template.get("metadata") if isinstance(template, dict) else None
     if isinstance(template_meta, dict) and template_meta.get("creationTimestamp", "") is None:
         del template_meta["creationTimestamp"]  # Go's JSON writes null; one template, one form
     if isinstance(pod_spec, dict):
-        pod_spec.setdefault("restartPolicy", "Always")
+        if restart_policy:
+            pod_spec.setdefault("restartPolicy", restart_policy)
         for key in ("initContainers", "containers"):
             for c in pod_spec.get(key) or []:
                 if isinstance(c, dict):
@@ -624,6 +630,7 @@ def default_job(obj: dict[str, Any]) -> None:
     spec.setdefault("backoffLimit", 6)
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
+    default_pod_template(spec.get("template"), restart_policy=None)
 
 
 def validate_job(obj: dict[str, Any], *, path: str = "spec") -> Errors:
@@ -685,10 +692,7 @@ def default_daemonset(obj: dict[str, Any]) -> None:
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("minReadySeconds", 0)
     _default_rolling_update(spec, "updateStrategy", maxUnavailable=1, maxSurge=0)
-    template = spec.get("template")
-    pod_spec = template.get("spec") if isinstance(template, dict) else None
-    if isinstance(pod_spec, dict):
-        pod_spec.setdefault("restartPolicy", "Always")
+    default_pod_template(spec.get("template"), restart_policy="Always")
 
 
 def validate_daemonset(obj: dict[str, Any]) -> Errors:

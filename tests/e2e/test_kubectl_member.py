@@ -335,3 +335,29 @@ def test_apply_prune_without_an_allowlist_prunes_what_left_the_manifests(kubectl
     assert "configmap/prune-drop pruned" in done.stdout and "job.batch/prune-job pruned" in done.stdout, done.stdout
     names = kubectl("get", "configmaps,jobs", "-l", "app=prune-demo", "-o", "name").stdout.split()
     assert names == ["configmap/prune-keep"]
+
+
+def test_create_job_and_cronjob_generators_send_protobuf_and_land_as_from_yaml(kubectl, tmp_path: Path) -> None:
+    # kubectl's typed client posts batch/v1 as protobuf (issue 18's first item, for the kinds of issue 15)
+    kubectl("create", "job", "gen-job", "--image=busybox", "--", "sh", "-c", "echo generated")
+    kubectl("create", "cronjob", "gen-cron", "--image=busybox", "--schedule=*/5 * * * *", "--", "sh", "-c", "echo tick")
+    yaml_text = kubectl("create", "job", "gen-yaml", "--image=busybox", "--dry-run=client", "-o", "yaml",
+                        "--", "sh", "-c", "echo generated").stdout
+    kubectl("create", "-f", write(tmp_path, "gen.yaml", yaml_text))
+
+    def spec_of(name: str) -> dict:
+        job = get_json(kubectl, "job", name)
+        spec = job["spec"]
+        spec.pop("selector")
+        labels = spec["template"]["metadata"]["labels"]
+        return {**spec, "template": {**spec["template"], "metadata": {"labels": sorted(labels)}}}
+
+    generated, from_yaml = spec_of("gen-job"), spec_of("gen-yaml")
+    generated["template"]["spec"]["containers"][0]["name"] = "gen-yaml"
+    assert generated == from_yaml
+    assert get_json(kubectl, "cronjob", "gen-cron")["spec"]["schedule"] == "*/5 * * * *"
+
+    def done():
+        return (get_json(kubectl, "job", "gen-job").get("status") or {}).get("succeeded") == 1
+    eventually(done)
+    assert kubectl("logs", "job/gen-job").stdout.strip() == "generated"
