@@ -32,6 +32,8 @@ FED = "io.ubernetes.federation.v1beta1."
 COORD = "io.k8s.api.coordination.v1."
 APPS = "io.k8s.api.apps.v1."
 AUTOSCALING = "io.k8s.api.autoscaling.v1."
+BATCH = "io.k8s.api.batch.v1."
+NETWORKING = "io.k8s.api.networking.v1."
 PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -494,6 +496,81 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                      ("operatingSystem", "The operating system."), ("architecture", "The architecture."))
                              }),
                          })),
+    # --- batch/v1, apps/v1 DaemonSet, networking.k8s.io/v1 Ingress (issue 15): members run them,
+    # the federation propagates them; the pod template's schema is the Deployment's
+    BATCH + "Job": _kind(
+        "Job runs pods until a number of them succeed. A federated Job's completions and parallelism are split "
+        "across the member clusters.", "batch", "v1", "Job", BATCH + "JobSpec", None,
+        status=_open("The most recently observed status of the Job (summed over the members, when federated)."),
+    ),
+    BATCH + "JobSpec": _obj("JobSpec describes how the job execution will look like.", {
+        "completions": _i("Pods that must succeed (in all member clusters together, when federated)."),
+        "parallelism": _i("Pods running at any time (at least one per member cluster with completions, when federated)."),
+        "backoffLimit": _i("Failed pods before the Job is marked failed. Defaults to 6."),
+        "activeDeadlineSeconds": _i("Seconds the Job may be active before it is failed."),
+        "completionMode": _s("NonIndexed (the only one simulated)."),
+        "suspend": _b("Suspend the Job: its running pods are deleted and none start."),
+        "manualSelector": _b("Let the user give the selector instead of the generated one."),
+        "ttlSecondsAfterFinished": _i("Not simulated."),
+        "podFailurePolicy": _open("Not simulated."),
+        "podReplacementPolicy": _s("Not simulated."),
+        "successPolicy": _open("Not simulated."),
+        "backoffLimitPerIndex": _i("Not simulated (Indexed Jobs only)."),
+        "maxFailedIndexes": _i("Not simulated (Indexed Jobs only)."),
+        "selector": _open("Label selector for pods; generated from the Job's uid unless manualSelector is set."),
+        "template": _ref(CORE + "PodTemplateSpec", "The pods the Job runs."),
+    }, ["template"]),
+    BATCH + "CronJob": _kind(
+        "CronJob creates Jobs on a schedule.", "batch", "v1", "CronJob", BATCH + "CronJobSpec", None,
+        status=_open("The most recently observed status of the CronJob."),
+    ),
+    BATCH + "CronJobSpec": _obj("CronJobSpec describes how the job execution will look like and when it will actually run.", {
+        "schedule": _s("The schedule in Cron format (UTC), or @every <duration>."),
+        "timeZone": _s("Only UTC is simulated."),
+        "startingDeadlineSeconds": _i("Deadline in seconds for starting a Job that missed its time."),
+        "concurrencyPolicy": _s("Allow (default), Forbid or Replace."),
+        "suspend": _b("Suspend subsequent executions."),
+        "successfulJobsHistoryLimit": _i("Successful finished Jobs to keep. Defaults to 3."),
+        "failedJobsHistoryLimit": _i("Failed finished Jobs to keep. Defaults to 1."),
+        "jobTemplate": _obj("The Job to create at each time.", {
+            "metadata": _ref(META + "ObjectMeta", "Standard object's metadata of the jobs created from this template."),
+            "spec": _ref(BATCH + "JobSpec", "The Job's spec."),
+        }),
+    }, ["schedule", "jobTemplate"]),
+    APPS + "DaemonSet": _kind(
+        "DaemonSet runs one pod on every node (of every member cluster it is placed in, when federated).",
+        "apps", "v1", "DaemonSet", APPS + "DaemonSetSpec", None,
+        status=_open("The most recently observed status of the DaemonSet (summed over the members, when federated)."),
+    ),
+    APPS + "DaemonSetSpec": _obj("DaemonSetSpec is the specification of a daemon set.", {
+        "selector": _open("Label selector for pods; must match the template's labels."),
+        "template": _ref(CORE + "PodTemplateSpec", "The pod each node runs."),
+        "updateStrategy": _obj("How pods are replaced when the template changes.", {
+            "type": _s("RollingUpdate (default) or OnDelete."),
+            "rollingUpdate": _obj("Rolling update parameters.", {
+                "maxUnavailable": _int_or_string("Pods that can be unavailable during the update (default 1)."),
+                "maxSurge": _int_or_string("Not simulated (default 0)."),
+            }),
+        }),
+        "minReadySeconds": _i("Minimum seconds a new pod must be ready to count as available."),
+        "revisionHistoryLimit": _i("Old history to retain. Defaults to 10."),
+    }, ["selector", "template"]),
+    NETWORKING + "Ingress": _kind(
+        "Ingress routes HTTP to services; each member cluster writes its ingress address into the status.",
+        "networking.k8s.io", "v1", "Ingress", NETWORKING + "IngressSpec", None,
+        status=_open("The ingress addresses in status.loadBalancer.ingress (of every member, when federated)."),
+    ),
+    NETWORKING + "IngressSpec": _obj("IngressSpec describes the Ingress the user wishes to exist.", {
+        "ingressClassName": _s("The IngressClass."),
+        "defaultBackend": _open("The backend for requests no rule matches."),
+        "tls": _list(_open("TLS configuration."), "TLS configuration.", atomic=True),
+        "rules": _list(_obj("A host rule.", {
+            "host": _s("The host name."),
+            "http": _obj("HTTP paths.", {
+                "paths": _list(_open("A path and its backend."), "The paths.", atomic=True),
+            }),
+        }), "Host rules.", atomic=True),
+    }),
     CORE + "Endpoints": _kind("Endpoints is the set of ready addresses behind a service.", "", "v1", "Endpoints", None, None,
                               subsets=_list(_open("A set of addresses with a common set of ports."), "The endpoints.",
                                             atomic=True)),

@@ -5,6 +5,41 @@ generated.proto; do not edit. Each message: {number: (JSON name, one|repeated|ma
 """
 
 MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {
+    'k8s.io.api.apps.v1.DaemonSet': {
+        1: ('metadata', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'one', 'k8s.io.api.apps.v1.DaemonSetSpec'),
+        3: ('status', 'one', 'k8s.io.api.apps.v1.DaemonSetStatus'),
+    },
+    'k8s.io.api.apps.v1.DaemonSetCondition': {
+        1: ('type', 'one', 'string'),
+        2: ('status', 'one', 'string'),
+        3: ('lastTransitionTime', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time'),
+        4: ('reason', 'one', 'string'),
+        5: ('message', 'one', 'string'),
+    },
+    'k8s.io.api.apps.v1.DaemonSetSpec': {
+        1: ('selector', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'),
+        2: ('template', 'one', 'k8s.io.api.core.v1.PodTemplateSpec'),
+        3: ('updateStrategy', 'one', 'k8s.io.api.apps.v1.DaemonSetUpdateStrategy'),
+        4: ('minReadySeconds', 'one', 'int32'),
+        6: ('revisionHistoryLimit', 'one', 'int32'),
+    },
+    'k8s.io.api.apps.v1.DaemonSetStatus': {
+        1: ('currentNumberScheduled', 'one', 'int32'),
+        2: ('numberMisscheduled', 'one', 'int32'),
+        3: ('desiredNumberScheduled', 'one', 'int32'),
+        4: ('numberReady', 'one', 'int32'),
+        5: ('observedGeneration', 'one', 'int64'),
+        6: ('updatedNumberScheduled', 'one', 'int32'),
+        7: ('numberAvailable', 'one', 'int32'),
+        8: ('numberUnavailable', 'one', 'int32'),
+        9: ('collisionCount', 'one', 'int32'),
+        10: ('conditions', 'repeated', 'k8s.io.api.apps.v1.DaemonSetCondition'),
+    },
+    'k8s.io.api.apps.v1.DaemonSetUpdateStrategy': {
+        1: ('type', 'one', 'string'),
+        2: ('rollingUpdate', 'one', 'k8s.io.api.apps.v1.RollingUpdateDaemonSet'),
+    },
     'k8s.io.api.apps.v1.Deployment': {
         1: ('metadata', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
         2: ('spec', 'one', 'k8s.io.api.apps.v1.DeploymentSpec'),
@@ -42,6 +77,10 @@ MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {
     'k8s.io.api.apps.v1.DeploymentStrategy': {
         1: ('type', 'one', 'string'),
         2: ('rollingUpdate', 'one', 'k8s.io.api.apps.v1.RollingUpdateDeployment'),
+    },
+    'k8s.io.api.apps.v1.RollingUpdateDaemonSet': {
+        1: ('maxUnavailable', 'one', 'k8s.io.apimachinery.pkg.util.intstr.IntOrString'),
+        2: ('maxSurge', 'one', 'k8s.io.apimachinery.pkg.util.intstr.IntOrString'),
     },
     'k8s.io.api.apps.v1.RollingUpdateDeployment': {
         1: ('maxUnavailable', 'one', 'k8s.io.apimachinery.pkg.util.intstr.IntOrString'),
@@ -112,6 +151,109 @@ MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {
     'k8s.io.api.autoscaling.v1.ScaleStatus': {
         1: ('replicas', 'one', 'int32'),
         2: ('selector', 'one', 'string'),
+    },
+    'k8s.io.api.batch.v1.CronJob': {
+        1: ('metadata', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'one', 'k8s.io.api.batch.v1.CronJobSpec'),
+        3: ('status', 'one', 'k8s.io.api.batch.v1.CronJobStatus'),
+    },
+    'k8s.io.api.batch.v1.CronJobSpec': {
+        1: ('schedule', 'one', 'string'),
+        2: ('startingDeadlineSeconds', 'one', 'int64'),
+        3: ('concurrencyPolicy', 'one', 'string'),
+        4: ('suspend', 'one', 'bool'),
+        5: ('jobTemplate', 'one', 'k8s.io.api.batch.v1.JobTemplateSpec'),
+        6: ('successfulJobsHistoryLimit', 'one', 'int32'),
+        7: ('failedJobsHistoryLimit', 'one', 'int32'),
+        8: ('timeZone', 'one', 'string'),
+    },
+    'k8s.io.api.batch.v1.CronJobStatus': {
+        1: ('active', 'repeated', 'k8s.io.api.core.v1.ObjectReference'),
+        4: ('lastScheduleTime', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time'),
+        5: ('lastSuccessfulTime', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time'),
+    },
+    'k8s.io.api.batch.v1.Job': {
+        1: ('metadata', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'one', 'k8s.io.api.batch.v1.JobSpec'),
+        3: ('status', 'one', 'k8s.io.api.batch.v1.JobStatus'),
+    },
+    'k8s.io.api.batch.v1.JobCondition': {
+        1: ('type', 'one', 'string'),
+        2: ('status', 'one', 'string'),
+        3: ('lastProbeTime', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time'),
+        4: ('lastTransitionTime', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time'),
+        5: ('reason', 'one', 'string'),
+        6: ('message', 'one', 'string'),
+    },
+    'k8s.io.api.batch.v1.JobSchedulingConfiguration': {
+        1: ('schedulingPolicy', 'one', 'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupSchedulingPolicy'),
+        2: ('schedulingConstraints', 'one', 'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupSchedulingConstraints'),
+        3: ('disruptionMode', 'one', 'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupDisruptionMode'),
+        4: ('resourceClaims', 'repeated', 'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupResourceClaim'),
+    },
+    'k8s.io.api.batch.v1.JobSpec': {
+        1: ('parallelism', 'one', 'int32'),
+        2: ('completions', 'one', 'int32'),
+        3: ('activeDeadlineSeconds', 'one', 'int64'),
+        4: ('selector', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'),
+        5: ('manualSelector', 'one', 'bool'),
+        6: ('template', 'one', 'k8s.io.api.core.v1.PodTemplateSpec'),
+        7: ('backoffLimit', 'one', 'int32'),
+        8: ('ttlSecondsAfterFinished', 'one', 'int32'),
+        9: ('completionMode', 'one', 'string'),
+        10: ('suspend', 'one', 'bool'),
+        11: ('podFailurePolicy', 'one', 'k8s.io.api.batch.v1.PodFailurePolicy'),
+        12: ('backoffLimitPerIndex', 'one', 'int32'),
+        13: ('maxFailedIndexes', 'one', 'int32'),
+        14: ('podReplacementPolicy', 'one', 'string'),
+        15: ('managedBy', 'one', 'string'),
+        16: ('successPolicy', 'one', 'k8s.io.api.batch.v1.SuccessPolicy'),
+        17: ('scheduling', 'one', 'k8s.io.api.batch.v1.JobSchedulingConfiguration'),
+    },
+    'k8s.io.api.batch.v1.JobStatus': {
+        1: ('conditions', 'repeated', 'k8s.io.api.batch.v1.JobCondition'),
+        2: ('startTime', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time'),
+        3: ('completionTime', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time'),
+        4: ('active', 'one', 'int32'),
+        5: ('succeeded', 'one', 'int32'),
+        6: ('failed', 'one', 'int32'),
+        7: ('completedIndexes', 'one', 'string'),
+        8: ('uncountedTerminatedPods', 'one', 'k8s.io.api.batch.v1.UncountedTerminatedPods'),
+        9: ('ready', 'one', 'int32'),
+        10: ('failedIndexes', 'one', 'string'),
+        11: ('terminating', 'one', 'int32'),
+    },
+    'k8s.io.api.batch.v1.JobTemplateSpec': {
+        1: ('metadata', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'one', 'k8s.io.api.batch.v1.JobSpec'),
+    },
+    'k8s.io.api.batch.v1.PodFailurePolicy': {
+        1: ('rules', 'repeated', 'k8s.io.api.batch.v1.PodFailurePolicyRule'),
+    },
+    'k8s.io.api.batch.v1.PodFailurePolicyOnExitCodesRequirement': {
+        1: ('containerName', 'one', 'string'),
+        2: ('operator', 'one', 'string'),
+        3: ('values', 'repeated', 'int32'),
+    },
+    'k8s.io.api.batch.v1.PodFailurePolicyOnPodConditionsPattern': {
+        1: ('type', 'one', 'string'),
+        2: ('status', 'one', 'string'),
+    },
+    'k8s.io.api.batch.v1.PodFailurePolicyRule': {
+        1: ('action', 'one', 'string'),
+        2: ('onExitCodes', 'one', 'k8s.io.api.batch.v1.PodFailurePolicyOnExitCodesRequirement'),
+        3: ('onPodConditions', 'repeated', 'k8s.io.api.batch.v1.PodFailurePolicyOnPodConditionsPattern'),
+    },
+    'k8s.io.api.batch.v1.SuccessPolicy': {
+        1: ('rules', 'repeated', 'k8s.io.api.batch.v1.SuccessPolicyRule'),
+    },
+    'k8s.io.api.batch.v1.SuccessPolicyRule': {
+        1: ('succeededIndexes', 'one', 'string'),
+        2: ('succeededCount', 'one', 'int32'),
+    },
+    'k8s.io.api.batch.v1.UncountedTerminatedPods': {
+        1: ('succeeded', 'repeated', 'string'),
+        2: ('failed', 'repeated', 'string'),
     },
     'k8s.io.api.coordination.v1.Lease': {
         1: ('metadata', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
@@ -965,6 +1107,92 @@ MESSAGES: dict[str, dict[int, tuple[str, str, str]]] = {
         3: ('runAsUserName', 'one', 'string'),
         4: ('hostProcess', 'one', 'bool'),
     },
+    'k8s.io.api.networking.v1.HTTPIngressPath': {
+        1: ('path', 'one', 'string'),
+        2: ('backend', 'one', 'k8s.io.api.networking.v1.IngressBackend'),
+        3: ('pathType', 'one', 'string'),
+    },
+    'k8s.io.api.networking.v1.HTTPIngressRuleValue': {
+        1: ('paths', 'repeated', 'k8s.io.api.networking.v1.HTTPIngressPath'),
+    },
+    'k8s.io.api.networking.v1.Ingress': {
+        1: ('metadata', 'one', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'one', 'k8s.io.api.networking.v1.IngressSpec'),
+        3: ('status', 'one', 'k8s.io.api.networking.v1.IngressStatus'),
+    },
+    'k8s.io.api.networking.v1.IngressBackend': {
+        3: ('resource', 'one', 'k8s.io.api.core.v1.TypedLocalObjectReference'),
+        4: ('service', 'one', 'k8s.io.api.networking.v1.IngressServiceBackend'),
+    },
+    'k8s.io.api.networking.v1.IngressLoadBalancerIngress': {
+        1: ('ip', 'one', 'string'),
+        2: ('hostname', 'one', 'string'),
+        4: ('ports', 'repeated', 'k8s.io.api.networking.v1.IngressPortStatus'),
+    },
+    'k8s.io.api.networking.v1.IngressLoadBalancerStatus': {
+        1: ('ingress', 'repeated', 'k8s.io.api.networking.v1.IngressLoadBalancerIngress'),
+    },
+    'k8s.io.api.networking.v1.IngressPortStatus': {
+        1: ('port', 'one', 'int32'),
+        2: ('protocol', 'one', 'string'),
+        3: ('error', 'one', 'string'),
+    },
+    'k8s.io.api.networking.v1.IngressRule': {
+        1: ('host', 'one', 'string'),
+        2: ('ingressRuleValue', 'one', 'k8s.io.api.networking.v1.IngressRuleValue'),
+    },
+    'k8s.io.api.networking.v1.IngressRuleValue': {
+        1: ('http', 'one', 'k8s.io.api.networking.v1.HTTPIngressRuleValue'),
+    },
+    'k8s.io.api.networking.v1.IngressServiceBackend': {
+        1: ('name', 'one', 'string'),
+        2: ('port', 'one', 'k8s.io.api.networking.v1.ServiceBackendPort'),
+    },
+    'k8s.io.api.networking.v1.IngressSpec': {
+        1: ('defaultBackend', 'one', 'k8s.io.api.networking.v1.IngressBackend'),
+        2: ('tls', 'repeated', 'k8s.io.api.networking.v1.IngressTLS'),
+        3: ('rules', 'repeated', 'k8s.io.api.networking.v1.IngressRule'),
+        4: ('ingressClassName', 'one', 'string'),
+    },
+    'k8s.io.api.networking.v1.IngressStatus': {
+        1: ('loadBalancer', 'one', 'k8s.io.api.networking.v1.IngressLoadBalancerStatus'),
+    },
+    'k8s.io.api.networking.v1.IngressTLS': {
+        1: ('hosts', 'repeated', 'string'),
+        2: ('secretName', 'one', 'string'),
+    },
+    'k8s.io.api.networking.v1.ServiceBackendPort': {
+        1: ('name', 'one', 'string'),
+        2: ('number', 'one', 'int32'),
+    },
+    'k8s.io.api.scheduling.v1alpha3.TopologyConstraint': {
+        1: ('key', 'one', 'string'),
+    },
+    'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupAllDisruptionMode': {
+    },
+    'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupBasicSchedulingPolicy': {
+    },
+    'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupDisruptionMode': {
+        1: ('single', 'one', 'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupSingleDisruptionMode'),
+        2: ('all', 'one', 'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupAllDisruptionMode'),
+    },
+    'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupGangSchedulingPolicy': {
+        1: ('minCount', 'one', 'int32'),
+    },
+    'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupResourceClaim': {
+        1: ('name', 'one', 'string'),
+        2: ('resourceClaimName', 'one', 'string'),
+        3: ('resourceClaimTemplateName', 'one', 'string'),
+    },
+    'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupSchedulingConstraints': {
+        1: ('topology', 'repeated', 'k8s.io.api.scheduling.v1alpha3.TopologyConstraint'),
+    },
+    'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupSchedulingPolicy': {
+        1: ('basic', 'one', 'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupBasicSchedulingPolicy'),
+        2: ('gang', 'one', 'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupGangSchedulingPolicy'),
+    },
+    'k8s.io.api.scheduling.v1alpha3.WorkloadPodGroupSingleDisruptionMode': {
+    },
     'k8s.io.apimachinery.pkg.api.resource.Quantity': {
         1: ('string', 'one', 'string'),
     },
@@ -1065,6 +1293,10 @@ KINDS: dict[tuple[str, str], str] = {
     ('authorization.k8s.io/v1', 'SelfSubjectAccessReview'): 'k8s.io.api.authorization.v1.SelfSubjectAccessReview',
     ('authentication.k8s.io/v1', 'SelfSubjectReview'): 'k8s.io.api.authentication.v1.SelfSubjectReview',
     ('autoscaling/v1', 'Scale'): 'k8s.io.api.autoscaling.v1.Scale',
+    ('batch/v1', 'Job'): 'k8s.io.api.batch.v1.Job',
+    ('batch/v1', 'CronJob'): 'k8s.io.api.batch.v1.CronJob',
+    ('apps/v1', 'DaemonSet'): 'k8s.io.api.apps.v1.DaemonSet',
+    ('networking.k8s.io/v1', 'Ingress'): 'k8s.io.api.networking.v1.Ingress',
     ("meta.k8s.io/v1", "DeleteOptions"): "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
     ("v1", "DeleteOptions"): "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
 }

@@ -151,6 +151,11 @@ def change_feed(state: ClusterState) -> ChangeFeed:
             "statefulsets": lambda: state.stateful.sets.values(),
             "petsets": lambda: state.stateful.petsets.values(),
             "persistentvolumeclaims": lambda: state.stateful.claims.values(),
+            # issue 15: kept in state.plain, run by clusters/jobs.py and clusters/daemonsets.py
+            "jobs": lambda: state.plain.jobs.values(),
+            "cronjobs": lambda: state.plain.cronjobs.values(),
+            "daemonsets": lambda: state.plain.daemonsets.values(),
+            "ingresses": lambda: state.plain.ingresses.values(),
         },
         next_rv=state.next_rv,
     )

@@ -23,7 +23,7 @@ from clusters.state import ClusterState
 from clusters.watch import ChangeFeed, Event, TooOld
 from federation.resources import DEPLOYMENTS, ENDPOINTS, EVENTS, MEMBER, NAMESPACES, NODES, PODS, REPLICASETS, SERVICES
 from federation.resources import CLUSTERPROPERTIES, SERVICEEXPORTS, SERVICEIMPORTS
-from federation.resources import CONFIGMAPS, SECRETS
+from federation.resources import CONFIGMAPS, CRONJOBS, DAEMONSETS, INGRESSES, JOBS, NOT_SIMULATED, SECRETS
 from federation.resources import PERSISTENTVOLUMECLAIMS, PETSETS, STATEFULSETS
 
 Object = dict[str, Any]
@@ -118,13 +118,19 @@ TABLES: dict[str, tuple[str, ...]] = {
 MCS_TABLES = {SERVICEEXPORTS.plural: ("mcs", "exports"), SERVICEIMPORTS.plural: ("mcs", "imports"),
               CLUSTERPROPERTIES.plural: ("mcs", "properties")}
 TABLES.update(MCS_TABLES)
-# Kinds kept as written (issue 15): ClusterState.plain has one table each.
-PLAIN = (CONFIGMAPS.plural, SECRETS.plural)
+# Kinds kept as written (issue 15): ClusterState.plain has one table each; the controllers
+# of Jobs, CronJobs, DaemonSets and Ingresses read theirs and write the status.
+PLAIN = (CONFIGMAPS.plural, SECRETS.plural, JOBS.plural, CRONJOBS.plural, DAEMONSETS.plural, INGRESSES.plural)
+POD_OWNERS = (JOBS.plural, DAEMONSETS.plural)
 TABLES.update({plural: ("plain", plural) for plural in PLAIN})
 # StatefulSets, PetSets and their claims (issue 14): clusters/statefulsets.py.
 SETS = {STATEFULSETS.plural: "StatefulSet", PETSETS.plural: "PetSet"}
 TABLES.update({STATEFULSETS.plural: ("stateful", "sets"), PETSETS.plural: ("stateful", "petsets"),
                PERSISTENTVOLUMECLAIMS.plural: ("stateful", "claims")})
+
+
+# Kinds in discovery that nothing simulates (issue 18: kubectl apply --prune's default set): empty.
+EMPTY = frozenset(k.plural for k in NOT_SIMULATED)
 
 
 class MemberStorage:
@@ -136,6 +142,8 @@ class MemberStorage:
     @staticmethod
     def _table(state: ClusterState, kind: Kind) -> dict[Any, Object]:
         path = TABLES.get(kind.plural)
+        if path is None and kind.plural in EMPTY:
+            return {}
         if path is None:
             raise st.not_found(kind.plural, "", kind.group)
         table: Any = state
@@ -205,7 +213,7 @@ class MemberStorage:
             return state.mcs.replace_status(kind, namespace, name, body.get("status") if isinstance(body, dict) else None)
         if kind.plural in MCS_TABLES and not subresource:
             return state.mcs.replace(kind, namespace, name, body)
-        if subresource == "status" and kind.plural in (SERVICES.plural, DEPLOYMENTS.plural, *SETS):
+        if subresource == "status" and kind.plural in (SERVICES.plural, DEPLOYMENTS.plural, *SETS, *PLAIN[2:]):
             return self._replace_status(state, kind, namespace, name, body)
         if subresource:
             raise st.APIError(405, f"the {subresource} of {kind.qualified} cannot be written on a member cluster",
@@ -263,6 +271,10 @@ class MemberStorage:
         if kind.plural == NAMESPACES.plural:
             return state.delete_namespace(name)
         if kind.plural in PLAIN:
+            if policy == "Orphan" and kind.plural in POD_OWNERS:
+                state.workloads.orphan_dependents(current["metadata"]["uid"])
+            if policy == "Orphan" and kind.plural == CRONJOBS.plural:
+                state.jobs.orphan_jobs(current["metadata"]["uid"])
             return state.plain.delete(kind, namespace, name)
         if kind.plural in SETS:
             return state.stateful.delete(SETS[kind.plural], namespace, name, policy=policy)

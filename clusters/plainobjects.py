@@ -1,8 +1,12 @@
-"""The member kinds a cluster keeps as they are written: ConfigMaps and Secrets (issue 15).
+"""The member kinds a cluster keeps as they are written: ConfigMaps, Secrets, and the
+objects of the controllers that read them: Jobs, CronJobs, DaemonSets, Ingresses (issue 15).
 
 Services, Deployments and their pods have simulations of their own (:mod:`clusters.state`,
-:mod:`clusters.workloads`); a ConfigMap or a Secret has nothing to simulate, so one small
-table per kind does, with the rules a real API server applies to every object: the
+:mod:`clusters.workloads`); a ConfigMap or a Secret has nothing to simulate, and a Job,
+CronJob, DaemonSet or Ingress is an object like any other whose controller (:mod:`clusters.jobs`,
+:mod:`clusters.daemonsets`, :mod:`clusters.ingresses`) reads this table and writes its
+``status`` (a write of the object keeps the status, as a real API server's main resource
+does). One small table per kind does, with the rules a real API server applies to every object: the
 kind's own defaulting and validation (:mod:`federation.resources`, the same as the
 federation's, so an object is valid or invalid the same way on both), a fresh uid,
 resourceVersion and creationTimestamp on create, a resourceVersion precondition on update,
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
 from apimachinery.kinds import Kind
@@ -48,6 +52,14 @@ class PlainObjects:
         self.state = state
         self.configmaps: dict[Key, Object] = {}
         self.secrets: dict[Key, Object] = {}
+        self.jobs: dict[Key, Object] = {}
+        self.cronjobs: dict[Key, Object] = {}
+        self.daemonsets: dict[Key, Object] = {}
+        self.ingresses: dict[Key, Object] = {}
+        # per plural: what the kind's strategy does to an object once it has its uid, on create
+        # and on update
+        # (a Job's generated selector, clusters/jobs.py)
+        self.prepare: dict[str, Callable[[Object], None]] = {}
 
     def table(self, kind: Kind) -> dict[Key, Object]:
         return getattr(self, kind.plural)
@@ -90,6 +102,9 @@ class PlainObjects:
                          **{k: v for k, v in meta.items() if k in KEPT_METADATA}},
             **content(obj),
         }
+        prepare = self.prepare.get(kind.plural)
+        if prepare is not None:
+            prepare(stored)
         self.state.ensure_namespace(namespace)
         table[key] = stored
         self.state.on_change()
@@ -110,6 +125,9 @@ class PlainObjects:
         updated = {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": new_meta, **content(obj)}
         if "status" in current:
             updated["status"] = current["status"]
+        prepare = self.prepare.get(kind.plural)
+        if prepare is not None:
+            prepare(updated)  # what the strategy generated stays (a Job's selector)
         if updated == current:
             return current
         if content(updated) != content(current):
@@ -130,6 +148,6 @@ class PlainObjects:
 
     def delete_namespace(self, namespace: str) -> None:
         """What lives in a namespace being deleted goes with it."""
-        for table in (self.configmaps, self.secrets):
+        for table in (self.configmaps, self.secrets, self.jobs, self.cronjobs, self.daemonsets, self.ingresses):
             for key in [k for k in table if k[0] == namespace]:
                 del table[key]

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from clusters.ingresses import sync_ingress_status
 from clusters.validation import NODE_PORT_RANGE, PODS_ANNOTATION, is_int, validate_metadata, validate_service
 from apimachinery.meta import merge_patch, now_rfc3339, parse_selector, selector_matches
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
@@ -207,6 +208,14 @@ class ClusterState:
         from clusters.plainobjects import PlainObjects
 
         self.plain = PlainObjects(self)
+        # Jobs, CronJobs and DaemonSets run their pods in the workload simulation (issue 15)
+        from clusters.daemonsets import DaemonSets
+        from clusters.jobs import Jobs, prepare_job
+
+        self.plain.prepare["jobs"] = prepare_job
+        self.jobs = Jobs(self.workloads, self.plain)
+        self.daemonsets = DaemonSets(self.workloads, self.plain.daemonsets)
+        self.workloads.owners += [self.jobs, self.daemonsets]
         pod_net = ipaddress.ip_network(self.topology.pod_cidr, strict=False)
         base = int(pod_net.network_address)
         # nodes take the first /24 of the pod CIDR (.0.10 upwards), pods the rest (.1.0 upwards)
@@ -685,6 +694,7 @@ class ClusterState:
             changed |= step
             if not step:
                 break
+        changed |= sync_ingress_status(self.plain.ingresses, self.nodes, self.workloads._touch)
         for key in list(self.services):
             changed |= self._sync_service_pods_only(key)
         return self._refresh_readiness() or changed

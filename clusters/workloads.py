@@ -56,7 +56,7 @@ from federation.resources import (
     validate_deployment,
 )
 from clusters.validation import validate_metadata
-from federation.names import CHANGE_CAUSE_ANNOTATION, PODS_ANNOTATION, REVISION_ANNOTATION, ZONE_ANNOTATION
+from federation.names import CHANGE_CAUSE_ANNOTATION, PODS_ANNOTATION, REVISION_ANNOTATION, ZONE_ANNOTATION, ZONE_LABEL
 from apimachinery.errors import APIError, already_exists, conflict, invalid, not_found
 
 
@@ -98,6 +98,7 @@ class WorkloadSettings:
     backoff: float = 0.2  # first back-off (the kubelet's is 10 s), doubling
     backoff_max: float = 2.0  # cap (the kubelet's is 5 min)
     seccomp_profiles: tuple[str, ...] = ("audit.json", "fine-grained.json", "violation.json")
+    job_pod_duration: float = 0.5  # how long a Job's pod runs before its containers exit (issue 15)
 
     @classmethod
     def parse(cls, items: list[str] | tuple[str, ...]) -> "WorkloadSettings":
@@ -284,6 +285,20 @@ class PodSim:
     ready_at: float | None = None
     ready: bool = False
     started: str = ""
+    run_for: float | None = None  # a Job's pod: runs this long, then its containers exit
+
+
+class PodOwner(Protocol):
+    """A controller whose pods the workload simulation runs (Jobs, DaemonSets: issue 15).
+
+    :meth:`Workloads.reconcile` calls ``sync_pods`` after the ReplicaSets have theirs and
+    ``sync_status`` after the pods advanced; ``uids`` keeps the owners' pods from the
+    garbage collector, ``deadlines`` says when the owner wants a pass of its own."""
+
+    def uids(self) -> set[str]: ...
+    def sync_pods(self) -> bool: ...
+    def sync_status(self) -> bool: ...
+    def deadlines(self) -> list[float]: ...
 
 
 class Workloads:
@@ -296,6 +311,7 @@ class Workloads:
         self.replicasets: dict[Key, dict[str, Any]] = {}
         self.sims: dict[Key, PodSim] = {}
         self._progress: dict[Key, tuple[Any, float]] = {}
+        self.owners: list[PodOwner] = []  # Jobs, CronJobs, DaemonSets (clusters/jobs.py, clusters/daemonsets.py)
         # the exit code of a container's command (clusters.podstreams.container_exit: the
         # command interpreter under the container's seccomp profile); plain ``false``/``exit N`` here
         # StatefulSets and PetSets (clusters.statefulsets), set by the cluster state: they own
@@ -323,6 +339,8 @@ class Workloads:
 
     def _uids(self) -> set[str]:
         uids = {o["metadata"]["uid"] for o in list(self.deployments.values()) + list(self.replicasets.values())}
+        for owner in self.owners:
+            uids |= owner.uids()
         return uids | (self.stateful.uids() if self.stateful is not None else set())
 
     def pods_of(self, rs: dict[str, Any]) -> list[dict[str, Any]]:
@@ -523,13 +541,7 @@ class Workloads:
             raise not_found(plural, key[1], "apps")
         uid = obj["metadata"]["uid"]
         if policy == "Orphan":
-            for dependent in self._dependents(uid):
-                refs = [r for r in dependent["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-                if refs:
-                    dependent["metadata"]["ownerReferences"] = refs
-                else:
-                    dependent["metadata"].pop("ownerReferences", None)
-                self._touch(dependent)
+            self.orphan_dependents(uid)
             del table[key]
         elif policy == "Foreground":
             meta = obj["metadata"]
@@ -542,6 +554,20 @@ class Workloads:
             del table[key]
         self.state.on_change()
         return obj
+
+    def orphan_dependents(self, uid: str) -> None:
+        """``propagationPolicy: Orphan``: the owner's dependents lose their reference to it and stay."""
+        for dependent in self._dependents(uid):
+            refs = [r for r in dependent["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            if refs:
+                dependent["metadata"]["ownerReferences"] = refs
+            else:
+                dependent["metadata"].pop("ownerReferences", None)
+            if dependent["kind"] == "Pod":
+                sim = self.sims.get((dependent["metadata"]["namespace"], dependent["metadata"]["name"]))
+                if sim is not None:
+                    sim.rs_uid = ""  # a bare pod now: the garbage collector leaves it
+            self._touch(dependent)
 
     def _dependents(self, uid: str) -> list[dict[str, Any]]:
         out = [rs for rs in self.replicasets.values() if any(r.get("uid") == uid for r in rs["metadata"].get("ownerReferences") or [])]
@@ -590,6 +616,8 @@ class Workloads:
             mrs = d["spec"].get("minReadySeconds", 0)
             if mrs:
                 times.append(now + min(mrs, 1.0))
+        for owner in self.owners:
+            times += owner.deadlines()
         future = [t for t in times if t > now]
         return min(future) if future else None
 
@@ -612,8 +640,12 @@ class Workloads:
             changed |= self._sync_deployment(key)
         for key in list(self.replicasets):
             changed |= self._sync_replicaset(key)
+        for owner in self.owners:
+            changed |= owner.sync_pods()
         for sim in list(self.sims.values()):
             changed |= self._advance(sim)
+        for owner in self.owners:
+            changed |= owner.sync_status()
         for key in list(self.replicasets):
             changed |= self._replicaset_status(key)
         for key in list(self.deployments):
@@ -856,8 +888,15 @@ class Workloads:
         return zone, node
 
     def _create_pod(self, rs: dict[str, Any], *, name: str = "", owner: dict[str, Any] | None = None) -> bool:
-        """A pod of ``rs`` (a random name), a bare one (``name``), or a named one of another
-        owner (``name`` and ``owner``, a StatefulSet's ``<set>-<ordinal>``)."""
+        return self.create_owned_pod(rs, name=name, owner=owner) is not None
+
+    def create_owned_pod(self, rs: dict[str, Any], *, name: str = "", owner: dict[str, Any] | None = None,
+                         node: str = "", run_for: float | None = None) -> dict[str, Any] | None:
+        """A pod of ``rs``'s template: owned by it with a random name, a bare one (``name``),
+        or a named one of another owner (``name`` and ``owner``, a StatefulSet's
+        ``<set>-<ordinal>``); on ``node`` (else the zone with fewest of its pods); ``run_for``:
+        a Job's pod, whose containers exit that long after they start. None when the pod
+        CIDR is exhausted."""
         ns = rs["metadata"]["namespace"]
         named = bool(name)
         bare = named and owner is None
@@ -869,8 +908,11 @@ class Workloads:
         ip = self.state.pod_ips.allocate(key)
         if ip is None:
             self.state.record_event(rs, "Warning", "FailedCreate", "Error creating: pod CIDR exhausted")
-            return False
-        zone, node = self._place(rs)
+            return None
+        if node:
+            zone = (self.state.nodes[node]["metadata"].get("labels") or {}).get(ZONE_LABEL, "")
+        else:
+            zone, node = self._place(rs)
         template = copy.deepcopy(rs["spec"]["template"])
         tmeta = template.get("metadata") or {}
         annotations = dict(tmeta.get("annotations") or {})
@@ -896,7 +938,8 @@ class Workloads:
             },
         }
         n_init = len(pod["spec"].get("initContainers") or [])
-        sim = PodSim(key, rs["metadata"]["uid"], zone, node, ip, stage="", until=None, restarts=[0] * n_init, backoff=self.settings.backoff)
+        sim = PodSim(key, rs["metadata"]["uid"], zone, node, ip, stage="", until=None, restarts=[0] * n_init,
+                     backoff=self.settings.backoff, run_for=run_for)
         self.sims[key] = sim
         self.state.pods[key] = pod
         problem = seccomp_problem(pod, self.settings.seccomp_profiles, node)
@@ -911,7 +954,7 @@ class Workloads:
         else:
             self._enter_pull_or_start(sim, pod, now)
         self._render(sim, pod)
-        return True
+        return pod
 
     # ---- kubelet
 
@@ -965,6 +1008,9 @@ class Workloads:
                 sim.backoff = min(sim.backoff * 2, s.backoff_max)
             elif sim.stage == "pull-backoff":
                 sim.stage, sim.until = "pulling", at + s.image_pull_delay
+            elif sim.stage == "running" and sim.run_for is not None:
+                sim.stage, sim.until, sim.ready = "exited", None, False
+                sim.last_exit = max(self.run_container(pod, c) for c in pod["spec"]["containers"])
             elif sim.stage == "starting":
                 sim.stage, sim.until = "running", None
                 sim.started = now_rfc3339()
@@ -974,7 +1020,9 @@ class Workloads:
                         self.state.record_event(pod, "Normal", "Pulled", f'Container image "{c["image"]}" already present on machine')
                         self.state.record_event(pod, "Normal", "Created", f"Created container {c['name']}")
                         self.state.record_event(pod, "Normal", "Started", f"Started container {c['name']}")
-                if pod["spec"].get("restartPolicy") == "Never" and any(c.get("command") for c in pod["spec"]["containers"]):
+                if sim.run_for is not None:
+                    sim.until = at + sim.run_for  # a Job's pod: its containers run, then exit
+                elif pod["spec"].get("restartPolicy") == "Never" and any(c.get("command") for c in pod["spec"]["containers"]):
                     sim.stage = "exited"  # the command runs to its end (issue 14)
                     sim.last_exit = max(self.run_container(pod, c) for c in pod["spec"]["containers"])
             else:

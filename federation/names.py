@@ -66,6 +66,14 @@ PODS_ANNOTATION = "ubernetes.io/pods"
 # On a simulated pod: the Service it belongs to (label) and the zone it runs in.
 SERVICE_LABEL = "ubernetes.io/service"
 ZONE_ANNOTATION = "ubernetes.io/zone"
+# On a Job's pod template (issue 15): how many seconds its pods run before they exit
+# (the member's --workload job-pod-duration otherwise).
+RUN_SECONDS_ANNOTATION = "ubernetes.io/run-seconds"
+# Kubernetes' own: what a Job's pods and selector carry, and a CronJob's Jobs.
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+CRONJOB_SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+DAEMONSET_GENERATION_LABEL = "pod-template-generation"
 
 # -- Secrets -----------------------------------------------------------------------------
 

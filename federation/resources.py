@@ -309,6 +309,18 @@ SECCOMP_CONTAINER_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"
 STRATEGIES = ("RollingUpdate", "Recreate")
 
 
+def _default_rolling_update(spec: dict[str, Any], key: str, **limits: Any) -> None:
+    """A workload's update strategy: ``RollingUpdate`` with the kind's default limits."""
+    strategy = spec.setdefault(key, {})
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            if isinstance(rolling, dict):
+                for name, value in limits.items():
+                    rolling.setdefault(name, value)
+
+
 def default_deployment(obj: dict[str, Any]) -> None:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -317,21 +329,20 @@ def default_deployment(obj: dict[str, Any]) -> None:
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
     spec.setdefault("minReadySeconds", 0)
-    strategy = spec.setdefault("strategy", {})
-    if isinstance(strategy, dict):
-        strategy.setdefault("type", "RollingUpdate")
-        if strategy["type"] == "RollingUpdate":
-            rolling = strategy.setdefault("rollingUpdate", {})
-            if isinstance(rolling, dict):
-                rolling.setdefault("maxSurge", "25%")
-                rolling.setdefault("maxUnavailable", "25%")
-    template = spec.get("template")
+    _default_rolling_update(spec, "strategy", maxSurge="25%", maxUnavailable="25%")
+    default_pod_template(spec.get("template"), restart_policy="Always")
+
+
+def default_pod_template(template: Any, *, restart_policy: str | None) -> None:
+    """A workload's pod template as the API server defaults it (Deployments, DaemonSets, Jobs:
+    a Job's restart policy has no default, its validation asks for one)."""
     pod_spec = template.get("spec") if isinstance(template, dict) else None
     template_meta = template.get("metadata") if isinstance(template, dict) else None
     if isinstance(template_meta, dict) and template_meta.get("creationTimestamp", "") is None:
         del template_meta["creationTimestamp"]  # Go's JSON writes null; one template, one form
     if isinstance(pod_spec, dict):
-        pod_spec.setdefault("restartPolicy", "Always")
+        if restart_policy:
+            pod_spec.setdefault("restartPolicy", restart_policy)
         for key in ("initContainers", "containers"):
             for c in pod_spec.get(key) or []:
                 if isinstance(c, dict):
@@ -411,9 +422,6 @@ def _containers_errors(pod_spec: dict[str, Any], path: str) -> Errors:
 
 def validate_deployment(obj: dict[str, Any]) -> Errors:
     """Field errors of an apps/v1 Deployment, Kubernetes' paths and wording where we can."""
-    from federation.planners.placement import PlacementError, selector_requirements
-    from apimachinery.meta import selector_matches
-
     errs: Errors = []
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -447,42 +455,56 @@ def validate_deployment(obj: dict[str, Any]) -> Errors:
                 errs.append((f"spec.strategy.rollingUpdate.{key}", f"Invalid value: {value!r}: must be a non-negative integer or a percentage such as 25%"))
         if _is_zero(surge) and _is_zero(unavailable):
             errs.append(("spec.strategy.rollingUpdate.maxUnavailable", "Invalid value: 0: may not be 0 when `maxSurge` is 0"))
+    return errs + pod_template_errors(spec, path="spec")
+
+
+def pod_template_errors(spec: dict[str, Any], *, path: str, selector_required: bool = True,
+                        restart_policies: tuple[str, ...] = ("Always",)) -> Errors:
+    """A workload's ``selector`` and pod ``template`` (Deployments, DaemonSets, Jobs): the
+    selector matches the template's labels, the containers are well formed, the restart
+    policy is one the kind allows."""
+    from federation.planners.placement import PlacementError, selector_requirements
+    from apimachinery.meta import selector_matches
+
+    errs: Errors = []
     selector = spec.get("selector")
     reqs = None
     if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
-        errs.append(("spec.selector", "Required value"))
+        if selector_required or selector is not None:
+            errs.append((f"{path}.selector", "Required value"))
     else:
         try:
-            reqs = selector_requirements(selector, path="spec.selector")
+            reqs = selector_requirements(selector, path=f"{path}.selector")
         except PlacementError as err:
-            path, _, message = str(err).partition(": ")
-            errs.append((path, f"Invalid value: {message}"))
+            where, _, message = str(err).partition(": ")
+            errs.append((where, f"Invalid value: {message}"))
     template = spec.get("template")
     if not isinstance(template, dict):
-        errs.append(("spec.template", "Required value"))
+        errs.append((f"{path}.template", "Required value"))
         return errs
     tmeta = template.get("metadata") or {}
     if not isinstance(tmeta, dict):
-        errs.append(("spec.template.metadata", "Invalid value: must be an object"))
+        errs.append((f"{path}.template.metadata", "Invalid value: must be an object"))
         tmeta = {}
-    errs += _label_map_errors(tmeta.get("labels"), "spec.template.metadata.labels")
+    errs += _label_map_errors(tmeta.get("labels"), f"{path}.template.metadata.labels")
     if reqs is not None and not selector_matches(reqs, tmeta.get("labels") or {}):
-        errs.append(("spec.template.metadata.labels", f"Invalid value: {tmeta.get('labels') or {}}: `selector` does not match template `labels`"))
+        errs.append((f"{path}.template.metadata.labels", f"Invalid value: {tmeta.get('labels') or {}}: `selector` does not match template `labels`"))
     annotations = tmeta.get("annotations") or {}
     if isinstance(annotations, dict):
         for key, value in annotations.items():
             if key == SECCOMP_POD_ANNOTATION or str(key).startswith(SECCOMP_CONTAINER_PREFIX):
                 problem = check_seccomp(value)
                 if problem:
-                    errs.append((f"spec.template.metadata.annotations[{key}]", f"Invalid value: {value!r}: {problem}"))
+                    errs.append((f"{path}.template.metadata.annotations[{key}]", f"Invalid value: {value!r}: {problem}"))
     pod_spec = template.get("spec")
     if not isinstance(pod_spec, dict):
-        errs.append(("spec.template.spec", "Required value"))
+        errs.append((f"{path}.template.spec", "Required value"))
         return errs
-    errs += _containers_errors(pod_spec, "spec.template.spec")
+    errs += _containers_errors(pod_spec, f"{path}.template.spec")
     policy = pod_spec.get("restartPolicy", "Always")
-    if policy != "Always":
-        errs.append(("spec.template.spec.restartPolicy", f'Unsupported value: {policy!r}: supported values: "Always"'))
+    if policy not in restart_policies:
+        shown = ", ".join(f'"{p}"' for p in restart_policies)
+        errs.append((f"{path}.template.spec.restartPolicy", f"Unsupported value: {policy!r}: supported values: {shown}"))
     return errs
 
 
@@ -569,6 +591,153 @@ def validate_configmap(obj: dict[str, Any]) -> Errors:
     return errs
 
 
+# ---------------------------------------------------------------------------- Job, CronJob, DaemonSet, Ingress (issue 15)
+# Shared with the members (clusters/jobs.py, clusters/daemonsets.py), so a federated object
+# is valid or invalid the same way on both. The selector of a Job is generated by the
+# member that runs it (from its own uid, as Kubernetes' job strategy does), never copied.
+
+JOB_RESTART_POLICIES = ("OnFailure", "Never")
+CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
+
+
+def _counts_errors(spec: dict[str, Any], path: str, names: tuple[str, ...], *, positive: tuple[str, ...] = ()) -> Errors:
+    errs: Errors = []
+    for key in names + positive:
+        value = spec.get(key)
+        if value is None:
+            continue
+        low = 1 if key in positive else 0
+        if not _is_int(value) or value < low:
+            bound = "greater than 0" if low else "greater than or equal to 0"
+            errs.append((f"{path}.{key}", f"Invalid value: {value!r}: must be {bound}"))
+    return errs
+
+
+def default_job(obj: dict[str, Any]) -> None:
+    """batch/v1 Job defaults: one completion at a time unless said otherwise."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    default_pod_template(spec.get("template"), restart_policy=None)
+
+
+def validate_job(obj: dict[str, Any], *, path: str = "spec") -> Errors:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [(path, "Required value")]
+    errs = _counts_errors(spec, path, ("completions", "parallelism", "backoffLimit"), positive=("activeDeadlineSeconds",))
+    mode = spec.get("completionMode", "NonIndexed")
+    if mode != "NonIndexed":
+        errs.append((f"{path}.completionMode", f'Unsupported value: {mode!r}: supported values: "NonIndexed" '
+                                               "(Indexed Jobs are not simulated)"))
+    if spec.get("selector") is not None and not spec.get("manualSelector"):
+        errs.append((f"{path}.selector", "Invalid value: `selector` will be auto-generated; set "
+                                         "`manualSelector: true` to give your own"))
+    return errs + pod_template_errors(spec, path=path, selector_required=False, restart_policies=JOB_RESTART_POLICIES)
+
+
+def default_cronjob(obj: dict[str, Any]) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    template = spec.get("jobTemplate")
+    if isinstance(template, dict):
+        default_job(template)
+
+
+def validate_cronjob(obj: dict[str, Any]) -> Errors:
+    from federation.planners.cronschedule import problem
+
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    errs: Errors = []
+    schedule = spec.get("schedule")
+    if not isinstance(schedule, str) or not schedule.strip():
+        errs.append(("spec.schedule", "Required value"))
+    elif problem(schedule):
+        errs.append(("spec.schedule", f"Invalid value: {schedule!r}: {problem(schedule)}"))
+    if spec.get("timeZone") not in (None, "", "UTC", "Etc/UTC"):
+        errs.append(("spec.timeZone", f"Invalid value: {spec.get('timeZone')!r}: only UTC is simulated"))
+    policy = spec.get("concurrencyPolicy", "Allow")
+    if policy not in CONCURRENCY_POLICIES:
+        errs.append(("spec.concurrencyPolicy", f'Unsupported value: {policy!r}: supported values: "Allow", "Forbid", "Replace"'))
+    errs += _counts_errors(spec, "spec", ("successfulJobsHistoryLimit", "failedJobsHistoryLimit", "startingDeadlineSeconds"))
+    template = spec.get("jobTemplate")
+    if not isinstance(template, dict):
+        return errs + [("spec.jobTemplate", "Required value")]
+    return errs + validate_job(template, path="spec.jobTemplate.spec")
+
+
+def default_daemonset(obj: dict[str, Any]) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("minReadySeconds", 0)
+    _default_rolling_update(spec, "updateStrategy", maxUnavailable=1, maxSurge=0)
+    default_pod_template(spec.get("template"), restart_policy="Always")
+
+
+def validate_daemonset(obj: dict[str, Any]) -> Errors:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    errs = _counts_errors(spec, "spec", ("revisionHistoryLimit", "minReadySeconds"))
+    strategy = spec.get("updateStrategy") or {}
+    stype = strategy.get("type", "RollingUpdate") if isinstance(strategy, dict) else None
+    if stype not in ("RollingUpdate", "OnDelete"):
+        errs.append(("spec.updateStrategy.type", f'Unsupported value: {stype!r}: supported values: "OnDelete", "RollingUpdate"'))
+    unavailable = ((strategy.get("rollingUpdate") or {}) if isinstance(strategy, dict) else {}).get("maxUnavailable", 1)
+    if not _int_or_percent(unavailable) or _is_zero(unavailable):
+        errs.append(("spec.updateStrategy.rollingUpdate.maxUnavailable",
+                     f"Invalid value: {unavailable!r}: must be a positive integer or a percentage such as 25%"))
+    return errs + pod_template_errors(spec, path="spec")
+
+
+def validate_ingress(obj: dict[str, Any]) -> Errors:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [("spec", "Required value")]
+    errs: Errors = []
+    rules = spec.get("rules") or []
+    if not isinstance(rules, list):
+        return [("spec.rules", "Invalid value: must be a list")]
+    if not rules and not isinstance(spec.get("defaultBackend"), dict):
+        errs.append(("spec", "Invalid value: either `defaultBackend` or `rules` must be specified"))
+    for i, rule in enumerate(rules):
+        where = f"spec.rules[{i}]"
+        if not isinstance(rule, dict):
+            errs.append((where, "Invalid value: must be an object"))
+            continue
+        host = rule.get("host")
+        if host not in (None, "") and (not isinstance(host, str) or check_label_name(host.removeprefix("*."))):
+            errs.append((f"{where}.host", f"Invalid value: {host!r}: must be a DNS-1123 subdomain"))
+        for j, entry in enumerate(((rule.get("http") or {}).get("paths") or []) if isinstance(rule.get("http"), dict) else []):
+            at = f"{where}.http.paths[{j}]"
+            if not isinstance(entry, dict):
+                errs.append((at, "Invalid value: must be an object"))
+                continue
+            if entry.get("pathType") not in ("Exact", "Prefix", "ImplementationSpecific"):
+                errs.append((f"{at}.pathType", f'Unsupported value: {entry.get("pathType")!r}: supported values: '
+                                               '"Exact", "ImplementationSpecific", "Prefix"'))
+            if entry.get("pathType") in ("Exact", "Prefix") and not str(entry.get("path", "")).startswith("/"):
+                errs.append((f"{at}.path", f"Invalid value: {entry.get('path')!r}: must be an absolute path"))
+            if not isinstance(entry.get("backend"), dict):
+                errs.append((f"{at}.backend", "Required value"))
+    return errs
+
+
 # ---------------------------------------------------------------------------- FederatedTypeConfig (issue 15)
 # KubeFed's registry of federated kinds: one object per kind, named as the kind's plural
 # (group-qualified outside the core group), saying whether it propagates.
@@ -633,6 +802,25 @@ FEDERATEDTYPECONFIGS = Kind(
     singular="federatedtypeconfig", categories=("federation",), validate=validate_federatedtypeconfig,
 )
 
+def _with_federation(validate: Callable[[dict[str, Any]], Errors]) -> Callable[[dict[str, Any]], Errors]:
+    """A kind's own rules plus the federation's placement, overrides and preferences annotations."""
+    def checked(obj: dict[str, Any]) -> Errors:
+        from federation.planners.placement import validate_federation_annotations
+
+        return validate(obj) + validate_federation_annotations(obj)
+    return checked
+
+
+# Workloads beyond Deployments (issue 15): the members run them, the federation propagates them.
+JOBS = Kind("batch", "v1", "jobs", "Job", True, singular="job", categories=("all",),
+            validate=_with_federation(validate_job), default=default_job)
+CRONJOBS = Kind("batch", "v1", "cronjobs", "CronJob", True, short_names=("cj",), singular="cronjob",
+                categories=("all",), validate=_with_federation(validate_cronjob), default=default_cronjob)
+DAEMONSETS = Kind("apps", "v1", "daemonsets", "DaemonSet", True, short_names=("ds",), singular="daemonset",
+                  categories=("all",), validate=_with_federation(validate_daemonset), default=default_daemonset)
+INGRESSES = Kind("networking.k8s.io", "v1", "ingresses", "Ingress", True, short_names=("ing",), singular="ingress",
+                 validate=_with_federation(validate_ingress))
+
 def validate_failoverrecord(obj: dict[str, Any]) -> Errors:
     from federation.planners import history
 
@@ -666,6 +854,27 @@ MEMBER = [NODES, NAMESPACES, MEMBER_SERVICES, ENDPOINTS, PODS, MEMBER_EVENTS, ME
 MEMBER_CONFIGMAPS = replace(CONFIGMAPS, verbs=MEMBER_SERVICES.verbs)
 MEMBER_SECRETS = replace(SECRETS, verbs=MEMBER_SERVICES.verbs, subresources=())
 MEMBER += [MEMBER_CONFIGMAPS, MEMBER_SECRETS]
+
+# Jobs, CronJobs, DaemonSets and Ingresses (issue 15): stored as written (clusters/plainobjects.py),
+# run by the member's controllers (clusters/jobs.py, clusters/daemonsets.py, clusters/ingresses.py).
+MEMBER_JOBS = replace(JOBS, verbs=MEMBER_SERVICES.verbs, validate=validate_job)
+MEMBER_CRONJOBS = replace(CRONJOBS, verbs=MEMBER_SERVICES.verbs, validate=validate_cronjob)
+MEMBER_DAEMONSETS = replace(DAEMONSETS, verbs=MEMBER_SERVICES.verbs, validate=validate_daemonset)
+MEMBER_INGRESSES = replace(INGRESSES, verbs=MEMBER_SERVICES.verbs, validate=validate_ingress)
+MEMBER += [MEMBER_JOBS, MEMBER_CRONJOBS, MEMBER_DAEMONSETS, MEMBER_INGRESSES]
+
+# Kinds served empty, read only (issue 18): kubectl apply --prune without --prune-allowlist
+# resolves kubectl's default prune set (ConfigMap, Endpoints, Namespace, PVC, PV, Pod,
+# ReplicationController, Secret, Service, Job, CronJob, Ingress, DaemonSet, Deployment,
+# ReplicaSet, StatefulSet) in discovery first and stops at the first kind it cannot find.
+# Nothing simulates these, so each lists nothing, as a cluster without any would. (Members
+# run StatefulSets and their PVCs, issue 14, below; the federation serves PVCs empty.)
+PERSISTENTVOLUMES = Kind("", "v1", "persistentvolumes", "PersistentVolume", False, short_names=("pv",),
+                         singular="persistentvolume", **READ_ONLY)
+REPLICATIONCONTROLLERS = Kind("", "v1", "replicationcontrollers", "ReplicationController", True, short_names=("rc",),
+                              singular="replicationcontroller", categories=("all",), **READ_ONLY)
+NOT_SIMULATED = [PERSISTENTVOLUMES, REPLICATIONCONTROLLERS]
+MEMBER += NOT_SIMULATED
 
 # Multi-Cluster Services (KEP-1645) and ClusterProperty (KEP-2149) in every member (issue 14,
 # docs/mcs.md): users export, the federation (the clusterset's MCS controller) imports.
@@ -746,6 +955,13 @@ ALL += [FEDERATION_SERVICEIMPORTS]
 ALL += [CONFIGMAPS, FEDERATEDTYPECONFIGS]  # issue 15
 ALL += [FAILOVERRECORDS]  # issue 17
 ALL += [STATEFULSETS]  # issue 14: federated StatefulSets, their ordinals split over the members
+ALL += [JOBS, CRONJOBS, DAEMONSETS, INGRESSES]  # issue 15
+# The rest of kubectl's default prune set (issue 18): the federation runs no pods, keeps no
+# endpoints of its own (each member has them) and makes no claims, so it serves those empty,
+# like NOT_SIMULATED.
+FEDERATION_PODS = replace(PODS, **READ_ONLY)
+FEDERATION_PVCS = replace(PERSISTENTVOLUMECLAIMS, **READ_ONLY)
+ALL += [*NOT_SIMULATED, ENDPOINTS, FEDERATION_PODS, FEDERATION_PVCS]
 
 
 def validate_object(res: Kind, obj: dict[str, Any]) -> Errors:

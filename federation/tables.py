@@ -200,13 +200,73 @@ def _configmap_row(cm: dict[str, Any], now: datetime) -> list[Any]:
 MEMBER_PRINTERS["configmaps"] = Printer([("NAME", 0), ("DATA", 0), ("AGE", 0)], _configmap_row)
 
 
+# Jobs, CronJobs, DaemonSets and Ingresses (issue 15): kubectl 1.32's columns for each.
+def _job_status_cell(job: dict[str, Any]) -> str:
+    true = {c.get("type") for c in (job.get("status") or {}).get("conditions") or []
+            if isinstance(c, dict) and c.get("status") == "True"}
+    for ctype in ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet", "Suspended"):
+        if ctype in true:
+            return ctype
+    return "Running"
+
+
+def _job_row(job: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    completions = spec.get("completions")
+    succeeded = int(status.get("succeeded") or 0)
+    shown = f"{succeeded}/{completions}" if completions is not None else f"{succeeded}/1 of {spec.get('parallelism', 1)}"
+    start, end = printers.parse_timestamp(status.get("startTime")), printers.parse_timestamp(status.get("completionTime"))
+    duration = printers.human_duration(((end or now) - start).total_seconds()) if start else ""
+    return [(job.get("metadata") or {}).get("name", ""), _job_status_cell(job), shown, duration, printers.age(job, now),
+            *_pod_template_cells(job)]
+
+
+def _cronjob_row(cj: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = cj.get("spec") or {}, cj.get("status") or {}
+    last = printers.parse_timestamp(status.get("lastScheduleTime"))
+    template = ((spec.get("jobTemplate") or {}).get("spec") or {})
+    return [(cj.get("metadata") or {}).get("name", ""), spec.get("schedule", ""), spec.get("timeZone") or printers.NONE,
+            str(bool(spec.get("suspend"))), len(status.get("active") or []),
+            printers.human_duration((now - last).total_seconds()) if last else printers.NONE, printers.age(cj, now),
+            *_pod_template_cells({"spec": template})]
+
+
+def _daemonset_row(ds: dict[str, Any], now: datetime) -> list[Any]:
+    spec, status = ds.get("spec") or {}, ds.get("status") or {}
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector")
+    counts = [int(status.get(k) or 0) for k in ("desiredNumberScheduled", "currentNumberScheduled", "numberReady",
+                                                 "updatedNumberScheduled", "numberAvailable")]
+    return [(ds.get("metadata") or {}).get("name", ""), *counts, printers.format_labels(node_selector),
+            printers.age(ds, now), *_pod_template_cells(ds)]
+
+
+def _ingress_row(ing: dict[str, Any], now: datetime) -> list[Any]:
+    spec = ing.get("spec") or {}
+    hosts = [r.get("host") for r in spec.get("rules") or [] if isinstance(r, dict) and r.get("host")]
+    addresses = [i.get("ip") or i.get("hostname") for i in ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+                 if isinstance(i, dict)]
+    return [(ing.get("metadata") or {}).get("name", ""), spec.get("ingressClassName") or printers.NONE,
+            ",".join(hosts) or "*", ",".join(a for a in addresses if a), "443" if spec.get("tls") else "80",
+            printers.age(ing, now)]
+
+
+MEMBER_PRINTERS.update({
+    "jobs": Printer([("NAME", 0), ("STATUS", 0), ("COMPLETIONS", 0), ("DURATION", 0), ("AGE", 0), *_WORKLOAD_WIDE], _job_row),
+    "cronjobs": Printer([("NAME", 0), ("SCHEDULE", 0), ("TIMEZONE", 0), ("SUSPEND", 0), ("ACTIVE", 0), ("LAST SCHEDULE", 0),
+                         ("AGE", 0), *_WORKLOAD_WIDE], _cronjob_row),
+    "daemonsets": Printer([("NAME", 0), ("DESIRED", 0), ("CURRENT", 0), ("READY", 0), ("UP-TO-DATE", 0), ("AVAILABLE", 0),
+                           ("NODE SELECTOR", 0), ("AGE", 0), *_WORKLOAD_WIDE], _daemonset_row),
+    "ingresses": Printer([("NAME", 0), ("CLASS", 0), ("HOSTS", 0), ("ADDRESS", 0), ("PORTS", 0), ("AGE", 0)], _ingress_row),
+})
+
+
 def _propagated(printer: Printer) -> Printer:
     """A member kind's printer plus KubeFed's propagation status (issue 15): CLUSTERS, the
     placed clusters whose copy is as wanted of all placed, and PROPAGATION, the condition."""
     from federation.planners.propagationstatus import summary
 
     columns = list(printer.columns)
-    at = len(columns) - 1 if columns and columns[-1][0] == "AGE" else len(columns)
+    at = next((i for i, (name, _) in enumerate(columns) if name == "AGE"), len(columns))
 
     def row(obj: dict[str, Any], now: datetime) -> list[Any]:
         cells = printer.row(obj, now)
@@ -224,7 +284,8 @@ def _ftc_row(ftc: dict[str, Any], now: datetime) -> list[Any]:
 
 
 FEDERATED_KIND_PRINTERS = {
-    plural: _propagated(MEMBER_PRINTERS[plural]) for plural in ("configmaps", "secrets", "namespaces")
+    plural: _propagated(MEMBER_PRINTERS[plural])
+    for plural in ("configmaps", "secrets", "namespaces", "jobs", "cronjobs", "daemonsets", "ingresses")
 }
 FEDERATED_KIND_PRINTERS["federatedtypeconfigs"] = Printer(
     [("NAME", 0), ("KIND", 0), ("PROPAGATION", 0), ("CONTROLLER", 0), ("AGE", 0)], _ftc_row)

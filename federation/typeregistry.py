@@ -13,17 +13,31 @@ kinds below, and the FederatedTypeConfig decides whether they propagate.
 A kind can be federated only if the members serve it (their kind table,
 :data:`federation.resources.MEMBER`): :data:`FEDERATABLE` pairs the federation's kind with
 the member's. Services and Deployments keep their own controllers and are not listed.
+
+What differs per kind is data here: a workload whose pod counts split over the clusters
+(a Job's completions and parallelism, :mod:`federation.planners.podcounts`) names its
+planner in ``counts``; a kind whose members report a status the federated object should
+show (Jobs, CronJobs, DaemonSets, Ingresses) names it in ``aggregate``
+(:mod:`federation.planners.memberstatus`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from apimachinery.kinds import Kind
+from federation.planners import memberstatus, podcounts
 from federation.resources import (
-    CONFIGMAPS, FEDERATEDTYPECONFIGS, FEDERATION_NAMESPACES, MEMBER_CONFIGMAPS, MEMBER_SECRETS, NAMESPACES, SECRETS,
+    CONFIGMAPS, CRONJOBS, DAEMONSETS, FEDERATEDTYPECONFIGS, FEDERATION_NAMESPACES, INGRESSES, JOBS, MEMBER_CONFIGMAPS,
+    MEMBER_CRONJOBS, MEMBER_DAEMONSETS, MEMBER_INGRESSES, MEMBER_JOBS, MEMBER_SECRETS, NAMESPACES, SECRETS,
 )
+
+Object = dict[str, Any]
+# (federated object, the Ready placed clusters, each one's copy now) -> JSON patches per cluster
+CountsPlanner = Callable[[Object, set[str], Mapping[str, "Object | None"]], dict[str, list[Object]]]
+# (each placed cluster's copy, or None) -> the federated object's own status fields
+StatusPlanner = Callable[[Mapping[str, "Object | None"]], Object]
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,8 @@ class FederatedType:
     # Take over a member's own object of the same name without being asked (a namespace a
     # member made on its own when something was first written into it holds nothing to lose).
     adopts_by_default: bool = False
+    counts: CountsPlanner | None = None
+    aggregate: StatusPlanner | None = None
 
     @property
     def name(self) -> str:
@@ -44,6 +60,10 @@ FEDERATABLE: dict[str, FederatedType] = {t.name: t for t in (
     FederatedType(CONFIGMAPS, MEMBER_CONFIGMAPS),
     FederatedType(SECRETS, MEMBER_SECRETS),
     FederatedType(FEDERATION_NAMESPACES, NAMESPACES, adopts_by_default=True),
+    FederatedType(JOBS, MEMBER_JOBS, counts=podcounts.job_patches, aggregate=memberstatus.job_status),
+    FederatedType(CRONJOBS, MEMBER_CRONJOBS, aggregate=memberstatus.cronjob_status),
+    FederatedType(DAEMONSETS, MEMBER_DAEMONSETS, aggregate=memberstatus.daemonset_status),
+    FederatedType(INGRESSES, MEMBER_INGRESSES, aggregate=memberstatus.ingress_status),
 )}
 
 

@@ -23,6 +23,9 @@ ROOTS = [
     ("k8s.io.api.authorization.v1", "SelfSubjectAccessReview"),
     ("k8s.io.api.authentication.v1", "SelfSubjectReview"), ("k8s.io.api.autoscaling.v1", "Scale"),
     ("k8s.io.apimachinery.pkg.apis.meta.v1", "DeleteOptions"),
+    # issue 15: kubectl create job|cronjob, and the typed clients of the other workload kinds
+    ("k8s.io.api.batch.v1", "Job"), ("k8s.io.api.batch.v1", "CronJob"), ("k8s.io.api.apps.v1", "DaemonSet"),
+    ("k8s.io.api.networking.v1", "Ingress"),
 ]
 FIELD = re.compile(r"^\s*(optional|repeated)\s+([\w.]+)\s+(\w+)\s*=\s*(\d+)")
 MAP = re.compile(r"^\s*map<\s*(\w+)\s*,\s*([\w.]+)\s*>\s+(\w+)\s*=\s*(\d+)")
@@ -89,7 +92,7 @@ def main(api: Path, machinery: Path) -> None:
         if package.startswith("k8s.io.apimachinery"):
             continue
         api_version = version if group == "core" else f"{group}.k8s.io/{version}" if group in (
-            "authorization", "authentication", "coordination") else f"{group}/{version}"
+            "authorization", "authentication", "coordination", "networking") else f"{group}/{version}"
         print(f"    ({api_version!r}, {message!r}): {package + '.' + message!r},")
     print('    ("meta.k8s.io/v1", "DeleteOptions"): "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",')
     print('    ("v1", "DeleteOptions"): "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",')

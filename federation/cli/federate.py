@@ -51,7 +51,8 @@ def federate() -> None:
 @click.argument("kind")
 @click.pass_context
 def enable(ctx: click.Context, server: str | None, kind: str) -> None:
-    """Federate KIND (configmaps, secrets, namespaces): its objects propagate to the members."""
+    """Federate KIND (configmaps, secrets, namespaces, jobs, cronjobs, daemonsets, ingresses): its objects
+    propagate to the members."""
     _switch(ctx, server, kind, "Enabled")
 
 

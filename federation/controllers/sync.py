@@ -18,7 +18,13 @@ informers (:mod:`federation.controllers.membercopies`) and written along the one
    ``propagationPolicy: Orphan`` (``kubectl delete --cascade=orphan``); a cluster that was
    Offline then is cleaned when it is Ready again (its view's sync enqueues the key);
 4. status: KubeFed's per-cluster propagation status and ``Propagation`` condition
-   (:mod:`federation.planners.propagationstatus`).
+   (:mod:`federation.planners.propagationstatus`), after the kind's own status summed from
+   its copies when the type aggregates one (a Job's succeeded pods, a DaemonSet's counts:
+   :mod:`federation.planners.memberstatus`).
+
+A workload type with pod counts (a Job) has them split over the Ready placed clusters by
+its planner (:mod:`federation.planners.podcounts`); the split is applied to each copy as
+JSON patches before the user's overrides.
 
 Objects in the system namespaces (``federation-system``, ``kube-system``, ``kube-public``) and
 the namespaces every member already has are never propagated: the federation keeps its
@@ -45,7 +51,7 @@ from federation.names import (
     LAST_APPLIED_ANNOTATION, OWNER_ANNOTATION, OWNER_KIND_ANNOTATION, OWNER_UID_ANNOTATION, SYSTEM_NAMESPACE,
     TEMPLATE_HASH_ANNOTATION,
 )
-from federation.planners import propagationstatus as reasons
+from federation.planners import memberstatus, propagationstatus as reasons
 from federation.planners.drift import drift_paths
 from federation.planners.placement import FEDERATION_ANNOTATIONS, PlacementError, apply_overrides, parse_overrides, \
     placed_clusters
@@ -188,6 +194,10 @@ class FederatedKindController(MemberCopyController):
             try:
                 placed = set(placed_clusters(fed, snapshot.trusted))
                 overrides = parse_overrides(fed)
+                if self.ftype.counts is not None:
+                    counts = self.ftype.counts(fed, placed & snapshot.ready_names,
+                                               {c: self.copies.get(c, key) for c in placed})
+                    overrides = {c: counts.get(c, []) + overrides.get(c, []) for c in placed | set(overrides)}
             except PlacementError as err:
                 self._write_status(fed, {}, aggregate_error=reasons.COMPUTE_PLACEMENT_FAILED, message=str(err))
                 return  # a typo in the placement removes nothing
@@ -216,7 +226,7 @@ class FederatedKindController(MemberCopyController):
                     clusters[cname] = previous[cname]  # not heard from this time: keep what it said
                 else:
                     clusters[cname] = reasons.CREATION_FAILED if cname in failed else reasons.OK
-            self._write_status(fed, clusters)
+            self._write_status(fed, clusters, copies={c: self.copies.get(c, key) for c in placed})
         self.requeue_if_failed(failed)
 
     async def _sync_cluster(self, cluster: Object, snapshot: ClusterSnapshot, fed: Object | None, skey: Key,
@@ -246,12 +256,19 @@ class FederatedKindController(MemberCopyController):
         return outcomes.get(skey, reasons.OK if skey in wanted else None)
 
     def _write_status(self, fed: Object, clusters: dict[str, str], *, aggregate_error: str = "",
-                      message: str = "") -> None:
+                      message: str = "", copies: dict[str, Object | None] | None = None) -> None:
         meta = fed["metadata"]
         old = fed.get("status") or {}
         status = reasons.propagation_status(clusters=clusters, previous=old, generation=int(meta.get("generation", 1)),
                                             now=now_rfc3339(), aggregate_error=aggregate_error, message=message)
-        merged = {**old, **status}  # a Namespace's phase stays
+        if self.ftype.aggregate is not None:  # the kind's status, from the copies (kept as it was when not heard)
+            kind_status = self.ftype.aggregate(copies) if copies is not None else \
+                {k: v for k, v in old.items() if k not in status}
+            if copies is None:
+                kind_status["conditions"] = [c for c in old.get("conditions") or [] if c.get("type") != reasons.PROPAGATION]
+            merged = memberstatus.with_propagation(kind_status, status)
+        else:
+            merged = {**old, **status}  # a Namespace's phase stays
         if merged == old:
             return
         new = copy.deepcopy(fed)

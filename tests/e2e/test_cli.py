@@ -132,12 +132,12 @@ def test_apply_from_stdin_json(kubectl) -> None:
 
 
 def test_apply_unknown_kind_applies_the_rest_and_fails(kubectl, tmp_path: Path) -> None:
-    deployment = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: nope}\n"
+    deployment = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: nope}\n"  # served nowhere
     path = write(tmp_path, "mixed.yaml", deployment + "---\n" + WEB.format(name="mixed-web", port=80))
     result = kubectl("apply", "-f", path)
     assert result.exit_code == 1
     assert result.stdout.strip() == "service/mixed-web created"
-    assert 'no matches for kind "DaemonSet" in version "apps/v1"' in result.stderr
+    assert 'no matches for kind "PodDisruptionBudget" in version "policy/v1"' in result.stderr
     assert "mixed.yaml" in result.stderr
 
 

@@ -362,3 +362,19 @@ def test_kubeconfig_has_contexts_for_the_federation_and_each_member(kubectl, fed
         return out.returncode == 0 and '"ctx-web"' in out.stdout
 
     assert eventually(in_member, seconds=20)
+
+
+# --- kubectl apply --prune without an allowlist (issue 18) -------------------------------
+
+
+def test_apply_prune_without_an_allowlist_at_the_federation(kubectl, tmp_path: Path) -> None:
+    # Every kind of kubectl 1.32's default prune set is in the federation's discovery (those
+    # it does not keep, such as pods and persistent volumes, list nothing), so the prune runs.
+    manifests = "\n---\n".join(
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, labels: {{app: fed-prune}}}}\ndata: {{k: v}}"
+        for name in ("keep", "drop"))
+    kubectl("apply", "-f", write(tmp_path, "both.yaml", manifests))
+    done = kubectl("apply", "--prune", "-l", "app=fed-prune", "-f", write(tmp_path, "one.yaml", manifests.split("---")[0]))
+    assert "configmap/drop pruned" in done.stdout, done.stdout + done.stderr
+    assert kubectl("get", "configmaps", "-l", "app=fed-prune", "-o", "name").stdout.split() == ["configmap/keep"]
+    assert "No resources found" in kubectl("get", "pods,pvc,statefulsets").stderr

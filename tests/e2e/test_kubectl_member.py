@@ -141,10 +141,14 @@ def test_api_resources_list_the_members_kinds_with_short_names(kubectl) -> None:
     assert {name: rows[name][1] for name in mcs} == mcs  # clusterproperties has no short name: the next cell
     assert rows["secrets"][1] == "v1"  # no short name, as on a real cluster: the next cell is APIVERSION (issue 15)
     assert rows["petsets"][1] == "apps/v1alpha1"  # Kubernetes 1.3's PetSet: no short name (issue 14)
-    shorts = {name: cells[1] for name, cells in rows.items() if name not in reviews | set(mcs) | {"secrets", "petsets"}}
+    assert rows["jobs"][1] == "batch/v1"  # neither has jobs one
+    shorts = {name: cells[1] for name, cells in rows.items()
+              if name not in reviews | set(mcs) | {"secrets", "petsets", "jobs"}}
     assert shorts == {"nodes": "no", "namespaces": "ns", "services": "svc", "endpoints": "ep", "pods": "po",
                       "events": "ev", "deployments": "deploy", "replicasets": "rs", "configmaps": "cm",
-                      "statefulsets": "sts", "persistentvolumeclaims": "pvc"}
+                      "cronjobs": "cj", "daemonsets": "ds", "ingresses": "ing",  # issue 15
+                      "statefulsets": "sts", "persistentvolumeclaims": "pvc",  # issue 14
+                      "persistentvolumes": "pv", "replicationcontrollers": "rc"}  # served empty for kubectl apply --prune (issue 18)
 
 
 # --- get, as kubectl prints a real cluster ----------------------------------------------
@@ -298,3 +302,64 @@ def test_member_context_from_ubernetes_kubeconfig(kubectl, member, tmp_path: Pat
     _, nodes = table(kubectl("--kubeconfig", str(config), "--context", MEMBER, "get", "no", server=False).stdout)
     assert sorted(nodes) == [f"{MEMBER}-{z}-node-0" for z in ZONES]
     kubectl("delete", "svc", "ctx")
+
+
+# --- kubectl apply --prune without an allowlist (issue 18) -------------------------------
+
+PRUNE_SET = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: prune-keep, labels: {app: prune-demo}}
+data: {a: "1"}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: prune-job, labels: {app: prune-demo}}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: c, image: busybox, command: ["sh", "-c", "echo ok"]}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: prune-drop, labels: {app: prune-demo}}
+data: {b: "2"}
+"""
+
+
+def test_apply_prune_without_an_allowlist_prunes_what_left_the_manifests(kubectl, tmp_path: Path) -> None:
+    # kubectl 1.32 looks up its whole default prune set in discovery (PVCs, PVs,
+    # ReplicationControllers, StatefulSets, Jobs, CronJobs, Ingresses, DaemonSets among them)
+    # and stops at the first kind it cannot find.
+    kubectl("apply", "-f", write(tmp_path, "all.yaml", PRUNE_SET))
+    kept = PRUNE_SET.split("---")[0]
+    done = kubectl("apply", "--prune", "-l", "app=prune-demo", "-f", write(tmp_path, "kept.yaml", kept))
+    assert "configmap/prune-drop pruned" in done.stdout and "job.batch/prune-job pruned" in done.stdout, done.stdout
+    names = kubectl("get", "configmaps,jobs", "-l", "app=prune-demo", "-o", "name").stdout.split()
+    assert names == ["configmap/prune-keep"]
+
+
+def test_create_job_and_cronjob_generators_send_protobuf_and_land_as_from_yaml(kubectl, tmp_path: Path) -> None:
+    # kubectl's typed client posts batch/v1 as protobuf (issue 18's first item, for the kinds of issue 15)
+    kubectl("create", "job", "gen-job", "--image=busybox", "--", "sh", "-c", "echo generated")
+    kubectl("create", "cronjob", "gen-cron", "--image=busybox", "--schedule=*/5 * * * *", "--", "sh", "-c", "echo tick")
+    yaml_text = kubectl("create", "job", "gen-yaml", "--image=busybox", "--dry-run=client", "-o", "yaml",
+                        "--", "sh", "-c", "echo generated").stdout
+    kubectl("create", "-f", write(tmp_path, "gen.yaml", yaml_text))
+
+    def spec_of(name: str) -> dict:
+        job = get_json(kubectl, "job", name)
+        spec = job["spec"]
+        spec.pop("selector")
+        labels = spec["template"]["metadata"]["labels"]
+        return {**spec, "template": {**spec["template"], "metadata": {"labels": sorted(labels)}}}
+
+    generated, from_yaml = spec_of("gen-job"), spec_of("gen-yaml")
+    generated["template"]["spec"]["containers"][0]["name"] = "gen-yaml"
+    assert generated == from_yaml
+    assert get_json(kubectl, "cronjob", "gen-cron")["spec"]["schedule"] == "*/5 * * * *"
+
+    def done():
+        return (get_json(kubectl, "job", "gen-job").get("status") or {}).get("succeeded") == 1
+    eventually(done)
+    assert kubectl("logs", "job/gen-job").stdout.strip() == "generated"

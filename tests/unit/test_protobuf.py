@@ -90,7 +90,7 @@ def test_malformed_bodies_are_refused_with_a_reason(raw, fragment):
 
 def test_an_unknown_kind_is_415():
     with pytest.raises(DecodeError) as caught:
-        decode(envelope("batch/v1", "Job", b""))
+        decode(envelope("policy/v1", "PodDisruptionBudget", b""))
     assert caught.value.code == 415
 
 
