@@ -25,7 +25,7 @@ controllers' Lease seen, on the runner's clock) and the ``write`` events:
   its start and the fault (a gap that ends after the heal still counts to its end: nobody
   led until then). 0 when renewals never stopped; None when none came after the fault;
 - **leader back**: fault to the first renewal after it (None: none before the end);
-- **writes refused**: writes that failed from the fault until the first write acknowledged
+- **writes refused** (control-plane faults only): writes that failed from the fault until the first write acknowledged
   at or after its heal (the time a restarted server takes to answer included).
 
 Over the whole run, **lost writes** are writes acknowledged (201) but not stored when the
@@ -200,7 +200,8 @@ def analyse_fault(events: list[dict[str, Any]], fault: dict[str, Any], *, ttl: f
     after = [r for r in renewed if r > t0]
     out["leaderBack"] = _round(after[0] - t0) if after else None
     out["noLeader"] = _round(leaderless(renewed, t0, t1)) if fault.get("fault") in CONTROL_PLANE_FAULTS else None
-    out["writesRefused"] = refused_writes(events, t0, t1) if _of(events, "write") else None
+    out["writesRefused"] = (refused_writes(events, t0, t1)
+                            if _of(events, "write") and fault.get("fault") in CONTROL_PLANE_FAULTS else None)
     return out
 
 

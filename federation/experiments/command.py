@@ -135,7 +135,7 @@ def compare_command(file: str, profiles: tuple[str, ...], control_planes: tuple[
     else:
         click.echo("matplotlib is not installed (pip install 'ubernetes[plot]'): no compare.png", err=True)
     report.write_summary(out, {p: {k: v for k, v in r.items() if k != "events"} for p, r in results.items()})
-    text = report.render_compare(base, results, picture, time_scale)
+    text = report.render_compare(base, results, picture, time_scale, control_planes=bool(control_planes))
     (out / "report.md").write_text(text)
     click.echo(text)
     click.echo(f"written to {out}/")

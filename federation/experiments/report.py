@@ -24,12 +24,22 @@ NEEDS_DEAD = ("convergenceFirst", "convergenceLast", "stale", "recovery")
 COUNTS = ("clientFailures", "stale", "writesRefused")
 
 
+def _not_applicable(fault: dict[str, Any], key: str) -> str | None:
+    """Why a figure means nothing for this fault (None: it does)."""
+    if key in NEEDS_DEAD and not fault.get("addresses"):
+        return "n/a (no data plane died)"
+    if key == "detection" and not fault.get("clusters"):
+        return "n/a (no cluster was hit)"
+    return None
+
+
 def _rows(runs: list[dict[str, Any]], index: int) -> list[tuple[str, str]]:
     """The figures worth a row for fault ``index``: the control plane's only where they apply."""
     fault = runs[0]["faults"][index]
+    control_plane = fault.get("fault") in CONTROL_PLANE_FAULTS
     return [(key, label) for key, label in ROWS
-            if not (key == "noLeader" and fault.get("fault") not in CONTROL_PLANE_FAULTS)
-            and not (key == "writesRefused" and not runs[0].get("writes"))]
+            if not (key == "noLeader" and not control_plane)
+            and not (key == "writesRefused" and not (control_plane and runs[0].get("writes")))]
 
 
 def _writes_line(runs: list[dict[str, Any]]) -> str:
@@ -72,12 +82,9 @@ def render(scenario: Any, agg: dict[str, Any], runs: list[dict[str, Any]], targe
         "",
     ]
     for i, f in enumerate(agg["faults"]):
-        kills = bool(runs[0]["faults"][i].get("addresses"))
         lines += [f"## {f['id']}: {f['what']}", "", "| figure | value |", "|---|---|"]
         for key, label in _rows(runs, i):
-            value = _fmt(f[key], seconds=key not in COUNTS)
-            if not kills and key in NEEDS_DEAD:
-                value = "n/a (no data plane died)"
+            value = _not_applicable(runs[0]["faults"][i], key) or _fmt(f[key], seconds=key not in COUNTS)
             lines.append(f"| {label} | {value} |")
         lines.append("")
     lines += [
@@ -99,7 +106,8 @@ def render(scenario: Any, agg: dict[str, Any], runs: list[dict[str, Any]], targe
     return "\n".join(lines) + "\n"
 
 
-def render_compare(scenario: Any, results: dict[str, dict[str, Any]], picture: str | None, time_scale: float) -> str:
+def render_compare(scenario: Any, results: dict[str, dict[str, Any]], picture: str | None, time_scale: float,
+                   *, control_planes: bool = False) -> str:
     """Side by side: one column per profile, or per control plane (``--control-plane``)."""
     profiles = list(results)
     lines = [
@@ -107,6 +115,7 @@ def render_compare(scenario: Any, results: dict[str, dict[str, Any]], picture: s
         "",
         scenario.description,
         "",
+        "The scenario as written (its timeline and settings) on each control plane." if control_planes else
         f"Time scale {time_scale:g} (every period, timeout, TTL and the timeline multiplied by it)." if time_scale != 1 else
         "Real time: every profile with its own settings.",
         "",
@@ -119,8 +128,11 @@ def render_compare(scenario: Any, results: dict[str, dict[str, Any]], picture: s
     first = results[profiles[0]]["aggregate"]["faults"]
     for i, f in enumerate(first):
         lines += ["", f"## {f['id']}: {f['what']}", "", "| figure | " + " | ".join(profiles) + " |", "|---|" + "---|" * len(profiles)]
+        fault = results[profiles[0]]["runs"][0]["faults"][i]
         for key, label in _rows(results[profiles[0]]["runs"], i):
-            cells = [_fmt(results[p]["aggregate"]["faults"][i][key], seconds=key not in COUNTS) for p in profiles]
+            na = _not_applicable(fault, key)
+            cells = ["n/a" if na else _fmt(results[p]["aggregate"]["faults"][i][key], seconds=key not in COUNTS)
+                     for p in profiles]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| false failovers | " + " | ".join(_fmt(results[p]["aggregate"]["falseFailovers"], seconds=False) for p in profiles) + " |")
     if any(results[p]["runs"][0].get("writes") for p in profiles):
