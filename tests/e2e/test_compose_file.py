@@ -270,6 +270,10 @@ def test_compose_validates_the_file(compose: list[str]) -> None:
         pytest.skip("no Compose v2 plugin for docker")
     out = subprocess.run([*compose, "-f", str(ROOT / "compose.yaml"), "config", "-q"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    ha = subprocess.run([*compose, "-f", str(ROOT / "compose.yaml"), "--profile", "ha", "--env-file",
+                         str(ROOT / "docker" / "ha.env"), "config", "--services"], capture_output=True, text=True, timeout=60)
+    assert ha.returncode == 0, ha.stderr
+    assert set(ha.stdout.split()) == set(ALL), "the ha profile starts every service"
 
 
 # --------------------------------------------------------------------------- Prometheus (issue 17)
