@@ -9,6 +9,9 @@ duration plus a retry period and the crash is failed over long before the killed
 back; on SQLite nothing leads, writes are refused and the crash waits for the restart; on
 both, every acknowledged write is stored and DNS answers throughout.
 
+experiments/etcd-member-loss.yaml runs too (``experiment run --fast``): one etcd member of
+three and one API server of three down at once, and writes go on through the others.
+
 Skipped, with the package to install, when etcd is not installed.
 """
 
@@ -25,6 +28,7 @@ from federation.launch.etcdserver import PACKAGE_HINT, etcd_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "experiments" / "leader-failover.yaml"
+MEMBER_LOSS = ROOT / "experiments" / "etcd-member-loss.yaml"
 LEASE_DURATION, RETRY = 4.0, 1.0  # the defaults (federation/settings.py)
 KILLED_FOR = 6.0  # the scenario kills the leader at 5 s and starts it again at 11 s
 
@@ -84,3 +88,26 @@ def test_the_report_puts_both_control_planes_side_by_side(compared):
     assert "| figure | sqlite | etcd-ha |" in report
     assert "| controlPlane | sqlite | etcd-ha |" in report
     assert "time without a leader" in report and "lost (acknowledged, not stored at the end)" in report
+
+
+@pytest.fixture(scope="module")
+def member_loss(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[dict]]:
+    out = tmp_path_factory.mktemp("etcd-member-loss")
+    proc = subprocess.run([sys.executable, "-m", "federation", "experiment", "run", str(MEMBER_LOSS), "--fast",
+                           "--no-progress", "--out", str(out)],
+                          capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    print(proc.stdout)
+    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else None
+    assert summary is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    return summary, events
+
+
+def test_one_etcd_member_and_one_api_server_down_writes_go_on_and_dns_never_notices(member_loss):
+    summary, events = member_loss
+    failed = {k: v for k, v in summary["aggregate"]["expectations"].items() if not v["ok"]}
+    assert not failed, failed
+    faults = {e["id"]: e for e in events if e["kind"] == "fault"}
+    assert faults["etcd-0-down"]["etcdMember"] == 0 and faults["apiserver-2-down"]["apiserver"] == 2
+    both_down = [e for e in events if e["kind"] == "write" and 7.0 <= e["t"] < 11.0]
+    assert len([e for e in both_down if e.get("ok")]) >= 10, both_down
