@@ -61,7 +61,7 @@ def test_a_standby_leads_within_the_lease_and_the_crash_is_failed_over_before_th
     summary, _ = compared
     ha = faults(summary, "etcd-ha")
     assert ha["kill-leader"]["noLeader"] <= LEASE_DURATION + RETRY + 1.0, ha["kill-leader"]
-    assert ha["crash"]["converged"] and ha["crash"]["convergenceLast"] < KILLED_FOR - 0.5, ha["crash"]
+    assert ha["crash"]["converged"] and ha["crash"]["convergenceLast"] < KILLED_FOR, ha["crash"]
 
 
 def test_a_single_sqlite_server_leaves_the_federation_leaderless_until_it_is_back(compared):
@@ -70,7 +70,7 @@ def test_a_single_sqlite_server_leaves_the_federation_leaderless_until_it_is_bac
     assert single["kill-leader"]["noLeader"] >= KILLED_FOR - 0.5, single["kill-leader"]
     assert single["kill-leader"]["writesRefused"] >= 20 > ha["kill-leader"]["writesRefused"], (single, ha)
     # the crash (at 5.5 s) waits for the restarted server's controllers (at 11 s); on etcd-HA
-    # test_a_standby_leads_... saw it out of DNS before that
+    # test_a_standby_leads_... saw it out of DNS within 6 s
     crashed_for = KILLED_FOR - 0.5
     assert single["crash"]["convergenceLast"] >= crashed_for, single["crash"]
 
