@@ -14,6 +14,11 @@ With authentication on (issue 8) the federation's user carries the bearer token 
 command was given (``--token``), and each member's user the access token the member
 published in its ``cluster-access-<name>`` Secret, when the caller may read it (an admin).
 :func:`credentials_for` is how the CLI finds a token for a server it was pointed at.
+
+Several API servers (issue 13, ``up --ha``): a kubeconfig cluster has one ``server``, which
+kubectl uses, so the federation's entry names the first and lists every one in an extension
+(``ubernetes.io/servers``; kubectl keeps extensions and ignores them). :func:`servers_for`
+is how the CLI, pointed at the first, learns all of them and moves on when one fails.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import yaml
 from federation import printers
 
 CLUSTERS_PATH = "/apis/federation/v1beta1/clusters"
+SERVERS_EXTENSION = "ubernetes.io/servers"
 
 
 def default_path() -> Path:
@@ -35,16 +41,16 @@ def default_path() -> Path:
     return Path(first) if first else Path.home() / ".kube" / "config"
 
 
-def credentials_for(url: str, path: Path | None = None) -> tuple[str | None, str | None]:
-    """(token, certificate-authority file) the kubeconfig holds for the server ``url``: the
-    current context's when it points there, else the first context that does."""
+def _entry_for(url: str, path: Path | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(cluster, user) of the kubeconfig's context for the server ``url``: the current
+    context's when it points there, else the first context that does."""
     path = path or default_path()
     try:
         config = yaml.safe_load(path.read_text()) if path.exists() else None
     except (OSError, yaml.YAMLError):
-        return None, None
+        return None
     if not isinstance(config, dict):
-        return None, None
+        return None
     want = url.rstrip("/")
 
     def entries(section: str) -> dict[str, dict[str, Any]]:
@@ -61,18 +67,46 @@ def credentials_for(url: str, path: Path | None = None) -> tuple[str | None, str
         if not isinstance(cluster, dict) or str(cluster.get("server", "")).rstrip("/") != want:
             continue
         user = users.get(context.get("user"), {})
-        token = user.get("token") if isinstance(user, dict) else None
-        return (token if isinstance(token, str) and token else None,
-                cluster.get("certificate-authority") if isinstance(cluster.get("certificate-authority"), str) else None)
-    return None, None
+        return cluster, user if isinstance(user, dict) else {}
+    return None
+
+
+def credentials_for(url: str, path: Path | None = None) -> tuple[str | None, str | None]:
+    """(token, certificate-authority file) the kubeconfig holds for the server ``url``."""
+    found = _entry_for(url, path)
+    if found is None:
+        return None, None
+    cluster, user = found
+    token = user.get("token")
+    return (token if isinstance(token, str) and token else None,
+            cluster.get("certificate-authority") if isinstance(cluster.get("certificate-authority"), str) else None)
+
+
+def servers_for(url: str, path: Path | None = None) -> list[str]:
+    """Every API server of the federation whose kubeconfig entry names ``url`` (its
+    ``ubernetes.io/servers`` extension, ``url`` first), or just ``url``."""
+    found = _entry_for(url, path)
+    for ext in (found[0].get("extensions") or []) if found else []:
+        if isinstance(ext, dict) and ext.get("name") == SERVERS_EXTENSION:
+            servers = (ext.get("extension") or {}).get("servers") or []
+            servers = [str(s).rstrip("/") for s in servers if isinstance(s, str) and s.strip()]
+            if url.rstrip("/") in servers:
+                i = servers.index(url.rstrip("/"))
+                return servers[i:] + servers[:i]
+    return [url]
 
 
 def build(federation_name: str, federation_url: str, clusters: list[dict[str, Any]], *,
           token: str | None = None, member_tokens: dict[str, str] | None = None,
           certificate_authority: str | None = None) -> dict[str, Any]:
     """A kubeconfig (as a dict) with a cluster, a user and a context for the federation and
-    for each member cluster, named after them; the federation's is current."""
-    entries = [(federation_name, federation_url)]
+    for each member cluster, named after them; the federation's is current.
+    ``federation_url`` may name several API servers, comma-separated: the entry's ``server``
+    is the first, the ``ubernetes.io/servers`` extension lists them all."""
+    from apimachinery.client import split_endpoints
+
+    federation_urls = split_endpoints(federation_url)
+    entries = [(federation_name, federation_urls[0])]
     tokens = {federation_name: token, **(member_tokens or {})}
     for cluster in sorted(clusters, key=lambda c: (c.get("metadata") or {}).get("name", "")):
         name = (cluster.get("metadata") or {}).get("name")
@@ -88,7 +122,8 @@ def build(federation_name: str, federation_url: str, clusters: list[dict[str, An
         "preferences": {},
         "clusters": [{"name": n, "cluster": {"server": url, **(
             {"certificate-authority": certificate_authority} if certificate_authority and url.startswith("https://") else {}
-        )}} for n, url in entries],
+        ), **({"extensions": [{"name": SERVERS_EXTENSION, "extension": {"servers": federation_urls}}]}
+              if n == federation_name and len(federation_urls) > 1 else {})}} for n, url in entries],
         "users": [{"name": n, "user": {"token": tokens[n]} if tokens.get(n) else {}} for n, _ in entries],
         "contexts": [{"name": n, "context": {"cluster": n, "user": n, "namespace": "default"}} for n, _ in entries],
         "current-context": federation_name,

@@ -60,7 +60,7 @@ def kubeconfig(ctx: click.Context, server: str | None, federation_name: str, out
         fail(str(err))
     except APIError as err:
         fail(server_error(err))
-    config = build(federation_name, api.url, listed.get("items") or [], token=api.token,
+    config = build(federation_name, api.urls, listed.get("items") or [], token=api.token,
                    member_tokens=member_tokens(api, listed.get("items") or []))
     if output == "-":
         click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)

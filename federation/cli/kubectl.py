@@ -190,7 +190,7 @@ def resolve_server(ctx: click.Context, server: str | None) -> Server:
     kubeconfig (``ubernetes up`` or ``ubernetes kubeconfig`` wrote it) holds for that server."""
     root = ctx.find_root()
     obj = root.obj if isinstance(root.obj, dict) else {}
-    from federation.kubeconfig import credentials_for
+    from federation.kubeconfig import credentials_for, servers_for
 
     if not server:
         server = obj.get("server")
@@ -201,6 +201,8 @@ def resolve_server(ctx: click.Context, server: str | None) -> Server:
         secure = "https://" + DEFAULT_SERVER.split("://", 1)[1]
         if any(credentials_for(secure)):
             url = secure
+        # `up --ha` lists every API server in the kubeconfig: move on to the others when it fails
+        url = ",".join(servers_for(url))
     token = obj.get("token") or os.environ.get("UBERNETES_TOKEN")
     ca_file = obj.get("certificate_authority") or os.environ.get("UBERNETES_CERTIFICATE_AUTHORITY")
     if not token or not ca_file:

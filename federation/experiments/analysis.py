@@ -18,7 +18,20 @@ addresses whose data plane the fault killed:
 - **late client failures**: failures later than convergence + TTL + the client timeout;
 - **recovery**: heal to the first answer holding every healed address again.
 
-Over the whole run, a **false failover** is a healthy address leaving a name's answer: an
+For the control plane (issue 13), from the ``leader`` events (each renewal of the
+controllers' Lease seen, on the runner's clock) and the ``write`` events:
+
+- **time without a leader** (control-plane faults only): the leader renews every retry
+  period, so a gap between two renewals longer than :data:`LEADER_GAP` is time nobody led.
+  The figure sums the gaps that end after the fault started, each counted from the later of
+  its start and the fault (a gap that ends after the heal still counts to its end: nobody
+  led until then). 0 when renewals never stopped; None when none came after the fault;
+- **leader back**: fault to the first renewal after it (None: none before the end);
+- **writes refused** (control-plane faults only): writes that failed from the fault until the first write acknowledged
+  at or after its heal (the time a restarted server takes to answer included).
+
+Over the whole run, **lost writes** are writes acknowledged (201) but not stored when the
+run ended (the ``writes-check`` event), and a **false failover** is a healthy address leaving a name's answer: an
 address that name answered before the first fault, missing from an answer while no fault
 excuses it (a fault excuses its dead addresses from its start until they are answered again
 after its heal). Each run of missing answers is one false failover.
@@ -30,7 +43,13 @@ import statistics
 from typing import Any
 
 SLACK = 0.2
-METRICS = ("detection", "convergenceFirst", "convergenceLast", "clientOutage", "clientFailures", "stale", "recovery")
+METRICS = ("detection", "convergenceFirst", "convergenceLast", "clientOutage", "clientFailures", "stale", "recovery",
+           "noLeader", "writesRefused")
+# Faults that hit the control plane: the ones with a time without a leader.
+CONTROL_PLANE_FAULTS = ("kill-leader", "kill-apiserver", "kill-etcd", "control-plane-outage")
+# Twice the default retry period (federation/settings.py: 1 s): a longer gap between two
+# renewals of the Lease is time without a leader.
+LEADER_GAP = 2.0
 
 
 def _of(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -52,6 +71,50 @@ def fault_windows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
+
+
+def renewals(events: list[dict[str, Any]]) -> list[float]:
+    """Every renewal of the controllers' Lease seen, on the runner's clock, in order."""
+    return sorted({float(e["renewed"]) for e in _of(events, "leader") if e.get("renewed") is not None})
+
+
+def leaderless(renewed: list[float], t0: float, t1: float) -> float | None:
+    """Time without a leader for a fault over [t0, t1] (see the module docstring)."""
+    if not any(r > t0 for r in renewed):
+        return None
+    total = 0.0
+    for a, b in zip(renewed, renewed[1:]):
+        if b > t0 and a < t1 and b - a > LEADER_GAP:
+            total += b - max(a, t0)
+    return total
+
+
+def refused_writes(events: list[dict[str, Any]], t0: float, t1: float) -> int:
+    """Failed writes from ``t0`` until the first acknowledged write at or after ``t1``."""
+    writes = _of(events, "write")
+    until = next((e["t"] for e in writes if e["t"] >= t1 and e.get("ok")), float("inf"))
+    return len([e for e in writes if t0 <= e["t"] < until and not e.get("ok")])
+
+
+def writes_summary(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Writes attempted, acknowledged, refused, and lost (acknowledged, not stored at the end)."""
+    writes = _of(events, "write")
+    if not writes:
+        return None
+    acknowledged = {e["name"] for e in writes if e.get("ok")}
+    refused = {e["name"] for e in writes if not e.get("ok")}
+    check = next((e for e in _of(events, "writes-check")), None)
+    stored = None if check is None or check.get("stored") is None else list(check["stored"])
+    return {
+        "attempted": len(writes),
+        "acknowledged": len(acknowledged),
+        "refused": len(refused),
+        "lost": None if stored is None else len(acknowledged - set(stored)),
+        "lostNames": None if stored is None else sorted(acknowledged - set(stored))[:20],
+        "storedTwice": None if stored is None else len(stored) - len(set(stored)),
+        "appliedThoughRefused": None if stored is None else len(refused & set(stored)),
+        "checkError": None if check is None else check.get("error"),
+    }
 
 
 def analyse_fault(events: list[dict[str, Any]], fault: dict[str, Any], *, ttl: float, client_timeout: float) -> dict[str, Any]:
@@ -136,6 +199,14 @@ def analyse_fault(events: list[dict[str, Any]], fault: dict[str, Any], *, ttl: f
         out["recovery"] = None if None in back else _round(max(back))
     else:
         out["recovery"] = None
+
+    # the control plane
+    renewed = renewals(events)
+    after = [r for r in renewed if r > t0]
+    out["leaderBack"] = _round(after[0] - t0) if after else None
+    out["noLeader"] = _round(leaderless(renewed, t0, t1)) if fault.get("fault") in CONTROL_PLANE_FAULTS else None
+    out["writesRefused"] = (refused_writes(events, t0, t1)
+                            if _of(events, "write") and fault.get("fault") in CONTROL_PLANE_FAULTS else None)
     return out
 
 
@@ -200,6 +271,8 @@ def analyse(events: list[dict[str, Any]]) -> dict[str, Any]:
             "nxdomain": len([e for e in dns if e.get("rcode") == "NXDOMAIN"]),
         },
         "clients": {"requests": len(clients), "failures": len([e for e in clients if not e.get("ok")])},
+        "controlPlane": meta.get("controlPlane", "sqlite"),
+        "writes": writes_summary(events),
     }
     summary["expectations"] = check(summary, meta.get("expect") or [])
     return summary
@@ -231,6 +304,18 @@ def check(summary: dict[str, Any], expect: list[str]) -> dict[str, dict[str, Any
             verdict(e, [f"{f['id']}: {f['clientFailures']} client failure(s)" for f in summary["faults"] if f["clientFailures"]])
         elif e == "recovers":
             verdict(e, [f"{f['id']}: not back in DNS after the heal" for f in killing if f["healedAt"] is not None and f["recovery"] is None])
+        elif e == "no-lost-writes":
+            w = summary.get("writes")
+            if w is None:
+                verdict(e, ["the run had no write probe (probes.writes)"])
+            elif w["lost"] is None:
+                verdict(e, [f"what is stored could not be listed at the end: {w['checkError']}"])
+            else:
+                verdict(e, ([f"{w['lost']} acknowledged write(s) not stored: {', '.join(w['lostNames'])}"] if w["lost"] else [])
+                        + ([f"{w['storedTwice']} stored twice"] if w["storedTwice"] else []))
+        elif e == "leads-again":
+            verdict(e, [f"{f['id']}: no renewal of the controllers' Lease after the fault" for f in summary["faults"]
+                        if f.get("leaderBack") is None])
         elif e == "detects":
             verdict(e, [f"{f['id']}: no condition or verdict change" for f in summary["faults"] if f.get("clusters") and f["detection"] is None])
     return out
@@ -266,6 +351,8 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "faults": faults,
         "falseFailovers": spread([r["falseFailovers"] for r in runs]),
         "dnsFailures": spread([r["dns"]["failures"] for r in runs]),
+        "lostWrites": spread([(r.get("writes") or {}).get("lost") for r in runs]),
+        "acknowledgedWrites": spread([(r.get("writes") or {}).get("acknowledged") for r in runs]),
         "expectations": expectations,
     }
 
@@ -274,7 +361,8 @@ def targets(aggregated: dict[str, Any], wanted: dict[str, float]) -> dict[str, d
     """Benchmark targets: reported as met or missed, never asserted."""
     out = {}
     for key, limit in wanted.items():
-        metric = {"convergenceMedian": "convergenceLast", "detectionMedian": "detection", "clientOutageMedian": "clientOutage"}.get(key)
+        metric = {"convergenceMedian": "convergenceLast", "detectionMedian": "detection", "clientOutageMedian": "clientOutage",
+                  "noLeaderMedian": "noLeader"}.get(key)
         if metric is None:
             continue
         medians = [f[metric]["median"] for f in aggregated["faults"] if f[metric]["median"] is not None]

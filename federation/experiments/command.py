@@ -13,7 +13,8 @@ import click
 from apimachinery import eventloop
 from federation.experiments import analysis, plot, report
 from federation.experiments.runner import run_once
-from federation.experiments.scenario import PROFILES, Scenario, ScenarioError, fast_form, parse_scenario, profile_form
+from federation.experiments.scenario import (CONTROL_PLANES, PROFILES, Scenario, ScenarioError, control_plane_form,
+                                             fast_form, parse_scenario, profile_form)
 
 
 def load(path: str, *, fast: bool) -> Scenario:
@@ -67,9 +68,17 @@ def experiment() -> None:
               help="Output directory [default: experiments-out/<scenario>-<time>].")
 @click.option("--fast", is_flag=True, help="The scenario's short form (its 'fast' section), as the test suite runs it.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a terminal).")
-def run_command(file: str, repeat: int, out_dir: str | None, fast: bool, progress: bool | None) -> None:
+@click.option("--control-plane", type=click.Choice(list(CONTROL_PLANES)), default=None,
+              help="Run on this control plane instead of the scenario's controlPlane (default sqlite).")
+def run_command(file: str, repeat: int, out_dir: str | None, fast: bool, progress: bool | None,
+                control_plane: str | None) -> None:
     """Run the scenario FILE and write events.jsonl, summary.json, report.md and timeline.png."""
     scenario = load(file, fast=fast)
+    if control_plane is not None:
+        try:
+            scenario = control_plane_form(scenario, control_plane)
+        except ScenarioError as err:
+            raise click.ClickException(str(err)) from None
     out = Path(out_dir or f"experiments-out/{Path(file).stem}-{time.strftime('%Y%m%d-%H%M%S')}")
     result = eventloop.run(run_scenario(scenario, out, repeat=repeat, progress=sys.stderr.isatty() if progress is None else progress))
     click.echo((out / "report.md").read_text())
@@ -82,17 +91,28 @@ def run_command(file: str, repeat: int, out_dir: str | None, fast: bool, progres
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--profile", "profiles", multiple=True, type=click.Choice(list(PROFILES)),
               help="Profiles to compare [default: all: federation-v1, kubefed, ubernetes].")
+@click.option("--control-plane", "control_planes", multiple=True, type=click.Choice(list(CONTROL_PLANES)),
+              help="Compare control planes instead of profiles: the scenario as written (its own timeline and "
+                   "settings) on each, e.g. --control-plane sqlite --control-plane etcd-ha.")
 @click.option("--time-scale", type=click.FloatRange(0.001, 10), default=1.0, show_default=True,
               help="Multiply every period, timeout, TTL and the timeline by this (0.05 runs the comparison in minutes).")
 @click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True)
 @click.option("--jobs", type=click.IntRange(1, 8), default=1, show_default=True, help="Profiles run at the same time.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None)
 @click.option("--progress/--no-progress", default=None)
-def compare_command(file: str, profiles: tuple[str, ...], time_scale: float, repeat: int, jobs: int,
-                    out_dir: str | None, progress: bool | None) -> None:
-    """Run FILE under Federation v1's, KubeFed's and our settings; one report and one picture."""
+def compare_command(file: str, profiles: tuple[str, ...], control_planes: tuple[str, ...], time_scale: float,
+                    repeat: int, jobs: int, out_dir: str | None, progress: bool | None) -> None:
+    """Run FILE under Federation v1's, KubeFed's and our settings (or, with --control-plane,
+    on one SQLite API server and on etcd-HA); one report and one picture."""
     base = load(file, fast=False)
-    names = list(profiles or PROFILES)
+    if control_planes and (profiles or time_scale != 1.0):
+        raise click.UsageError("--control-plane compares the scenario as written: give it without --profile and --time-scale")
+    names = list(dict.fromkeys(control_planes)) or list(profiles or PROFILES)
+    try:
+        forms = {n: control_plane_form(base, n) if control_planes else profile_form(base, n, time_scale=time_scale)
+                 for n in names}
+    except ScenarioError as err:
+        raise click.ClickException(str(err)) from None
     out = Path(out_dir or f"experiments-out/{Path(file).stem}-compare-{time.strftime('%Y%m%d-%H%M%S')}")
     show = (sys.stderr.isatty() if progress is None else progress) and jobs == 1
 
@@ -101,8 +121,7 @@ def compare_command(file: str, profiles: tuple[str, ...], time_scale: float, rep
 
         async def one(profile: str) -> dict[str, Any]:
             async with gate:
-                return await run_scenario(profile_form(base, profile, time_scale=time_scale), out / profile,
-                                          repeat=repeat, progress=show)
+                return await run_scenario(forms[profile], out / profile, repeat=repeat, progress=show)
 
         done = await asyncio.gather(*(one(p) for p in names))
         return dict(zip(names, done))
@@ -116,7 +135,7 @@ def compare_command(file: str, profiles: tuple[str, ...], time_scale: float, rep
     else:
         click.echo("matplotlib is not installed (pip install 'ubernetes[plot]'): no compare.png", err=True)
     report.write_summary(out, {p: {k: v for k, v in r.items() if k != "events"} for p, r in results.items()})
-    text = report.render_compare(base, results, picture, time_scale)
+    text = report.render_compare(base, results, picture, time_scale, control_planes=bool(control_planes))
     (out / "report.md").write_text(text)
     click.echo(text)
     click.echo(f"written to {out}/")

@@ -6,6 +6,12 @@ member's chaos switches over HTTP (``/chaos``, see ``docs/clusters.md``). Each f
 says which shard addresses it kills in the data plane: those are the addresses DNS should
 drop. A control-plane partition, a control-plane outage, API latency, lost probes and a
 partial degradation kill none: removing anything then is a false failover.
+
+The control plane's faults (issue 13) kill no data plane either: ``kill-leader`` SIGKILLs
+the API server whose controllers lead (on a single SQLite server, that one server),
+``kill-apiserver`` one replica by index, ``kill-etcd`` one etcd member by index; each heal
+starts the killed process again. :func:`inject` answers what it did (which API server was
+the leader), and :func:`heal` takes that answer back: a heal starts what its fault killed.
 """
 
 from __future__ import annotations
@@ -37,9 +43,21 @@ def dead_addresses(fault: Fault, clusters: list[str], shards: dict[str, dict[str
     return []
 
 
-async def inject(fed: LocalFederation, fault: Fault) -> None:
+async def inject(fed: LocalFederation, fault: Fault) -> dict[str, Any]:
+    """Cause the fault; what it did, for its event and its heal (``{"apiserver": n}`` ...)."""
     p = fault.params
     clusters = affected_clusters(fed, fault)
+    if fault.kind == "kill-leader":
+        if len(fed.api_ports) == 1:  # no election: the one API server runs the controllers
+            await fed.stop_api(0)
+            return {"apiserver": 0}
+        return {"apiserver": await fed.kill_leader()}
+    if fault.kind == "kill-apiserver":
+        await fed.stop_api(int(p["index"]))
+        return {"apiserver": int(p["index"])}
+    if fault.kind == "kill-etcd":
+        await fed.kill_etcd(int(p["index"]))
+        return {"etcdMember": int(p["index"])}
     if fault.kind in ("crash", "zone-outage", "region-outage"):
         await fed.crash(clusters)
     elif fault.kind == "flap":
@@ -48,11 +66,18 @@ async def inject(fed: LocalFederation, fault: Fault) -> None:
         await fed.stop_api()
     else:
         await fed.chaos(p["cluster"], _switches(fault, on=True))
+    return {}
 
 
-async def heal(fed: LocalFederation, fault: Fault) -> None:
+async def heal(fed: LocalFederation, fault: Fault, done: dict[str, Any] | None = None) -> None:
+    """Undo the fault; ``done`` is what :func:`inject` answered."""
+    done = done or {}
     clusters = affected_clusters(fed, fault)
-    if fault.kind in ("crash", "zone-outage", "region-outage"):
+    if "apiserver" in done:
+        await fed.start_api(int(done["apiserver"]))
+    elif "etcdMember" in done:
+        await fed.start_etcd_member(int(done["etcdMember"]))
+    elif fault.kind in ("crash", "zone-outage", "region-outage"):
         await fed.restart(clusters)
     elif fault.kind == "flap":
         fed.stop_flap(fault.params["cluster"])

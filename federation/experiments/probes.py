@@ -11,6 +11,16 @@
   resolver, connects to the first address of the answer (as ``getaddrinfo`` users mostly
   do), sends one HTTP request and records which cluster answered (``X-Ubernetes-Cluster``)
   or how it failed. Clients start staggered, so their caches expire at different moments.
+- :class:`LeaderWatch` reads the controllers' Lease (``coordination.k8s.io/v1``,
+  ``federation-system/federation-controller-manager``) through the API, moving from one API
+  server to the next as every client does, and records each renewal it sees (holder and
+  ``renewTime`` on the runner's clock): a leader renews every retry period, so a gap in the
+  renewals is time without a leader. A single API server on SQLite elects nobody (no
+  Lease): it runs the controllers whenever it runs, so each answer it gives counts as one.
+- :class:`WriteProber` creates ConfigMaps through the API all along, one at a time, and
+  records each as acknowledged (201) or refused (any error, a timeout too); at the end
+  :meth:`WriteProber.verify` lists what is stored, so an acknowledged write that is missing
+  is a lost write.
 
 Every observation goes to a callback as one event dict (see ``runner``); times are seconds
 on the runner's clock.
@@ -30,7 +40,11 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from federation.names import CLUSTER_HEADER
+from apimachinery.client import APIClient
+from apimachinery.errors import APIError, NotFound
+from apimachinery.meta import parse_time
+from federation.api.leaderelection import LEASE_NAME
+from federation.names import CLUSTER_HEADER, LEASE_NAMESPACE
 
 Emit = Callable[[dict[str, Any]], None]
 Clock = Callable[[], float]
@@ -186,3 +200,90 @@ class ClientProber:
             event["ms"] = round((self.clock() - started) * 1000, 2)
             self.emit(event)
             await asyncio.sleep(max(0.0, interval - (self.clock() - started)))
+
+
+LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{LEASE_NAME}"
+SINGLE_SERVER = "(the only API server)"  # the holder a single server without election stands for
+WRITTEN_BY = "ubernetes-experiment"
+WRITES_PATH = "/api/v1/namespaces/default/configmaps"
+
+
+class LeaderWatch:
+    """Every ``interval`` s: who holds the controllers' Lease, and when it renewed it last."""
+
+    def __init__(self, *, urls: str, emit: Emit, clock: Clock, until: float, interval: float = 0.2,
+                 token: str | None = None, ca_file: str | None = None) -> None:
+        self.urls, self.emit, self.clock, self.until, self.interval = urls, emit, clock, until, interval
+        self.token, self.ca_file = token, ca_file
+        self._wall_offset = time.time() - clock()  # wall clock minus the runner's: renewTime on the runner's clock
+
+    def _runner_time(self, stamp: str) -> float:
+        return parse_time(stamp).timestamp() - self._wall_offset
+
+    async def run(self) -> None:
+        seen: tuple[str, str] | None = None
+        async with APIClient(self.urls, timeout=min(1.0, self.interval * 5), token=self.token,
+                             ca_file=self.ca_file) as api:
+            while self.clock() < self.until:
+                started = self.clock()
+                try:
+                    spec = (await api.get(LEASE_PATH)).get("spec") or {}
+                    holder, stamp = spec.get("holderIdentity") or "", spec.get("renewTime") or ""
+                    if holder and stamp and (holder, stamp) != seen:
+                        seen = (holder, stamp)
+                        self.emit({"t": round(started, 4), "kind": "leader", "holder": holder,
+                                   "renewed": round(self._runner_time(stamp), 4)})
+                except NotFound:
+                    self.emit({"t": round(started, 4), "kind": "leader", "holder": SINGLE_SERVER,
+                               "renewed": round(self.clock(), 4)})
+                except (APIError, OSError, asyncio.TimeoutError, ValueError):
+                    pass  # no API server answered: no renewal seen
+                await asyncio.sleep(max(0.0, self.interval - (self.clock() - started)))
+
+
+class WriteProber:
+    """Creates ConfigMaps ``write-<n>`` through the API at ``rate`` per second, one at a time."""
+
+    def __init__(self, *, urls: str, rate: float, timeout: float, emit: Emit, clock: Clock, until: float,
+                 token: str | None = None, ca_file: str | None = None) -> None:
+        self.urls, self.rate, self.timeout = urls, rate, timeout
+        self.emit, self.clock, self.until, self.token, self.ca_file = emit, clock, until, token, ca_file
+
+    async def run(self) -> None:
+        interval = 1.0 / self.rate
+        n = 0
+        async with APIClient(self.urls, timeout=self.timeout, token=self.token, ca_file=self.ca_file) as api:
+            while self.clock() < self.until:
+                started = self.clock()
+                name = f"write-{n}"
+                n += 1
+                event: dict[str, Any] = {"t": round(started, 4), "kind": "write", "name": name}
+                body = {"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": name, "labels": {"written-by": WRITTEN_BY}}, "data": {"n": str(n)}}
+                try:
+                    await api.post(WRITES_PATH, body)
+                    event["ok"] = True
+                except APIError as err:
+                    event.update(ok=False, status=err.code, error=err.message[:160])
+                except (OSError, asyncio.TimeoutError) as err:
+                    event.update(ok=False, error=f"{type(err).__name__}: {err}"[:160])
+                event["ms"] = round((self.clock() - started) * 1000, 2)
+                self.emit(event)
+                await asyncio.sleep(max(0.0, interval - (self.clock() - started)))
+
+    async def verify(self, *, timeout: float = 30.0) -> dict[str, Any]:
+        """A ``writes-check`` event: every written ConfigMap's name as stored now (a list that
+        fails is asked again, on the next API server, until ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        error = ""
+        async with APIClient(self.urls, timeout=10.0, token=self.token, ca_file=self.ca_file) as api:
+            while True:
+                try:
+                    items = (await api.get(WRITES_PATH, params={"labelSelector": f"written-by={WRITTEN_BY}"}))["items"]
+                    return {"t": round(self.clock(), 4), "kind": "writes-check",
+                            "stored": sorted(o["metadata"]["name"] for o in items)}
+                except (APIError, OSError, asyncio.TimeoutError) as err:
+                    error = f"{type(err).__name__}: {err}"[:160]
+                if time.monotonic() > deadline:
+                    return {"t": round(self.clock(), 4), "kind": "writes-check", "stored": None, "error": error}
+                await asyncio.sleep(0.5)

@@ -9,7 +9,13 @@ cluster conditions and the data-plane verdicts (Events ``ShardUnreachable`` and
 
 Every observation is one JSON line in ``events.jsonl`` with ``t`` (seconds) and ``kind``:
 ``meta``, ``shards`` (the baseline addresses), ``fault`` / ``heal``, ``condition``,
-``verdict``, ``dns`` (every query), ``client`` (every request).
+``verdict``, ``dns`` (every query), ``client`` (every request), ``leader`` (every renewal
+of the controllers' Lease seen), ``write`` (every write of the write prober) and, after
+``end``, ``writes-check`` (what is stored of those writes).
+
+The scenario's ``controlPlane`` says what runs the API: ``sqlite`` (one API server on a
+file in the output directory) or ``etcd-ha`` (three real etcd members with their data in a
+temporary directory, three API servers on them, leader-elected controllers: ``up --ha``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import click
 
 from federation.planners import dnsplan, health
 from federation.experiments import faults as faultlib
-from federation.experiments.probes import ClientProber, DNSProber, query
+from federation.experiments.probes import ClientProber, DNSProber, LeaderWatch, WriteProber, query
 from federation.experiments.scenario import Scenario, with_fresh_pools
 from federation.launch.localfed import LocalFederation
 
@@ -142,7 +148,8 @@ async def run_once(scenario: Scenario, out: Path, *, progress: bool = True, labe
     for suffix in ("", "-wal", "-shm"):
         Path(f"{store}{suffix}").unlink(missing_ok=True)
     topology = with_fresh_pools(scenario.topology)
-    fed = LocalFederation(topology, store=str(store), apiserver_args=scenario.apiserver_args(), log_sink=sink)
+    fed = LocalFederation(topology, store=str(store), apiserver_args=scenario.apiserver_args(), log_sink=sink,
+                          api_replicas=scenario.api_replicas, etcd_members=scenario.etcd_members)
     log = EventLog(out / "events.jsonl")
     tasks: list[asyncio.Task[Any]] = []
     try:
@@ -156,6 +163,7 @@ async def run_once(scenario: Scenario, out: Path, *, progress: bool = True, labe
 
         emit = log.emit
         emit({"t": 0.0, "kind": "meta", "scenario": scenario.name, "settings": scenario.effective_settings(),
+              "controlPlane": scenario.control_plane,
               "ttl": scenario.ttl, "duration": scenario.duration, "names": list(scenario.dns.names),
               "clientName": scenario.clients.name if scenario.clients else None,
               "clientTimeout": scenario.clients.timeout if scenario.clients else None,
@@ -173,22 +181,39 @@ async def run_once(scenario: Scenario, out: Path, *, progress: bool = True, labe
                                    until=scenario.duration)
             tasks.append(asyncio.create_task(clients.run()))
         tasks.append(asyncio.create_task(_watch_conditions(fed, emit, clock, scenario.duration)))
+        tasks.append(asyncio.create_task(LeaderWatch(urls=fed.api_urls, emit=emit, clock=clock,
+                                                     until=scenario.duration).run()))
+        writes = None
+        if scenario.writes is not None:
+            writes = WriteProber(urls=fed.api_urls, rate=scenario.writes.rate, timeout=scenario.writes.timeout,
+                                 emit=emit, clock=clock, until=scenario.duration)
+            tasks.append(asyncio.create_task(writes.run()))
         bar = asyncio.create_task(_Progress(duration=scenario.duration, label=label or scenario.name, enabled=progress).run(clock))
         actions: list[tuple[float, str, Any]] = []
         for f in scenario.faults:
             actions.append((f.at, "fault", f))
             if f.heal is not None:
                 actions.append((f.heal, "heal", f))
+        done: dict[str, dict[str, Any]] = {}  # fault id -> what its injection did (for its heal)
         for at, what, fault in sorted(actions, key=lambda a: (a[0], a[1] == "fault")):
             await asyncio.sleep(max(0.0, at - clock()))
             clusters = faultlib.affected_clusters(fed, fault)
             event = {"t": round(clock(), 4), "kind": what, "id": fault.id, "fault": fault.kind, "clusters": clusters,
                      "addresses": faultlib.dead_addresses(fault, clusters, shards), "what": fault.describe()}
+            if what == "fault":
+                done[fault.id] = await faultlib.inject(fed, fault)
+                event.update(done[fault.id])
+            else:
+                await faultlib.heal(fed, fault, done.get(fault.id))
             emit(event)
-            await (faultlib.inject if what == "fault" else faultlib.heal)(fed, fault)
         await asyncio.sleep(max(0.0, scenario.duration - clock()))
         emit({"t": round(clock(), 4), "kind": "end"})
         await bar
+        if writes is not None:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=5)
+            emit(await writes.verify())
     finally:
         for task in tasks:
             task.cancel()

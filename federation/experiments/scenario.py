@@ -7,9 +7,11 @@ topology:            # the format of `ubernetes up -f` (LB pools are always pick
   clusters: [...]
   services: [...]
 settings: {}         # federation flags in camelCase: healthPeriod, dnsTtl, offlineRecords, ...
+controlPlane: sqlite # or etcd-ha: three etcd members and three API servers, as `up --ha` (issue 13)
 probes:
   dns: {names: [global, "region:us-east-1", "zone:us-east-1a"], rate: 5}
   clients: {name: global, count: 3, rate: 4, timeout: 1}
+  writes: {rate: 10}  # ConfigMaps created through the API all along: acknowledged, refused, lost
 timeline:
   duration: 30
   faults:
@@ -47,7 +49,14 @@ FAULTS = {
     "degrade": ("cluster", "service"),
     "latency": ("cluster", "seconds"),
     "drop-probes": ("cluster", "fraction"),
+    # the control plane (issue 13); kill-etcd needs controlPlane etcd-ha
+    "kill-leader": (),
+    "kill-apiserver": ("index",),
+    "kill-etcd": ("index",),
 }
+# What runs the federation API: one API server on an SQLite file, or `up --ha`'s three etcd
+# members and three API servers with leader-elected controllers.
+CONTROL_PLANES = {"sqlite": {"apiReplicas": 1, "etcdMembers": 0}, "etcd-ha": {"apiReplicas": 3, "etcdMembers": 3}}
 EXPECTATIONS = (
     "converges",  # every shard whose data plane died left every answer before the heal
     "no-stale-after-ttl",  # no answer held a dead address later than convergence + one TTL
@@ -57,6 +66,8 @@ EXPECTATIONS = (
     "clients-unaffected",  # no client failure at all
     "recovers",  # every healed shard came back into DNS before the end
     "detects",  # every fault changed a condition or a data-plane verdict
+    "no-lost-writes",  # every write the API acknowledged is stored at the end, once
+    "leads-again",  # after every fault a leader renewed the controllers' Lease before the end
 )
 # Federation flags a scenario or profile may set: camelCase key -> (flag, type).
 SETTINGS = {
@@ -123,6 +134,12 @@ class ClientProbe:
 
 
 @dataclass(frozen=True)
+class WriteProbe:
+    rate: float = 10.0
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -137,6 +154,16 @@ class Scenario:
     fast: dict[str, Any]
     compare: dict[str, Any]
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    control_plane: str = "sqlite"
+    writes: WriteProbe | None = None
+
+    @property
+    def api_replicas(self) -> int:
+        return int(CONTROL_PLANES[self.control_plane]["apiReplicas"])
+
+    @property
+    def etcd_members(self) -> int:
+        return int(CONTROL_PLANES[self.control_plane]["etcdMembers"])
 
     @property
     def ttl(self) -> int:
@@ -200,7 +227,22 @@ def resolve_name(spec: str, *, service: str, namespace: str, topology: Topology)
     raise ValueError(f"{spec!r}: use global, clusterset, region:<name>, zone:<name> or an absolute name ending in '.'")
 
 
-def _faults(doc: Any, *, source: str, topology: Topology, duration: float) -> tuple[Fault, ...]:
+def _check_control_plane_fault(params: dict[str, Any], kind: str, control_plane: str, *, source: str, where: str) -> None:
+    if kind not in ("kill-apiserver", "kill-etcd"):
+        return
+    plane = CONTROL_PLANES[control_plane]
+    count = plane["apiReplicas"] if kind == "kill-apiserver" else plane["etcdMembers"]
+    what = "API server" if kind == "kill-apiserver" else "etcd member"
+    index = params["index"]
+    if count == 0:
+        raise _fail(source, where, f"a {kind} fault needs controlPlane etcd-ha (controlPlane {control_plane} runs no etcd)")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+        raise _fail(source, f"{where}.index", f"{index!r}: must be an {what} index from 0 to {count - 1} "
+                    f"(controlPlane {control_plane})")
+
+
+def _faults(doc: Any, *, source: str, topology: Topology, duration: float,
+            control_plane: str = "sqlite") -> tuple[Fault, ...]:
     if not isinstance(doc, list):
         raise _fail(source, "timeline.faults", "must be a list")
     clusters = {c.name for c in topology.clusters}
@@ -218,6 +260,7 @@ def _faults(doc: Any, *, source: str, topology: Topology, duration: float) -> tu
         for needed in FAULTS[kind]:
             if needed not in params:
                 raise _fail(source, where, f"a {kind} fault needs {needed!r}")
+        _check_control_plane_fault(params, kind, control_plane, source=source, where=where)
         for key, known, what in (("cluster", clusters, "cluster"), ("zone", zones, "zone"), ("region", regions, "region")):
             if key in params and params[key] not in known:
                 raise _fail(source, f"{where}.{key}", f"{params[key]!r} is not a {what} of the topology")
@@ -279,11 +322,25 @@ def from_dict(doc: dict[str, Any], *, source: str = "scenario") -> Scenario:
             )
     except (ValueError, TypeError) as err:
         raise _fail(source, "probes", str(err)) from None
+    control_plane = doc.get("controlPlane", "sqlite")
+    if control_plane not in CONTROL_PLANES:
+        raise _fail(source, "controlPlane", f"{control_plane!r}: must be one of {', '.join(CONTROL_PLANES)}")
+    writes_doc = probes.get("writes")
+    writes = None
+    if writes_doc:
+        if not isinstance(writes_doc, dict):
+            writes_doc = {}
+        rate, timeout = writes_doc.get("rate", 10), writes_doc.get("timeout", 2)
+        for key, value in (("rate", rate), ("timeout", timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise _fail(source, f"probes.writes.{key}", f"{value!r}: must be a number > 0")
+        writes = WriteProbe(rate=float(rate), timeout=float(timeout))
     timeline = doc.get("timeline") or {}
     duration = timeline.get("duration")
     if not isinstance(duration, (int, float)) or duration <= 0:
         raise _fail(source, "timeline.duration", f"{duration!r}: must be seconds > 0")
-    faults = _faults(timeline.get("faults") or [], source=source, topology=topology, duration=float(duration))
+    faults = _faults(timeline.get("faults") or [], source=source, topology=topology, duration=float(duration),
+                     control_plane=control_plane)
     expect = doc.get("expect") or []
     for e in expect:
         if e not in EXPECTATIONS:
@@ -305,6 +362,8 @@ def from_dict(doc: dict[str, Any], *, source: str = "scenario") -> Scenario:
         fast=dict(doc.get("fast") or {}),
         compare=dict(doc.get("compare") or {}),
         raw=doc,
+        control_plane=control_plane,
+        writes=writes,
     )
 
 
@@ -351,6 +410,17 @@ def profile_form(scenario: Scenario, profile: str, *, time_scale: float = 1.0) -
     return from_dict(doc, source=f"{scenario.name} ({profile})")
 
 
+def control_plane_form(scenario: Scenario, control_plane: str) -> Scenario:
+    """The scenario, as written (its own timeline and settings), on another control plane:
+    what ``experiment compare --control-plane`` runs side by side."""
+    if control_plane not in CONTROL_PLANES:
+        raise ScenarioError(f"unknown control plane {control_plane!r}; known: {', '.join(CONTROL_PLANES)}")
+    doc = copy.deepcopy(scenario.raw)
+    doc["controlPlane"] = control_plane
+    doc["name"] = f"{scenario.name} [{control_plane}]"
+    return from_dict(doc, source=f"{scenario.name} ({control_plane})")
+
+
 def with_fresh_pools(topology: Topology, rng: random.Random | None = None) -> Topology:
     """The same topology with LB pools picked at random in 127/8, so runs can share a machine."""
     rng = rng or random.Random()
@@ -362,4 +432,4 @@ def with_fresh_pools(topology: Topology, rng: random.Random | None = None) -> To
 
 
 __all__ = ["ClusterSpec", "Scenario", "ScenarioError", "Fault", "parse_scenario", "fast_form", "profile_form",
-           "with_fresh_pools", "PROFILES", "EXPECTATIONS", "FAULTS"]
+           "control_plane_form", "with_fresh_pools", "PROFILES", "CONTROL_PLANES", "EXPECTATIONS", "FAULTS"]

@@ -114,7 +114,7 @@ def write_kubeconfig(fed: LocalFederation, target: str | None, workdir: Path) ->
     admin = fed.credentials.admin
     clusters = [{"metadata": {"name": c.name}, "spec": {"serverAddressByClientCIDRs": [
         {"clientCIDR": "0.0.0.0/0", "serverAddress": fed.cluster_url(c.name)}]}} for c in fed.topology.clusters]
-    config = kc.build(fed.topology.federation, fed.api_url, clusters, token=admin,
+    config = kc.build(fed.topology.federation, fed.api_urls, clusters, token=admin,
                       member_tokens={c.name: admin for c in fed.topology.clusters},
                       certificate_authority=fed.ca_file)
     own = workdir / "kubeconfig"

@@ -28,16 +28,21 @@ from federation.cli import main as ubernetes
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
-SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+ALL: dict[str, dict[str, Any]] = COMPOSE["services"]
+# The demo, as `docker compose up` starts it (no profile), and the `ha` profile's additions.
+SERVICES = {name: spec for name, spec in ALL.items() if not spec.get("profiles")}
+HA = {name: spec for name, spec in ALL.items() if "ha" in (spec.get("profiles") or [])}
+HA_ENV = dict(line.split("=", 1) for line in (ROOT / "docker" / "ha.env").read_text().splitlines()
+              if line.strip() and not line.startswith("#"))
 # The services that run our image (the others, Prometheus, run Debian's packages on its base).
 OURS = {name: spec for name, spec in SERVICES.items() if spec["image"].startswith("${UBERNETES_IMAGE:-")}
 PROMETHEUS_CONFIG = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())
 VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 
 
-def substitute(text: str) -> str:
-    """${VAR:-default} as compose reads it with VAR unset."""
-    return VARIABLE.sub(lambda m: m.group(2) or "", text)
+def substitute(text: str, env: dict[str, str] | None = None) -> str:
+    """${VAR:-default} as compose reads it with ``env`` (default: VAR unset)."""
+    return VARIABLE.sub(lambda m: (env or {}).get(m.group(1)) or m.group(2) or "", text)
 
 
 def image_files() -> dict[str, Path]:
@@ -59,9 +64,10 @@ def in_repository(argv: list[str]) -> list[str]:
     return out
 
 
-def parse_command(argv: list[str]) -> tuple[str, click.Context]:
-    """Parse ``ubernetes ARGV`` the way click does at run time, without running anything."""
-    name, *rest = in_repository(argv)
+def parse_command(argv: list[str], env: dict[str, str] | None = None) -> tuple[str, click.Context]:
+    """Parse ``ubernetes ARGV`` the way click does at run time (variables substituted from
+    ``env``, as compose does), without running anything."""
+    name, *rest = in_repository([substitute(a, env) for a in argv])
     root = click.Context(ubernetes, info_name="ubernetes", obj={"server": None})
     command = ubernetes.get_command(root, name)
     assert command is not None, f"`ubernetes {name}` is not a command"
@@ -104,7 +110,7 @@ def test_components_listen_on_all_interfaces_of_their_container() -> None:
 
 def test_ports_do_not_collide_and_stay_on_loopback_by_default() -> None:
     published = []
-    for service, spec in SERVICES.items():
+    for service, spec in ALL.items():
         for entry in spec.get("ports", []):
             host_ip, host_port, container = substitute(entry).split(":")
             proto = container.partition("/")[2] or "tcp"
@@ -124,11 +130,12 @@ def test_published_ports_reach_what_the_component_listens_on() -> None:
 
 
 def test_dependencies_exist_are_healthy_conditions_and_form_no_cycle() -> None:
-    for service, spec in SERVICES.items():
+    for service, spec in ALL.items():
         for dep, how in (spec.get("depends_on") or {}).items():
-            assert dep in SERVICES, f"{service} depends on unknown {dep}"
+            # a service may only wait for one that runs whenever it does
+            assert dep in (SERVICES if service in SERVICES else ALL), f"{service} depends on unknown {dep}"
             assert how == {"condition": "service_healthy"}, (service, dep)
-            assert "healthcheck" in SERVICES[dep], f"{dep} has no healthcheck to wait for"
+            assert "healthcheck" in ALL[dep], f"{dep} has no healthcheck to wait for"
     order: list[str] = []
 
     def visit(service: str, path: tuple[str, ...]) -> None:
@@ -143,9 +150,9 @@ def test_dependencies_exist_are_healthy_conditions_and_form_no_cycle() -> None:
     assert order[0] == "federation" and order.index("client") == len(OURS) - 1
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(ALL))
 def test_every_service_has_a_healthcheck_the_image_can_run(service: str) -> None:
-    health = SERVICES[service]["healthcheck"]
+    health = ALL[service]["healthcheck"]
     test = health["test"]
     assert test[0] == "CMD" and test[1] == "ubernetes-healthcheck", test
     checks = load_healthcheck().CHECKS
@@ -263,6 +270,10 @@ def test_compose_validates_the_file(compose: list[str]) -> None:
         pytest.skip("no Compose v2 plugin for docker")
     out = subprocess.run([*compose, "-f", str(ROOT / "compose.yaml"), "config", "-q"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    ha = subprocess.run([*compose, "-f", str(ROOT / "compose.yaml"), "--profile", "ha", "--env-file",
+                         str(ROOT / "docker" / "ha.env"), "config", "--services"], capture_output=True, text=True, timeout=60)
+    assert ha.returncode == 0, ha.stderr
+    assert set(ha.stdout.split()) == set(ALL), "the ha profile starts every service"
 
 
 # --------------------------------------------------------------------------- Prometheus (issue 17)
@@ -324,3 +335,83 @@ def test_prometheus_scrapes_every_container_that_serves_metrics() -> None:
     for job in PROMETHEUS_CONFIG["scrape_configs"]:
         assert job.get("metrics_path", "/metrics") == "/metrics" and job.get("scheme", "http") == "http"
     assert float(PROMETHEUS_CONFIG["global"]["scrape_interval"].rstrip("s")) <= 15
+
+
+# --------------------------------------------------------------------------- profile ha (issue 13)
+
+
+def flags(argv: list[str]) -> dict[str, str]:
+    return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+
+
+API_SERVERS = ["federation", "federation-1", "federation-2"]
+ETCD = sorted(s for s in HA if s.startswith("etcd-"))
+
+
+def test_the_ha_profile_adds_three_etcd_members_and_two_api_servers() -> None:
+    assert set(HA) == {"etcd-0", "etcd-1", "etcd-2", "federation-1", "federation-2"}
+    for service in HA:
+        assert HA[service]["profiles"] == ["ha"] and HA[service].get("init") is True, service
+        assert "interconnect" in HA[service]["networks"], service
+
+
+def test_etcd_is_built_from_debian_on_the_projects_base_image() -> None:
+    spec = HA["etcd-0"]
+    assert spec["build"]["context"] == "docker"
+    assert spec["build"]["args"]["BASE_IMAGE"] == SERVICES["federation"]["build"]["args"]["BASE_IMAGE"]
+    text = (ROOT / "docker" / spec["build"]["dockerfile"]).read_text()
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["${BASE_IMAGE}"], "one stage, on the same base: no other image"
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.\d+-slim$", text, re.M)
+    assert re.search(r"apt-get install .*\betcd-server\b", text), "Debian's etcd-server package"
+    assert 'ENTRYPOINT ["/usr/bin/etcd"]' in text
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in {"root", "0"}
+    for copied in re.findall(r"^COPY (\S+)", text, re.M):
+        assert (ROOT / "docker" / copied).exists(), f"COPY {copied}: not in the build context docker/"
+
+
+def test_the_etcd_members_form_one_cluster_each_on_its_own_volume() -> None:
+    peers = {}
+    for service in ETCD:
+        spec = HA[service]
+        f = flags(spec["command"])
+        assert f["name"] == service
+        assert f["advertise-client-urls"] == f"http://{service}:2379" and f["listen-client-urls"] == "http://0.0.0.0:2379"
+        assert f["initial-advertise-peer-urls"] == f"http://{service}:2380" and f["listen-peer-urls"] == "http://0.0.0.0:2380"
+        peers[service] = f["initial-advertise-peer-urls"]
+        source, target = spec["volumes"][0].split(":")
+        assert source in COMPOSE["volumes"] and f["data-dir"] == target, "each member's data on a named volume"
+        assert spec["healthcheck"]["test"][2:] == ["http", "http://127.0.0.1:2379/health"]
+        assert spec["restart"] == "on-failure"
+    clusters = {flags(HA[s]["command"])["initial-cluster"] for s in ETCD}
+    tokens = {flags(HA[s]["command"])["initial-cluster-token"] for s in ETCD}
+    assert len(clusters) == 1 and len(tokens) == 1, "one cluster, the same peers everywhere"
+    assert dict(p.split("=", 1) for p in clusters.pop().split(",")) == peers
+    assert len({HA[s]["volumes"][0] for s in ETCD}) == 3
+
+
+def test_with_ha_env_every_api_server_is_on_the_etcd_cluster() -> None:
+    members = {f"{s}:{flags(HA[s]['command'])['listen-client-urls'].rpartition(':')[2]}" for s in ETCD}
+    for service in API_SERVERS:
+        spec = ALL[service]
+        name, ctx = parse_command(spec["command"], HA_ENV)
+        assert name == "federation-apiserver" and ctx.params["listen"] == "0.0.0.0:8080"
+        store = ctx.params["store_path"]
+        assert store.startswith("etcd://") and set(store[len("etcd://"):].split(",")) == members, (service, store)
+        assert spec["restart"] == "on-failure", "started again until etcd answers"
+        assert spec["healthcheck"]["test"][2:] == ["http", "http://127.0.0.1:8080/healthz"]
+    for service in ("federation-1", "federation-2"):
+        assert set(HA[service]["depends_on"]) == set(ETCD)
+    # without the env file the demo keeps its SQLite file (test_federation_store_is_on_a_named_volume)
+    assert not parse_command(SERVICES["federation"]["command"])[1].params["store_path"].startswith("etcd://")
+
+
+def test_with_ha_env_every_client_of_the_api_is_given_every_api_server() -> None:
+    wanted = [f"http://{s}:8080" for s in API_SERVERS]
+    assert HA_ENV["UBERNETES_FEDERATION"].split(",") == wanted
+    for service, spec in OURS.items():
+        name, ctx = parse_command(spec["command"], HA_ENV)
+        if name in ("dns", "cluster"):
+            assert ctx.params["federation"].split(",") == wanted, service
+        elif name == "client":
+            assert ctx.params["server"].split(",") == wanted, service
