@@ -19,7 +19,8 @@ from typing import Any
 
 # What the runner writes; a kind outside this set is kept (newer runners may add kinds) but
 # listed in ``unknown_kinds`` so a viewer can say it did not draw them.
-KINDS = frozenset({"meta", "shards", "fault", "heal", "condition", "verdict", "dns", "client", "end"})
+KINDS = frozenset({"meta", "shards", "fault", "heal", "condition", "verdict", "dns", "client", "end",
+                   "leader", "write", "writes-check"})  # the last three: control-plane probes (issue 13)
 
 
 class EventsFileError(ValueError):
