@@ -263,20 +263,20 @@ class DeploymentCopies:
         return DELETE_BACKGROUND
 
 
-class DeploymentController(MemberCopyController):
-    kind = DEPLOYMENTS
-    workers = 8
+class WorkloadController(MemberCopyController):
+    """Member copies of a workload kind (Deployments, StatefulSets): the members' copies
+    watched by our label, placed by the object's placement annotations (everywhere trusted
+    when they do not parse), the copy of a gone or recreated object not kept alive."""
 
-    def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
-                 reader: Reader | None = None) -> None:
-        super().__init__(registry, settings, members, reader, name="deployments")
-        self.adapter = DeploymentCopies(self.tombstones, self._alive)
+    def __init__(self, registry: Registry, settings: Settings, members: MemberClients, reader: Reader | None,
+                 *, name: str, copies: Callable[..., Any]) -> None:
+        super().__init__(registry, settings, members, reader, name=name)
+        self.adapter = copies(self.tombstones, self._alive)
         self.backoff: Backoff[tuple[str, str, str]] = Backoff()
-        self.member_view(DEPLOYMENTS, label_selector=f"{FEDERATION_LABEL}={settings.federation_name}")
-        self._gone: dict[str, str] = {}  # key -> uid of a deleted federated Deployment whose revisions go
+        self.member_view(self.kind, label_selector=f"{FEDERATION_LABEL}={settings.federation_name}")
 
     def _alive(self, namespace: str, name: str, uid: str) -> bool:
-        fed = self.reader.get(DEPLOYMENTS, namespace, name)
+        fed = self.reader.get(self.kind, namespace, name)
         return fed is not None and fed["metadata"].get("uid") == uid
 
     def placed(self, obj: dict[str, Any], trusted: list[dict[str, Any]]) -> set[str]:
@@ -284,6 +284,16 @@ class DeploymentController(MemberCopyController):
             return set(placed_clusters(obj, trusted))
         except PlacementError:
             return {c["metadata"]["name"] for c in trusted}
+
+
+class DeploymentController(WorkloadController):
+    kind = DEPLOYMENTS
+    workers = 8
+
+    def __init__(self, registry: Registry, settings: Settings, members: MemberClients,
+                 reader: Reader | None = None) -> None:
+        super().__init__(registry, settings, members, reader, name="deployments", copies=DeploymentCopies)
+        self._gone: dict[str, str] = {}  # key -> uid of a deleted federated Deployment whose revisions go
 
     def object_deleted(self, obj: dict[str, Any]) -> None:
         uid = (obj.get("metadata") or {}).get("uid")

@@ -27,12 +27,10 @@ import copy
 import logging
 from typing import Any
 
-from apimachinery.backoff import Backoff
 from apimachinery.meta import now_rfc3339
 from federation.api.cache import Reader
 from federation.api.registry import Registry
-from federation.controllers.deployments import DeploymentCopies, drifted, write_status
-from federation.controllers.keyed import MemberCopyController
+from federation.controllers.deployments import DeploymentCopies, WorkloadController, drifted, write_status
 from federation.controllers.members import MemberClients
 from federation.controllers.membersync import Wanted, sync_copies
 from federation.controllers.ownership import owner_of
@@ -114,25 +112,12 @@ class StatefulSetCopies(DeploymentCopies):
         return self.tombstones.find(STATEFULSETS.key, owner[0], owner[1], owner[2])
 
 
-class StatefulSetController(MemberCopyController):
+class StatefulSetController(WorkloadController):
     kind = STATEFULSETS
     workers = 4
 
     def __init__(self, registry: Registry, settings: Settings, members: MemberClients, reader: Reader | None = None) -> None:
-        super().__init__(registry, settings, members, reader, name="statefulsets")
-        self.adapter = StatefulSetCopies(self.tombstones, self._alive)
-        self.backoff: Backoff[tuple[str, str, str]] = Backoff()
-        self.member_view(STATEFULSETS, label_selector=f"{FEDERATION_LABEL}={settings.federation_name}")
-
-    def _alive(self, namespace: str, name: str, uid: str) -> bool:
-        fed = self.reader.get(STATEFULSETS, namespace, name)
-        return fed is not None and fed["metadata"].get("uid") == uid
-
-    def placed(self, obj: dict[str, Any], trusted: list[dict[str, Any]]) -> set[str]:
-        try:
-            return set(placed_clusters(obj, trusted))
-        except PlacementError:
-            return {c["metadata"]["name"] for c in trusted}
+        super().__init__(registry, settings, members, reader, name="statefulsets", copies=StatefulSetCopies)
 
     async def reconcile_key(self, key: str) -> None:
         snapshot, skey, fed = await self.begin(key)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest_asyncio
 
 from federation.launch.localfed import LocalFederation
 from tests.conftest import three_clusters
+from tests.kubectlrun import kubectl, run
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -42,20 +42,6 @@ async def fed(tmp_path_factory):
         yield federation
     finally:
         await federation.stop()
-
-
-async def run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out.decode(), err.decode())
-
-
-async def kubectl(fed, *args: str, cluster: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    server = fed.cluster_url(cluster) if cluster else fed.api_url
-    result = await run("kubectl", "--server", server, *args)
-    if check and result.returncode != 0:
-        pytest.fail(f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 async def get(fed, kind: str, name: str, cluster: str | None = None) -> dict | None:
